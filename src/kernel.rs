@@ -1,0 +1,304 @@
+//! The one seam between the pool and the operating system.
+//!
+//! [`Kernel`] has two implementations: the real Linux one
+//! ([`crate::linux::LinuxKernel`]) and [`crate::sim::SimKernel`], an in-memory
+//! kernel that enforces the same rules. The actors drive a `Box<dyn Kernel>` and
+//! never know which one it is.
+
+use std::fmt;
+use std::io;
+
+use thiserror::Error;
+
+use crate::name::TapName;
+
+/// How a new tap is made and configured.
+///
+/// `Copy`, because it travels with every create request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TapSpec {
+    /// The uid allowed to attach to the tap (`TUNSETOWNER`). `None` means the
+    /// effective uid of the process running the pool: a tap is never left with
+    /// neither owner nor group, because such a persistent tap can be attached
+    /// by any local user who can open `/dev/net/tun`.
+    pub owner: Option<u32>,
+    /// The gid allowed to attach to the tap (`TUNSETGROUP`), if any.
+    pub group: Option<u32>,
+    /// Create the tap with `IFF_VNET_HDR` (Firecracker's default: on).
+    pub vnet_hdr: bool,
+    /// Create the tap with `IFF_MULTI_QUEUE` (Firecracker's default: off).
+    pub multi_queue: bool,
+    /// The MTU to set, if not the kernel's default.
+    pub mtu: Option<u32>,
+    /// The bridge to enslave the tap to, if any.
+    pub bridge: Option<TapName>,
+    /// The device group (`IFLA_GROUP`) to tag the tap with, if any.
+    pub device_group: Option<u32>,
+}
+
+impl Default for TapSpec {
+    fn default() -> Self {
+        TapSpec {
+            owner: None,
+            group: None,
+            vnet_hdr: true,
+            multi_queue: false,
+            mtu: None,
+            bridge: None,
+            device_group: None,
+        }
+    }
+}
+
+/// Whether a tun/tap device carries Ethernet frames (tap) or IP packets (tun).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunKind {
+    /// An Ethernet-level device (`IFF_TAP`).
+    Tap,
+    /// An IP-level device (`IFF_TUN`).
+    Tun,
+}
+
+/// One tun/tap device as the kernel reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The device's name.
+    pub name: TapName,
+    /// The kernel's interface index.
+    pub index: u32,
+    /// Tap or tun.
+    pub kind: TunKind,
+    /// Whether the device outlives its last open file (`TUNSETPERSIST`).
+    pub persistent: bool,
+    /// The uid allowed to attach, if set.
+    pub owner: Option<u32>,
+    /// The gid allowed to attach, if set.
+    pub group: Option<u32>,
+    /// The interface index of the device's master (a bridge), if any.
+    pub master: Option<u32>,
+    /// The MTU.
+    pub mtu: u32,
+    /// Whether the device is administratively up (`IFF_UP`).
+    pub up: bool,
+    /// Whether a process has the device open (`IFF_LOWER_UP`: a tap has
+    /// carrier exactly while some file has it attached).
+    pub in_use: bool,
+    /// The device group (`IFLA_GROUP`); 0 is the kernel's default group.
+    pub device_group: u32,
+}
+
+/// An errno the kernel answered with.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// The errno of an `io::Error`, or `EIO` where it carries none.
+    pub fn of(err: &io::Error) -> Errno {
+        Errno(err.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", io::Error::from_raw_os_error(self.0))
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Errno({}: {})", self.0, self)
+    }
+}
+
+/// The step of creating a tap that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateStep {
+    /// `open("/dev/net/tun")`.
+    OpenTun,
+    /// `TUNSETIFF`.
+    SetIff,
+    /// `TUNSETOWNER`.
+    SetOwner,
+    /// `TUNSETGROUP`.
+    SetGroup,
+    /// `TUNSETPERSIST`.
+    SetPersist,
+}
+
+impl fmt::Display for CreateStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CreateStep::OpenTun => "open /dev/net/tun",
+            CreateStep::SetIff => "TUNSETIFF",
+            CreateStep::SetOwner => "TUNSETOWNER",
+            CreateStep::SetGroup => "TUNSETGROUP",
+            CreateStep::SetPersist => "TUNSETPERSIST",
+        })
+    }
+}
+
+/// Renders an optional extended-ack message as a suffix.
+struct Ack<'a>(&'a Option<String>);
+
+impl fmt::Display for Ack<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(text) => write!(f, " (kernel says: {text})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A kernel call that failed.
+///
+/// `Clone` so that one failure can be reported to every caller waiting on the
+/// same warm-up.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum KernelError {
+    /// A device of that name already exists (`EBUSY` from `TUNSETIFF` with
+    /// `IFF_TUN_EXCL`, or `EEXIST`). Nothing was changed.
+    #[error("a device named {name} already exists in the kernel")]
+    Exists {
+        /// The name asked for.
+        name: TapName,
+    },
+    /// No device of that name exists (`ENODEV`).
+    #[error("no device named {name} exists in the kernel")]
+    NoSuchDevice {
+        /// The name asked for.
+        name: TapName,
+    },
+    /// The configured bridge does not exist. The tap was not left behind.
+    #[error("cannot attach {name}: bridge {bridge} does not exist")]
+    BridgeMissing {
+        /// The tap being configured.
+        name: TapName,
+        /// The missing bridge.
+        bridge: TapName,
+    },
+    /// The bridge has no free port (`EXFULL`: a bridge takes at most 1023
+    /// ports). The tap was not left behind.
+    #[error("cannot attach {name}: bridge {bridge} is full (a bridge takes at most 1023 ports)")]
+    BridgeFull {
+        /// The tap being configured.
+        name: TapName,
+        /// The full bridge.
+        bridge: TapName,
+    },
+    /// A step of creating the tap through `/dev/net/tun` failed. The tap was
+    /// not left behind.
+    #[error("creating tap {name} failed at {step}: {errno}")]
+    Create {
+        /// The tap being created.
+        name: TapName,
+        /// The step that failed.
+        step: CreateStep,
+        /// What the kernel answered.
+        errno: Errno,
+    },
+    /// Configuring the tap (`RTM_SETLINK`: up, MTU, master, group) failed. The
+    /// tap was not left behind.
+    #[error("configuring {name} failed: {errno}{}", Ack(ext_ack))]
+    Configure {
+        /// The tap being configured.
+        name: TapName,
+        /// What the kernel answered.
+        errno: Errno,
+        /// The kernel's extended-ack text, when it gave one.
+        ext_ack: Option<String>,
+    },
+    /// Deleting the device (`RTM_DELLINK`) failed.
+    #[error("deleting {name} failed: {errno}{}", Ack(ext_ack))]
+    Delete {
+        /// The device being deleted.
+        name: TapName,
+        /// What the kernel answered.
+        errno: Errno,
+        /// The kernel's extended-ack text, when it gave one.
+        ext_ack: Option<String>,
+    },
+    /// Listing the devices (`RTM_GETLINK` dump) failed.
+    #[error("listing devices failed: {errno}{}", Ack(ext_ack))]
+    List {
+        /// What the kernel answered.
+        errno: Errno,
+        /// The kernel's extended-ack text, when it gave one.
+        ext_ack: Option<String>,
+    },
+    /// Opening or using the netlink socket failed.
+    #[error("netlink socket failed: {errno}")]
+    Socket {
+        /// What the kernel answered.
+        errno: Errno,
+    },
+    /// Entering the pool's network namespace failed.
+    #[error("entering network namespace {netns} failed: {errno}")]
+    Namespace {
+        /// The namespace, as configured.
+        netns: String,
+        /// What the kernel answered.
+        errno: Errno,
+    },
+    /// The kernel implementation panicked; the worker survived.
+    #[error("kernel call {op} panicked: {message}")]
+    Panicked {
+        /// The call that panicked.
+        op: &'static str,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+impl KernelError {
+    /// The errno behind this error, where the kernel gave one.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            KernelError::Exists { .. } => Some(Errno(libc::EBUSY)),
+            KernelError::NoSuchDevice { .. } => Some(Errno(libc::ENODEV)),
+            KernelError::BridgeMissing { .. } => Some(Errno(libc::ENODEV)),
+            KernelError::BridgeFull { .. } => Some(Errno(libc::EXFULL)),
+            KernelError::Create { errno, .. }
+            | KernelError::Configure { errno, .. }
+            | KernelError::Delete { errno, .. }
+            | KernelError::List { errno, .. }
+            | KernelError::Socket { errno }
+            | KernelError::Namespace { errno, .. } => Some(*errno),
+            KernelError::Panicked { .. } => None,
+        }
+    }
+}
+
+/// The kernel calls the pool needs. Implementations block: they are only ever
+/// called from the kernel actor's worker threads.
+pub trait Kernel: Send {
+    /// Creates a persistent tap named `name`, owned as `spec` says, configured
+    /// (up, MTU, master, group) and closed. Fails with [`KernelError::Exists`]
+    /// if any device of that name exists; on any failure after the device was
+    /// made, removes it before returning.
+    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<(), KernelError>;
+
+    /// Deletes the device `name`. Fails with [`KernelError::NoSuchDevice`] if
+    /// there is none.
+    fn delete_link(&mut self, name: TapName) -> Result<(), KernelError>;
+
+    /// Lists every tun/tap device.
+    fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError>;
+}
+
+/// Makes one [`Kernel`] handle per worker thread.
+///
+/// `open` is called on the worker's own thread, so a handle may hold
+/// thread-bound state (a netlink socket, the thread's network namespace).
+pub trait KernelFactory: Send + Sync + 'static {
+    /// Opens a handle for the calling thread.
+    fn open(&self) -> Result<Box<dyn Kernel>, KernelError>;
+}
+
+impl<F> KernelFactory for F
+where
+    F: Fn() -> Result<Box<dyn Kernel>, KernelError> + Send + Sync + 'static,
+{
+    fn open(&self) -> Result<Box<dyn Kernel>, KernelError> {
+        self()
+    }
+}
