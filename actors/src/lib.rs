@@ -1,0 +1,1 @@
+//! Actix actors for tap-pool.
