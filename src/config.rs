@@ -1,0 +1,186 @@
+//! The pool's configuration, checked when the pool is built.
+
+use thiserror::Error;
+
+use crate::kernel::TapSpec;
+use crate::name::{MAX_NAME_LEN, NameError, TapName};
+
+/// The prefix of pool names unless configured otherwise.
+pub const DEFAULT_PREFIX: &str = "tap-pool-";
+
+/// How a pool behaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// How many idle taps to keep ready. 0 disables pooling: `Acquire` always
+    /// creates, `Release` always deletes, `Warm` does nothing.
+    pub size: usize,
+    /// Pool taps are named `<prefix><N>`, N monotonic and never reused within
+    /// a run.
+    pub prefix: String,
+    /// How every tap the pool creates is made and configured.
+    pub tap: TapSpec,
+    /// How many warm-up creates may be in flight at once. Set it to the number
+    /// of kernel workers: more only queues in the kernel actor's mailbox.
+    pub create_window: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            size: 8,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            tap: TapSpec::default(),
+            create_window: 2,
+        }
+    }
+}
+
+/// A configuration the pool refuses.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// The prefix is empty, so every name of digits would be a pool name.
+    #[error("the pool name prefix is empty")]
+    EmptyPrefix,
+    /// The prefix leaves no room for an index within the kernel's 15 bytes.
+    #[error(
+        "pool name prefix {prefix:?} is {len} bytes; at most {} leaves room for an index",
+        MAX_NAME_LEN - 1
+    )]
+    PrefixTooLong {
+        /// The prefix as given.
+        prefix: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The prefix holds a character no device name may hold.
+    #[error("pool name prefix {prefix:?} cannot start a device name: {source}")]
+    PrefixInvalid {
+        /// The prefix as given.
+        prefix: String,
+        /// Why a name made from it would be refused.
+        #[source]
+        source: NameError,
+    },
+    /// `create_window` is 0, so a warm-up could never start a create.
+    #[error("create_window must be at least 1")]
+    ZeroCreateWindow,
+}
+
+/// The naming scheme `<prefix><N>`, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Naming {
+    prefix: String,
+    /// The largest index whose name still fits in 15 bytes.
+    max_index: u64,
+}
+
+impl Naming {
+    pub(crate) fn new(prefix: &str) -> Result<Naming, ConfigError> {
+        if prefix.is_empty() {
+            return Err(ConfigError::EmptyPrefix);
+        }
+        if prefix.len() > MAX_NAME_LEN - 1 {
+            return Err(ConfigError::PrefixTooLong {
+                prefix: prefix.to_owned(),
+                len: prefix.len(),
+            });
+        }
+        TapName::new(&format!("{prefix}0")).map_err(|source| ConfigError::PrefixInvalid {
+            prefix: prefix.to_owned(),
+            source,
+        })?;
+        let digits = (MAX_NAME_LEN - prefix.len()) as u32;
+        let max_index = 10u64.checked_pow(digits).map_or(u64::MAX, |p| p - 1);
+        Ok(Naming {
+            prefix: prefix.to_owned(),
+            max_index,
+        })
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(crate) fn max_index(&self) -> u64 {
+        self.max_index
+    }
+
+    /// The name for `index`, or `None` once it no longer fits.
+    pub(crate) fn name(&self, index: u64) -> Option<TapName> {
+        if index > self.max_index {
+            return None;
+        }
+        let mut buf = String::with_capacity(MAX_NAME_LEN);
+        buf.push_str(&self.prefix);
+        buf.push_str(itoa(index, &mut [0u8; 20]));
+        Some(TapName::new(&buf).expect("prefix was checked and the index fits"))
+    }
+
+    /// The pool index of `name`, if it is a pool name: the prefix followed by
+    /// a canonical decimal number (no sign, no leading zero).
+    pub(crate) fn index_of(&self, name: &TapName) -> Option<u64> {
+        let digits = name.as_str().strip_prefix(self.prefix.as_str())?;
+        if digits.is_empty()
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || (digits.len() > 1 && digits.starts_with('0'))
+        {
+            return None;
+        }
+        digits.parse().ok()
+    }
+}
+
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_prefix_leaves_six_digits() {
+        let n = Naming::new(DEFAULT_PREFIX).unwrap();
+        assert_eq!(n.max_index(), 999_999);
+        assert_eq!(n.name(0).unwrap(), "tap-pool-0");
+        assert_eq!(n.name(999_999).unwrap(), "tap-pool-999999");
+        assert_eq!(n.name(1_000_000), None);
+    }
+
+    #[test]
+    fn prefix_must_leave_room_and_be_valid() {
+        assert_eq!(Naming::new(""), Err(ConfigError::EmptyPrefix));
+        assert!(matches!(
+            Naming::new("fifteen-bytes-x"),
+            Err(ConfigError::PrefixTooLong { len: 15, .. })
+        ));
+        assert_eq!(Naming::new("fourteen-bytes").unwrap().max_index(), 9);
+        assert!(matches!(
+            Naming::new("tap/"),
+            Err(ConfigError::PrefixInvalid { .. })
+        ));
+    }
+
+    #[test]
+    fn only_canonical_indices_are_pool_names() {
+        let n = Naming::new("tp-").unwrap();
+        let idx = |s: &str| n.index_of(&TapName::new(s).unwrap());
+        assert_eq!(idx("tp-0"), Some(0));
+        assert_eq!(idx("tp-42"), Some(42));
+        assert_eq!(idx("tp-042"), None);
+        assert_eq!(idx("tp-"), None);
+        assert_eq!(idx("tp-4a"), None);
+        assert_eq!(idx("tp-+4"), None);
+        assert_eq!(idx("xtp-4"), None);
+        assert_eq!(idx("vm-4"), None);
+    }
+}

@@ -1,0 +1,484 @@
+//! A simulated kernel: an in-memory [`Kernel`] that enforces what Linux does.
+//!
+//! It is part of the product, not only a test double: orchestrators use it to
+//! test their own code without root, and the demo falls back to it where the
+//! real kernel is not usable. It enforces the rules the pool relies on (unique
+//! names, the 15-byte limit by construction of [`TapName`], `EBUSY` when a
+//! name exists, `ENODEV` when it does not, a bridge's 1023-port limit, the
+//! tap's MTU range), and it can be slowed down and made to fail:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tap_pool::sim::{Fault, SimKernel, SimOp};
+//! use tap_pool::{Kernel, KernelError, TapName, TapSpec};
+//!
+//! let mut sim = SimKernel::new();
+//! sim.set_latency(SimOp::Create, Duration::from_millis(1));
+//! sim.inject(Fault::nth(SimOp::Create, 2, libc::ENOMEM));
+//! let spec = TapSpec::default();
+//! let a = TapName::new("tap-a").unwrap();
+//! let b = TapName::new("tap-b").unwrap();
+//! sim.create_tap(a, &spec).unwrap();
+//! assert!(matches!(sim.create_tap(b, &spec), Err(KernelError::Create { .. })));
+//! assert!(matches!(sim.create_tap(a, &spec), Err(KernelError::Exists { .. })));
+//! assert!(sim.contains(a) && !sim.contains(b));
+//! ```
+//!
+//! Clones of a `SimKernel` share one kernel; it is also a [`KernelFactory`]
+//! whose handles are such clones.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use crate::kernel::{
+    CreateStep, Errno, Kernel, KernelError, KernelFactory, LinkInfo, TapSpec, TunKind,
+};
+use crate::name::TapName;
+
+/// The most ports a Linux bridge takes (`BR_MAX_PORTS - 1`).
+pub const MAX_BRIDGE_PORTS: usize = 1023;
+
+/// The smallest and largest MTU a tap accepts.
+pub const TAP_MTU_RANGE: (u32, u32) = (68, 65521);
+
+/// A kernel call the simulation can slow down or fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SimOp {
+    /// [`Kernel::create_tap`].
+    Create,
+    /// [`Kernel::delete_link`].
+    Delete,
+    /// [`Kernel::list_taps`].
+    List,
+}
+
+impl SimOp {
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Trigger {
+    Nth(u64),
+    Every,
+    Rate(f64),
+}
+
+/// A failure to inject into the simulated kernel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fault {
+    op: SimOp,
+    trigger: Trigger,
+    errno: i32,
+}
+
+impl Fault {
+    /// Fails the `n`th call (counting from 1, across all handles) of `op`.
+    pub fn nth(op: SimOp, n: u64, errno: i32) -> Fault {
+        Fault {
+            op,
+            trigger: Trigger::Nth(n),
+            errno,
+        }
+    }
+
+    /// Fails every call of `op` until the faults are cleared.
+    pub fn always(op: SimOp, errno: i32) -> Fault {
+        Fault {
+            op,
+            trigger: Trigger::Every,
+            errno,
+        }
+    }
+
+    /// Fails each call of `op` with probability `p` (0.0 to 1.0), drawn from
+    /// the simulation's seeded generator, so a run is repeatable.
+    pub fn rate(op: SimOp, p: f64, errno: i32) -> Fault {
+        Fault {
+            op,
+            trigger: Trigger::Rate(p),
+            errno,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bridge {
+    index: u32,
+    ports: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    taps: BTreeMap<TapName, LinkInfo>,
+    bridges: BTreeMap<TapName, Bridge>,
+    next_index: u32,
+    latency: [Duration; 3],
+    calls: [u64; 3],
+    faults: Vec<Fault>,
+    rng: u64,
+    euid: u32,
+}
+
+impl State {
+    fn exists(&self, name: &TapName) -> bool {
+        self.taps.contains_key(name) || self.bridges.contains_key(name)
+    }
+
+    fn bridge_named_index(&self, index: u32) -> Option<TapName> {
+        self.bridges
+            .iter()
+            .find(|(_, b)| b.index == index)
+            .map(|(n, _)| *n)
+    }
+
+    /// Counts the call and says whether a fault fires, and with which errno.
+    fn call(&mut self, op: SimOp) -> (Duration, Option<Errno>) {
+        self.calls[op.slot()] += 1;
+        let n = self.calls[op.slot()];
+        let mut fired = None;
+        for f in self.faults.iter().filter(|f| f.op == op) {
+            let hit = match f.trigger {
+                Trigger::Nth(k) => k == n,
+                Trigger::Every => true,
+                Trigger::Rate(p) => {
+                    // xorshift64*: small, seeded, repeatable.
+                    self.rng ^= self.rng >> 12;
+                    self.rng ^= self.rng << 25;
+                    self.rng ^= self.rng >> 27;
+                    let x = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+                    ((x >> 11) as f64 / (1u64 << 53) as f64) < p
+                }
+            };
+            if hit && fired.is_none() {
+                fired = Some(Errno(f.errno));
+            }
+        }
+        (self.latency[op.slot()], fired)
+    }
+}
+
+/// The simulated kernel. See the [module documentation](self).
+#[derive(Clone, Debug)]
+pub struct SimKernel {
+    state: Arc<Mutex<State>>,
+}
+
+impl Default for SimKernel {
+    fn default() -> Self {
+        SimKernel::new()
+    }
+}
+
+impl SimKernel {
+    /// An empty kernel with no latency and no faults.
+    pub fn new() -> SimKernel {
+        SimKernel::with_seed(0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// An empty kernel whose fault generator starts from `seed`.
+    pub fn with_seed(seed: u64) -> SimKernel {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        SimKernel {
+            state: Arc::new(Mutex::new(State {
+                taps: BTreeMap::new(),
+                bridges: BTreeMap::new(),
+                next_index: 2, // 1 is the loopback device
+                latency: [Duration::ZERO; 3],
+                calls: [0; 3],
+                faults: Vec::new(),
+                rng: seed | 1,
+                euid,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent data: every update
+        // below is a single insert or remove.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes every call of `op` take `latency` (slept on the calling thread,
+    /// outside any lock, so calls from several threads overlap as on Linux).
+    pub fn set_latency(&self, op: SimOp, latency: Duration) {
+        self.lock().latency[op.slot()] = latency;
+    }
+
+    /// Adds a fault.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// How many calls of `op` were made, failed ones included.
+    pub fn calls(&self, op: SimOp) -> u64 {
+        self.lock().calls[op.slot()]
+    }
+
+    /// Adds a bridge, as `ip link add NAME type bridge` would.
+    pub fn add_bridge(&self, name: TapName) -> Result<u32, KernelError> {
+        let mut s = self.lock();
+        if s.exists(&name) {
+            return Err(KernelError::Exists { name });
+        }
+        let index = s.next_index;
+        s.next_index += 1;
+        s.bridges.insert(name, Bridge { index, ports: 0 });
+        Ok(index)
+    }
+
+    /// The interface index of the bridge `name`, if it exists.
+    pub fn bridge_index(&self, name: TapName) -> Option<u32> {
+        self.lock().bridges.get(&name).map(|b| b.index)
+    }
+
+    /// How many ports the bridge `name` has, if it exists.
+    pub fn bridge_ports(&self, name: TapName) -> Option<usize> {
+        self.lock().bridges.get(&name).map(|b| b.ports)
+    }
+
+    /// Whether a tap of that name exists.
+    pub fn contains(&self, name: TapName) -> bool {
+        self.lock().taps.contains_key(&name)
+    }
+
+    /// The tap `name`, as a dump would report it.
+    pub fn tap(&self, name: TapName) -> Option<LinkInfo> {
+        self.lock().taps.get(&name).cloned()
+    }
+
+    /// Every tap, in name order.
+    pub fn taps(&self) -> Vec<LinkInfo> {
+        self.lock().taps.values().cloned().collect()
+    }
+
+    /// Removes a tap behind the pool's back, as `ip link del` would. Returns
+    /// whether it existed. Not counted as a call and never faulted.
+    pub fn remove_externally(&self, name: TapName) -> bool {
+        let mut s = self.lock();
+        remove_tap(&mut s, &name)
+    }
+
+    /// Marks a tap as opened (or closed) by a process, as a VMM attaching to it
+    /// would. Returns whether the tap exists.
+    pub fn set_in_use(&self, name: TapName, in_use: bool) -> bool {
+        match self.lock().taps.get_mut(&name) {
+            Some(tap) => {
+                tap.in_use = in_use;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn remove_tap(s: &mut State, name: &TapName) -> bool {
+    let Some(tap) = s.taps.remove(name) else {
+        return false;
+    };
+    if let Some(master) = tap.master {
+        if let Some(b) = s.bridges.values_mut().find(|b| b.index == master) {
+            b.ports -= 1;
+        }
+    }
+    true
+}
+
+impl Kernel for SimKernel {
+    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<(), KernelError> {
+        let (latency, fault) = self.lock().call(SimOp::Create);
+        if !latency.is_zero() {
+            thread::sleep(latency);
+        }
+        if let Some(errno) = fault {
+            return Err(KernelError::Create {
+                name,
+                step: CreateStep::SetIff,
+                errno,
+            });
+        }
+        let mut s = self.lock();
+        if s.exists(&name) {
+            return Err(KernelError::Exists { name });
+        }
+        let master = match spec.bridge {
+            None => None,
+            Some(bridge) => match s.bridges.get(&bridge) {
+                None => return Err(KernelError::BridgeMissing { name, bridge }),
+                Some(b) if b.ports >= MAX_BRIDGE_PORTS => {
+                    return Err(KernelError::BridgeFull { name, bridge });
+                }
+                Some(b) => Some(b.index),
+            },
+        };
+        let mtu = spec.mtu.unwrap_or(1500);
+        if !(TAP_MTU_RANGE.0..=TAP_MTU_RANGE.1).contains(&mtu) {
+            return Err(KernelError::Configure {
+                name,
+                errno: Errno(libc::EINVAL),
+                ext_ack: Some(if mtu < TAP_MTU_RANGE.0 {
+                    "mtu less than device minimum".to_owned()
+                } else {
+                    "mtu greater than device maximum".to_owned()
+                }),
+            });
+        }
+        if let Some(bridge) = master.and_then(|i| s.bridge_named_index(i)) {
+            s.bridges.get_mut(&bridge).expect("found above").ports += 1;
+        }
+        let index = s.next_index;
+        s.next_index += 1;
+        let owner = Some(spec.owner.unwrap_or(s.euid));
+        s.taps.insert(
+            name,
+            LinkInfo {
+                name,
+                index,
+                kind: TunKind::Tap,
+                persistent: true,
+                owner,
+                group: spec.group,
+                master,
+                mtu,
+                up: true,
+                in_use: false,
+                device_group: spec.device_group.unwrap_or(0),
+            },
+        );
+        Ok(())
+    }
+
+    fn delete_link(&mut self, name: TapName) -> Result<(), KernelError> {
+        let (latency, fault) = self.lock().call(SimOp::Delete);
+        if !latency.is_zero() {
+            thread::sleep(latency);
+        }
+        if let Some(errno) = fault {
+            return Err(KernelError::Delete {
+                name,
+                errno,
+                ext_ack: None,
+            });
+        }
+        let mut s = self.lock();
+        if remove_tap(&mut s, &name) {
+            return Ok(());
+        }
+        match s.bridges.remove(&name) {
+            Some(b) => {
+                for tap in s.taps.values_mut().filter(|t| t.master == Some(b.index)) {
+                    tap.master = None;
+                }
+                Ok(())
+            }
+            None => Err(KernelError::NoSuchDevice { name }),
+        }
+    }
+
+    fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError> {
+        let (latency, fault) = self.lock().call(SimOp::List);
+        if !latency.is_zero() {
+            thread::sleep(latency);
+        }
+        if let Some(errno) = fault {
+            return Err(KernelError::List {
+                errno,
+                ext_ack: None,
+            });
+        }
+        Ok(self.taps())
+    }
+}
+
+impl KernelFactory for SimKernel {
+    fn open(&self) -> Result<Box<dyn Kernel>, KernelError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> TapName {
+        TapName::new(s).unwrap()
+    }
+
+    #[test]
+    fn bridge_rules_match_linux() {
+        let mut k = SimKernel::new();
+        let spec = TapSpec {
+            bridge: Some(n("br0")),
+            ..TapSpec::default()
+        };
+        assert_eq!(
+            k.create_tap(n("t0"), &spec),
+            Err(KernelError::BridgeMissing {
+                name: n("t0"),
+                bridge: n("br0")
+            })
+        );
+        assert!(!k.contains(n("t0")));
+        let br = k.add_bridge(n("br0")).unwrap();
+        for i in 0..MAX_BRIDGE_PORTS {
+            k.create_tap(n(&format!("t{i}")), &spec).unwrap();
+        }
+        assert_eq!(k.bridge_ports(n("br0")), Some(MAX_BRIDGE_PORTS));
+        assert_eq!(
+            k.create_tap(n("full"), &spec),
+            Err(KernelError::BridgeFull {
+                name: n("full"),
+                bridge: n("br0")
+            })
+        );
+        assert!(!k.contains(n("full")));
+        assert_eq!(k.tap(n("t5")).unwrap().master, Some(br));
+        k.delete_link(n("t5")).unwrap();
+        k.create_tap(n("full"), &spec).unwrap();
+    }
+
+    #[test]
+    fn delete_of_missing_device_is_enodev() {
+        let mut k = SimKernel::new();
+        assert_eq!(
+            k.delete_link(n("nope")),
+            Err(KernelError::NoSuchDevice { name: n("nope") })
+        );
+    }
+
+    #[test]
+    fn owner_defaults_to_the_process() {
+        let mut k = SimKernel::new();
+        k.create_tap(n("t0"), &TapSpec::default()).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        assert_eq!(k.tap(n("t0")).unwrap().owner, Some(me));
+    }
+
+    #[test]
+    fn rate_faults_are_repeatable() {
+        let run = || {
+            let mut k = SimKernel::with_seed(7);
+            k.inject(Fault::rate(SimOp::Create, 0.3, libc::EIO));
+            (0..200)
+                .map(|i| {
+                    k.create_tap(n(&format!("t{i}")), &TapSpec::default())
+                        .is_ok()
+                })
+                .collect::<Vec<_>>()
+        };
+        let a = run();
+        assert_eq!(a, run());
+        let failed = a.iter().filter(|ok| !**ok).count();
+        assert!((30..90).contains(&failed), "{failed} of 200 failed");
+    }
+}
