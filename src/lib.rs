@@ -34,6 +34,6 @@ pub use kernel::{
 };
 pub use name::{MAX_NAME_LEN, NameError, TapName};
 pub use pool::{
-    AcquireDecision, Pool, PoolError, ReleaseDecision, SeedReport, Stats, TapState, WarmFailure,
-    WarmReport, WarmStep,
+    AcquireDecision, Pool, PoolError, PoolStats, ReleaseDecision, SeedReport, TapState,
+    WarmFailure, WarmReport, WarmStep,
 };

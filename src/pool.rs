@@ -148,7 +148,7 @@ pub struct SeedReport {
 
 /// The pool's counts and counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
+pub struct PoolStats {
     /// The configured size.
     pub size: usize,
     /// Idle taps ready to hand out.
@@ -302,7 +302,7 @@ impl Pool {
 
     /// Records how the create of a fallback tap ended. On failure the name is
     /// forgotten: the kernel left nothing behind.
-    pub fn lease_created(&mut self, name: TapName, result: &Result<(), KernelError>) {
+    pub fn lease_created(&mut self, name: TapName, result: &Result<(), PoolError>) {
         debug_assert_eq!(self.taps.get(&name), Some(&TapState::CreatingForLease));
         match result {
             Ok(()) => {
@@ -357,7 +357,7 @@ impl Pool {
     /// A device the kernel no longer has is forgotten either way; a delete
     /// that failed otherwise leaves the tap known as
     /// [`TapState::DeleteFailed`].
-    pub fn delete_finished(&mut self, name: TapName, result: &Result<(), KernelError>) -> bool {
+    pub fn delete_finished(&mut self, name: TapName, result: &Result<(), PoolError>) -> bool {
         debug_assert_eq!(self.taps.get(&name), Some(&TapState::Deleting));
         match result {
             Ok(()) => {
@@ -365,7 +365,7 @@ impl Pool {
                 self.counters.deleted += 1;
                 !self.shutting_down && self.size > 0
             }
-            Err(KernelError::NoSuchDevice { .. }) => {
+            Err(PoolError::Kernel(KernelError::NoSuchDevice { .. })) => {
                 self.taps.remove(&name);
                 self.counters.failures += 1;
                 false
@@ -389,7 +389,7 @@ impl Pool {
     }
 
     /// Records how a warm-up create ended and says what to do next.
-    pub fn warm_created(&mut self, name: TapName, result: Result<(), KernelError>) -> WarmStep {
+    pub fn warm_created(&mut self, name: TapName, result: Result<(), PoolError>) -> WarmStep {
         debug_assert_eq!(self.taps.get(&name), Some(&TapState::CreatingForPool));
         self.creating_for_pool -= 1;
         let run = self
@@ -409,7 +409,7 @@ impl Pool {
                 self.counters.failures += 1;
                 run.failure.get_or_insert(WarmFailure {
                     name: Some(name),
-                    error: PoolError::Kernel(error),
+                    error,
                 });
             }
         }
@@ -422,8 +422,8 @@ impl Pool {
     }
 
     /// The pool's counts and counters.
-    pub fn stats(&self) -> Stats {
-        let mut s = Stats {
+    pub fn stats(&self) -> PoolStats {
+        let mut s = PoolStats {
             size: self.size,
             hits: self.counters.hits,
             misses: self.counters.misses,
@@ -431,7 +431,7 @@ impl Pool {
             deleted: self.counters.deleted,
             failures: self.counters.failures,
             next_index: self.next,
-            ..Stats::default()
+            ..PoolStats::default()
         };
         for state in self.taps.values() {
             match state {
@@ -564,7 +564,7 @@ mod tests {
         assert_eq!(step.create, [name("tap-pool-0")]);
         let s = p.warm_created(name("tap-pool-0"), Ok(()));
         assert_eq!(s.create, [name("tap-pool-1")]);
-        let s = p.warm_created(name("tap-pool-1"), Err(fail(name("tap-pool-1"))));
+        let s = p.warm_created(name("tap-pool-1"), Err(fail(name("tap-pool-1")).into()));
         let report = s.finished.unwrap();
         assert_eq!(report.created, [name("tap-pool-0")]);
         assert_eq!(report.failure.unwrap().name, Some(name("tap-pool-1")));
@@ -677,7 +677,7 @@ mod tests {
             errno: Errno(libc::EIO),
             ext_ack: None,
         };
-        assert!(!p.delete_finished(name("vm-a"), &Err(err)));
+        assert!(!p.delete_finished(name("vm-a"), &Err(err.into())));
         assert_eq!(p.state_of(&name("vm-a")), Some(TapState::DeleteFailed));
         assert_eq!(p.stats().delete_failed, 1);
     }

@@ -1,0 +1,93 @@
+//! The messages an orchestrator sends to [`TapPoolActor`](crate::TapPoolActor),
+//! one per request, named for what the caller means.
+
+use actix::Message;
+use tap_pool::{NameError, PoolError, PoolStats, SeedReport, TapName, WarmReport};
+
+/// Hands out a ready tap: the most recently pooled idle one, or, when none is
+/// idle, a new tap created under `fallback`.
+///
+/// Refused (and nothing changes) when `fallback` has the pool's prefix or the
+/// pool already holds a tap of that name.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "Result<Lease, PoolError>")]
+pub struct Acquire {
+    /// The name to create when the pool has no idle tap.
+    pub fallback: TapName,
+}
+
+impl Acquire {
+    /// An `Acquire` whose fallback name is checked against the kernel's rules.
+    pub fn new(fallback: &str) -> Result<Acquire, NameError> {
+        Ok(Acquire {
+            fallback: TapName::new(fallback)?,
+        })
+    }
+}
+
+/// Where a leased tap came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseSource {
+    /// An idle tap from the pool: no kernel call was needed.
+    Pool,
+    /// Created for this request under the fallback name.
+    Created,
+}
+
+/// A tap handed to the caller, who holds it until it sends [`Release`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The tap's name: open it with `TUNSETIFF` as a VMM does.
+    pub name: TapName,
+    /// Whether it came from the pool or was created.
+    pub source: LeaseSource,
+}
+
+/// Gives a tap back. A pool-named tap goes back to idle while the pool has
+/// room; any other tap, or a pool tap when the pool is full, is deleted, and a
+/// successful delete starts a refill.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "Result<Released, PoolError>")]
+pub struct Release {
+    /// The tap to give back.
+    pub tap: TapName,
+}
+
+impl Release {
+    /// A `Release` whose name is checked against the kernel's rules.
+    pub fn new(tap: &str) -> Result<Release, NameError> {
+        Ok(Release {
+            tap: TapName::new(tap)?,
+        })
+    }
+}
+
+/// What became of a released tap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Released {
+    /// It is idle in the pool again.
+    Pooled,
+    /// It was deleted from the kernel.
+    Deleted,
+}
+
+/// Creates taps until idle plus being created reaches the pool size. Several
+/// `Warm`s during one warm-up coalesce: each is answered with that warm-up's
+/// report when it ends.
+#[derive(Clone, Copy, Debug, Default, Message)]
+#[rtype(result = "WarmReport")]
+pub struct Warm;
+
+/// Starts the pool index above every pool index in `used` (the taps the
+/// orchestrator's VMs hold after a restart) and records those names as held.
+#[derive(Clone, Debug, Default, Message)]
+#[rtype(result = "SeedReport")]
+pub struct Seed {
+    /// Every tap name in use by the orchestrator's VMs.
+    pub used: Vec<TapName>,
+}
+
+/// Reports the pool's counts and counters.
+#[derive(Clone, Copy, Debug, Default, Message)]
+#[rtype(result = "PoolStats")]
+pub struct Stats;
