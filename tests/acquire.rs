@@ -1,0 +1,131 @@
+//! `Acquire`: LIFO from the pool, or a create under the caller's fallback name.
+
+mod support;
+
+use support::{SimPool, name};
+use tap_pool_actors::sim::{Fault, SimOp};
+use tap_pool_actors::{
+    Acquire, Kernel, KernelError, LeaseSource, NameError, PoolError, Released, TapSpec, TapState,
+};
+
+#[actix_rt::test]
+async fn acquire_hands_out_the_most_recently_pooled_tap() {
+    let p = SimPool::start(3);
+    p.warm().await;
+    let a = p.acquire("vm-a").await.unwrap();
+    let b = p.acquire("vm-b").await.unwrap();
+    assert_eq!((a.source, b.source), (LeaseSource::Pool, LeaseSource::Pool));
+    assert_ne!(a.name, b.name);
+    assert_eq!(p.release(b.name).await.unwrap(), Released::Pooled);
+    assert_eq!(p.release(a.name).await.unwrap(), Released::Pooled);
+    // a went back last, so it comes out first.
+    assert_eq!(p.acquire("vm-c").await.unwrap().name, a.name);
+    assert_eq!(p.acquire("vm-d").await.unwrap().name, b.name);
+    let s = p.stats().await;
+    assert_eq!((s.hits, s.misses, s.leased, s.idle), (4, 0, 2, 1));
+    assert_eq!(p.sim.calls(SimOp::Create), 3, "hits make no kernel call");
+}
+
+#[actix_rt::test]
+async fn empty_pool_creates_the_fallback_name() {
+    let p = SimPool::start(1);
+    let lease = p.acquire("vm-cold").await.unwrap();
+    assert_eq!(lease.name, name("vm-cold"));
+    assert_eq!(lease.source, LeaseSource::Created);
+    let tap = p.sim.tap(name("vm-cold")).expect("created in the kernel");
+    assert!(tap.persistent && tap.up);
+    let s = p.stats().await;
+    assert_eq!((s.misses, s.leased, s.created), (1, 1, 1));
+}
+
+#[actix_rt::test]
+async fn pool_size_zero_always_creates() {
+    let p = SimPool::start(0);
+    p.warm().await;
+    for i in 0..3 {
+        let lease = p.acquire(&format!("vm-{i}")).await.unwrap();
+        assert_eq!(lease.source, LeaseSource::Created);
+    }
+    assert_eq!(p.kernel_taps().len(), 3);
+}
+
+#[actix_rt::test]
+async fn a_failed_fallback_create_reaches_the_caller_and_leaks_nothing() {
+    let p = SimPool::start(1);
+    p.sim.inject(Fault::nth(SimOp::Create, 1, libc::ENOMEM));
+    let err = p.acquire("vm-a").await.unwrap_err();
+    assert!(
+        matches!(err, PoolError::Kernel(KernelError::Create { name: n, .. }) if n == name("vm-a")),
+        "{err}"
+    );
+    assert!(p.kernel_taps().is_empty());
+    let s = p.stats().await;
+    assert_eq!((s.creating, s.leased, s.failures), (0, 0, 1));
+    // The name is free again.
+    assert_eq!(p.acquire("vm-a").await.unwrap().name, name("vm-a"));
+}
+
+#[actix_rt::test]
+async fn a_fallback_name_that_exists_in_the_kernel_is_refused_and_left_alone() {
+    let p = SimPool::start(1);
+    let mut outside = p.sim.clone();
+    let spec = TapSpec {
+        mtu: Some(9000),
+        ..TapSpec::default()
+    };
+    outside.create_tap(name("vm-taken"), &spec).unwrap();
+    let err = p.acquire("vm-taken").await.unwrap_err();
+    assert_eq!(
+        err,
+        PoolError::Kernel(KernelError::Exists {
+            name: name("vm-taken")
+        })
+    );
+    // The other owner's device is untouched, and the pool does not claim it.
+    assert_eq!(p.sim.tap(name("vm-taken")).unwrap().mtu, 9000);
+    let s = p.stats().await;
+    assert_eq!((s.leased, s.creating), (0, 0));
+}
+
+#[actix_rt::test]
+async fn bad_fallback_names_are_typed_errors() {
+    assert_eq!(Acquire::new("").unwrap_err(), NameError::Empty);
+    assert!(matches!(
+        Acquire::new("a-name-of-16-byt"),
+        Err(NameError::TooLong { len: 16, .. })
+    ));
+    for bad in ["vm/1", "vm:1", "vm 1", "vm\01"] {
+        assert!(
+            matches!(Acquire::new(bad), Err(NameError::ForbiddenChar { .. })),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(Acquire::new(".."), Err(NameError::Reserved(_))));
+}
+
+#[actix_rt::test]
+async fn fallback_names_the_pool_holds_are_refused_and_change_nothing() {
+    let p = SimPool::start(1);
+    p.warm().await;
+    let pooled = p.acquire("vm-a").await.unwrap(); // hit
+    let created = p.acquire("vm-b").await.unwrap(); // miss: vm-b created
+    assert_eq!(created.name, name("vm-b"));
+    p.release(pooled.name).await.unwrap(); // idle again
+    let before = p.stats().await;
+    let kernel_before = p.kernel_taps();
+
+    assert_eq!(
+        p.acquire("vm-b").await.unwrap_err(),
+        PoolError::NameInUse {
+            name: name("vm-b"),
+            state: TapState::Leased
+        }
+    );
+    // The idle tap's own name (a pool name) as a fallback.
+    assert_eq!(
+        p.acquire(pooled.name.as_str()).await.unwrap_err(),
+        PoolError::FallbackIsPoolName { name: pooled.name }
+    );
+    assert_eq!(p.stats().await, before);
+    assert_eq!(p.kernel_taps(), kernel_before);
+}

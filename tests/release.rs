@@ -1,0 +1,123 @@
+//! `Release`: back to idle while the pool has room, otherwise delete and refill.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{SimPool, name};
+use tap_pool_actors::sim::{SimKernel, SimOp};
+use tap_pool_actors::{KernelError, PoolConfig, PoolError, Release, Released, TapState};
+
+#[actix_rt::test]
+async fn a_pool_tap_goes_back_to_idle_and_stays_in_the_kernel() {
+    let p = SimPool::start(2);
+    p.warm().await;
+    let lease = p.acquire("vm-a").await.unwrap();
+    assert_eq!(p.release(lease.name).await.unwrap(), Released::Pooled);
+    assert!(p.sim.contains(lease.name));
+    let s = p.stats().await;
+    assert_eq!((s.idle, s.leased, s.deleted), (2, 0, 0));
+    assert_eq!(p.sim.calls(SimOp::Delete), 0);
+}
+
+#[actix_rt::test]
+async fn a_pool_tap_released_into_a_full_pool_is_deleted() {
+    let p = SimPool::start(1);
+    p.warm().await;
+    let lease = p.acquire("vm-a").await.unwrap();
+    p.warm().await; // refill the slot
+    assert_eq!(p.release(lease.name).await.unwrap(), Released::Deleted);
+    assert!(!p.sim.contains(lease.name));
+    // The refill the delete starts finds the pool full and creates nothing.
+    let s = p.stats_until("quiet", |s| s.creating == 0).await;
+    assert_eq!((s.idle, s.deleted, s.created), (1, 1, 2));
+    assert_eq!(p.kernel_taps().len(), 1);
+}
+
+#[actix_rt::test]
+async fn a_fallback_tap_is_deleted_and_the_delete_starts_a_refill() {
+    let p = SimPool::start(2);
+    p.warm().await;
+    let a = p.acquire("vm-a").await.unwrap();
+    let b = p.acquire("vm-b").await.unwrap();
+    let c = p.acquire("vm-c").await.unwrap();
+    assert_eq!(c.name, name("vm-c"));
+    assert_eq!(p.release(c.name).await.unwrap(), Released::Deleted);
+    assert!(!p.sim.contains(c.name));
+    let s = p.stats_until("refill", |s| s.idle == 2).await;
+    assert_eq!((s.creating, s.leased, s.created), (0, 2, 5));
+    assert_eq!(p.kernel_taps().len(), 4);
+    assert!(p.sim.contains(a.name) && p.sim.contains(b.name));
+}
+
+#[actix_rt::test]
+async fn pool_size_zero_always_deletes() {
+    let p = SimPool::start(0);
+    let lease = p.acquire("vm-a").await.unwrap();
+    assert_eq!(p.release(lease.name).await.unwrap(), Released::Deleted);
+    assert!(p.kernel_taps().is_empty());
+    assert_eq!(p.sim.calls(SimOp::Create), 1, "no refill with size 0");
+}
+
+#[actix_rt::test]
+async fn a_double_release_is_refused_and_changes_nothing() {
+    let p = SimPool::start(2);
+    p.warm().await;
+    let lease = p.acquire("vm-a").await.unwrap();
+    p.release(lease.name).await.unwrap();
+    let before = p.stats().await;
+    assert_eq!(
+        p.release(lease.name).await.unwrap_err(),
+        PoolError::AlreadyIdle { name: lease.name }
+    );
+    assert_eq!(p.stats().await, before);
+}
+
+#[actix_rt::test]
+async fn releasing_a_tap_while_it_is_being_deleted_is_refused() {
+    let sim = SimKernel::new();
+    sim.set_latency(SimOp::Delete, Duration::from_millis(30));
+    let p = SimPool::with(
+        sim,
+        PoolConfig {
+            size: 0,
+            ..PoolConfig::default()
+        },
+    );
+    let lease = p.acquire("vm-a").await.unwrap();
+    let first = p.pool.send(Release { tap: lease.name });
+    let second = p.release(lease.name).await;
+    assert_eq!(
+        second.unwrap_err(),
+        PoolError::AlreadyReleased {
+            name: lease.name,
+            state: TapState::Deleting
+        }
+    );
+    assert_eq!(first.await.unwrap().unwrap(), Released::Deleted);
+    assert_eq!(p.sim.calls(SimOp::Delete), 1);
+    // Once deleted and forgotten, a third release gets the kernel's answer.
+    assert_eq!(
+        p.release(lease.name).await.unwrap_err(),
+        PoolError::Kernel(KernelError::NoSuchDevice { name: lease.name })
+    );
+    let s = p.stats().await;
+    assert_eq!((s.deleting, s.delete_failed, s.leased), (0, 0, 0));
+}
+
+#[actix_rt::test]
+async fn releasing_a_name_nobody_has_is_a_typed_error() {
+    let p = SimPool::start(1);
+    p.warm().await;
+    let before = p.kernel_taps();
+    assert_eq!(
+        p.release(name("vm-ghost")).await.unwrap_err(),
+        PoolError::Kernel(KernelError::NoSuchDevice {
+            name: name("vm-ghost")
+        })
+    );
+    assert_eq!(p.kernel_taps(), before);
+    let s = p.stats().await;
+    assert_eq!((s.idle, s.deleting, s.delete_failed), (1, 0, 0));
+    assert!(Release::new("bad name").is_err());
+}

@@ -1,0 +1,121 @@
+//! `Warm`: creates taps until the pool is full, never more, and stops at the
+//! first failure.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use support::{SimPool, name};
+use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
+use tap_pool_actors::{KernelError, PoolConfig, PoolError, TunKind, Warm};
+
+#[actix_rt::test]
+async fn warm_fills_the_pool_with_persistent_owned_taps() {
+    let p = SimPool::start(5);
+    let report = p.warm().await;
+    assert!(report.failure.is_none());
+    let created: BTreeSet<_> = report.created.iter().copied().collect();
+    assert_eq!(created.len(), 5);
+    assert_eq!(p.kernel_taps(), created);
+    for tap in p.sim.taps() {
+        assert!(tap.name.as_str().starts_with("tap-pool-"));
+        assert_eq!(tap.kind, TunKind::Tap);
+        assert!(tap.persistent && tap.up && tap.owner.is_some());
+    }
+    let s = p.stats().await;
+    assert_eq!((s.idle, s.creating, s.created, s.next_index), (5, 0, 5, 5));
+    // Full: another warm creates nothing.
+    assert!(p.warm().await.created.is_empty());
+    assert_eq!(p.sim.calls(SimOp::Create), 5);
+}
+
+#[actix_rt::test]
+async fn concurrent_warms_coalesce_and_never_overshoot() {
+    let sim = SimKernel::new();
+    sim.set_latency(SimOp::Create, Duration::from_millis(5));
+    let p = SimPool::with(
+        sim,
+        PoolConfig {
+            size: 6,
+            create_window: 2,
+            ..PoolConfig::default()
+        },
+    );
+    // Each send is in the mailbox before any is awaited.
+    let requests: Vec<_> = (0..4).map(|_| p.pool.send(Warm)).collect();
+    let mut reports = Vec::new();
+    for r in requests {
+        reports.push(r.await.expect("pool actor alive"));
+    }
+    for r in &reports {
+        assert_eq!(r, &reports[0], "every coalesced Warm gets the same report");
+    }
+    assert_eq!(reports[0].created.len(), 6);
+    assert_eq!(p.sim.calls(SimOp::Create), 6);
+    assert_eq!(p.kernel_taps().len(), 6);
+}
+
+#[actix_rt::test]
+async fn warm_stops_at_first_failure_and_resumes_with_fresh_names() {
+    let sim = SimKernel::new();
+    sim.inject(Fault::nth(SimOp::Create, 3, libc::ENOMEM));
+    let p = SimPool::with(
+        sim,
+        PoolConfig {
+            size: 5,
+            create_window: 1,
+            ..PoolConfig::default()
+        },
+    );
+    let report = p.warm().await;
+    assert_eq!(report.created, [name("tap-pool-0"), name("tap-pool-1")]);
+    let failure = report.failure.expect("third create failed");
+    assert_eq!(failure.name, Some(name("tap-pool-2")));
+    assert!(matches!(
+        failure.error,
+        PoolError::Kernel(KernelError::Create { .. })
+    ));
+    assert_eq!(p.sim.calls(SimOp::Create), 3, "no create after the failure");
+    let s = p.stats().await;
+    assert_eq!((s.idle, s.creating, s.failures), (2, 0, 1));
+    assert_eq!(p.kernel_taps().len(), 2);
+
+    let again = p.warm().await;
+    assert!(again.failure.is_none());
+    assert_eq!(
+        again.created,
+        [name("tap-pool-3"), name("tap-pool-4"), name("tap-pool-5")]
+    );
+    assert_eq!(p.kernel_taps().len(), 5);
+}
+
+#[actix_rt::test]
+async fn pool_size_zero_warms_nothing() {
+    let p = SimPool::start(0);
+    let report = p.warm().await;
+    assert!(report.created.is_empty() && report.failure.is_none());
+    assert_eq!(p.sim.calls(SimOp::Create), 0);
+}
+
+#[actix_rt::test]
+async fn warm_with_a_missing_bridge_reports_a_typed_error_and_leaves_nothing() {
+    let p = SimPool::with(
+        SimKernel::new(),
+        PoolConfig {
+            size: 3,
+            tap: tap_pool_actors::TapSpec {
+                bridge: Some(name("br-missing")),
+                ..Default::default()
+            },
+            ..PoolConfig::default()
+        },
+    );
+    let report = p.warm().await;
+    assert!(report.created.is_empty());
+    assert!(matches!(
+        report.failure.unwrap().error,
+        PoolError::Kernel(KernelError::BridgeMissing { .. })
+    ));
+    assert!(p.kernel_taps().is_empty());
+}
