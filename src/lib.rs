@@ -24,6 +24,8 @@
 
 pub mod config;
 pub mod kernel;
+#[cfg(target_os = "linux")]
+pub mod linux;
 pub mod name;
 pub mod pool;
 pub mod sim;
@@ -32,6 +34,8 @@ pub use config::{ConfigError, DEFAULT_PREFIX, PoolConfig};
 pub use kernel::{
     CreateStep, Errno, Kernel, KernelError, KernelFactory, LinkInfo, TapSpec, TunKind,
 };
+#[cfg(target_os = "linux")]
+pub use linux::{LinuxKernel, LinuxKernelFactory, Netns};
 pub use name::{MAX_NAME_LEN, NameError, TapName};
 pub use pool::{
     AcquireDecision, Pool, PoolError, PoolStats, ReleaseDecision, SeedReport, TapState,

@@ -94,7 +94,7 @@ async fn bad_fallback_names_are_typed_errors() {
         Acquire::new("a-name-of-16-byt"),
         Err(NameError::TooLong { len: 16, .. })
     ));
-    for bad in ["vm/1", "vm:1", "vm 1", "vm\01"] {
+    for bad in ["vm/1", "vm:1", "vm 1", "vm\0"] {
         assert!(
             matches!(Acquire::new(bad), Err(NameError::ForbiddenChar { .. })),
             "{bad:?}"

@@ -1,0 +1,580 @@
+//! rtnetlink: configuring, deleting and listing links.
+//!
+//! Built on neli's plain [`NlSocket`] rather than its router: the router
+//! drops the kernel's extended-ack text, which is the most useful part of a
+//! refusal. Every request asks for an ack (`NLM_F_ACK`), carries its own
+//! sequence number, and is read to its end (the ack, the error or the dump's
+//! done message) before the call returns, so a failed call never leaves
+//! replies behind for the next one. Replies with another sequence number are
+//! stale leftovers of an earlier, timed-out call and are skipped.
+
+use std::io::{self, Cursor};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use neli::consts::nl::NlmF;
+use neli::consts::rtnl::{Iff, Ifla, RtAddrFamily, Rtm};
+use neli::consts::socket::{Msg, NlFamily};
+use neli::nl::{NlPayload, NlmsghdrBuilder};
+use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder, Rtattr, RtattrBuilder};
+use neli::socket::NlSocket;
+use neli::types::{Buffer, RtBuffer};
+use neli::utils::Groups;
+use neli::{FromBytesWithInput, Size, ToBytes};
+
+use crate::kernel::{Errno, LinkInfo, TunKind};
+use crate::name::TapName;
+
+// From linux/netlink.h.
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_NOOP: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLMSG_OVERRUN: u16 = 4;
+const NLM_F_DUMP_INTR: u16 = 0x10;
+const NLM_F_CAPPED: u16 = 0x100;
+const NLM_F_ACK_TLVS: u16 = 0x200;
+const NLMSGERR_ATTR_MSG: u16 = 1;
+const NLA_TYPE_MASK: u16 = !(1 << 15 | 1 << 14);
+
+// From linux/if_link.h; neli does not name the tun attributes.
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_TUN_OWNER: u16 = 1;
+const IFLA_TUN_GROUP: u16 = 2;
+const IFLA_TUN_TYPE: u16 = 3;
+const IFLA_TUN_PERSIST: u16 = 6;
+
+// From linux/if_tun.h.
+const IFF_TUN: u8 = 0x0001;
+const IFF_TAP: u8 = 0x0002;
+
+/// How long to wait for one reply datagram before giving up on the socket.
+/// Replies come within microseconds; this only stops a lost reply from
+/// hanging a worker thread forever.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a dump the kernel reports as interrupted (a link changed while it
+/// was being read) is retried before its result is taken as it is.
+const DUMP_ATTEMPTS: usize = 3;
+
+/// An rtnetlink request that failed.
+#[derive(Debug)]
+pub(crate) enum NlError {
+    /// The kernel refused the request.
+    Kernel {
+        /// The errno it answered with.
+        errno: Errno,
+        /// Its extended-ack text, if any.
+        ext_ack: Option<String>,
+    },
+    /// The socket itself failed (send, receive, a malformed reply).
+    Socket(Errno),
+}
+
+impl NlError {
+    fn socket(err: &io::Error) -> NlError {
+        NlError::Socket(Errno::of(err))
+    }
+}
+
+/// What `RTM_SETLINK` sets, besides bringing the link up.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LinkConfig {
+    pub(crate) mtu: Option<u32>,
+    pub(crate) master: Option<u32>,
+    pub(crate) group: Option<u32>,
+}
+
+/// A route netlink socket, bound to the network namespace of the thread that
+/// opened it.
+pub(crate) struct Rtnl {
+    socket: NlSocket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl Rtnl {
+    /// Opens and binds the socket, with extended acks on.
+    pub(crate) fn open() -> Result<Rtnl, Errno> {
+        let errno = |e: io::Error| Errno::of(&e);
+        let socket = NlSocket::connect(NlFamily::Route, None, Groups::empty()).map_err(errno)?;
+        socket.block().map_err(errno)?;
+        socket.enable_ext_ack(true).map_err(errno)?;
+        set_recv_timeout(&socket, REPLY_TIMEOUT)?;
+        Ok(Rtnl {
+            socket,
+            seq: 0,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Brings `name` up and applies `config`, in one `RTM_SETLINK`.
+    pub(crate) fn set_link(&mut self, name: TapName, config: LinkConfig) -> Result<(), NlError> {
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(Ifla::Ifname, name.as_str())?);
+        if let Some(mtu) = config.mtu {
+            attrs.push(attr(Ifla::Mtu, mtu)?);
+        }
+        if let Some(master) = config.master {
+            attrs.push(attr(Ifla::Master, master)?);
+        }
+        if let Some(group) = config.group {
+            attrs.push(attr(Ifla::Group, group)?);
+        }
+        let msg = ifinfomsg(IfinfomsgBuilder::default().up(), attrs)?;
+        self.transact(Rtm::Setlink, NlmF::ACK, msg, |_| Ok(()))
+            .map(drop)
+    }
+
+    /// Deletes the link `name`.
+    pub(crate) fn del_link(&mut self, name: TapName) -> Result<(), NlError> {
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(Ifla::Ifname, name.as_str())?);
+        let msg = ifinfomsg(IfinfomsgBuilder::default(), attrs)?;
+        self.transact(Rtm::Dellink, NlmF::ACK, msg, |_| Ok(()))
+            .map(drop)
+    }
+
+    /// The interface index of the link `name`, or `None` if there is none.
+    pub(crate) fn link_index(&mut self, name: TapName) -> Result<Option<u32>, NlError> {
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(Ifla::Ifname, name.as_str())?);
+        let msg = ifinfomsg(IfinfomsgBuilder::default(), attrs)?;
+        let mut index = None;
+        let result = self.transact(Rtm::Getlink, NlmF::ACK, msg, |payload| {
+            index = Some(*parse_ifinfomsg(payload)?.ifi_index() as u32);
+            Ok(())
+        });
+        match result {
+            Ok(_) => Ok(index),
+            Err(NlError::Kernel { errno, .. }) if errno.0 == libc::ENODEV => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every tun/tap link, from one `RTM_GETLINK` dump.
+    pub(crate) fn tun_links(&mut self) -> Result<Vec<LinkInfo>, NlError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut links = Vec::new();
+            let msg = ifinfomsg(IfinfomsgBuilder::default(), RtBuffer::new())?;
+            let interrupted = self.transact(Rtm::Getlink, NlmF::DUMP, msg, |payload| {
+                if let Some(link) = parse_tun_link(payload)? {
+                    links.push(link);
+                }
+                Ok(())
+            })?;
+            if !interrupted || attempt == DUMP_ATTEMPTS {
+                return Ok(links);
+            }
+            tracing::debug!(
+                attempt,
+                "link dump interrupted by a change; reading it again"
+            );
+        }
+    }
+
+    /// Sends one request and reads every reply to it, handing each data
+    /// message's payload to `on_message`. Returns whether the kernel flagged
+    /// a dump as interrupted (`NLM_F_DUMP_INTR`).
+    ///
+    /// The replies are read to the end even when `on_message` fails, so the
+    /// socket is clean for the next request.
+    fn transact(
+        &mut self,
+        kind: Rtm,
+        flags: NlmF,
+        msg: Ifinfomsg,
+        mut on_message: impl FnMut(&[u8]) -> Result<(), NlError>,
+    ) -> Result<bool, NlError> {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        let seq = self.seq;
+        let request = NlmsghdrBuilder::default()
+            .nl_type(kind)
+            .nl_flags(NlmF::REQUEST | flags)
+            .nl_seq(seq)
+            .nl_payload(NlPayload::Payload(msg))
+            .build()
+            .map_err(|_| NlError::Socket(Errno(libc::EINVAL)))?;
+        let mut bytes = Cursor::new(vec![0; request.padded_size()]);
+        request
+            .to_bytes(&mut bytes)
+            .map_err(|_| NlError::Socket(Errno(libc::EINVAL)))?;
+        self.socket
+            .send(bytes.get_ref(), Msg::empty())
+            .map_err(|e| NlError::socket(&e))?;
+
+        let mut outcome = Ok(());
+        let mut interrupted = false;
+        loop {
+            let len = self.recv()?;
+            let mut rest = &self.buf[..len];
+            while !rest.is_empty() {
+                let (header, payload, next) = split_message(rest)?;
+                rest = next;
+                if header.seq != seq {
+                    tracing::debug!(seq = header.seq, expected = seq, "skipping a stale reply");
+                    continue;
+                }
+                match header.kind {
+                    NLMSG_NOOP => {}
+                    NLMSG_ERROR | NLMSG_DONE => {
+                        let (code, ext_ack) = parse_status(header, payload)?;
+                        return match (code, outcome) {
+                            (0, outcome) => outcome.map(|()| interrupted),
+                            (code, _) => Err(NlError::Kernel {
+                                errno: Errno(code.saturating_neg()),
+                                ext_ack,
+                            }),
+                        };
+                    }
+                    NLMSG_OVERRUN => outcome = Err(NlError::Socket(Errno(libc::ENOBUFS))),
+                    _ => {
+                        interrupted |= header.flags & NLM_F_DUMP_INTR != 0;
+                        if outcome.is_ok() {
+                            outcome = on_message(payload);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Receives one datagram into `self.buf`, growing it if the datagram is
+    /// larger, and returns its length.
+    fn recv(&mut self) -> Result<usize, NlError> {
+        loop {
+            // Peek first so that a datagram larger than the buffer is never
+            // truncated (which would lose the reply's end and hang the call).
+            let peeked = self.socket.recv(&mut self.buf[..], Msg::PEEK | Msg::TRUNC);
+            match peeked {
+                Ok((len, _)) if len > self.buf.len() => self.buf.resize(len, 0),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(NlError::socket(&e)),
+            }
+            match self.socket.recv(&mut self.buf[..], Msg::empty()) {
+                Ok((len, _)) => return Ok(len),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(NlError::socket(&e)),
+            }
+        }
+    }
+}
+
+/// The fields of a netlink message header that replies are checked against.
+#[derive(Clone, Copy)]
+struct Header {
+    kind: u16,
+    flags: u16,
+    seq: u32,
+}
+
+/// Splits the first message off `bytes`: its header, its payload, and what
+/// follows it.
+fn split_message(bytes: &[u8]) -> Result<(Header, &[u8], &[u8]), NlError> {
+    let malformed = NlError::Socket(Errno(libc::EBADMSG));
+    if bytes.len() < NLMSG_HDRLEN {
+        return Err(malformed);
+    }
+    let len = read_u32(bytes, 0) as usize;
+    if len < NLMSG_HDRLEN || len > bytes.len() {
+        return Err(malformed);
+    }
+    let header = Header {
+        kind: read_u16(bytes, 4),
+        flags: read_u16(bytes, 6),
+        seq: read_u32(bytes, 8),
+    };
+    let next = align(len).min(bytes.len());
+    Ok((header, &bytes[NLMSG_HDRLEN..len], &bytes[next..]))
+}
+
+/// The status code (0 or a negative errno) of an `NLMSG_ERROR` or
+/// `NLMSG_DONE` message, and its extended-ack text.
+///
+/// A dump's done message may carry no payload at all, which means success.
+fn parse_status(header: Header, payload: &[u8]) -> Result<(i32, Option<String>), NlError> {
+    if payload.len() < 4 {
+        return if header.kind == NLMSG_DONE {
+            Ok((0, None))
+        } else {
+            Err(NlError::Socket(Errno(libc::EBADMSG)))
+        };
+    }
+    let code = read_u32(payload, 0) as i32;
+    if header.flags & NLM_F_ACK_TLVS == 0 {
+        return Ok((code, None));
+    }
+    // An error echoes the request after the code: the whole request, or
+    // only its header when capped. A done message echoes nothing.
+    let echoed = if header.kind == NLMSG_DONE {
+        0
+    } else if header.flags & NLM_F_CAPPED != 0 {
+        NLMSG_HDRLEN
+    } else if payload.len() >= 8 {
+        align(read_u32(payload, 4) as usize)
+    } else {
+        0
+    };
+    let tlvs = payload.get(4 + echoed..).unwrap_or_default();
+    Ok((code, ext_ack_message(tlvs)))
+}
+
+/// The `NLMSGERR_ATTR_MSG` string among an ack's attributes.
+fn ext_ack_message(mut tlvs: &[u8]) -> Option<String> {
+    while tlvs.len() >= 4 {
+        let len = read_u16(tlvs, 0) as usize;
+        let kind = read_u16(tlvs, 2) & NLA_TYPE_MASK;
+        if len < 4 || len > tlvs.len() {
+            return None;
+        }
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = c_string(&tlvs[4..len]);
+            return (!text.is_empty()).then_some(text);
+        }
+        tlvs = &tlvs[align(len).min(tlvs.len())..];
+    }
+    None
+}
+
+/// Reads one `RTM_NEWLINK` payload; `None` if the link is not a tun/tap.
+fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, NlError> {
+    let msg = parse_ifinfomsg(payload)?;
+    let mut name = None;
+    let mut mtu = 0;
+    let mut master = None;
+    let mut device_group = 0;
+    let mut tun = None;
+    for attr in msg.rtattrs().iter() {
+        let data = attr.rta_payload().as_ref();
+        match Ifla::from(u16::from(*attr.rta_type()) & NLA_TYPE_MASK) {
+            Ifla::Ifname => name = Some(c_string(data)),
+            Ifla::Mtu => mtu = read_attr_u32(data)?,
+            Ifla::Master => master = Some(read_attr_u32(data)?),
+            Ifla::Group => device_group = read_attr_u32(data)?,
+            Ifla::Linkinfo => tun = parse_tun_info(data)?,
+            _ => {}
+        }
+    }
+    let (Some(name), Some(tun)) = (name, tun) else {
+        return Ok(None);
+    };
+    let Ok(name) = TapName::new(&name) else {
+        tracing::warn!(name, "skipping a tun device whose name TapName refuses");
+        return Ok(None);
+    };
+    let flags = msg.ifi_flags();
+    Ok(Some(LinkInfo {
+        name,
+        index: *msg.ifi_index() as u32,
+        kind: tun.kind,
+        persistent: tun.persistent,
+        owner: tun.owner,
+        group: tun.group,
+        master,
+        mtu,
+        up: flags.contains(Iff::UP),
+        in_use: flags.contains(Iff::LOWERUP),
+        device_group,
+    }))
+}
+
+/// The tun driver's own view of a device (`IFLA_INFO_DATA`).
+struct TunData {
+    kind: TunKind,
+    persistent: bool,
+    owner: Option<u32>,
+    group: Option<u32>,
+}
+
+/// Reads `IFLA_LINKINFO`; `None` unless its kind is `tun`.
+fn parse_tun_info(linkinfo: &[u8]) -> Result<Option<TunData>, NlError> {
+    let mut is_tun = false;
+    let mut data = None;
+    for (kind, value) in Attrs(linkinfo) {
+        match kind {
+            IFLA_INFO_KIND => is_tun = c_string(value) == "tun",
+            IFLA_INFO_DATA => data = Some(value),
+            _ => {}
+        }
+    }
+    let Some(data) = data.filter(|_| is_tun) else {
+        return Ok(None);
+    };
+    let mut tun = TunData {
+        kind: TunKind::Tun,
+        persistent: false,
+        owner: None,
+        group: None,
+    };
+    // The kernel omits owner and group when unset, and older kernels sent
+    // (u32)-1 for them; both mean "not set".
+    let id = |value: &[u8]| read_attr_u32(value).map(|id| (id != u32::MAX).then_some(id));
+    for (kind, value) in Attrs(data) {
+        match kind {
+            IFLA_TUN_TYPE => {
+                tun.kind = match value.first() {
+                    Some(&IFF_TAP) => TunKind::Tap,
+                    Some(&IFF_TUN) => TunKind::Tun,
+                    _ => return Err(NlError::Socket(Errno(libc::EBADMSG))),
+                }
+            }
+            IFLA_TUN_PERSIST => tun.persistent = value.first().is_some_and(|&b| b != 0),
+            IFLA_TUN_OWNER => tun.owner = id(value)?,
+            IFLA_TUN_GROUP => tun.group = id(value)?,
+            _ => {}
+        }
+    }
+    Ok(Some(tun))
+}
+
+/// Iterates over a buffer of netlink attributes as (type, payload), stopping
+/// at the first malformed one.
+struct Attrs<'a>(&'a [u8]);
+
+impl<'a> Iterator for Attrs<'a> {
+    type Item = (u16, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = self.0;
+        if bytes.len() < 4 {
+            return None;
+        }
+        let len = read_u16(bytes, 0) as usize;
+        if len < 4 || len > bytes.len() {
+            self.0 = &[];
+            return None;
+        }
+        self.0 = &bytes[align(len).min(bytes.len())..];
+        Some((read_u16(bytes, 2) & NLA_TYPE_MASK, &bytes[4..len]))
+    }
+}
+
+fn parse_ifinfomsg(payload: &[u8]) -> Result<Ifinfomsg, NlError> {
+    Ifinfomsg::from_bytes_with_input(&mut Cursor::new(payload), payload.len())
+        .map_err(|_| NlError::Socket(Errno(libc::EBADMSG)))
+}
+
+fn ifinfomsg(
+    builder: IfinfomsgBuilder,
+    attrs: RtBuffer<Ifla, Buffer>,
+) -> Result<Ifinfomsg, NlError> {
+    builder
+        .ifi_family(RtAddrFamily::Unspecified)
+        .rtattrs(attrs)
+        .build()
+        .map_err(|_| NlError::Socket(Errno(libc::EINVAL)))
+}
+
+fn attr<P: Size + ToBytes>(kind: Ifla, payload: P) -> Result<Rtattr<Ifla, Buffer>, NlError> {
+    RtattrBuilder::default()
+        .rta_type(kind)
+        .rta_payload(payload)
+        .build()
+        .map_err(|_| NlError::Socket(Errno(libc::EINVAL)))
+}
+
+fn set_recv_timeout(socket: &NlSocket, timeout: Duration) -> Result<(), Errno> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: SO_RCVTIMEO reads one `timeval`; `tv` is one and outlives the
+    // call, and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(Errno::of(&io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn read_attr_u32(value: &[u8]) -> Result<u32, NlError> {
+    if value.len() < 4 {
+        return Err(NlError::Socket(Errno(libc::EBADMSG)));
+    }
+    Ok(read_u32(value, 0))
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn read_u16(bytes: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes(bytes[at..at + 2].try_into().expect("2 bytes"))
+}
+
+/// Text up to the first NUL (netlink strings are NUL-terminated).
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn align(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_with_ext_ack_after_the_echoed_request() {
+        let mut payload = Vec::new();
+        payload.extend_from_slice(&(-libc::EINVAL).to_ne_bytes()); // error code
+        payload.extend_from_slice(&20u32.to_ne_bytes()); // echoed nlmsg_len: 16 + 4
+        payload.extend_from_slice(&[0; 12]); // rest of the echoed header
+        payload.extend_from_slice(&[0; 4]); // echoed payload
+        payload.extend_from_slice(&9u16.to_ne_bytes()); // attr len: 4 + "oops\0"
+        payload.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes()); // attr type
+        payload.extend_from_slice(b"oops\0\0\0\0"); // text, padded
+        let header = Header {
+            kind: NLMSG_ERROR,
+            flags: NLM_F_ACK_TLVS,
+            seq: 1,
+        };
+        let (code, ack) = parse_status(header, &payload).unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(code, -libc::EINVAL);
+        assert_eq!(ack.as_deref(), Some("oops"));
+    }
+
+    #[test]
+    fn capped_error_echoes_only_the_header() {
+        let mut payload = Vec::new();
+        payload.extend_from_slice(&(-libc::ERANGE).to_ne_bytes()); // error code
+        payload.extend_from_slice(&64u32.to_ne_bytes()); // echoed nlmsg_len (uncapped size)
+        payload.extend_from_slice(&[0; 12]); // rest of the echoed header
+        payload.extend_from_slice(&7u16.to_ne_bytes()); // attr len: 4 + "no\0"
+        payload.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes()); // attr type
+        payload.extend_from_slice(b"no\0\0"); // text, padded
+        let header = Header {
+            kind: NLMSG_ERROR,
+            flags: NLM_F_ACK_TLVS | NLM_F_CAPPED,
+            seq: 1,
+        };
+        let (code, ack) = parse_status(header, &payload).unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(code, -libc::ERANGE);
+        assert_eq!(ack.as_deref(), Some("no"));
+    }
+
+    #[test]
+    fn done_without_payload_is_success() {
+        let header = Header {
+            kind: NLMSG_DONE,
+            flags: 0,
+            seq: 1,
+        };
+        let (code, ack) = parse_status(header, &[]).unwrap_or_else(|_| panic!("parses"));
+        assert_eq!((code, ack), (0, None));
+    }
+}

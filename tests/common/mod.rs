@@ -1,0 +1,263 @@
+//! Shared helpers for tests that touch the real kernel.
+//!
+//! Every such test gets its own network namespace ([`TestNetns`]) and never
+//! touches the host's. `ip` is used for setup and as an independent witness;
+//! the library itself never shells out.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tap_pool::{Kernel, KernelFactory, LinuxKernelFactory, Netns, TapName};
+
+/// Whether the real-kernel tests can run here. Prints why not and returns
+/// false, unless `TAP_POOL_REQUIRE_KERNEL=1`, in which case it panics.
+pub fn require_kernel() -> bool {
+    match tap_pool::linux::probe() {
+        Ok(()) => true,
+        Err(why) if std::env::var("TAP_POOL_REQUIRE_KERNEL").as_deref() == Ok("1") => {
+            panic!(
+                "TAP_POOL_REQUIRE_KERNEL=1 but the real-kernel tests cannot run: {why} \
+                 (they need /dev/net/tun and CAP_NET_ADMIN)"
+            )
+        }
+        Err(why) => {
+            eprintln!("SKIP: real-kernel test needs /dev/net/tun and CAP_NET_ADMIN: {why}");
+            false
+        }
+    }
+}
+
+/// A valid name, for brevity.
+pub fn name(s: &str) -> TapName {
+    TapName::new(s).expect("test names are valid")
+}
+
+/// A fresh, empty network namespace that lives as long as this value.
+pub struct TestNetns {
+    fd: Arc<OwnedFd>,
+}
+
+impl TestNetns {
+    /// Makes the namespace on a short-lived helper thread, so neither the
+    /// test's thread nor the host namespace is touched; the open namespace
+    /// file keeps it alive after the thread exits.
+    pub fn new() -> TestNetns {
+        let fd = std::thread::spawn(|| {
+            // SAFETY: unshare only changes the calling (helper) thread's
+            // namespaces and touches no memory of ours.
+            let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "unshare(CLONE_NEWNET): {}",
+                std::io::Error::last_os_error()
+            );
+            OwnedFd::from(File::open("/proc/thread-self/ns/net").expect("open own netns"))
+        })
+        .join()
+        .expect("netns helper thread");
+        let ns = TestNetns { fd: Arc::new(fd) };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// The namespace as the library takes it.
+    pub fn netns(&self) -> Netns {
+        Netns::Fd(self.fd.clone())
+    }
+
+    /// A path naming the namespace, for `nsenter --net=` and `Netns::Path`.
+    pub fn path(&self) -> String {
+        format!("/proc/{}/fd/{}", std::process::id(), self.fd.as_raw_fd())
+    }
+
+    /// Runs `ip ARGS` in the namespace; panics if it fails.
+    pub fn ip(&self, args: &[&str]) -> String {
+        self.try_ip(args)
+            .unwrap_or_else(|e| panic!("ip {}: {e}", args.join(" ")))
+    }
+
+    /// Runs `ip ARGS` in the namespace; `Err` holds its stderr.
+    pub fn try_ip(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", self.path()))
+            .arg("ip")
+            .args(args)
+            .output()
+            .expect("run nsenter ip");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Feeds `script` to `ip -batch -` in the namespace.
+    pub fn ip_batch(&self, script: &str) {
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net={}", self.path()))
+            .args(["ip", "-batch", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("run nsenter ip -batch");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("write batch");
+        assert!(
+            child.wait().expect("ip -batch").success(),
+            "ip -batch failed"
+        );
+    }
+
+    /// `ip -j -d link show dev NAME`, or `None` if there is no such device.
+    pub fn link(&self, name: &str) -> Option<Value> {
+        let out = self
+            .try_ip(&["-j", "-d", "link", "show", "dev", name])
+            .ok()?;
+        let mut links: Vec<Value> = serde_json::from_str(&out).expect("ip -j output is JSON");
+        assert!(links.len() <= 1);
+        links.pop()
+    }
+
+    /// `ip -j -d link show`: every device in the namespace.
+    pub fn links(&self) -> Vec<Value> {
+        serde_json::from_str(&self.ip(&["-j", "-d", "link", "show"])).expect("ip -j output is JSON")
+    }
+
+    /// Adds a bridge named `name`.
+    pub fn add_bridge(&self, name: &str) {
+        self.ip(&["link", "add", name, "type", "bridge"]);
+    }
+
+    /// Reads `/sys/class/net/DEV/FILE` as seen from inside the namespace
+    /// (sysfs shows the namespace of whoever mounts it, so this mounts a
+    /// private one in a throwaway mount namespace).
+    pub fn sysfs(&self, dev: &str, file: &str) -> String {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", self.path()))
+            .args(["unshare", "-m", "sh", "-c"])
+            .arg(format!(
+                "mount -t sysfs sysfs /sys && cat /sys/class/net/{dev}/{file}"
+            ))
+            .output()
+            .expect("run nsenter unshare");
+        assert!(
+            out.status.success(),
+            "reading {dev}/{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Runs `f` with a kernel handle opened by [`LinuxKernelFactory`] on a
+    /// fresh thread, which enters the namespace and exits afterwards.
+    pub fn with_kernel<R: Send>(&self, f: impl FnOnce(&mut dyn Kernel) -> R + Send) -> R {
+        self.with_kernel_from(self.netns(), f)
+    }
+
+    /// [`Self::with_kernel`], with the namespace given as `netns`.
+    pub fn with_kernel_from<R: Send>(
+        &self,
+        netns: Netns,
+        f: impl FnOnce(&mut dyn Kernel) -> R + Send,
+    ) -> R {
+        let factory = LinuxKernelFactory { netns: Some(netns) };
+        std::thread::scope(|s| {
+            let worker = s.spawn(move || {
+                let mut kernel = factory.open().expect("open a kernel in the test netns");
+                f(&mut *kernel)
+            });
+            match worker.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    /// Attaches to the tap `name` the way a VMM does (`TUNSETIFF` without
+    /// `IFF_TUN_EXCL`); the tap is in use until the returned file is dropped.
+    pub fn attach(&self, name: &str, vnet_hdr: bool) -> OwnedFd {
+        let netns = self.netns();
+        let name = name.to_owned();
+        std::thread::spawn(move || {
+            tap_pool::linux::enter(&netns).expect("enter test netns");
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/net/tun")
+                .expect("open /dev/net/tun");
+            // SAFETY: `ifreq` is plain old data; all zeroes is valid.
+            let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+            for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+                *dst = src as libc::c_char;
+            }
+            let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
+            if vnet_hdr {
+                flags |= libc::IFF_VNET_HDR;
+            }
+            req.ifr_ifru.ifru_flags = flags as libc::c_short;
+            // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `req` is.
+            let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &raw mut req) };
+            assert_eq!(rc, 0, "attach {name}: {}", std::io::Error::last_os_error());
+            OwnedFd::from(file)
+        })
+        .join()
+        .expect("attach helper thread")
+    }
+}
+
+/// Names of every device in the host's namespace (the test process's own).
+pub fn host_link_names() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("run ip");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name).to_owned())
+        .collect()
+}
+
+/// Panics if any of `names` exists in the host's namespace.
+pub fn assert_not_in_host(names: &[&str]) {
+    let host = host_link_names();
+    for name in names {
+        assert!(
+            !host.iter().any(|h| h == name),
+            "{name} leaked into the host namespace"
+        );
+    }
+}
+
+/// Polls `cond` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// A JSON field as text, whether `ip` printed it as a number or a string.
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
