@@ -1,0 +1,201 @@
+//! Kernel failures leave the bookkeeping consistent: no tap lost, none handed
+//! out twice, and a kernel worker survives a panic.
+
+mod support;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use support::{SimPool, name};
+use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
+use tap_pool_actors::{
+    Acquire, Kernel, KernelError, KernelFactory, LinkInfo, NetlinkActor, PoolConfig, PoolError,
+    Release, Released, TapName, TapPoolActor, TapSpec, TapState, Warm,
+};
+
+#[actix_rt::test]
+async fn a_failed_delete_keeps_the_tap_known() {
+    let p = SimPool::start(0);
+    let lease = p.acquire("vm-a").await.unwrap();
+    p.sim.inject(Fault::nth(SimOp::Delete, 1, libc::EIO));
+    let err = p.release(lease.name).await.unwrap_err();
+    assert!(matches!(
+        err,
+        PoolError::Kernel(KernelError::Delete { name: n, .. }) if n == lease.name
+    ));
+    assert!(p.sim.contains(lease.name), "the device is still there");
+    let s = p.stats().await;
+    assert_eq!((s.delete_failed, s.leased, s.failures), (1, 0, 1));
+    // Neither handed out again nor released twice.
+    assert_eq!(
+        p.release(lease.name).await.unwrap_err(),
+        PoolError::AlreadyReleased {
+            name: lease.name,
+            state: TapState::DeleteFailed
+        }
+    );
+    assert!(matches!(
+        p.acquire("vm-a").await.unwrap_err(),
+        PoolError::NameInUse { .. }
+    ));
+}
+
+/// Random create and delete failures under concurrent churn: at the end the
+/// kernel holds exactly the taps the pool knows to exist.
+#[actix_rt::test]
+async fn random_failures_under_churn_lose_and_duplicate_nothing() {
+    let sim = SimKernel::with_seed(42);
+    sim.inject(Fault::rate(SimOp::Create, 0.2, libc::ENOMEM));
+    sim.inject(Fault::rate(SimOp::Delete, 0.1, libc::EIO));
+    let p = SimPool::with(
+        sim,
+        PoolConfig {
+            size: 4,
+            ..PoolConfig::default()
+        },
+    );
+    let held: Arc<Mutex<HashSet<TapName>>> = Arc::default();
+    let mut clients = Vec::new();
+    for c in 0..16 {
+        let pool = p.pool.clone();
+        let held = Arc::clone(&held);
+        clients.push(actix_rt::spawn(async move {
+            let mut failed_deletes = Vec::new();
+            for i in 0..100 {
+                if i % 10 == 0 {
+                    pool.send(Warm).await.unwrap();
+                }
+                let Ok(lease) = pool
+                    .send(Acquire::new(&format!("vm-{c}-{i}")).unwrap())
+                    .await
+                    .unwrap()
+                else {
+                    continue;
+                };
+                assert!(held.lock().unwrap().insert(lease.name), "held twice");
+                held.lock().unwrap().remove(&lease.name);
+                match pool.send(Release { tap: lease.name }).await.unwrap() {
+                    Ok(Released::Pooled | Released::Deleted) => {}
+                    Err(PoolError::Kernel(KernelError::Delete { name, .. })) => {
+                        failed_deletes.push(name)
+                    }
+                    Err(e) => panic!("unexpected release error: {e}"),
+                }
+            }
+            failed_deletes
+        }));
+    }
+    let mut failed_deletes = BTreeSet::new();
+    for c in clients {
+        failed_deletes.extend(c.await.unwrap());
+    }
+    let s = p
+        .stats_until("quiet", |s| s.creating == 0 && s.deleting == 0)
+        .await;
+    assert!(s.failures > 0, "faults should have fired");
+    assert_eq!(s.leased, 0);
+    assert_eq!(s.delete_failed, failed_deletes.len());
+    // Every tap in the kernel is either idle in the pool or a failed delete the
+    // pool still knows; nothing else survives.
+    let kernel = p.kernel_taps();
+    assert_eq!(kernel.len(), s.idle + s.delete_failed);
+    assert!(failed_deletes.iter().all(|n| kernel.contains(n)));
+    assert!(s.idle <= 4);
+}
+
+/// A kernel that panics on its first create.
+struct Flaky {
+    inner: SimKernel,
+    panics_left: Arc<AtomicUsize>,
+}
+
+impl Kernel for Flaky {
+    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<(), KernelError> {
+        if self
+            .panics_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            panic!("injected panic while creating {name}");
+        }
+        self.inner.create_tap(name, spec)
+    }
+    fn delete_link(&mut self, name: TapName) -> Result<(), KernelError> {
+        self.inner.delete_link(name)
+    }
+    fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError> {
+        self.inner.list_taps()
+    }
+}
+
+struct FlakyFactory {
+    sim: SimKernel,
+    opens: Arc<AtomicUsize>,
+    panics_left: Arc<AtomicUsize>,
+    refuse_opens: Arc<AtomicUsize>,
+}
+
+impl KernelFactory for FlakyFactory {
+    fn open(&self) -> Result<Box<dyn Kernel>, KernelError> {
+        if self
+            .refuse_opens
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(KernelError::Socket {
+                errno: tap_pool_actors::Errno(libc::EMFILE),
+            });
+        }
+        self.opens.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(Flaky {
+            inner: self.sim.clone(),
+            panics_left: Arc::clone(&self.panics_left),
+        }))
+    }
+}
+
+#[actix_rt::test]
+async fn a_kernel_worker_survives_a_panic_and_a_failed_open() {
+    let sim = SimKernel::new();
+    let opens = Arc::new(AtomicUsize::new(0));
+    let factory = FlakyFactory {
+        sim: sim.clone(),
+        opens: Arc::clone(&opens),
+        panics_left: Arc::new(AtomicUsize::new(1)),
+        refuse_opens: Arc::new(AtomicUsize::new(1)),
+    };
+    // One worker, so every call goes through the same thread.
+    let kernel = NetlinkActor::start(Arc::new(factory), 1);
+    let pool = TapPoolActor::spawn(
+        PoolConfig {
+            size: 0,
+            create_window: 1,
+            ..PoolConfig::default()
+        },
+        kernel,
+    )
+    .unwrap();
+    let acquire = |n: &str| pool.send(Acquire::new(n).unwrap());
+
+    // The worker cannot open its handle: the error reaches the caller.
+    assert!(matches!(
+        acquire("vm-a").await.unwrap(),
+        Err(PoolError::Kernel(KernelError::Socket { .. }))
+    ));
+    // It opens one on the next call, which panics inside the kernel.
+    let err = acquire("vm-a").await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, PoolError::Kernel(KernelError::Panicked { op: "create", message })
+            if message.contains("injected panic")),
+        "{err}"
+    );
+    assert!(!sim.contains(name("vm-a")));
+    // The same worker answers the next call with a fresh handle.
+    let lease = acquire("vm-a").await.unwrap().unwrap();
+    assert_eq!(lease.name, name("vm-a"));
+    assert!(sim.contains(name("vm-a")));
+    assert_eq!(opens.load(Ordering::SeqCst), 2, "reopened after the panic");
+    let s = pool.send(tap_pool_actors::Stats).await.unwrap();
+    assert_eq!((s.leased, s.creating, s.failures), (1, 0, 2));
+}
