@@ -1,0 +1,243 @@
+//! The pool's rules through the actors, again on the real kernel: each test in
+//! a network namespace of its own, with `ip -j -d link show` as the witness.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use common::{TestNetns, assert_not_in_host, require_kernel, text};
+use serde_json::Value;
+use tap_pool_actors::{
+    Acquire, KernelError, LeaseSource, LinuxKernelFactory, NetlinkActor, PoolConfig, PoolError,
+    PoolStats, Release, Released, Seed, Stats, TapName, TapPoolActor, TapSpec, Warm,
+};
+
+const OWNER: u32 = 54321;
+const GROUP: u32 = 54322;
+
+fn start(ns: &TestNetns, size: usize, tap: TapSpec) -> Addr<TapPoolActor> {
+    let factory = LinuxKernelFactory {
+        netns: Some(ns.netns()),
+    };
+    let kernel = NetlinkActor::start(Arc::new(factory), 2);
+    TapPoolActor::spawn(
+        PoolConfig {
+            size,
+            tap,
+            ..PoolConfig::default()
+        },
+        kernel,
+    )
+    .expect("valid config")
+}
+
+fn n(s: &str) -> TapName {
+    TapName::new(s).unwrap()
+}
+
+async fn acquire(
+    pool: &Addr<TapPoolActor>,
+    fallback: &str,
+) -> Result<tap_pool_actors::Lease, PoolError> {
+    pool.send(Acquire::new(fallback).unwrap()).await.unwrap()
+}
+
+async fn release(pool: &Addr<TapPoolActor>, tap: TapName) -> Result<Released, PoolError> {
+    pool.send(Release { tap }).await.unwrap()
+}
+
+async fn stats_until(pool: &Addr<TapPoolActor>, cond: impl Fn(&PoolStats) -> bool) -> PoolStats {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = pool.send(Stats).await.unwrap();
+        if cond(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "timed out: {s:?}");
+        actix_rt::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// The tap names `ip` shows in the namespace.
+fn tap_names(ns: &TestNetns) -> Vec<String> {
+    let mut names: Vec<String> = ns
+        .links()
+        .iter()
+        .filter(|l| l["linkinfo"]["info_kind"] == "tun")
+        .map(|l| text(&l["ifname"]))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Asserts what `ip -j -d` shows of a pooled tap made with `configured()`.
+fn assert_configured(link: &Value) {
+    let name = text(&link["ifname"]);
+    let data = &link["linkinfo"]["info_data"];
+    assert_eq!(data["type"], "tap", "{name}");
+    assert_eq!(data["persist"], true, "{name}");
+    assert_eq!(data["vnet_hdr"], true, "{name}");
+    assert_eq!(text(&data["user"]), OWNER.to_string(), "{name}");
+    assert_eq!(text(&data["group"]), GROUP.to_string(), "{name}");
+    assert_eq!(link["mtu"], 1400, "{name}");
+    assert_eq!(link["master"], "br-tp", "{name}");
+    let flags: Vec<String> = link["flags"].as_array().unwrap().iter().map(text).collect();
+    assert!(flags.contains(&"UP".to_owned()), "{name} is up: {flags:?}");
+}
+
+fn configured() -> TapSpec {
+    TapSpec {
+        owner: Some(OWNER),
+        group: Some(GROUP),
+        mtu: Some(1400),
+        bridge: Some(n("br-tp")),
+        ..TapSpec::default()
+    }
+}
+
+#[actix_rt::test]
+async fn warm_acquire_release_and_refill_on_the_real_kernel() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.add_bridge("br-tp");
+    let pool = start(&ns, 3, configured());
+
+    let report = pool.send(Warm).await.unwrap();
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    assert_eq!(report.created.len(), 3);
+    for tap in &report.created {
+        assert_configured(&ns.link(tap.as_str()).expect("warm tap exists"));
+    }
+    assert_eq!(tap_names(&ns), ["tap-pool-0", "tap-pool-1", "tap-pool-2"]);
+
+    // Hits, LIFO, then a fallback create.
+    let a = acquire(&pool, "vm-a").await.unwrap();
+    assert_eq!(a.source, LeaseSource::Pool);
+    assert_eq!(release(&pool, a.name).await.unwrap(), Released::Pooled);
+    assert!(ns.link(a.name.as_str()).is_some());
+    assert_eq!(acquire(&pool, "vm-a").await.unwrap().name, a.name);
+    acquire(&pool, "vm-b").await.unwrap();
+    acquire(&pool, "vm-c").await.unwrap();
+    let d = acquire(&pool, "vm-d").await.unwrap();
+    assert_eq!((d.name, d.source), (n("vm-d"), LeaseSource::Created));
+    assert_configured(&ns.link("vm-d").expect("fallback tap exists"));
+
+    // A fallback tap is deleted on release, and the delete refills the pool.
+    assert_eq!(release(&pool, d.name).await.unwrap(), Released::Deleted);
+    assert!(ns.link("vm-d").is_none(), "deleted from the kernel");
+    let s = stats_until(&pool, |s| s.idle == 3).await;
+    assert_eq!((s.leased, s.creating, s.hits, s.misses), (3, 0, 4, 1));
+    assert_eq!(tap_names(&ns).len(), 6);
+    assert_not_in_host(&["tap-pool-0", "tap-pool-3", "vm-d"]);
+}
+
+#[actix_rt::test]
+async fn pool_size_zero_creates_and_deletes_every_time() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    let pool = start(&ns, 0, TapSpec::default());
+    assert!(pool.send(Warm).await.unwrap().created.is_empty());
+    assert!(tap_names(&ns).is_empty());
+    let lease = acquire(&pool, "vm-z").await.unwrap();
+    assert_eq!(lease.source, LeaseSource::Created);
+    let link = ns.link("vm-z").expect("created");
+    // The default owner is the pool's own uid: never an open tap.
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let user = text(&link["linkinfo"]["info_data"]["user"]);
+    assert!(user == me.to_string() || user == "root", "owner {user}");
+    assert_eq!(release(&pool, lease.name).await.unwrap(), Released::Deleted);
+    assert!(tap_names(&ns).is_empty());
+}
+
+#[actix_rt::test]
+async fn seed_skips_indices_in_use() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    let pool = start(&ns, 2, TapSpec::default());
+    let report = pool
+        .send(Seed {
+            used: vec![n("tap-pool-41"), n("vm-x")],
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.next_index, 42);
+    pool.send(Warm).await.unwrap();
+    assert_eq!(tap_names(&ns), ["tap-pool-42", "tap-pool-43"]);
+}
+
+#[actix_rt::test]
+async fn a_fallback_name_that_exists_is_ebusy_and_nothing_is_leaked_or_touched() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.add_bridge("br-tp");
+    ns.ip(&["tuntap", "add", "vm-busy", "mode", "tap"]);
+    let before = ns.link("vm-busy").unwrap();
+    let pool = start(&ns, 1, configured());
+    let err = acquire(&pool, "vm-busy").await.unwrap_err();
+    assert_eq!(
+        err,
+        PoolError::Kernel(KernelError::Exists { name: n("vm-busy") })
+    );
+    // The other owner's device is exactly as it was: not adopted, not
+    // configured, not deleted.
+    let after = ns.link("vm-busy").unwrap();
+    assert_eq!(after["flags"], before["flags"]);
+    assert_eq!(after.get("master"), before.get("master"));
+    assert_eq!(after["linkinfo"], before["linkinfo"]);
+    assert_eq!(tap_names(&ns), ["vm-busy"]);
+    let s = pool.send(Stats).await.unwrap();
+    assert_eq!((s.leased, s.creating, s.failures), (0, 0, 1));
+}
+
+#[actix_rt::test]
+async fn a_missing_bridge_fails_the_warm_up_and_leaves_nothing() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    let pool = start(&ns, 2, configured()); // br-tp is never made
+    let report = pool.send(Warm).await.unwrap();
+    assert!(report.created.is_empty());
+    assert_eq!(
+        report.failure.unwrap().error,
+        PoolError::Kernel(KernelError::BridgeMissing {
+            name: n("tap-pool-0"),
+            bridge: n("br-tp")
+        })
+    );
+    assert!(tap_names(&ns).is_empty());
+}
+
+#[actix_rt::test]
+async fn bad_releases_get_typed_errors_from_pool_and_kernel() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    let pool = start(&ns, 1, TapSpec::default());
+    pool.send(Warm).await.unwrap();
+    let tap = n("tap-pool-0");
+    assert_eq!(
+        release(&pool, tap).await.unwrap_err(),
+        PoolError::AlreadyIdle { name: tap }
+    );
+    assert_eq!(
+        release(&pool, n("vm-ghost")).await.unwrap_err(),
+        PoolError::Kernel(KernelError::NoSuchDevice {
+            name: n("vm-ghost")
+        })
+    );
+    assert!(Acquire::new("name-of-16-bytes").is_err());
+    assert_eq!(tap_names(&ns), ["tap-pool-0"]);
+}
