@@ -31,6 +31,43 @@ impl fmt::Display for Netns {
     }
 }
 
+impl Netns {
+    /// Makes a new, empty network namespace that lives as long as the returned
+    /// value (and any thread inside it). It is made on a short-lived helper
+    /// thread, so neither the calling thread nor the host's namespace is
+    /// touched. Demos and tests use it for a throwaway namespace.
+    pub fn new_private() -> Result<Netns, KernelError> {
+        let fail = |errno| KernelError::Namespace {
+            netns: "a new private namespace".to_owned(),
+            errno,
+        };
+        std::thread::spawn(|| {
+            // SAFETY: unshare changes only this helper thread's namespaces.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
+                return Err(Errno::of(&std::io::Error::last_os_error()));
+            }
+            open_ns_file(std::path::Path::new("/proc/thread-self/ns/net"))
+        })
+        .join()
+        .map_err(|_| fail(Errno(libc::EIO)))?
+        .map(|fd| Netns::Fd(Arc::new(fd)))
+        .map_err(fail)
+    }
+
+    /// A path naming this namespace for other programs (`nsenter --net=`),
+    /// valid while this process lives.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Netns::Path(path) => path.clone(),
+            Netns::Fd(fd) => PathBuf::from(format!(
+                "/proc/{}/fd/{}",
+                std::process::id(),
+                fd.as_raw_fd()
+            )),
+        }
+    }
+}
+
 /// Moves the calling thread (only it) into `netns` with `setns(2)`.
 ///
 /// Sockets and `/dev/net/tun` files opened afterwards on this thread belong to

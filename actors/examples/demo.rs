@@ -1,0 +1,278 @@
+//! The main job, shown: a warm tap pool under an orchestrator-like churn of VMs.
+//!
+//! On a machine where this process can make taps (root, or CAP_NET_ADMIN, and
+//! `/dev/net/tun`), it runs on the real kernel inside a throwaway network
+//! namespace with a bridge of its own, and leaves nothing behind: the namespace
+//! and every device in it vanish when the demo exits. Elsewhere it says why and
+//! runs the same loop on the simulated kernel.
+//!
+//! `cargo run --release -p tap-pool-actors --example demo [-- VMS [CONCURRENCY]]`
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use tap_pool_actors::sim::{SimKernel, SimOp};
+use tap_pool_actors::{
+    Acquire, DeleteTap, KernelFactory, LeaseSource, LinuxKernelFactory, ListTaps, NetlinkActor,
+    Netns, PoolConfig, Release, Stats, TapName, TapPoolActor, TapSpec, Warm,
+};
+
+const POOL_SIZE: usize = 16;
+const WORKERS: usize = 2;
+const BRIDGE: &str = "tpdemo-br0";
+
+struct Setup {
+    factory: Arc<dyn KernelFactory>,
+    bridge: Option<TapName>,
+    label: String,
+    /// Keeps the namespace alive for the demo's duration.
+    _netns: Option<Netns>,
+}
+
+fn real_kernel() -> Result<Setup, String> {
+    tap_pool_actors::linux::probe()?;
+    let netns = Netns::new_private().map_err(|e| e.to_string())?;
+    // The bridge is the demo's scenery, not the library's job: it is made with
+    // iproute2 inside the throwaway namespace. Without `ip` the demo runs
+    // without a bridge.
+    let ns = format!("--net={}", netns.path().display());
+    let ip = |args: &[&str]| {
+        Command::new("nsenter")
+            .arg(&ns)
+            .arg("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let bridge = (ip(&["link", "add", BRIDGE, "type", "bridge"])
+        && ip(&["link", "set", BRIDGE, "up"]))
+    .then(|| TapName::new(BRIDGE).expect("valid name"));
+    Ok(Setup {
+        factory: Arc::new(LinuxKernelFactory {
+            netns: Some(netns.clone()),
+        }),
+        label: format!(
+            "real kernel, in a throwaway network namespace{}",
+            if bridge.is_some() {
+                format!(" with bridge {BRIDGE}")
+            } else {
+                " (no `ip` to make a bridge: taps are not enslaved)".to_owned()
+            }
+        ),
+        bridge,
+        _netns: Some(netns),
+    })
+}
+
+fn simulated_kernel() -> Setup {
+    let sim = SimKernel::new();
+    // Roughly what the real kernel costs on these machines.
+    sim.set_latency(SimOp::Create, Duration::from_millis(2));
+    sim.set_latency(SimOp::Delete, Duration::from_millis(16));
+    let bridge = TapName::new(BRIDGE).expect("valid name");
+    sim.add_bridge(bridge).expect("fresh kernel");
+    Setup {
+        factory: Arc::new(sim),
+        bridge: Some(bridge),
+        label: "simulated kernel (2 ms per create, 16 ms per delete)".to_owned(),
+        _netns: None,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn describe(label: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    println!(
+        "  {label:<26} {:>6} acquires   median {:>10.1?}   p99 {:>10.1?}",
+        samples.len(),
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99)
+    );
+}
+
+/// A tiny deterministic generator for VM lifetimes.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+async fn run_vm(
+    pool: Addr<TapPoolActor>,
+    vm: usize,
+    lifetime: Duration,
+) -> (LeaseSource, Duration) {
+    let fallback = format!("vm-{vm}");
+    let start = Instant::now();
+    let lease = pool
+        .send(Acquire::new(&fallback).expect("valid name"))
+        .await
+        .expect("pool running")
+        .expect("acquire");
+    let took = start.elapsed();
+    // The VM runs; the orchestrator tops the pool up in the background.
+    pool.do_send(Warm);
+    actix_rt::time::sleep(lifetime).await;
+    pool.send(Release { tap: lease.name })
+        .await
+        .expect("pool running")
+        .expect("release");
+    (lease.source, took)
+}
+
+#[actix::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let vms: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(600);
+    let concurrency: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(24);
+
+    let setup = match real_kernel() {
+        Ok(setup) => setup,
+        Err(why) => {
+            println!("The real kernel is not usable here ({why}).");
+            println!("Running on the simulated kernel instead; run as root to see real taps.\n");
+            simulated_kernel()
+        }
+    };
+    println!("tap-pool demo: {}", setup.label);
+    println!(
+        "pool of {POOL_SIZE} taps, {WORKERS} kernel workers, {vms} VMs, up to {concurrency} at once\n"
+    );
+
+    let kernel = NetlinkActor::start(Arc::clone(&setup.factory), WORKERS);
+    let config = PoolConfig {
+        size: POOL_SIZE,
+        create_window: WORKERS,
+        tap: TapSpec {
+            bridge: setup.bridge,
+            ..TapSpec::default()
+        },
+        ..PoolConfig::default()
+    };
+    let pool = TapPoolActor::spawn(config, kernel.clone()).expect("valid config");
+
+    let start = Instant::now();
+    let report = pool.send(Warm).await.expect("pool running");
+    if let Some(failure) = &report.failure {
+        eprintln!("warm-up failed: {}", failure.error);
+        std::process::exit(1);
+    }
+    println!(
+        "warmed {} taps in {:.1?}",
+        report.created.len(),
+        start.elapsed()
+    );
+
+    // Orchestrator-like churn: VMs start and stop with random lifetimes,
+    // sometimes in bursts larger than the pool, so both paths show.
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut running = Vec::new();
+    let mut warm = Vec::new();
+    let mut cold = Vec::new();
+    let churn = Instant::now();
+    for vm in 0..vms {
+        if running.len() >= concurrency {
+            let (source, took) = futures_first(&mut running).await;
+            match source {
+                LeaseSource::Pool => warm.push(took),
+                LeaseSource::Created => cold.push(took),
+            }
+        }
+        let lifetime = Duration::from_millis(1 + rng.below(30));
+        running.push(actix_rt::spawn(run_vm(pool.clone(), vm, lifetime)));
+        if (vm + 1) % 100 == 0 {
+            let s = pool.send(Stats).await.expect("pool running");
+            println!(
+                "  {:>5} VMs started   idle {:>2}  leased {:>2}  hits {:>5}  creations {:>4}",
+                vm + 1,
+                s.idle,
+                s.leased,
+                s.hits,
+                s.created
+            );
+        }
+    }
+    for handle in running.drain(..) {
+        let (source, took) = handle.await.expect("vm task");
+        match source {
+            LeaseSource::Pool => warm.push(took),
+            LeaseSource::Created => cold.push(took),
+        }
+    }
+    let churn_time = churn.elapsed();
+
+    // Let refills in flight settle before reading the counters.
+    let mut s = pool.send(Stats).await.expect("pool running");
+    while s.creating + s.deleting > 0 {
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+        s = pool.send(Stats).await.expect("pool running");
+    }
+    println!("\nafter {vms} VMs in {churn_time:.1?}:");
+    println!(
+        "  pool hits {} against {} creations on the acquire path ({:.1}% hits)",
+        s.hits,
+        s.misses,
+        100.0 * s.hits as f64 / (s.hits + s.misses).max(1) as f64
+    );
+    describe("acquire latency, warm:", warm);
+    describe("acquire latency, cold:", cold);
+    println!(
+        "  devices created {}, deleted {}, kernel failures {}",
+        s.created, s.deleted, s.failures
+    );
+
+    // Clean up: delete every tap still in the kernel (the idle pool).
+    let taps = kernel
+        .send(ListTaps)
+        .await
+        .expect("kernel actor")
+        .expect("list");
+    let demo_taps: Vec<_> = taps
+        .iter()
+        .filter(|t| t.name.as_str().starts_with(tap_pool_actors::DEFAULT_PREFIX))
+        .collect();
+    for tap in &demo_taps {
+        kernel
+            .send(DeleteTap { name: tap.name })
+            .await
+            .expect("kernel actor")
+            .expect("delete");
+    }
+    let left = kernel
+        .send(ListTaps)
+        .await
+        .expect("kernel actor")
+        .expect("list");
+    println!(
+        "  cleaned up {} idle taps; {} taps left in the namespace",
+        demo_taps.len(),
+        left.len()
+    );
+    actix::System::current().stop();
+}
+
+/// Waits for the first of `running` to finish and removes it.
+async fn futures_first(
+    running: &mut Vec<actix_rt::task::JoinHandle<(LeaseSource, Duration)>>,
+) -> (LeaseSource, Duration) {
+    loop {
+        if let Some(i) = running.iter().position(|h| h.is_finished()) {
+            return running.swap_remove(i).await.expect("vm task");
+        }
+        actix_rt::time::sleep(Duration::from_micros(200)).await;
+    }
+}
