@@ -19,16 +19,32 @@ use tap_pool::{Kernel, KernelFactory, LinuxKernelFactory, Netns, TapName};
 /// Whether the real-kernel tests can run here. Prints why not and returns
 /// false, unless `TAP_POOL_REQUIRE_KERNEL=1`, in which case it panics.
 pub fn require_kernel() -> bool {
-    match tap_pool::linux::probe() {
+    let tools = || {
+        for tool in ["ip", "nsenter"] {
+            let found = Command::new(tool)
+                .arg("-V")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok();
+            if !found {
+                return Err(format!("{tool} (the tests' witness) is not installed"));
+            }
+        }
+        Ok(())
+    };
+    match tap_pool::linux::probe().and_then(|()| tools()) {
         Ok(()) => true,
         Err(why) if std::env::var("TAP_POOL_REQUIRE_KERNEL").as_deref() == Ok("1") => {
             panic!(
                 "TAP_POOL_REQUIRE_KERNEL=1 but the real-kernel tests cannot run: {why} \
-                 (they need /dev/net/tun and CAP_NET_ADMIN)"
+                 (they need /dev/net/tun, CAP_NET_ADMIN, ip and nsenter)"
             )
         }
         Err(why) => {
-            eprintln!("SKIP: real-kernel test needs /dev/net/tun and CAP_NET_ADMIN: {why}");
+            eprintln!(
+                "SKIP: real-kernel test needs /dev/net/tun, CAP_NET_ADMIN, ip and nsenter: {why}"
+            );
             false
         }
     }
