@@ -38,3 +38,8 @@ pub use messages::{Acquire, Lease, LeaseSource, Release, Released, Seed, Stats, 
 pub use netlink::{CreateTap, DEFAULT_WORKERS, DeleteTap, ListTaps, NetlinkActor};
 pub use pool::TapPoolActor;
 pub use tap_pool::*;
+
+/// The README's example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
