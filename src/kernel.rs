@@ -17,12 +17,15 @@ use crate::name::TapName;
 /// `Copy`, because it travels with every create request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TapSpec {
-    /// The uid allowed to attach to the tap (`TUNSETOWNER`). `None` means the
-    /// effective uid of the process running the pool: a tap is never left with
-    /// neither owner nor group, because such a persistent tap can be attached
-    /// by any local user who can open `/dev/net/tun`.
+    /// The uid allowed to attach to the tap (`TUNSETOWNER`). `None` with no
+    /// `group` means the effective uid of the process running the pool: a tap
+    /// is never left with neither owner nor group, because such a persistent
+    /// tap can be attached by any local user who can open `/dev/net/tun`.
     pub owner: Option<u32>,
-    /// The gid allowed to attach to the tap (`TUNSETGROUP`), if any.
+    /// The gid allowed to attach to the tap (`TUNSETGROUP`), if any. When both
+    /// an owner and a group are set, the kernel (6.14 and later, and the
+    /// stable branches) demands that an attaching process match both; set only
+    /// a group to let any member of it attach.
     pub group: Option<u32>,
     /// Create the tap with `IFF_VNET_HDR` (Firecracker's default: on).
     pub vnet_hdr: bool,
@@ -34,6 +37,18 @@ pub struct TapSpec {
     pub bridge: Option<TapName>,
     /// The device group (`IFLA_GROUP`) to tag the tap with, if any.
     pub device_group: Option<u32>,
+}
+
+impl TapSpec {
+    /// The owner to set on a new tap, given the pool process's effective uid:
+    /// the configured one, or `euid` when neither owner nor group is set.
+    pub fn effective_owner(&self, euid: u32) -> Option<u32> {
+        match (self.owner, self.group) {
+            (Some(owner), _) => Some(owner),
+            (None, Some(_)) => None,
+            (None, None) => Some(euid),
+        }
+    }
 }
 
 impl Default for TapSpec {

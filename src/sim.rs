@@ -337,7 +337,7 @@ impl Kernel for SimKernel {
         }
         let index = s.next_index;
         s.next_index += 1;
-        let owner = Some(spec.owner.unwrap_or(s.euid));
+        let owner = spec.effective_owner(s.euid);
         s.taps.insert(
             name,
             LinkInfo {

@@ -39,8 +39,10 @@ pub(crate) fn create_persistent_tap(name: TapName, spec: &TapSpec) -> Result<(),
     set_iff(&file, name, flags).map_err(fail(CreateStep::SetIff))?;
 
     // SAFETY: geteuid cannot fail and touches no memory.
-    let owner = spec.owner.unwrap_or_else(|| unsafe { libc::geteuid() });
-    ioctl_value(&file, libc::TUNSETOWNER, owner.into()).map_err(fail(CreateStep::SetOwner))?;
+    let euid = unsafe { libc::geteuid() };
+    if let Some(owner) = spec.effective_owner(euid) {
+        ioctl_value(&file, libc::TUNSETOWNER, owner.into()).map_err(fail(CreateStep::SetOwner))?;
+    }
     if let Some(group) = spec.group {
         ioctl_value(&file, libc::TUNSETGROUP, group.into()).map_err(fail(CreateStep::SetGroup))?;
     }
