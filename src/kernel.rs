@@ -85,6 +85,34 @@ pub struct LinkInfo {
     pub kind: TunKind,
     /// Whether the device outlives its last open file (`TUNSETPERSIST`).
     pub persistent: bool,
+    /// The Ethernet address.
+    pub mac: [u8; 6],
+}
+
+/// What the kernel made for a [`Kernel::create_tap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreatedTap {
+    /// The new device's interface index. Names can be reused; an index is
+    /// not reused while the kernel runs, so it tells one device of a name
+    /// from the next.
+    pub index: u32,
+    /// The Ethernet address it was given, put back by [`Kernel::reset_tap`].
+    pub mac: [u8; 6],
+}
+
+/// A change to the kernel's links, seen by a [`LinkWatcher`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// A device was removed, by anyone (`RTM_DELLINK` notification).
+    Removed {
+        /// Its name.
+        name: TapName,
+        /// Its interface index.
+        index: u32,
+    },
+    /// Notifications were lost (the socket overran): the watcher's owner
+    /// should compare its view with a fresh [`Kernel::list_taps`].
+    Resync,
     /// The uid allowed to attach, if set.
     pub owner: Option<u32>,
     /// The gid allowed to attach, if set.
@@ -217,6 +245,26 @@ pub enum KernelError {
     Configure {
         /// The tap being configured.
         name: TapName,
+    /// Resetting a released tap to its pooled configuration failed.
+    #[error("resetting {name} failed: {errno}{}", Ack(ext_ack))]
+    Reset {
+        /// The tap being reset.
+        name: TapName,
+        /// What the kernel answered.
+        errno: Errno,
+        /// The kernel's extended-ack text, when it gave one.
+        ext_ack: Option<String>,
+    },
+    /// Deleting a device group (`RTM_DELLINK` with `IFLA_GROUP`) failed.
+    #[error("deleting device group {group} failed: {errno}{}", Ack(ext_ack))]
+    DeleteGroup {
+        /// The group.
+        group: u32,
+        /// What the kernel answered.
+        errno: Errno,
+        /// The kernel's extended-ack text, when it gave one.
+        ext_ack: Option<String>,
+    },
         /// What the kernel answered.
         errno: Errno,
         /// The kernel's extended-ack text, when it gave one.
@@ -260,6 +308,8 @@ pub enum KernelError {
         /// The call that panicked.
         op: &'static str,
         /// The panic's message.
+            | KernelError::Reset { errno, .. }
+            | KernelError::DeleteGroup { errno, .. }
         message: String,
     },
 }
@@ -290,7 +340,11 @@ pub trait Kernel: Send {
     /// (up, MTU, master, group) and closed. Fails with [`KernelError::Exists`]
     /// if any device of that name exists; on any failure after the device was
     /// made, removes it before returning.
-    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<(), KernelError>;
+    ///
+    /// The tap becomes persistent only once it is fully configured, so a
+    /// process that dies part-way leaves nothing behind (the kernel removes a
+    /// non-persistent tap when its last file closes).
+    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<CreatedTap, KernelError>;
 
     /// Deletes the device `name`. Fails with [`KernelError::NoSuchDevice`] if
     /// there is none.
@@ -298,6 +352,28 @@ pub trait Kernel: Send {
 
     /// Lists every tun/tap device.
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError>;
+
+    /// Puts a released tap back to its pooled configuration, whatever its
+    /// last tenant changed: removes every address on it, sets its MTU (the
+    /// spec's, or 1500), its master (the spec's bridge, or none), its device
+    /// group (the spec's, or 0), its Ethernet address (`mac`) and brings it
+    /// up. Fails with [`KernelError::NoSuchDevice`] if it is gone.
+    fn reset_tap(&mut self, name: TapName, spec: &TapSpec, mac: [u8; 6])
+    -> Result<(), KernelError>;
+
+    /// Moves `name` into device group `group` (0 is the default group).
+    fn set_device_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError>;
+
+    /// Deletes every device in `group` with one `RTM_DELLINK`. Refuses
+    /// group 0 (every device is in it) with `EINVAL`.
+    fn delete_group(&mut self, group: u32) -> Result<(), KernelError>;
+}
+
+/// Blocks for the next change to the kernel's links.
+pub trait LinkWatcher: Send {
+    /// The next event, or `None` when nothing happened within about a second
+    /// (so a watcher thread can check whether anyone still listens).
+    fn next_event(&mut self) -> Result<Option<LinkEvent>, KernelError>;
 }
 
 /// Makes one [`Kernel`] handle per worker thread.
@@ -307,13 +383,8 @@ pub trait Kernel: Send {
 pub trait KernelFactory: Send + Sync + 'static {
     /// Opens a handle for the calling thread.
     fn open(&self) -> Result<Box<dyn Kernel>, KernelError>;
-}
 
-impl<F> KernelFactory for F
-where
-    F: Fn() -> Result<Box<dyn Kernel>, KernelError> + Send + Sync + 'static,
-{
-    fn open(&self) -> Result<Box<dyn Kernel>, KernelError> {
-        self()
-    }
+    /// Opens a watcher of link changes for the calling thread (for Linux: a
+    /// netlink socket subscribed to `RTNLGRP_LINK`, in the pool's namespace).
+    fn watch(&self) -> Result<Box<dyn LinkWatcher>, KernelError>;
 }
