@@ -1,5 +1,7 @@
 //! The pool's configuration, checked when the pool is built.
 
+use std::time::Duration;
+
 use thiserror::Error;
 
 use crate::kernel::TapSpec;
@@ -22,6 +24,36 @@ pub struct PoolConfig {
     /// How many warm-up creates may be in flight at once. Set it to the number
     /// of kernel workers: more only queues in the kernel actor's mailbox.
     pub create_window: usize,
+    /// Before a released tap goes back to idle, put back its pooled
+    /// configuration (addresses, MTU, master, group, MAC, up), so the next VM
+    /// inherits nothing. Turn off only when every tenant is trusted.
+    pub reset_on_release: bool,
+    /// How a failed warm-up is retried: after `initial`, doubling up to
+    /// `max`, at most `max_attempts` times in a row (a success starts over).
+    pub warm_retry: Backoff,
+    /// How a failed delete is retried: after `initial`, doubling up to `max`,
+    /// for ever (`max_attempts` is not used): a tap is never forgotten.
+    pub delete_retry: Backoff,
+}
+
+/// Exponential backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay.
+    pub initial: Duration,
+    /// The largest delay.
+    pub max: Duration,
+    /// How many retries in a row, where bounded.
+    pub max_attempts: u32,
+}
+
+impl Backoff {
+    /// The delay before retry number `attempt` (0 for the first).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        self.initial
+            .checked_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
+            .map_or(self.max, |d| d.min(self.max))
+    }
 }
 
 impl Default for PoolConfig {
@@ -31,6 +63,17 @@ impl Default for PoolConfig {
             prefix: DEFAULT_PREFIX.to_owned(),
             tap: TapSpec::default(),
             create_window: 2,
+            reset_on_release: true,
+            warm_retry: Backoff {
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(10),
+                max_attempts: 10,
+            },
+            delete_retry: Backoff {
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(30),
+                max_attempts: u32::MAX,
+            },
         }
     }
 }
@@ -61,6 +104,10 @@ pub enum ConfigError {
         #[source]
         source: NameError,
     },
+    /// The device group is 0, the kernel's default group that every device
+    /// is in: a bulk delete of it would remove every device.
+    #[error("the pool's device group must not be 0, the kernel's default group")]
+    DefaultDeviceGroup,
     /// `create_window` is 0, so a warm-up could never start a create.
     #[error("create_window must be at least 1")]
     ZeroCreateWindow,
@@ -146,6 +193,21 @@ fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            max_attempts: 5,
+        };
+        let ms = |a| b.delay(a).as_millis();
+        assert_eq!(
+            (ms(0), ms(1), ms(2), ms(3), ms(4)),
+            (100, 200, 400, 800, 1000)
+        );
+        assert_eq!(ms(40), 1000);
+    }
 
     #[test]
     fn default_prefix_leaves_six_digits() {

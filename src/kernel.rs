@@ -85,6 +85,21 @@ pub struct LinkInfo {
     pub kind: TunKind,
     /// Whether the device outlives its last open file (`TUNSETPERSIST`).
     pub persistent: bool,
+    /// The uid allowed to attach, if set.
+    pub owner: Option<u32>,
+    /// The gid allowed to attach, if set.
+    pub group: Option<u32>,
+    /// The interface index of the device's master (a bridge), if any.
+    pub master: Option<u32>,
+    /// The MTU.
+    pub mtu: u32,
+    /// Whether the device is administratively up (`IFF_UP`).
+    pub up: bool,
+    /// Whether a process has the device open (`IFF_LOWER_UP`: a tap has
+    /// carrier exactly while some file has it attached).
+    pub in_use: bool,
+    /// The device group (`IFLA_GROUP`); 0 is the kernel's default group.
+    pub device_group: u32,
     /// The Ethernet address.
     pub mac: [u8; 6],
 }
@@ -113,21 +128,6 @@ pub enum LinkEvent {
     /// Notifications were lost (the socket overran): the watcher's owner
     /// should compare its view with a fresh [`Kernel::list_taps`].
     Resync,
-    /// The uid allowed to attach, if set.
-    pub owner: Option<u32>,
-    /// The gid allowed to attach, if set.
-    pub group: Option<u32>,
-    /// The interface index of the device's master (a bridge), if any.
-    pub master: Option<u32>,
-    /// The MTU.
-    pub mtu: u32,
-    /// Whether the device is administratively up (`IFF_UP`).
-    pub up: bool,
-    /// Whether a process has the device open (`IFF_LOWER_UP`: a tap has
-    /// carrier exactly while some file has it attached).
-    pub in_use: bool,
-    /// The device group (`IFLA_GROUP`); 0 is the kernel's default group.
-    pub device_group: u32,
 }
 
 /// An errno the kernel answered with.
@@ -245,6 +245,21 @@ pub enum KernelError {
     Configure {
         /// The tap being configured.
         name: TapName,
+        /// What the kernel answered.
+        errno: Errno,
+        /// The kernel's extended-ack text, when it gave one.
+        ext_ack: Option<String>,
+    },
+    /// Deleting the device (`RTM_DELLINK`) failed.
+    #[error("deleting {name} failed: {errno}{}", Ack(ext_ack))]
+    Delete {
+        /// The device being deleted.
+        name: TapName,
+        /// What the kernel answered.
+        errno: Errno,
+        /// The kernel's extended-ack text, when it gave one.
+        ext_ack: Option<String>,
+    },
     /// Resetting a released tap to its pooled configuration failed.
     #[error("resetting {name} failed: {errno}{}", Ack(ext_ack))]
     Reset {
@@ -260,21 +275,6 @@ pub enum KernelError {
     DeleteGroup {
         /// The group.
         group: u32,
-        /// What the kernel answered.
-        errno: Errno,
-        /// The kernel's extended-ack text, when it gave one.
-        ext_ack: Option<String>,
-    },
-        /// What the kernel answered.
-        errno: Errno,
-        /// The kernel's extended-ack text, when it gave one.
-        ext_ack: Option<String>,
-    },
-    /// Deleting the device (`RTM_DELLINK`) failed.
-    #[error("deleting {name} failed: {errno}{}", Ack(ext_ack))]
-    Delete {
-        /// The device being deleted.
-        name: TapName,
         /// What the kernel answered.
         errno: Errno,
         /// The kernel's extended-ack text, when it gave one.
@@ -308,8 +308,6 @@ pub enum KernelError {
         /// The call that panicked.
         op: &'static str,
         /// The panic's message.
-            | KernelError::Reset { errno, .. }
-            | KernelError::DeleteGroup { errno, .. }
         message: String,
     },
 }
@@ -325,6 +323,8 @@ impl KernelError {
             KernelError::Create { errno, .. }
             | KernelError::Configure { errno, .. }
             | KernelError::Delete { errno, .. }
+            | KernelError::Reset { errno, .. }
+            | KernelError::DeleteGroup { errno, .. }
             | KernelError::List { errno, .. }
             | KernelError::Socket { errno }
             | KernelError::Namespace { errno, .. } => Some(*errno),

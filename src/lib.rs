@@ -30,14 +30,15 @@ pub mod name;
 pub mod pool;
 pub mod sim;
 
-pub use config::{ConfigError, DEFAULT_PREFIX, PoolConfig};
+pub use config::{Backoff, ConfigError, DEFAULT_PREFIX, PoolConfig};
 pub use kernel::{
-    CreateStep, Errno, Kernel, KernelError, KernelFactory, LinkInfo, TapSpec, TunKind,
+    CreateStep, CreatedTap, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
+    LinkWatcher, TapSpec, TunKind,
 };
 #[cfg(target_os = "linux")]
 pub use linux::{LinuxKernel, LinuxKernelFactory, Netns};
 pub use name::{MAX_NAME_LEN, NameError, TapName};
 pub use pool::{
-    AcquireDecision, Pool, PoolError, PoolStats, ReleaseDecision, SeedReport, TapState,
-    WarmFailure, WarmReport, WarmStep,
+    AcquireDecision, Command, DrainReport, Pool, PoolError, PoolStats, ReleaseDecision, SeedReport,
+    TapState, WarmFailure, WarmReport,
 };

@@ -28,12 +28,13 @@
 //! whose handles are such clones.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::Duration;
 
 use crate::kernel::{
-    CreateStep, Errno, Kernel, KernelError, KernelFactory, LinkInfo, TapSpec, TunKind,
+    CreateStep, CreatedTap, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
+    LinkWatcher, TapSpec, TunKind,
 };
 use crate::name::TapName;
 
@@ -52,7 +53,15 @@ pub enum SimOp {
     Delete,
     /// [`Kernel::list_taps`].
     List,
+    /// [`Kernel::reset_tap`].
+    Reset,
+    /// [`Kernel::set_device_group`].
+    SetGroup,
+    /// [`Kernel::delete_group`].
+    DeleteGroup,
 }
+
+const OPS: usize = 6;
 
 impl SimOp {
     fn slot(self) -> usize {
@@ -116,11 +125,14 @@ struct State {
     taps: BTreeMap<TapName, LinkInfo>,
     bridges: BTreeMap<TapName, Bridge>,
     next_index: u32,
-    latency: [Duration; 3],
-    calls: [u64; 3],
+    latency: [Duration; OPS],
+    calls: [u64; OPS],
     faults: Vec<Fault>,
     rng: u64,
     euid: u32,
+    /// Addresses a tenant put on a tap, as text.
+    addresses: BTreeMap<TapName, Vec<String>>,
+    watchers: Vec<mpsc::Sender<LinkEvent>>,
 }
 
 impl State {
@@ -128,11 +140,16 @@ impl State {
         self.taps.contains_key(name) || self.bridges.contains_key(name)
     }
 
-    fn bridge_named_index(&self, index: u32) -> Option<TapName> {
-        self.bridges
-            .iter()
-            .find(|(_, b)| b.index == index)
-            .map(|(n, _)| *n)
+    fn emit(&mut self, event: LinkEvent) {
+        self.watchers.retain(|w| w.send(event).is_ok());
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*: small, seeded, repeatable.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     /// Counts the call and says whether a fault fires, and with which errno.
@@ -145,7 +162,6 @@ impl State {
                 Trigger::Nth(k) => k == n,
                 Trigger::Every => true,
                 Trigger::Rate(p) => {
-                    // xorshift64*: small, seeded, repeatable.
                     self.rng ^= self.rng >> 12;
                     self.rng ^= self.rng << 25;
                     self.rng ^= self.rng >> 27;
@@ -188,11 +204,13 @@ impl SimKernel {
                 taps: BTreeMap::new(),
                 bridges: BTreeMap::new(),
                 next_index: 2, // 1 is the loopback device
-                latency: [Duration::ZERO; 3],
-                calls: [0; 3],
+                latency: [Duration::ZERO; OPS],
+                calls: [0; OPS],
                 faults: Vec::new(),
                 rng: seed | 1,
                 euid,
+                addresses: BTreeMap::new(),
+                watchers: Vec::new(),
             })),
         }
     }
@@ -285,21 +303,125 @@ fn remove_tap(s: &mut State, name: &TapName) -> bool {
     let Some(tap) = s.taps.remove(name) else {
         return false;
     };
-    if let Some(master) = tap.master {
-        if let Some(b) = s.bridges.values_mut().find(|b| b.index == master) {
-            b.ports -= 1;
-        }
+    s.addresses.remove(name);
+    if let Some(b) = tap
+        .master
+        .and_then(|m| s.bridges.values_mut().find(|b| b.index == m))
+    {
+        b.ports -= 1;
     }
+    s.emit(LinkEvent::Removed {
+        name: *name,
+        index: tap.index,
+    });
     true
 }
 
-impl Kernel for SimKernel {
-    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<(), KernelError> {
-        let (latency, fault) = self.lock().call(SimOp::Create);
+impl State {
+    /// The master index for `spec`'s bridge, checking that it exists and, if
+    /// `current` is not already one of its ports, that it has room.
+    fn master_for(
+        &self,
+        name: TapName,
+        spec: &TapSpec,
+        current: Option<u32>,
+    ) -> Result<Option<u32>, KernelError> {
+        let Some(bridge) = spec.bridge else {
+            return Ok(None);
+        };
+        match self.bridges.get(&bridge) {
+            None => Err(KernelError::BridgeMissing { name, bridge }),
+            Some(b) if current == Some(b.index) => Ok(Some(b.index)),
+            Some(b) if b.ports >= MAX_BRIDGE_PORTS => Err(KernelError::BridgeFull { name, bridge }),
+            Some(b) => Ok(Some(b.index)),
+        }
+    }
+
+    fn set_master(&mut self, name: TapName, master: Option<u32>) {
+        let tap = self.taps.get_mut(&name).expect("caller checked");
+        let old = std::mem::replace(&mut tap.master, master);
+        if old == master {
+            return;
+        }
+        for b in self.bridges.values_mut() {
+            if Some(b.index) == old {
+                b.ports -= 1;
+            }
+            if Some(b.index) == master {
+                b.ports += 1;
+            }
+        }
+    }
+}
+
+fn check_mtu(name: TapName, mtu: u32) -> Result<(), KernelError> {
+    if (TAP_MTU_RANGE.0..=TAP_MTU_RANGE.1).contains(&mtu) {
+        return Ok(());
+    }
+    Err(KernelError::Configure {
+        name,
+        errno: Errno(libc::EINVAL),
+        ext_ack: Some(if mtu < TAP_MTU_RANGE.0 {
+            "mtu less than device minimum".to_owned()
+        } else {
+            "mtu greater than device maximum".to_owned()
+        }),
+    })
+}
+
+impl SimKernel {
+    /// Counts a call of `op`, sleeps its latency outside the lock, and returns
+    /// the injected errno if a fault fires.
+    fn enter(&self, op: SimOp) -> Option<Errno> {
+        let (latency, fault) = self.lock().call(op);
         if !latency.is_zero() {
             thread::sleep(latency);
         }
-        if let Some(errno) = fault {
+        fault
+    }
+
+    /// Changes a tap as a tenant (or anyone with `ip`) could: `f` gets its
+    /// [`LinkInfo`] to edit (MTU, master, up, MAC, group). Returns whether the
+    /// tap exists. Not counted as a call and never faulted.
+    pub fn tamper(&self, name: TapName, f: impl FnOnce(&mut LinkInfo)) -> bool {
+        let mut s = self.lock();
+        let Some(tap) = s.taps.get_mut(&name) else {
+            return false;
+        };
+        let before = tap.master;
+        f(tap);
+        let after = std::mem::replace(&mut tap.master, before);
+        s.set_master(name, after);
+        true
+    }
+
+    /// Puts an address on a tap, as a tenant could. Returns whether the tap
+    /// exists.
+    pub fn add_address(&self, name: TapName, address: &str) -> bool {
+        let mut s = self.lock();
+        if !s.taps.contains_key(&name) {
+            return false;
+        }
+        s.addresses
+            .entry(name)
+            .or_default()
+            .push(address.to_owned());
+        true
+    }
+
+    /// The addresses on a tap.
+    pub fn addresses(&self, name: TapName) -> Vec<String> {
+        self.lock()
+            .addresses
+            .get(&name)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Kernel for SimKernel {
+    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<CreatedTap, KernelError> {
+        if let Some(errno) = self.enter(SimOp::Create) {
             return Err(KernelError::Create {
                 name,
                 step: CreateStep::SetIff,
@@ -310,33 +432,15 @@ impl Kernel for SimKernel {
         if s.exists(&name) {
             return Err(KernelError::Exists { name });
         }
-        let master = match spec.bridge {
-            None => None,
-            Some(bridge) => match s.bridges.get(&bridge) {
-                None => return Err(KernelError::BridgeMissing { name, bridge }),
-                Some(b) if b.ports >= MAX_BRIDGE_PORTS => {
-                    return Err(KernelError::BridgeFull { name, bridge });
-                }
-                Some(b) => Some(b.index),
-            },
-        };
+        let master = s.master_for(name, spec, None)?;
         let mtu = spec.mtu.unwrap_or(1500);
-        if !(TAP_MTU_RANGE.0..=TAP_MTU_RANGE.1).contains(&mtu) {
-            return Err(KernelError::Configure {
-                name,
-                errno: Errno(libc::EINVAL),
-                ext_ack: Some(if mtu < TAP_MTU_RANGE.0 {
-                    "mtu less than device minimum".to_owned()
-                } else {
-                    "mtu greater than device maximum".to_owned()
-                }),
-            });
-        }
-        if let Some(bridge) = master.and_then(|i| s.bridge_named_index(i)) {
-            s.bridges.get_mut(&bridge).expect("found above").ports += 1;
-        }
+        check_mtu(name, mtu)?;
         let index = s.next_index;
         s.next_index += 1;
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&s.next_rand().to_be_bytes()[..6]);
+        // A locally administered unicast address, as the tun driver makes.
+        mac[0] = (mac[0] & 0xfe) | 0x02;
         let owner = spec.effective_owner(s.euid);
         s.taps.insert(
             name,
@@ -347,22 +451,20 @@ impl Kernel for SimKernel {
                 persistent: true,
                 owner,
                 group: spec.group,
-                master,
+                master: None,
                 mtu,
                 up: true,
                 in_use: false,
                 device_group: spec.device_group.unwrap_or(0),
+                mac,
             },
         );
-        Ok(())
+        s.set_master(name, master);
+        Ok(CreatedTap { index, mac })
     }
 
     fn delete_link(&mut self, name: TapName) -> Result<(), KernelError> {
-        let (latency, fault) = self.lock().call(SimOp::Delete);
-        if !latency.is_zero() {
-            thread::sleep(latency);
-        }
-        if let Some(errno) = fault {
+        if let Some(errno) = self.enter(SimOp::Delete) {
             return Err(KernelError::Delete {
                 name,
                 errno,
@@ -378,6 +480,10 @@ impl Kernel for SimKernel {
                 for tap in s.taps.values_mut().filter(|t| t.master == Some(b.index)) {
                     tap.master = None;
                 }
+                s.emit(LinkEvent::Removed {
+                    name,
+                    index: b.index,
+                });
                 Ok(())
             }
             None => Err(KernelError::NoSuchDevice { name }),
@@ -385,11 +491,7 @@ impl Kernel for SimKernel {
     }
 
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError> {
-        let (latency, fault) = self.lock().call(SimOp::List);
-        if !latency.is_zero() {
-            thread::sleep(latency);
-        }
-        if let Some(errno) = fault {
+        if let Some(errno) = self.enter(SimOp::List) {
             return Err(KernelError::List {
                 errno,
                 ext_ack: None,
@@ -397,11 +499,102 @@ impl Kernel for SimKernel {
         }
         Ok(self.taps())
     }
+
+    fn reset_tap(
+        &mut self,
+        name: TapName,
+        spec: &TapSpec,
+        mac: [u8; 6],
+    ) -> Result<(), KernelError> {
+        if let Some(errno) = self.enter(SimOp::Reset) {
+            return Err(KernelError::Reset {
+                name,
+                errno,
+                ext_ack: None,
+            });
+        }
+        let mut s = self.lock();
+        let Some(current) = s.taps.get(&name).map(|t| t.master) else {
+            return Err(KernelError::NoSuchDevice { name });
+        };
+        let master = s.master_for(name, spec, current)?;
+        let mtu = spec.mtu.unwrap_or(1500);
+        check_mtu(name, mtu)?;
+        s.addresses.remove(&name);
+        let tap = s.taps.get_mut(&name).expect("checked above");
+        tap.mtu = mtu;
+        tap.mac = mac;
+        tap.up = true;
+        tap.device_group = spec.device_group.unwrap_or(0);
+        s.set_master(name, master);
+        Ok(())
+    }
+
+    fn set_device_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError> {
+        if let Some(errno) = self.enter(SimOp::SetGroup) {
+            return Err(KernelError::Configure {
+                name,
+                errno,
+                ext_ack: None,
+            });
+        }
+        match self.lock().taps.get_mut(&name) {
+            Some(tap) => {
+                tap.device_group = group;
+                Ok(())
+            }
+            None => Err(KernelError::NoSuchDevice { name }),
+        }
+    }
+
+    fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
+        let fault = self.enter(SimOp::DeleteGroup);
+        if group == 0 || fault.is_some() {
+            return Err(KernelError::DeleteGroup {
+                group,
+                errno: fault.unwrap_or(Errno(libc::EINVAL)),
+                ext_ack: None,
+            });
+        }
+        let mut s = self.lock();
+        let members: Vec<TapName> = s
+            .taps
+            .values()
+            .filter(|t| t.device_group == group)
+            .map(|t| t.name)
+            .collect();
+        for name in members {
+            remove_tap(&mut s, &name);
+        }
+        Ok(())
+    }
+}
+
+/// A [`LinkWatcher`] of the simulated kernel.
+pub struct SimWatcher {
+    events: mpsc::Receiver<LinkEvent>,
+}
+
+impl LinkWatcher for SimWatcher {
+    fn next_event(&mut self) -> Result<Option<LinkEvent>, KernelError> {
+        match self.events.recv_timeout(Duration::from_millis(200)) {
+            Ok(event) => Ok(Some(event)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            // The kernel is gone with every handle: nothing more will happen.
+            Err(mpsc::RecvTimeoutError::Disconnected) => Ok(None),
+        }
+    }
 }
 
 impl KernelFactory for SimKernel {
     fn open(&self) -> Result<Box<dyn Kernel>, KernelError> {
         Ok(Box::new(self.clone()))
+    }
+
+    fn watch(&self) -> Result<Box<dyn LinkWatcher>, KernelError> {
+        let (tx, rx) = mpsc::channel();
+        self.lock().watchers.push(tx);
+        Ok(Box::new(SimWatcher { events: rx }))
     }
 }
 

@@ -75,7 +75,7 @@ impl LinuxKernel {
 }
 
 impl Kernel for LinuxKernel {
-    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<(), KernelError> {
+    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<crate::kernel::CreatedTap, KernelError> {
         let _span = tracing::debug_span!("create_tap", %name).entered();
         let start = Instant::now();
         let result = self.resolve_master(name, spec).and_then(|master| {
@@ -92,7 +92,16 @@ impl Kernel for LinuxKernel {
             ok = result.is_ok(),
             "create_tap"
         );
-        result
+        result.map(|()| crate::kernel::CreatedTap { index: 0, mac: [0; 6] }) // STUB
+    }
+    fn reset_tap(&mut self, name: TapName, _: &TapSpec, _: [u8; 6]) -> Result<(), KernelError> {
+        Err(KernelError::Reset { name, errno: crate::Errno(libc::ENOSYS), ext_ack: None }) // STUB
+    }
+    fn set_device_group(&mut self, name: TapName, _: u32) -> Result<(), KernelError> {
+        Err(KernelError::Configure { name, errno: crate::Errno(libc::ENOSYS), ext_ack: None }) // STUB
+    }
+    fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
+        Err(KernelError::DeleteGroup { group, errno: crate::Errno(libc::ENOSYS), ext_ack: None }) // STUB
     }
 
     fn delete_link(&mut self, name: TapName) -> Result<(), KernelError> {
@@ -162,6 +171,9 @@ impl KernelFactory for LinuxKernelFactory {
             enter(netns)?;
         }
         Ok(Box::new(LinuxKernel::open()?))
+    }
+    fn watch(&self) -> Result<Box<dyn crate::kernel::LinkWatcher>, KernelError> {
+        Err(KernelError::Socket { errno: crate::Errno(libc::ENOSYS) }) // STUB
     }
 }
 

@@ -368,6 +368,7 @@ fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, NlError> {
     };
     let flags = msg.ifi_flags();
     Ok(Some(LinkInfo {
+        mac: [0; 6], // STUB
         name,
         index: *msg.ifi_index() as u32,
         kind: tun.kind,
