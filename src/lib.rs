@@ -40,5 +40,5 @@ pub use linux::{LinuxKernel, LinuxKernelFactory, Netns};
 pub use name::{MAX_NAME_LEN, NameError, TapName};
 pub use pool::{
     AcquireDecision, Command, DrainReport, Pool, PoolError, PoolStats, ReleaseDecision, SeedReport,
-    TapState, WarmFailure, WarmReport,
+    TapState, WarmFailure, WarmReport, run_blocking,
 };

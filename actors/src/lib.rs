@@ -34,8 +34,11 @@ pub mod messages;
 pub mod netlink;
 pub mod pool;
 
-pub use messages::{Acquire, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
-pub use netlink::{CreateTap, DEFAULT_WORKERS, DeleteTap, ListTaps, NetlinkActor};
+pub use messages::{Acquire, Drain, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
+pub use netlink::{
+    CreateTap, DEFAULT_WORKERS, DeleteGroup, DeleteTap, ListTaps, NetlinkActor, ResetTap,
+    SetDeviceGroup,
+};
 pub use pool::TapPoolActor;
 pub use tap_pool::*;
 

@@ -2,7 +2,7 @@
 //! one per request, named for what the caller means.
 
 use actix::Message;
-use tap_pool::{NameError, PoolError, PoolStats, SeedReport, TapName, WarmReport};
+use tap_pool::{DrainReport, NameError, PoolError, PoolStats, SeedReport, TapName, WarmReport};
 
 /// Hands out a ready tap: the most recently pooled idle one, or, when none is
 /// idle, a new tap created under `fallback`.
@@ -78,10 +78,15 @@ pub enum Released {
 #[rtype(result = "WarmReport")]
 pub struct Warm;
 
-/// Starts the pool index above every pool index in `used` (the taps the
-/// orchestrator's VMs hold after a restart) and records those names as held.
+/// Reconciles with the kernel after a restart. `used` lists every tap the
+/// orchestrator's VMs hold. The pool lists the kernel's tun/tap devices, then:
+/// adopts its idle taps from the earlier run (up to the size, after a reset),
+/// deletes its other taps nobody holds, leaves alone any a process has open
+/// (and reports them), reports listed names the kernel does not have, and
+/// starts the index above every pool index seen. Deletes finish in the
+/// background.
 #[derive(Clone, Debug, Default, Message)]
-#[rtype(result = "SeedReport")]
+#[rtype(result = "Result<SeedReport, PoolError>")]
 pub struct Seed {
     /// Every tap name in use by the orchestrator's VMs.
     pub used: Vec<TapName>,
@@ -91,3 +96,11 @@ pub struct Seed {
 #[derive(Clone, Copy, Debug, Default, Message)]
 #[rtype(result = "PoolStats")]
 pub struct Stats;
+
+/// Shuts the pool down: stops warming for good, waits for creates in flight,
+/// and deletes every idle tap, in one group delete where the pool has a device
+/// group. Leased taps are left to their holders; releasing one afterwards
+/// deletes it. Stopping the actor drains it first.
+#[derive(Clone, Copy, Debug, Default, Message)]
+#[rtype(result = "DrainReport")]
+pub struct Drain;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
-use tap_pool::{Kernel, KernelError, KernelFactory, LinkInfo, TapName, TapSpec};
+use tap_pool::{CreatedTap, Kernel, KernelError, KernelFactory, LinkInfo, TapName, TapSpec};
 use tracing::{debug, debug_span, warn};
 
 /// How many kernel worker threads a pool uses unless told otherwise.
@@ -80,7 +80,7 @@ impl Actor for NetlinkActor {
 
 /// Creates and configures a tap. Answered by [`NetlinkActor`].
 #[derive(Clone, Copy, Debug, Message)]
-#[rtype(result = "Result<(), KernelError>")]
+#[rtype(result = "Result<CreatedTap, KernelError>")]
 pub struct CreateTap {
     /// The name to create.
     pub name: TapName,
@@ -96,13 +96,45 @@ pub struct DeleteTap {
     pub name: TapName,
 }
 
+/// Puts a released tap back to its pooled configuration. Answered by
+/// [`NetlinkActor`].
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "Result<(), KernelError>")]
+pub struct ResetTap {
+    /// The tap.
+    pub name: TapName,
+    /// Its pooled configuration.
+    pub spec: TapSpec,
+    /// The Ethernet address it was created with.
+    pub mac: [u8; 6],
+}
+
+/// Moves a device into a device group. Answered by [`NetlinkActor`].
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "Result<(), KernelError>")]
+pub struct SetDeviceGroup {
+    /// The device.
+    pub name: TapName,
+    /// The group (0 is the default).
+    pub group: u32,
+}
+
+/// Deletes every device in a group with one request. Answered by
+/// [`NetlinkActor`].
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "Result<(), KernelError>")]
+pub struct DeleteGroup {
+    /// The group.
+    pub group: u32,
+}
+
 /// Lists every tun/tap device. Answered by [`NetlinkActor`].
 #[derive(Clone, Copy, Debug, Default, Message)]
 #[rtype(result = "Result<Vec<LinkInfo>, KernelError>")]
 pub struct ListTaps;
 
 impl Handler<CreateTap> for NetlinkActor {
-    type Result = Result<(), KernelError>;
+    type Result = Result<CreatedTap, KernelError>;
     fn handle(&mut self, msg: CreateTap, _: &mut SyncContext<Self>) -> Self::Result {
         self.call("create", Some(msg.name), |k| {
             k.create_tap(msg.name, &msg.spec)
@@ -121,5 +153,30 @@ impl Handler<ListTaps> for NetlinkActor {
     type Result = Result<Vec<LinkInfo>, KernelError>;
     fn handle(&mut self, _: ListTaps, _: &mut SyncContext<Self>) -> Self::Result {
         self.call("list", None, |k| k.list_taps())
+    }
+}
+
+impl Handler<ResetTap> for NetlinkActor {
+    type Result = Result<(), KernelError>;
+    fn handle(&mut self, msg: ResetTap, _: &mut SyncContext<Self>) -> Self::Result {
+        self.call("reset", Some(msg.name), |k| {
+            k.reset_tap(msg.name, &msg.spec, msg.mac)
+        })
+    }
+}
+
+impl Handler<SetDeviceGroup> for NetlinkActor {
+    type Result = Result<(), KernelError>;
+    fn handle(&mut self, msg: SetDeviceGroup, _: &mut SyncContext<Self>) -> Self::Result {
+        self.call("set_device_group", Some(msg.name), |k| {
+            k.set_device_group(msg.name, msg.group)
+        })
+    }
+}
+
+impl Handler<DeleteGroup> for NetlinkActor {
+    type Result = Result<(), KernelError>;
+    fn handle(&mut self, msg: DeleteGroup, _: &mut SyncContext<Self>) -> Self::Result {
+        self.call("delete_group", None, |k| k.delete_group(msg.group))
     }
 }

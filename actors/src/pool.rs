@@ -1,34 +1,55 @@
 //! [`TapPoolActor`]: the pool's bookkeeping behind a mailbox.
 
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
 use actix::fut::{self, ActorFutureExt};
 use actix::{
-    Actor, ActorResponse, Addr, AsyncContext, Context, Handler, MailboxError, ResponseActFuture,
-    Running, WrapFuture,
+    Actor, ActorContext, ActorResponse, Addr, AsyncContext, Context, Handler, MailboxError,
+    Message, ResponseActFuture, Running, WeakAddr, WrapFuture,
 };
 use tap_pool::{
-    AcquireDecision, ConfigError, KernelError, Pool, PoolConfig, PoolError, PoolStats,
-    ReleaseDecision, SeedReport, WarmReport, WarmStep,
+    AcquireDecision, Command, ConfigError, DrainReport, KernelError, KernelFactory, LinkEvent,
+    Pool, PoolConfig, PoolError, PoolStats, ReleaseDecision, SeedReport, WarmReport,
 };
 use tokio::sync::oneshot;
 use tracing::{debug, debug_span, info, warn};
 
-use crate::messages::{Acquire, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
-use crate::netlink::{CreateTap, DeleteTap, NetlinkActor};
+use crate::messages::{Acquire, Drain, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
+use crate::netlink::{
+    CreateTap, DeleteGroup, DeleteTap, ListTaps, NetlinkActor, ResetTap, SetDeviceGroup,
+};
 
 /// Owns the idle taps and the name index, with no locks, and answers
-/// [`Acquire`], [`Release`], [`Warm`], [`Seed`] and [`Stats`].
+/// [`Acquire`], [`Release`], [`Warm`], [`Seed`], [`Drain`] and [`Stats`].
 ///
 /// It never makes a syscall and never blocks its mailbox: a request that needs
 /// the kernel reserves its name or slot in the bookkeeping first, hands the
 /// call to the [`NetlinkActor`], and is answered from a `ResponseActFuture`
 /// when the kernel replies; meanwhile every other message is served. Requests
-/// that need no kernel call (a warm `Acquire`, a `Release` back to idle) are
-/// answered in place, with no allocation.
+/// that need no kernel call (a warm `Acquire`, a `Release` back to the pool)
+/// are answered in place, with no allocation.
 pub struct TapPoolActor {
     pool: Pool,
     kernel: Addr<NetlinkActor>,
     warm_waiters: Vec<oneshot::Sender<WarmReport>>,
+    drain_waiters: Vec<oneshot::Sender<DrainReport>>,
+    stop: StopState,
 }
+
+/// Where stopping the actor stands: it drains the pool first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopState {
+    Running,
+    Draining,
+    Drained,
+}
+
+/// A change the link watcher saw. Sent by the watcher thread.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct LinkChanged(LinkEvent);
 
 impl TapPoolActor {
     /// A pool actor that sends its kernel calls to `kernel`. Refuses a
@@ -38,10 +59,14 @@ impl TapPoolActor {
             pool: Pool::new(config)?,
             kernel,
             warm_waiters: Vec::new(),
+            drain_waiters: Vec::new(),
+            stop: StopState::Running,
         })
     }
 
-    /// Starts the actor on the current arbiter.
+    /// Starts the actor on the current arbiter, with no link watcher: taps
+    /// removed behind the pool's back are noticed only when a kernel call on
+    /// them fails. Prefer [`TapPoolActor::start_with`].
     pub fn spawn(
         config: PoolConfig,
         kernel: Addr<NetlinkActor>,
@@ -49,33 +74,159 @@ impl TapPoolActor {
         Ok(TapPoolActor::new(config, kernel)?.start())
     }
 
-    /// Sends the creates a warm-up step asks for, and answers every waiting
-    /// `Warm` when the warm-up is over.
-    fn run_warm_step(&mut self, step: WarmStep, ctx: &mut Context<Self>) {
-        let spec = *self.pool.tap_spec();
-        for name in step.create {
-            let request = self.kernel.send(CreateTap { name, spec });
-            ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
-                let res = kernel_result(res);
-                if let Err(error) = &res {
-                    warn!(tap = %name, %error, "tap pool warm-up failed");
-                } else {
-                    debug!(tap = %name, "tap added to idle pool");
+    /// Starts the whole pool: a [`NetlinkActor`] with `workers` threads on
+    /// `factory`, the pool actor on the current arbiter, and a thread that
+    /// watches the kernel's links (so an idle tap deleted behind the pool's
+    /// back is dropped at once).
+    pub fn start_with(
+        config: PoolConfig,
+        factory: Arc<dyn KernelFactory>,
+        workers: usize,
+    ) -> Result<Addr<TapPoolActor>, ConfigError> {
+        let kernel = NetlinkActor::start(Arc::clone(&factory), workers);
+        let addr = TapPoolActor::new(config, kernel)?.start();
+        let weak = addr.downgrade();
+        thread::Builder::new()
+            .name("tap-pool-watch".to_owned())
+            .spawn(move || watch_links(factory, weak))
+            .expect("spawn the link watcher thread");
+        Ok(addr)
+    }
+
+    /// Carries out the work the pool queued: kernel calls go to the kernel
+    /// actor and report back; timers are set; finished warm-ups and drains
+    /// are answered.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while let Some(command) = self.pool.take_command() {
+            match command {
+                Command::Create { name, spec } => {
+                    let request = self.kernel.send(CreateTap { name, spec });
+                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
+                        let res = kernel_result(res);
+                        match &res {
+                            Err(error) => warn!(tap = %name, %error, "tap pool warm-up failed"),
+                            Ok(_) => debug!(tap = %name, "tap added to idle pool"),
+                        }
+                        act.pool.warm_created(name, res);
+                        act.pump(ctx);
+                    }));
                 }
-                let next = act.pool.warm_created(name, res);
-                act.run_warm_step(next, ctx);
-            }));
+                Command::Reset { name, spec, mac } => {
+                    let request = self.kernel.send(ResetTap { name, spec, mac });
+                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
+                        let res = kernel_result(res);
+                        if let Err(error) = &res {
+                            warn!(tap = %name, %error, "resetting a released tap failed; deleting it");
+                        }
+                        act.pool.reset_finished(name, &res);
+                        act.pump(ctx);
+                    }));
+                }
+                Command::Delete { name } => {
+                    let request = self.kernel.send(DeleteTap { name });
+                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
+                        let res = kernel_result(res);
+                        if let Err(error) = &res {
+                            warn!(tap = %name, %error, "deleting a tap failed");
+                        }
+                        act.pool.delete_finished(name, &res);
+                        act.pump(ctx);
+                    }));
+                }
+                Command::Ungroup { name } => {
+                    let request = self.kernel.send(SetDeviceGroup { name, group: 0 });
+                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
+                        act.pool.ungrouped(name, &kernel_result(res));
+                        act.pump(ctx);
+                    }));
+                }
+                Command::DeleteGroup { group } => {
+                    let request = self.kernel.send(DeleteGroup { group });
+                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
+                        let res = kernel_result(res);
+                        if let Err(error) = &res {
+                            warn!(group, %error, "group delete failed; deleting one by one");
+                        }
+                        act.pool.group_deleted(&res);
+                        act.pump(ctx);
+                    }));
+                }
+                Command::RetryWarmAfter(after) => {
+                    ctx.run_later(after, |act, ctx| {
+                        act.pool.retry_warm();
+                        act.pump(ctx);
+                    });
+                }
+                Command::RetryDeleteAfter { name, after } => {
+                    ctx.run_later(after, move |act, ctx| {
+                        act.pool.retry_delete(name);
+                        act.pump(ctx);
+                    });
+                }
+                Command::WarmFinished(report) => {
+                    if let Some(failure) = &report.failure {
+                        warn!(
+                            tap = ?failure.name,
+                            error = %failure.error,
+                            retry_in_ms = report.retry_in.map(|d| d.as_millis() as u64),
+                            "tap pool warm-up stopped"
+                        );
+                    }
+                    debug!(created = report.created.len(), "tap pool warm-up finished");
+                    for waiter in self.warm_waiters.drain(..) {
+                        // A waiter that went away no longer wants the report.
+                        let _ = waiter.send(report.clone());
+                    }
+                }
+                Command::DrainFinished(report) => {
+                    info!(
+                        deleted = report.deleted,
+                        bulk = report.bulk,
+                        leased = report.leased,
+                        delete_failed = report.delete_failed,
+                        "tap pool drained"
+                    );
+                    for waiter in self.drain_waiters.drain(..) {
+                        let _ = waiter.send(report.clone());
+                    }
+                    if self.stop == StopState::Draining {
+                        self.stop = StopState::Drained;
+                        ctx.stop();
+                    }
+                }
+            }
         }
-        if let Some(report) = step.finished {
-            info!(
-                created = report.created.len(),
-                failed = report.failure.is_some(),
-                shut_down = report.shut_down,
-                "tap pool warm-up finished"
-            );
-            for waiter in self.warm_waiters.drain(..) {
-                // A waiter that went away no longer wants the report.
-                let _ = waiter.send(report.clone());
+    }
+}
+
+/// Forwards link changes to the pool until the pool is gone. Runs on a
+/// thread of its own, which opens its watcher there (for Linux: inside the
+/// pool's namespace).
+fn watch_links(factory: Arc<dyn KernelFactory>, pool: WeakAddr<TapPoolActor>) {
+    let mut watcher = None;
+    loop {
+        let Some(addr) = pool.upgrade() else {
+            return;
+        };
+        let w = match &mut watcher {
+            Some(w) => w,
+            None => match factory.watch() {
+                Ok(w) => watcher.insert(w),
+                Err(error) => {
+                    warn!(%error, "cannot watch the kernel's links; retrying");
+                    drop(addr);
+                    thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        match w.next_event() {
+            Ok(Some(event)) => addr.do_send(LinkChanged(event)),
+            Ok(None) => {}
+            Err(error) => {
+                warn!(%error, "link watcher failed; reopening and resyncing");
+                watcher = None;
+                addr.do_send(LinkChanged(LinkEvent::Resync));
             }
         }
     }
@@ -92,9 +243,19 @@ fn kernel_result<T>(res: Result<Result<T, KernelError>, MailboxError>) -> Result
 impl Actor for TapPoolActor {
     type Context = Context<Self>;
 
-    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
-        self.pool.shut_down();
-        Running::Stop
+    /// Stopping drains the pool first, so idle taps do not outlive it.
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        if self.stop != StopState::Running || !self.kernel.connected() {
+            return Running::Stop;
+        }
+        self.stop = StopState::Draining;
+        self.pool.drain();
+        self.pump(ctx);
+        if self.stop == StopState::Drained {
+            Running::Stop
+        } else {
+            Running::Continue
+        }
     }
 }
 
@@ -112,15 +273,15 @@ impl Handler<Acquire> for TapPoolActor {
                 name,
                 source: LeaseSource::Pool,
             })),
-            Ok(AcquireDecision::Create(name)) => {
+            Ok(AcquireDecision::Create(name, spec)) => {
                 debug!(tap = %name, "pool empty: creating the fallback tap");
-                let spec = *self.pool.tap_spec();
                 let request = self.kernel.send(CreateTap { name, spec });
                 let reply: ResponseActFuture<Self, _> =
-                    Box::pin(request.into_actor(self).map(move |res, act, _| {
+                    Box::pin(request.into_actor(self).map(move |res, act, ctx| {
                         let res = kernel_result(res);
                         act.pool.lease_created(name, &res);
-                        res.map(|()| Lease {
+                        act.pump(ctx);
+                        res.map(|_| Lease {
                             name,
                             source: LeaseSource::Created,
                         })
@@ -134,7 +295,7 @@ impl Handler<Acquire> for TapPoolActor {
 impl Handler<Release> for TapPoolActor {
     type Result = ActorResponse<Self, Result<Released, PoolError>>;
 
-    fn handle(&mut self, msg: Release, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) -> Self::Result {
         let name = msg.tap;
         let _span = debug_span!("release", tap = %name).entered();
         match self.pool.release(name) {
@@ -142,7 +303,10 @@ impl Handler<Release> for TapPoolActor {
                 debug!(error = %e, "release refused");
                 ActorResponse::reply(Err(e))
             }
-            Ok(ReleaseDecision::Pooled) => ActorResponse::reply(Ok(Released::Pooled)),
+            Ok(ReleaseDecision::Pooled) => {
+                self.pump(ctx);
+                ActorResponse::reply(Ok(Released::Pooled))
+            }
             Ok(ReleaseDecision::Delete) => {
                 let request = self.kernel.send(DeleteTap { name });
                 let reply: ResponseActFuture<Self, _> =
@@ -151,10 +315,8 @@ impl Handler<Release> for TapPoolActor {
                         if let Err(error) = &res {
                             warn!(tap = %name, %error, "deleting a released tap failed");
                         }
-                        if act.pool.delete_finished(name, &res) {
-                            let step = act.pool.warm();
-                            act.run_warm_step(step, ctx);
-                        }
+                        act.pool.delete_finished(name, &res);
+                        act.pump(ctx);
                         res.map(|()| Released::Deleted)
                     }));
                 ActorResponse::r#async(reply)
@@ -168,15 +330,10 @@ impl Handler<Warm> for TapPoolActor {
 
     fn handle(&mut self, _: Warm, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("warm").entered();
-        let mut step = self.pool.warm();
-        if let Some(report) = step.finished.take() {
-            // Nothing to do and no warm-up under way: nobody else is waiting.
-            self.run_warm_step(step, ctx);
-            return ActorResponse::reply(report);
-        }
         let (tx, rx) = oneshot::channel();
         self.warm_waiters.push(tx);
-        self.run_warm_step(step, ctx);
+        self.pool.warm();
+        self.pump(ctx);
         let shut_down = WarmReport {
             shut_down: true,
             ..WarmReport::default()
@@ -185,14 +342,41 @@ impl Handler<Warm> for TapPoolActor {
     }
 }
 
+impl Handler<Drain> for TapPoolActor {
+    type Result = ActorResponse<Self, DrainReport>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let _span = debug_span!("drain").entered();
+        let (tx, rx) = oneshot::channel();
+        self.drain_waiters.push(tx);
+        self.pool.drain();
+        self.pump(ctx);
+        ActorResponse::r#async(fut::wrap_future(rx).map(|res, _, _| res.unwrap_or_default()))
+    }
+}
+
 impl Handler<Seed> for TapPoolActor {
-    type Result = ActorResponse<Self, SeedReport>;
+    type Result = ActorResponse<Self, Result<SeedReport, PoolError>>;
 
     fn handle(&mut self, msg: Seed, _: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("seed", used = msg.used.len()).entered();
-        let report = self.pool.seed(&msg.used);
-        info!(next_index = report.next_index, "tap pool seeded");
-        ActorResponse::reply(report)
+        let request = self.kernel.send(ListTaps);
+        let reply: ResponseActFuture<Self, _> =
+            Box::pin(request.into_actor(self).map(move |res, act, ctx| {
+                let links = kernel_result(res)?;
+                let report = act.pool.reconcile(&msg.used, &links);
+                info!(
+                    next_index = report.next_index,
+                    adopted = report.adopted.len(),
+                    deleted = report.deleted.len(),
+                    left_alone = ?report.left_alone,
+                    missing = ?report.missing,
+                    "tap pool seeded"
+                );
+                act.pump(ctx);
+                Ok(report)
+            }));
+        ActorResponse::r#async(reply)
     }
 }
 
@@ -202,5 +386,29 @@ impl Handler<Stats> for TapPoolActor {
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("stats").entered();
         ActorResponse::reply(self.pool.stats())
+    }
+}
+
+impl Handler<LinkChanged> for TapPoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LinkChanged, ctx: &mut Context<Self>) {
+        match msg.0 {
+            LinkEvent::Removed { name, index } => {
+                let _span = debug_span!("link_removed", tap = %name, index).entered();
+                self.pool.link_removed(name, index);
+                self.pump(ctx);
+            }
+            LinkEvent::Resync => {
+                let request = self.kernel.send(ListTaps);
+                ctx.spawn(request.into_actor(self).map(|res, act, ctx| {
+                    match kernel_result(res) {
+                        Ok(links) => act.pool.resync(&links),
+                        Err(error) => warn!(%error, "cannot list links to resync"),
+                    }
+                    act.pump(ctx);
+                }));
+            }
+        }
     }
 }

@@ -75,7 +75,11 @@ impl LinuxKernel {
 }
 
 impl Kernel for LinuxKernel {
-    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<crate::kernel::CreatedTap, KernelError> {
+    fn create_tap(
+        &mut self,
+        name: TapName,
+        spec: &TapSpec,
+    ) -> Result<crate::kernel::CreatedTap, KernelError> {
         let _span = tracing::debug_span!("create_tap", %name).entered();
         let start = Instant::now();
         let result = self.resolve_master(name, spec).and_then(|master| {
@@ -92,16 +96,31 @@ impl Kernel for LinuxKernel {
             ok = result.is_ok(),
             "create_tap"
         );
-        result.map(|()| crate::kernel::CreatedTap { index: 0, mac: [0; 6] }) // STUB
+        result.map(|()| crate::kernel::CreatedTap {
+            index: 0,
+            mac: [0; 6],
+        }) // STUB
     }
     fn reset_tap(&mut self, name: TapName, _: &TapSpec, _: [u8; 6]) -> Result<(), KernelError> {
-        Err(KernelError::Reset { name, errno: crate::Errno(libc::ENOSYS), ext_ack: None }) // STUB
+        Err(KernelError::Reset {
+            name,
+            errno: crate::Errno(libc::ENOSYS),
+            ext_ack: None,
+        }) // STUB
     }
     fn set_device_group(&mut self, name: TapName, _: u32) -> Result<(), KernelError> {
-        Err(KernelError::Configure { name, errno: crate::Errno(libc::ENOSYS), ext_ack: None }) // STUB
+        Err(KernelError::Configure {
+            name,
+            errno: crate::Errno(libc::ENOSYS),
+            ext_ack: None,
+        }) // STUB
     }
     fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
-        Err(KernelError::DeleteGroup { group, errno: crate::Errno(libc::ENOSYS), ext_ack: None }) // STUB
+        Err(KernelError::DeleteGroup {
+            group,
+            errno: crate::Errno(libc::ENOSYS),
+            ext_ack: None,
+        }) // STUB
     }
 
     fn delete_link(&mut self, name: TapName) -> Result<(), KernelError> {
@@ -173,7 +192,9 @@ impl KernelFactory for LinuxKernelFactory {
         Ok(Box::new(LinuxKernel::open()?))
     }
     fn watch(&self) -> Result<Box<dyn crate::kernel::LinkWatcher>, KernelError> {
-        Err(KernelError::Socket { errno: crate::Errno(libc::ENOSYS) }) // STUB
+        Err(KernelError::Socket {
+            errno: crate::Errno(libc::ENOSYS),
+        }) // STUB
     }
 }
 

@@ -1104,3 +1104,41 @@ impl Pool {
 
 #[cfg(test)]
 mod tests;
+
+/// Carries out every queued kernel command at once, in order, on the calling
+/// thread, reporting each result back to the pool, until none is left.
+/// Returns the commands that are not kernel calls (timers, finished
+/// warm-ups and drains) for the caller to act on.
+///
+/// This is the pool without actors: for tools and tests that can block (a
+/// one-shot cleanup, a deterministic model of the pool). The actors do the
+/// same work without blocking the pool's mailbox.
+pub fn run_blocking(pool: &mut Pool, kernel: &mut dyn crate::kernel::Kernel) -> Vec<Command> {
+    let mut rest = Vec::new();
+    while let Some(command) = pool.take_command() {
+        match command {
+            Command::Create { name, spec } => {
+                let result = kernel.create_tap(name, &spec).map_err(PoolError::from);
+                pool.warm_created(name, result);
+            }
+            Command::Reset { name, spec, mac } => {
+                let result = kernel.reset_tap(name, &spec, mac).map_err(PoolError::from);
+                pool.reset_finished(name, &result);
+            }
+            Command::Delete { name } => {
+                let result = kernel.delete_link(name).map_err(PoolError::from);
+                pool.delete_finished(name, &result);
+            }
+            Command::Ungroup { name } => {
+                let result = kernel.set_device_group(name, 0).map_err(PoolError::from);
+                pool.ungrouped(name, &result);
+            }
+            Command::DeleteGroup { group } => {
+                let result = kernel.delete_group(group).map_err(PoolError::from);
+                pool.group_deleted(&result);
+            }
+            other => rest.push(other),
+        }
+    }
+    rest
+}
