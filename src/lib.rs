@@ -9,16 +9,25 @@
 //! `tap-pool-actors` crate, which re-exports everything here.
 //!
 //! ```
-//! use tap_pool::{AcquireDecision, Pool, PoolConfig, TapName};
+//! use tap_pool::sim::SimKernel;
+//! use tap_pool::{AcquireDecision, Command, Pool, PoolConfig, TapName, run_blocking};
 //!
 //! let mut pool = Pool::new(PoolConfig { size: 1, ..PoolConfig::default() }).unwrap();
-//! // Warm: the pool asks for one create; the caller makes it and reports back.
-//! let step = pool.warm();
-//! assert_eq!(step.create, [TapName::new("tap-pool-0").unwrap()]);
-//! pool.warm_created(step.create[0], Ok(()));
-//! // Acquire: served from the pool.
+//! // Warm: the pool queues a create; a driver carries it out and reports back.
+//! pool.warm();
+//! let tap = TapName::new("tap-pool-0").unwrap();
+//! assert!(matches!(pool.take_command(), Some(Command::Create { name, .. }) if name == tap));
+//! pool.warm_created(tap, Ok(tap_pool::CreatedTap { index: 7, mac: [2, 0, 0, 0, 0, 7] }));
+//! // Acquire: served from the pool, with no kernel call.
 //! let vm = TapName::new("vm-1").unwrap();
-//! assert_eq!(pool.acquire(vm).unwrap(), AcquireDecision::Pooled(step.create[0]));
+//! assert_eq!(pool.acquire(vm).unwrap(), AcquireDecision::Pooled(tap));
+//!
+//! // Or let `run_blocking` drive a kernel (here the simulated one).
+//! let mut kernel = SimKernel::new();
+//! let mut other = Pool::new(PoolConfig { size: 2, ..PoolConfig::default() }).unwrap();
+//! other.warm();
+//! run_blocking(&mut other, &mut kernel);
+//! assert_eq!(kernel.taps().len(), 2);
 //! ```
 #![warn(missing_docs)]
 

@@ -43,7 +43,7 @@ pub enum NameError {
 /// It is checked once, when it is made; a `TapName` that exists is valid. It is
 /// `Copy` and stored inline (no allocation), because names travel through every
 /// message on the hot path.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TapName {
     len: u8,
     bytes: [u8; MAX_NAME_LEN],
@@ -95,6 +95,19 @@ impl TapName {
     /// Always false: a `TapName` is never empty. Present for API symmetry.
     pub fn is_empty(&self) -> bool {
         false
+    }
+}
+
+/// Names order as their text does.
+impl Ord for TapName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for TapName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

@@ -16,14 +16,14 @@ async fn acquire_hands_out_the_most_recently_pooled_tap() {
     let b = p.acquire("vm-b").await.unwrap();
     assert_eq!((a.source, b.source), (LeaseSource::Pool, LeaseSource::Pool));
     assert_ne!(a.name, b.name);
-    assert_eq!(p.release(b.name).await.unwrap(), Released::Pooled);
-    assert_eq!(p.release(a.name).await.unwrap(), Released::Pooled);
+    assert_eq!(p.release_settled(b.name).await.unwrap(), Released::Pooled);
+    assert_eq!(p.release_settled(a.name).await.unwrap(), Released::Pooled);
     // a went back last, so it comes out first.
     assert_eq!(p.acquire("vm-c").await.unwrap().name, a.name);
     assert_eq!(p.acquire("vm-d").await.unwrap().name, b.name);
     let s = p.stats().await;
     assert_eq!((s.hits, s.misses, s.leased, s.idle), (4, 0, 2, 1));
-    assert_eq!(p.sim.calls(SimOp::Create), 3, "hits make no kernel call");
+    assert_eq!(p.sim.calls(SimOp::Create), 3, "hits create nothing");
 }
 
 #[actix_rt::test]
@@ -110,7 +110,7 @@ async fn fallback_names_the_pool_holds_are_refused_and_change_nothing() {
     let pooled = p.acquire("vm-a").await.unwrap(); // hit
     let created = p.acquire("vm-b").await.unwrap(); // miss: vm-b created
     assert_eq!(created.name, name("vm-b"));
-    p.release(pooled.name).await.unwrap(); // idle again
+    p.release_settled(pooled.name).await.unwrap(); // idle again
     let before = p.stats().await;
     let kernel_before = p.kernel_taps();
 

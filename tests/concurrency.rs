@@ -14,7 +14,16 @@ use tap_pool_actors::{Acquire, LeaseSource, PoolConfig, Release, Released};
 
 #[actix_rt::test]
 async fn a_slow_create_does_not_hold_up_requests_served_from_idle_taps() {
-    let p = SimPool::start(1);
+    // The in-memory path only: with resets on, each release would also queue
+    // a kernel call (see release.rs for resets).
+    let p = SimPool::with(
+        SimKernel::new(),
+        PoolConfig {
+            size: 1,
+            reset_on_release: false,
+            ..PoolConfig::default()
+        },
+    );
     p.warm().await;
     let held = p.acquire("vm-first").await.unwrap();
     p.sim.set_latency(SimOp::Create, Duration::from_millis(50));
@@ -99,7 +108,9 @@ async fn many_clients_never_share_a_tap_and_the_counts_add_up() {
         c.await.unwrap();
     }
     let s = p
-        .stats_until("quiet", |s| s.creating == 0 && s.deleting == 0)
+        .stats_until("quiet", |s| {
+            s.creating == 0 && s.deleting == 0 && s.resetting == 0
+        })
         .await;
     assert_eq!(s.hits + s.misses, (CLIENTS * CYCLES) as u64);
     assert_eq!((s.leased, s.delete_failed, s.failures), (0, 0, 0));

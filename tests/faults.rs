@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use support::{SimPool, name};
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, Kernel, KernelError, KernelFactory, LinkInfo, NetlinkActor, PoolConfig, PoolError,
-    Release, Released, TapName, TapPoolActor, TapSpec, TapState, Warm,
+    Acquire, CreatedTap, Kernel, KernelError, KernelFactory, LinkInfo, LinkWatcher, NetlinkActor,
+    PoolConfig, PoolError, Release, Released, TapName, TapPoolActor, TapSpec, TapState, Warm,
 };
 
 #[actix_rt::test]
@@ -91,7 +91,9 @@ async fn random_failures_under_churn_lose_and_duplicate_nothing() {
         failed_deletes.extend(c.await.unwrap());
     }
     let s = p
-        .stats_until("quiet", |s| s.creating == 0 && s.deleting == 0)
+        .stats_until("quiet", |s| {
+            s.creating == 0 && s.deleting == 0 && s.resetting == 0
+        })
         .await;
     assert!(s.failures > 0, "faults should have fired");
     assert_eq!(s.leased, 0);
@@ -111,7 +113,7 @@ struct Flaky {
 }
 
 impl Kernel for Flaky {
-    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<(), KernelError> {
+    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<CreatedTap, KernelError> {
         if self
             .panics_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -126,6 +128,20 @@ impl Kernel for Flaky {
     }
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError> {
         self.inner.list_taps()
+    }
+    fn reset_tap(
+        &mut self,
+        name: TapName,
+        spec: &TapSpec,
+        mac: [u8; 6],
+    ) -> Result<(), KernelError> {
+        self.inner.reset_tap(name, spec, mac)
+    }
+    fn set_device_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError> {
+        self.inner.set_device_group(name, group)
+    }
+    fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
+        self.inner.delete_group(group)
     }
 }
 
@@ -152,6 +168,9 @@ impl KernelFactory for FlakyFactory {
             inner: self.sim.clone(),
             panics_left: Arc::clone(&self.panics_left),
         }))
+    }
+    fn watch(&self) -> Result<Box<dyn LinkWatcher>, KernelError> {
+        self.sim.watch()
     }
 }
 

@@ -150,6 +150,7 @@ fn witness(ns: &TestNetns, link: &Value) -> LinkInfo {
             "default" => 0,
             n => n.parse().expect("numeric device group"),
         },
+        mac: [0; 6], // STUB until the Linux backend reports it
     }
 }
 

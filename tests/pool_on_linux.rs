@@ -169,7 +169,7 @@ async fn seed_skips_indices_in_use() {
         })
         .await
         .unwrap();
-    assert_eq!(report.next_index, 42);
+    assert_eq!(report.unwrap().next_index, 42);
     pool.send(Warm).await.unwrap();
     assert_eq!(tap_names(&ns), ["tap-pool-42", "tap-pool-43"]);
 }

@@ -5,19 +5,77 @@ mod support;
 use std::time::Duration;
 
 use support::{SimPool, name};
-use tap_pool_actors::sim::{SimKernel, SimOp};
-use tap_pool_actors::{KernelError, PoolConfig, PoolError, Release, Released, TapState};
+use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
+use tap_pool_actors::{KernelError, PoolConfig, PoolError, Release, Released, TapSpec, TapState};
 
 #[actix_rt::test]
 async fn a_pool_tap_goes_back_to_idle_and_stays_in_the_kernel() {
     let p = SimPool::start(2);
     p.warm().await;
     let lease = p.acquire("vm-a").await.unwrap();
-    assert_eq!(p.release(lease.name).await.unwrap(), Released::Pooled);
+    assert_eq!(
+        p.release_settled(lease.name).await.unwrap(),
+        Released::Pooled
+    );
     assert!(p.sim.contains(lease.name));
     let s = p.stats().await;
     assert_eq!((s.idle, s.leased, s.deleted), (2, 0, 0));
     assert_eq!(p.sim.calls(SimOp::Delete), 0);
+}
+
+#[actix_rt::test]
+async fn a_reused_tap_inherits_nothing_from_its_last_tenant() {
+    let sim = SimKernel::new();
+    sim.add_bridge(name("br0")).unwrap();
+    sim.add_bridge(name("br-evil")).unwrap();
+    let p = SimPool::with(
+        sim,
+        PoolConfig {
+            size: 1,
+            tap: TapSpec {
+                bridge: Some(name("br0")),
+                mtu: Some(1400),
+                device_group: Some(7),
+                ..TapSpec::default()
+            },
+            ..PoolConfig::default()
+        },
+    );
+    p.warm().await;
+    let lease = p.acquire("vm-a").await.unwrap();
+    let pooled = p.sim.tap(lease.name).unwrap();
+    let evil = p.sim.bridge_index(name("br-evil"));
+    p.sim.tamper(lease.name, |l| {
+        l.mtu = 9000;
+        l.up = false;
+        l.mac = [0x02, 0xba, 0xd0, 0, 0, 1];
+        l.master = evil;
+        l.device_group = 0;
+    });
+    p.sim.add_address(lease.name, "198.51.100.7/24");
+    assert_eq!(
+        p.release_settled(lease.name).await.unwrap(),
+        Released::Pooled
+    );
+    assert_eq!(p.sim.tap(lease.name).unwrap(), pooled);
+    assert!(p.sim.addresses(lease.name).is_empty());
+    assert_eq!(p.sim.bridge_ports(name("br-evil")), Some(0));
+    // The next VM gets it.
+    assert_eq!(p.acquire("vm-b").await.unwrap().name, lease.name);
+}
+
+#[actix_rt::test]
+async fn a_tap_whose_reset_fails_is_deleted_instead_of_pooled() {
+    let p = SimPool::start(1);
+    p.warm().await;
+    let lease = p.acquire("vm-a").await.unwrap();
+    p.sim.inject(Fault::nth(SimOp::Reset, 1, libc::EIO));
+    assert_eq!(p.release(lease.name).await.unwrap(), Released::Pooled);
+    let s = p
+        .stats_until("deleted and refilled", |s| s.deleted == 1 && s.idle == 1)
+        .await;
+    assert_eq!(s.failures, 1);
+    assert!(!p.sim.contains(lease.name));
 }
 
 #[actix_rt::test]
@@ -64,7 +122,7 @@ async fn a_double_release_is_refused_and_changes_nothing() {
     let p = SimPool::start(2);
     p.warm().await;
     let lease = p.acquire("vm-a").await.unwrap();
-    p.release(lease.name).await.unwrap();
+    p.release_settled(lease.name).await.unwrap();
     let before = p.stats().await;
     assert_eq!(
         p.release(lease.name).await.unwrap_err(),

@@ -1,53 +1,148 @@
-//! `Seed`: after a restart, the index starts above every pool index in use.
+//! `Seed`: after a restart, reconcile with what the kernel holds.
 
 mod support;
 
 use support::{SimPool, name};
-use tap_pool_actors::{PoolError, Released, Seed, TapState};
+use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
+use tap_pool_actors::{
+    Kernel, KernelError, PoolConfig, PoolError, Released, Seed, TapName, TapSpec, TapState,
+};
+
+/// A kernel as an earlier run of the pool left it.
+fn leftovers(names: &[&str], spec: TapSpec) -> SimKernel {
+    let mut sim = SimKernel::new();
+    for n in names {
+        sim.create_tap(name(n), &spec).unwrap();
+    }
+    sim
+}
+
+async fn seed(p: &SimPool, used: &[&str]) -> Result<tap_pool_actors::SeedReport, PoolError> {
+    let used: Vec<TapName> = used.iter().map(|n| name(n)).collect();
+    p.pool.send(Seed { used }).await.unwrap()
+}
 
 #[actix_rt::test]
-async fn seed_starts_the_index_above_used_pool_names_and_ignores_others() {
-    let p = SimPool::start(2);
-    let used = vec![
-        name("tap-pool-7"),
-        name("vm-x"),
-        name("tap-pool-3"),
-        name("tap-pool-0012"), // not canonical: not a pool name
-    ];
-    let report = p.pool.send(Seed { used }).await.unwrap();
+async fn seed_starts_the_index_above_every_pool_index_in_use_or_in_the_kernel() {
+    let sim = leftovers(&["tap-pool-7", "tap-pool-3", "vm-x"], TapSpec::default());
+    sim.set_in_use(name("tap-pool-7"), true);
+    let p = SimPool::with(
+        sim,
+        PoolConfig {
+            size: 2,
+            ..PoolConfig::default()
+        },
+    );
+    let report = seed(&p, &["tap-pool-7", "vm-x", "tap-pool-0012"])
+        .await
+        .unwrap();
     assert_eq!(report.next_index, 8);
+    assert_eq!(report.adopted, [name("tap-pool-3")]);
+    assert_eq!(report.missing, [name("tap-pool-0012")]);
+    assert!(report.deleted.is_empty() && report.left_alone.is_empty());
+    p.stats_until("adopted tap reset", |s| s.idle == 1).await;
     let warm = p.warm().await;
-    let mut created = warm.created.clone();
-    created.sort();
-    assert_eq!(created, [name("tap-pool-8"), name("tap-pool-9")]);
+    assert_eq!(warm.created, [name("tap-pool-8")]);
+}
+
+#[actix_rt::test]
+async fn seed_adopts_up_to_the_size_deletes_the_rest_and_spares_open_taps() {
+    let sim = leftovers(
+        &[
+            "tap-pool-0",
+            "tap-pool-1",
+            "tap-pool-2",
+            "tap-pool-3",
+            "tap-pool-4",
+            "vm-other",
+        ],
+        TapSpec::default(),
+    );
+    sim.set_in_use(name("tap-pool-4"), true); // a live VM the caller forgot
+    let p = SimPool::with(
+        sim,
+        PoolConfig {
+            size: 2,
+            ..PoolConfig::default()
+        },
+    );
+    let report = seed(&p, &["tap-pool-3"]).await.unwrap();
+    assert_eq!(report.adopted, [name("tap-pool-0"), name("tap-pool-1")]);
+    assert_eq!(report.deleted, [name("tap-pool-2")]);
+    assert_eq!(report.left_alone, [name("tap-pool-4")]);
+    assert_eq!(report.next_index, 5);
+    let s = p
+        .stats_until("deletes and resets done", |s| {
+            s.deleting == 0 && s.resetting == 0
+        })
+        .await;
+    assert_eq!((s.idle, s.leased), (2, 1));
+    let kernel: Vec<String> = p.kernel_taps().iter().map(|n| n.to_string()).collect();
+    // Not the pool's (no prefix, no device group): untouched.
+    assert_eq!(
+        kernel,
+        [
+            "tap-pool-0",
+            "tap-pool-1",
+            "tap-pool-3",
+            "tap-pool-4",
+            "vm-other"
+        ]
+    );
+}
+
+#[actix_rt::test]
+async fn fallback_taps_leaked_by_an_earlier_run_are_found_by_device_group() {
+    let spec = TapSpec {
+        device_group: Some(4242),
+        ..TapSpec::default()
+    };
+    let sim = leftovers(&["vm-held", "vm-leaked", "vm-open"], spec);
+    sim.set_in_use(name("vm-open"), true);
+    // Someone else's tap, outside the group.
+    let mut other = sim.clone();
+    other
+        .create_tap(name("vm-foreign"), &TapSpec::default())
+        .unwrap();
+    let p = SimPool::with(
+        sim,
+        PoolConfig {
+            size: 1,
+            tap: spec,
+            ..PoolConfig::default()
+        },
+    );
+    let report = seed(&p, &["vm-held"]).await.unwrap();
+    assert_eq!(report.deleted, [name("vm-leaked")]);
+    assert_eq!(report.left_alone, [name("vm-open")]);
+    p.stats_until("deleted and refilled", |s| s.deleting == 0 && s.idle == 1)
+        .await;
+    let kernel: Vec<String> = p.kernel_taps().iter().map(|n| n.to_string()).collect();
+    // The delete of the leaked tap started a refill of the pool.
+    assert_eq!(kernel, ["tap-pool-0", "vm-foreign", "vm-held", "vm-open"]);
+    // The VM's tap is known as held: its release deletes it (not a pool name).
+    assert_eq!(p.release(name("vm-held")).await.unwrap(), Released::Deleted);
 }
 
 #[actix_rt::test]
 async fn seed_never_lowers_the_index() {
     let p = SimPool::start(1);
     p.warm().await; // tap-pool-0
-    let report = p
-        .pool
-        .send(Seed {
-            used: vec![name("tap-pool-0")],
-        })
-        .await
-        .unwrap();
-    assert_eq!(report.next_index, 1);
-    let report = p.pool.send(Seed { used: vec![] }).await.unwrap();
-    assert_eq!(report.next_index, 1);
+    assert_eq!(seed(&p, &["tap-pool-0"]).await.unwrap().next_index, 1);
+    assert_eq!(seed(&p, &[]).await.unwrap().next_index, 1);
 }
 
 #[actix_rt::test]
 async fn seeded_names_are_held_by_their_callers() {
-    let p = SimPool::start(1);
-    p.pool
-        .send(Seed {
-            used: vec![name("tap-pool-4"), name("vm-x")],
-        })
-        .await
-        .unwrap();
-    // A fallback equal to a VM's tap is refused.
+    let sim = leftovers(&["tap-pool-4", "vm-x"], TapSpec::default());
+    let p = SimPool::with(
+        sim,
+        PoolConfig {
+            size: 1,
+            ..PoolConfig::default()
+        },
+    );
+    seed(&p, &["tap-pool-4", "vm-x"]).await.unwrap();
     assert_eq!(
         p.acquire("vm-x").await.unwrap_err(),
         PoolError::NameInUse {
@@ -55,10 +150,30 @@ async fn seeded_names_are_held_by_their_callers() {
             state: TapState::Leased
         }
     );
-    // The VM's pool tap, released, goes back to the pool.
+    // The VM's pool tap, released, goes back to the pool after a reset.
     assert_eq!(
         p.release(name("tap-pool-4")).await.unwrap(),
         Released::Pooled
     );
-    assert_eq!(p.stats().await.idle, 1);
+    p.stats_until("reset", |s| s.idle == 1).await;
+}
+
+#[actix_rt::test]
+async fn a_failed_listing_is_a_typed_error_and_changes_nothing() {
+    let sim = leftovers(&["tap-pool-9"], TapSpec::default());
+    sim.inject(Fault::nth(SimOp::List, 1, libc::ENOBUFS));
+    let p = SimPool::with(
+        sim,
+        PoolConfig {
+            size: 1,
+            ..PoolConfig::default()
+        },
+    );
+    let before = p.stats().await;
+    assert!(matches!(
+        seed(&p, &["vm-x"]).await.unwrap_err(),
+        PoolError::Kernel(KernelError::List { .. })
+    ));
+    assert_eq!(p.stats().await, before);
+    assert_eq!(seed(&p, &[]).await.unwrap().adopted, [name("tap-pool-9")]);
 }

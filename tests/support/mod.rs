@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use tap_pool_actors::sim::SimKernel;
 use tap_pool_actors::{
-    Acquire, Lease, NetlinkActor, PoolConfig, PoolError, PoolStats, Release, Released, Stats,
-    TapName, TapPoolActor, Warm, WarmReport,
+    Acquire, Lease, PoolConfig, PoolError, PoolStats, Release, Released, Stats, TapName,
+    TapPoolActor, Warm, WarmReport,
 };
 
 /// A pool actor on a simulated kernel, and the kernel to inspect it by.
@@ -33,8 +33,8 @@ impl SimPool {
 
     pub fn with(sim: SimKernel, config: PoolConfig) -> SimPool {
         let workers = config.create_window;
-        let kernel = NetlinkActor::start(Arc::new(sim.clone()), workers);
-        let pool = TapPoolActor::spawn(config, kernel).expect("valid config");
+        let pool =
+            TapPoolActor::start_with(config, Arc::new(sim.clone()), workers).expect("valid config");
         SimPool { pool, sim }
     }
 
@@ -54,6 +54,14 @@ impl SimPool {
             .send(Release { tap })
             .await
             .expect("pool actor alive")
+    }
+
+    /// Releases `tap` and waits until no released tap is still being reset,
+    /// so the pool's idle list is settled.
+    pub async fn release_settled(&self, tap: TapName) -> Result<Released, PoolError> {
+        let r = self.release(tap).await;
+        self.stats_until("resets done", |s| s.resetting == 0).await;
+        r
     }
 
     pub async fn stats(&self) -> PoolStats {
