@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use actix::fut::{self, ActorFutureExt};
 use actix::{
-    Actor, ActorContext, ActorResponse, Addr, AsyncContext, Context, Handler, MailboxError,
-    Message, ResponseActFuture, Running, WeakAddr, WrapFuture,
+    Actor, ActorResponse, Addr, AsyncContext, Context, Handler, MailboxError, Message,
+    ResponseActFuture, Running, WeakAddr, WrapFuture,
 };
 use tap_pool::{
     AcquireDecision, Command, ConfigError, DrainReport, KernelError, KernelFactory, LinkEvent,
@@ -35,15 +35,6 @@ pub struct TapPoolActor {
     kernel: Addr<NetlinkActor>,
     warm_waiters: Vec<oneshot::Sender<WarmReport>>,
     drain_waiters: Vec<oneshot::Sender<DrainReport>>,
-    stop: StopState,
-}
-
-/// Where stopping the actor stands: it drains the pool first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StopState {
-    Running,
-    Draining,
-    Drained,
 }
 
 /// A change the link watcher saw. Sent by the watcher thread.
@@ -60,7 +51,6 @@ impl TapPoolActor {
             kernel,
             warm_waiters: Vec::new(),
             drain_waiters: Vec::new(),
-            stop: StopState::Running,
         })
     }
 
@@ -189,10 +179,6 @@ impl TapPoolActor {
                     for waiter in self.drain_waiters.drain(..) {
                         let _ = waiter.send(report.clone());
                     }
-                    if self.stop == StopState::Draining {
-                        self.stop = StopState::Drained;
-                        ctx.stop();
-                    }
                 }
             }
         }
@@ -203,30 +189,34 @@ impl TapPoolActor {
 /// thread of its own, which opens its watcher there (for Linux: inside the
 /// pool's namespace).
 fn watch_links(factory: Arc<dyn KernelFactory>, pool: WeakAddr<TapPoolActor>) {
+    // Hold the pool's address only to deliver an event: a strong address
+    // held while blocked would keep the pool from ever stopping.
+    let alive = || pool.upgrade().is_some();
+    let send = |event| {
+        if let Some(addr) = pool.upgrade() {
+            addr.do_send(LinkChanged(event));
+        }
+    };
     let mut watcher = None;
-    loop {
-        let Some(addr) = pool.upgrade() else {
-            return;
-        };
+    while alive() {
         let w = match &mut watcher {
             Some(w) => w,
             None => match factory.watch() {
                 Ok(w) => watcher.insert(w),
                 Err(error) => {
                     warn!(%error, "cannot watch the kernel's links; retrying");
-                    drop(addr);
                     thread::sleep(Duration::from_secs(1));
                     continue;
                 }
             },
         };
         match w.next_event() {
-            Ok(Some(event)) => addr.do_send(LinkChanged(event)),
+            Ok(Some(event)) => send(event),
             Ok(None) => {}
             Err(error) => {
                 warn!(%error, "link watcher failed; reopening and resyncing");
                 watcher = None;
-                addr.do_send(LinkChanged(LinkEvent::Resync));
+                send(LinkEvent::Resync);
             }
         }
     }
@@ -243,19 +233,23 @@ fn kernel_result<T>(res: Result<Result<T, KernelError>, MailboxError>) -> Result
 impl Actor for TapPoolActor {
     type Context = Context<Self>;
 
-    /// Stopping drains the pool first, so idle taps do not outlive it.
-    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
-        if self.stop != StopState::Running || !self.kernel.connected() {
-            return Running::Stop;
+    /// A pool that stops without a [`Drain`] still deletes its idle taps:
+    /// it hands their deletes to the kernel actor, which carries them out
+    /// after this actor is gone (actix does not poll futures an actor spawns
+    /// while it stops). Taps still being created then are left for the next
+    /// run's `Seed` to find.
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        let orphans = self.pool.abandon();
+        if !orphans.is_empty() {
+            info!(
+                taps = orphans.len(),
+                "tap pool stopping: deleting its idle taps"
+            );
         }
-        self.stop = StopState::Draining;
-        self.pool.drain();
-        self.pump(ctx);
-        if self.stop == StopState::Drained {
-            Running::Stop
-        } else {
-            Running::Continue
+        for name in orphans {
+            self.kernel.do_send(DeleteTap { name });
         }
+        Running::Stop
     }
 }
 

@@ -819,11 +819,9 @@ impl Pool {
                 // told the device is gone.
                 self.taps.remove(&name);
             }
-            TapState::Draining => {
-                self.taps.remove(&name);
-            }
-            // Its reset will fail with ENODEV and drop it then.
-            TapState::Resetting => {}
+            // The drain's own delete reports it (and counts it); its reset
+            // will fail with ENODEV and drop it then.
+            TapState::Draining | TapState::Resetting => {}
         }
     }
 
@@ -871,6 +869,29 @@ impl Pool {
             report: DrainReport::default(),
         });
         self.advance_drain();
+    }
+
+    /// The pool is going away without a drain: stops warming, forgets its idle
+    /// taps and those whose delete failed, and returns them for the caller
+    /// to delete without reporting back.
+    pub fn abandon(&mut self) -> Vec<TapName> {
+        self.shutting_down = true;
+        self.idle.clear();
+        let orphans: Vec<TapName> = self
+            .taps
+            .iter()
+            .filter(|(_, t)| {
+                matches!(
+                    t.state,
+                    TapState::Idle | TapState::Draining | TapState::DeleteFailed
+                )
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for name in &orphans {
+            self.taps.remove(name);
+        }
+        orphans
     }
 
     /// Records how moving a leased tap out of the group ended.
