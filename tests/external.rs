@@ -86,3 +86,25 @@ async fn a_failed_delete_is_retried_until_the_tap_is_gone() {
     assert!(!p.sim.contains(lease.name));
     assert_eq!(p.sim.calls(SimOp::Delete), 3);
 }
+
+#[actix_rt::test]
+async fn a_leased_tap_deleted_behind_the_pools_back_keeps_its_name_until_released() {
+    let p = SimPool::start(0);
+    let lease = p.acquire("vm-a").await.unwrap();
+    let index = p.sim.tap(lease.name).unwrap().index;
+    assert!(p.sim.remove_externally(lease.name));
+    // The watcher tells the pool; the holder still holds the name.
+    p.stats_until("the pool hears of it", |s| s.vanished == 1)
+        .await;
+    assert!(matches!(
+        p.acquire("vm-a").await.unwrap_err(),
+        PoolError::NameInUse { .. }
+    ));
+    assert_eq!(
+        p.release(lease.name).await.unwrap(),
+        tap_pool_actors::Released::Vanished
+    );
+    // Now the name is free again, for a new device.
+    let again = p.acquire("vm-a").await.unwrap();
+    assert_ne!(p.sim.tap(again.name).unwrap().index, index);
+}

@@ -69,6 +69,8 @@ pub enum Released {
     Pooled,
     /// It was deleted from the kernel.
     Deleted,
+    /// Someone had already removed it from the kernel behind the pool's back.
+    Vanished,
 }
 
 /// Creates taps until idle plus being created reaches the pool size. Several

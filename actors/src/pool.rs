@@ -202,7 +202,12 @@ fn watch_links(factory: Arc<dyn KernelFactory>, pool: WeakAddr<TapPoolActor>) {
         let w = match &mut watcher {
             Some(w) => w,
             None => match factory.watch() {
-                Ok(w) => watcher.insert(w),
+                Ok(w) => {
+                    // Whatever happened before the watcher listened is
+                    // caught by comparing with a fresh listing.
+                    send(LinkEvent::Resync);
+                    watcher.insert(w)
+                }
                 Err(error) => {
                     warn!(%error, "cannot watch the kernel's links; retrying");
                     thread::sleep(Duration::from_secs(1));
@@ -301,6 +306,7 @@ impl Handler<Release> for TapPoolActor {
                 self.pump(ctx);
                 ActorResponse::reply(Ok(Released::Pooled))
             }
+            Ok(ReleaseDecision::Vanished) => ActorResponse::reply(Ok(Released::Vanished)),
             Ok(ReleaseDecision::Delete) => {
                 let request = self.kernel.send(DeleteTap { name });
                 let reply: ResponseActFuture<Self, _> =

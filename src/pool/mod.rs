@@ -115,6 +115,9 @@ pub enum ReleaseDecision {
     Pooled,
     /// Delete the tap, then report back with [`Pool::delete_finished`].
     Delete,
+    /// The tap was removed from the kernel behind the pool's back while it
+    /// was leased; the pool has forgotten it and there is nothing to do.
+    Vanished,
 }
 
 /// Work the pool asks the actors to do. Each kernel command is reported back
@@ -252,7 +255,8 @@ pub struct PoolStats {
     pub deleted: u64,
     /// Kernel calls that failed.
     pub failures: u64,
-    /// Idle taps dropped because they vanished from the kernel.
+    /// Idle or leased taps that were removed from the kernel behind the
+    /// pool's back.
     pub vanished: u64,
     /// The index the next pool name will use.
     pub next_index: u64,
@@ -268,6 +272,8 @@ struct Tap {
     grouped: bool,
     /// Failed deletes in a row.
     delete_attempts: u32,
+    /// Removed from the kernel behind the pool's back while leased.
+    vanished: bool,
 }
 
 impl Tap {
@@ -278,6 +284,7 @@ impl Tap {
             mac: [0; 6],
             grouped: false,
             delete_attempts: 0,
+            vanished: false,
         }
     }
 }
@@ -602,6 +609,10 @@ impl Pool {
             Entry::Occupied(mut e) => {
                 let tap = e.get_mut();
                 match tap.state {
+                    TapState::Leased if tap.vanished => {
+                        e.remove();
+                        Ok(ReleaseDecision::Vanished)
+                    }
                     TapState::Leased if has_room && is_pool_name => {
                         if self.reset_on_release {
                             tap.state = TapState::Resetting;
@@ -814,28 +825,41 @@ impl Pool {
                 self.counters.vanished += 1;
                 self.start_warm();
             }
-            TapState::Leased | TapState::Deleting | TapState::DeleteFailed => {
-                // Gone is what a delete wanted; a holder's release will be
-                // told the device is gone.
-                self.taps.remove(&name);
+            TapState::Leased => {
+                // Its holder still holds the name: keep it, so the name is
+                // not reused under them; their release will be told.
+                if let Some(tap) = self.taps.get_mut(&name)
+                    && !tap.vanished
+                {
+                    tap.vanished = true;
+                    self.counters.vanished += 1;
+                }
             }
-            // The drain's own delete reports it (and counts it); its reset
-            // will fail with ENODEV and drop it then.
-            TapState::Draining | TapState::Resetting => {}
+            // A delete in flight (or to be retried) reports it, and keeps the
+            // name from being reused meanwhile; a reset will fail with
+            // ENODEV and drop it then.
+            TapState::Deleting
+            | TapState::DeleteFailed
+            | TapState::Draining
+            | TapState::Resetting => {}
         }
     }
 
-    /// Notifications were lost: compare with a fresh dump and drop idle taps
-    /// the kernel no longer has.
+    /// Notifications were lost (or the watcher just started): compare with a
+    /// fresh dump and treat every idle or leased tap the kernel no longer
+    /// has (by name and index) as removed.
     pub fn resync(&mut self, links: &[LinkInfo]) {
         let present: HashMap<TapName, u32> = links.iter().map(|l| (l.name, l.index)).collect();
         let gone: Vec<(TapName, u32)> = self
-            .idle
+            .taps
             .iter()
-            .filter_map(|n| {
-                let tap = self.taps.get(n)?;
-                (present.get(n) != Some(&tap.index)).then_some((*n, tap.index))
+            .filter(|(n, t)| {
+                matches!(t.state, TapState::Idle | TapState::Leased)
+                    && !t.vanished
+                    && t.index != 0
+                    && present.get(*n) != Some(&t.index)
             })
+            .map(|(n, t)| (*n, t.index))
             .collect();
         for (name, index) in gone {
             self.link_removed(name, index);
