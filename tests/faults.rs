@@ -77,6 +77,7 @@ async fn random_failures_under_churn_lose_and_duplicate_nothing() {
                 held.lock().unwrap().remove(&lease.name);
                 match pool.send(Release { tap: lease.name }).await.unwrap() {
                     Ok(Released::Pooled | Released::Deleted) => {}
+                    Ok(Released::Vanished) => panic!("nothing deletes taps behind the pool here"),
                     Err(PoolError::Kernel(KernelError::Delete { name, .. })) => {
                         failed_deletes.push(name)
                     }
