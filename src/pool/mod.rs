@@ -718,10 +718,15 @@ impl Pool {
         }
         self.resetting -= 1;
         match result {
-            Ok(()) if self.drain.is_some() => tap.state = TapState::Draining,
             Ok(()) => {
-                tap.state = TapState::Idle;
-                self.idle.push(name);
+                // The reset put it (back) in the pool's group, if any.
+                tap.grouped = self.tap.device_group.is_some();
+                if self.drain.is_some() {
+                    tap.state = TapState::Draining;
+                } else {
+                    tap.state = TapState::Idle;
+                    self.idle.push(name);
+                }
             }
             Err(PoolError::Kernel(KernelError::NoSuchDevice { .. })) => {
                 self.taps.remove(&name);
@@ -958,15 +963,24 @@ impl Pool {
         }
         match result {
             Ok(()) => {
-                let gone = self.names_in(TapState::Draining);
+                // Only taps in the group went; a draining tap outside it (one
+                // an earlier drain moved out, whose delete then failed) is
+                // deleted on its own.
+                let (gone, outside): (Vec<TapName>, Vec<TapName>) = self
+                    .names_in(TapState::Draining)
+                    .into_iter()
+                    .partition(|n| self.taps[n].grouped);
                 self.counters.deleted += gone.len() as u64;
                 for name in &gone {
                     self.taps.remove(name);
                 }
+                for &name in &outside {
+                    self.commands.push_back(Command::Delete { name });
+                }
                 let drain = self.drain.as_mut().expect("checked above");
                 drain.report.deleted += gone.len();
                 drain.report.bulk = true;
-                drain.phase = DrainPhase::PerTap(HashSet::new());
+                drain.phase = DrainPhase::PerTap(outside.into_iter().collect());
             }
             Err(_) => {
                 self.counters.failures += 1;
