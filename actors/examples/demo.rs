@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use tap_pool_actors::sim::{SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, DeleteTap, KernelFactory, LeaseSource, LinuxKernelFactory, ListTaps, NetlinkActor,
-    Netns, PoolConfig, Release, Stats, TapName, TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, KernelFactory, LeaseSource, LinuxKernelFactory, Netns, PoolConfig, Release,
+    Seed, Stats, TapName, TapPoolActor, TapSpec, Warm,
 };
 
 const POOL_SIZE: usize = 16;
 const WORKERS: usize = 2;
 const BRIDGE: &str = "tpdemo-br0";
+/// The device group that marks the demo's taps (no other device uses it).
+const DEVICE_GROUP: u32 = 4242;
 
 struct Setup {
     factory: Arc<dyn KernelFactory>,
@@ -124,8 +126,10 @@ async fn run_vm(
         .expect("pool running")
         .expect("acquire");
     let took = start.elapsed();
-    // The VM runs; the orchestrator tops the pool up in the background.
-    pool.do_send(Warm);
+    // The pool ran dry: top it up in the background while the VM runs.
+    if lease.source == LeaseSource::Created {
+        pool.do_send(Warm);
+    }
     actix_rt::time::sleep(lifetime).await;
     pool.send(Release { tap: lease.name })
         .await
@@ -153,17 +157,31 @@ async fn main() {
         "pool of {POOL_SIZE} taps, {WORKERS} kernel workers, {vms} VMs, up to {concurrency} at once\n"
     );
 
-    let kernel = NetlinkActor::start(Arc::clone(&setup.factory), WORKERS);
     let config = PoolConfig {
         size: POOL_SIZE,
         create_window: WORKERS,
         tap: TapSpec {
             bridge: setup.bridge,
+            device_group: Some(DEVICE_GROUP),
             ..TapSpec::default()
         },
         ..PoolConfig::default()
     };
-    let pool = TapPoolActor::spawn(config, kernel.clone()).expect("valid config");
+    let pool = TapPoolActor::start_with(config, Arc::clone(&setup.factory), WORKERS)
+        .expect("valid config");
+    // After a crash, the next run finds what this one left: seed first.
+    let seeded = pool
+        .send(Seed::default())
+        .await
+        .expect("pool running")
+        .expect("seed");
+    if !seeded.adopted.is_empty() || !seeded.deleted.is_empty() {
+        println!(
+            "seed: adopted {} and deleted {} leftover taps",
+            seeded.adopted.len(),
+            seeded.deleted.len()
+        );
+    }
 
     let start = Instant::now();
     let report = pool.send(Warm).await.expect("pool running");
@@ -217,7 +235,7 @@ async fn main() {
 
     // Let refills in flight settle before reading the counters.
     let mut s = pool.send(Stats).await.expect("pool running");
-    while s.creating + s.deleting > 0 {
+    while s.creating + s.deleting + s.resetting > 0 {
         actix_rt::time::sleep(Duration::from_millis(5)).await;
         s = pool.send(Stats).await.expect("pool running");
     }
@@ -235,32 +253,19 @@ async fn main() {
         s.created, s.deleted, s.failures
     );
 
-    // Clean up: delete every tap still in the kernel (the idle pool).
-    let taps = kernel
-        .send(ListTaps)
-        .await
-        .expect("kernel actor")
-        .expect("list");
-    let demo_taps: Vec<_> = taps
-        .iter()
-        .filter(|t| t.name.as_str().starts_with(tap_pool_actors::DEFAULT_PREFIX))
-        .collect();
-    for tap in &demo_taps {
-        kernel
-            .send(DeleteTap { name: tap.name })
-            .await
-            .expect("kernel actor")
-            .expect("delete");
-    }
-    let left = kernel
-        .send(ListTaps)
-        .await
-        .expect("kernel actor")
-        .expect("list");
+    // Shut down: one group delete for the whole idle pool.
+    let start = Instant::now();
+    let drained = pool.send(Drain).await.expect("pool running");
     println!(
-        "  cleaned up {} idle taps; {} taps left in the namespace",
-        demo_taps.len(),
-        left.len()
+        "  drained {} idle taps in {:.1?} ({}); {} still leased",
+        drained.deleted,
+        start.elapsed(),
+        if drained.bulk {
+            "one group delete"
+        } else {
+            "one delete each"
+        },
+        drained.leased
     );
     actix::System::current().stop();
 }

@@ -32,7 +32,11 @@ use crate::netlink::{
 /// are answered in place, with no allocation.
 pub struct TapPoolActor {
     pool: Pool,
+    /// Creates, resets, listings and group changes.
     kernel: Addr<NetlinkActor>,
+    /// Deletes: slow kernel waits (~16 ms each) that run in parallel, kept
+    /// off `kernel`'s queue so that creates and resets never wait behind them.
+    deleter: Addr<NetlinkActor>,
     warm_waiters: Vec<oneshot::Sender<WarmReport>>,
     drain_waiters: Vec<oneshot::Sender<DrainReport>>,
 }
@@ -48,6 +52,7 @@ impl TapPoolActor {
     pub fn new(config: PoolConfig, kernel: Addr<NetlinkActor>) -> Result<Self, ConfigError> {
         Ok(TapPoolActor {
             pool: Pool::new(config)?,
+            deleter: kernel.clone(),
             kernel,
             warm_waiters: Vec::new(),
             drain_waiters: Vec::new(),
@@ -64,17 +69,20 @@ impl TapPoolActor {
         Ok(TapPoolActor::new(config, kernel)?.start())
     }
 
-    /// Starts the whole pool: a [`NetlinkActor`] with `workers` threads on
-    /// `factory`, the pool actor on the current arbiter, and a thread that
-    /// watches the kernel's links (so an idle tap deleted behind the pool's
-    /// back is dropped at once).
+    /// Starts the whole pool on `factory`: a [`NetlinkActor`] with `workers`
+    /// threads for creates and resets, another with `workers` threads for
+    /// deletes (so creates never queue behind slow deletes), the pool actor
+    /// on the current arbiter, and a thread that watches the kernel's links
+    /// (so a tap deleted behind the pool's back is noticed at once).
     pub fn start_with(
         config: PoolConfig,
         factory: Arc<dyn KernelFactory>,
         workers: usize,
     ) -> Result<Addr<TapPoolActor>, ConfigError> {
         let kernel = NetlinkActor::start(Arc::clone(&factory), workers);
-        let addr = TapPoolActor::new(config, kernel)?.start();
+        let mut actor = TapPoolActor::new(config, kernel)?;
+        actor.deleter = NetlinkActor::start(Arc::clone(&factory), workers);
+        let addr = actor.start();
         let weak = addr.downgrade();
         thread::Builder::new()
             .name("tap-pool-watch".to_owned())
@@ -113,7 +121,7 @@ impl TapPoolActor {
                     }));
                 }
                 Command::Delete { name } => {
-                    let request = self.kernel.send(DeleteTap { name });
+                    let request = self.deleter.send(DeleteTap { name });
                     ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
                         let res = kernel_result(res);
                         if let Err(error) = &res {
@@ -131,7 +139,7 @@ impl TapPoolActor {
                     }));
                 }
                 Command::DeleteGroup { group } => {
-                    let request = self.kernel.send(DeleteGroup { group });
+                    let request = self.deleter.send(DeleteGroup { group });
                     ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
                         let res = kernel_result(res);
                         if let Err(error) = &res {
@@ -252,7 +260,7 @@ impl Actor for TapPoolActor {
             );
         }
         for name in orphans {
-            self.kernel.do_send(DeleteTap { name });
+            self.deleter.do_send(DeleteTap { name });
         }
         Running::Stop
     }
@@ -308,7 +316,7 @@ impl Handler<Release> for TapPoolActor {
             }
             Ok(ReleaseDecision::Vanished) => ActorResponse::reply(Ok(Released::Vanished)),
             Ok(ReleaseDecision::Delete) => {
-                let request = self.kernel.send(DeleteTap { name });
+                let request = self.deleter.send(DeleteTap { name });
                 let reply: ResponseActFuture<Self, _> =
                     Box::pin(request.into_actor(self).map(move |res, act, ctx| {
                         let res = kernel_result(res);
