@@ -5,8 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestNetns, assert_not_in_host, eventually, name, require_kernel, text};
+use common::{
+    TestNetns, assert_not_in_host, eui64_link_local, eventually, link_mac, name, require_kernel,
+    text,
+};
 use serde_json::Value;
+use tap_pool::kernel::{CreatedTap, LinkEvent};
 use tap_pool::{Errno, KernelError, LinkInfo, Netns, TapSpec, TunKind};
 
 // Ids with no passwd/group entry, so `ip` prints them as numbers.
@@ -150,7 +154,8 @@ fn witness(ns: &TestNetns, link: &Value) -> LinkInfo {
             "default" => 0,
             n => n.parse().expect("numeric device group"),
         },
-        mac: [0; 6], // STUB until the Linux backend reports it
+        // A tun device has no Ethernet address: the kernel sends none.
+        mac: link["address"].as_str().map_or([0; 6], common::parse_mac),
     }
 }
 
@@ -457,4 +462,455 @@ fn a_handle_survives_failures_and_keeps_answering() {
             .count(),
         20
     );
+}
+
+#[test]
+fn create_returns_the_index_and_mac_ip_shows() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.add_bridge("tpk-brc");
+    let spec = TapSpec {
+        mtu: Some(1400),
+        bridge: Some(name("tpk-brc")),
+        device_group: Some(3),
+        ..TapSpec::default()
+    };
+    let (created, listed, times) = ns.with_kernel(|k| {
+        let mut created = Vec::new();
+        let mut times = Vec::new();
+        for (i, spec) in [spec, TapSpec::default()]
+            .iter()
+            .cycle()
+            .take(20)
+            .enumerate()
+        {
+            let start = Instant::now();
+            let tap = k
+                .create_tap(name(&format!("tpk-c{i}")), spec)
+                .expect("create");
+            times.push(start.elapsed());
+            created.push(tap);
+        }
+        (created, k.list_taps().expect("list"), times)
+    });
+    let mut sorted = times.clone();
+    sorted.sort();
+    eprintln!(
+        "create_tap x20 (half with bridge+mtu+group): median {:?}, max {:?}",
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1]
+    );
+    for (i, tap) in created.iter().enumerate() {
+        let dev = format!("tpk-c{i}");
+        let link = ns.link(&dev).expect("created");
+        let seen = CreatedTap {
+            index: link["ifindex"].as_u64().expect("ifindex") as u32,
+            mac: link_mac(&link),
+        };
+        assert_eq!(*tap, seen, "{dev}");
+        let info = listed
+            .iter()
+            .find(|l| l.name == dev.as_str())
+            .expect("listed");
+        assert_eq!((info.index, info.mac), (tap.index, tap.mac));
+        // Configured with its carrier off: no IPv6 autoconfiguration ran.
+        assert_eq!(ns.addresses(&dev), vec![], "{dev}");
+    }
+    let link = ns.link("tpk-c0").expect("created");
+    assert_eq!(link["master"], "tpk-brc");
+    assert_eq!(link["mtu"], 1400);
+    assert_eq!(info_data(&link)["persist"], true);
+    assert!(flags(&link).contains(&"UP".to_owned()), "{link}");
+}
+
+/// `(family, local, scope)` of every address on `dev` that a reset must
+/// have removed: all but the link-local one the kernel derives from `mac`.
+fn tenant_addresses(ns: &TestNetns, dev: &str, mac: [u8; 6]) -> Vec<(String, String, String)> {
+    let kernels = eui64_link_local(mac);
+    ns.addresses(dev)
+        .into_iter()
+        .filter(|(family, local, _)| !(family == "inet6" && *local == kernels))
+        .collect()
+}
+
+fn assert_pooled(
+    ns: &TestNetns,
+    dev: &str,
+    mac: [u8; 6],
+    mtu: u64,
+    master: Option<&str>,
+    group: &str,
+) {
+    let link = ns.link(dev).expect("still there");
+    assert_eq!(link["mtu"], mtu, "{link}");
+    assert_eq!(link["master"].as_str(), master, "{link}");
+    assert_eq!(text(&link["group"]), group, "{link}");
+    assert!(flags(&link).contains(&"UP".to_owned()), "{link}");
+    assert_eq!(link_mac(&link), mac, "{link}");
+    assert_eq!(info_data(&link)["persist"], true);
+    assert_eq!(tenant_addresses(ns, dev, mac), vec![], "{dev}");
+}
+
+#[test]
+fn reset_puts_back_what_a_tenant_changed() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.add_bridge("tpk-br0");
+    ns.add_bridge("tpk-br1");
+    let spec = TapSpec {
+        mtu: Some(1400),
+        bridge: Some(name("tpk-br0")),
+        device_group: Some(7),
+        ..TapSpec::default()
+    };
+    let tap = "tpk-rst";
+    let created = ns.with_kernel(|k| k.create_tap(name(tap), &spec).expect("create"));
+
+    // Tenant 1 attaches (carrier on) and changes everything, staying up.
+    let vmm = ns.attach(tap, true);
+    ns.ip_batch(&format!(
+        "link set {tap} address 02:11:22:33:44:55\n\
+         link set {tap} mtu 9000 master tpk-br1 group 99\n\
+         address add 10.9.8.7/24 dev {tap}\n\
+         address add 10.9.8.8/24 dev {tap}\n\
+         address add 2001:db8::7/64 dev {tap} nodad\n\
+         address add fe80::bad/64 dev {tap} nodad\n"
+    ));
+    let before = ns.addresses(tap);
+    assert!(before.len() >= 5, "{before:?}");
+    // Reset while the VMM still holds it: the kernel may add back the
+    // link-local address of the restored MAC, and nothing else.
+    let time = ns.with_kernel(|k| {
+        let start = Instant::now();
+        k.reset_tap(name(tap), &spec, created.mac).expect("reset");
+        start.elapsed()
+    });
+    eprintln!("reset_tap (6 addresses, attached): {time:?}; before: {before:?}");
+    assert_pooled(&ns, tap, created.mac, 1400, Some("tpk-br0"), "7");
+    eprintln!("after reset (attached): {:?}", ns.addresses(tap));
+    drop(vmm);
+
+    // Tenant 2 lets go and leaves it down, detached, with an address.
+    ns.ip_batch(&format!(
+        "link set {tap} nomaster\n\
+         link set {tap} down mtu 9000 address 02:aa:bb:cc:dd:ee\n\
+         address add 10.1.1.1/16 dev {tap}\n"
+    ));
+    let time = ns.with_kernel(|k| {
+        let start = Instant::now();
+        k.reset_tap(name(tap), &spec, created.mac).expect("reset");
+        start.elapsed()
+    });
+    eprintln!("reset_tap (1 address, detached, down): {time:?}");
+    assert_pooled(&ns, tap, created.mac, 1400, Some("tpk-br0"), "7");
+    // Detached: no carrier, so no autoconfiguration either.
+    assert_eq!(ns.addresses(tap), vec![]);
+
+    // A spec with no bridge, MTU or group puts back none.
+    let plain = ns.with_kernel(|k| {
+        k.create_tap(name("tpk-rst2"), &TapSpec::default())
+            .expect("create")
+    });
+    ns.ip(&[
+        "link", "set", "tpk-rst2", "master", "tpk-br1", "mtu", "4000", "group", "5",
+    ]);
+    ns.with_kernel(|k| {
+        k.reset_tap(name("tpk-rst2"), &TapSpec::default(), plain.mac)
+            .expect("reset")
+    });
+    assert_pooled(&ns, "tpk-rst2", plain.mac, 1500, None, "default");
+
+    // The index stays: a reset is not a re-create.
+    let link = ns.link(tap).expect("there");
+    assert_eq!(link["ifindex"].as_u64(), Some(created.index.into()));
+    assert_not_in_host(&[tap, "tpk-rst2", "tpk-br0", "tpk-br1"]);
+}
+
+#[test]
+fn reset_refusals_name_the_cause() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.add_bridge("tpk-brx");
+    let spec = TapSpec {
+        bridge: Some(name("tpk-brx")),
+        ..TapSpec::default()
+    };
+    let (missing, no_bridge, bad_mtu, still_works) = ns.with_kernel(|k| {
+        let created = k.create_tap(name("tpk-rr"), &spec).expect("create");
+        let missing = k.reset_tap(name("tpk-none"), &spec, created.mac);
+        let gone = TapSpec {
+            bridge: Some(name("tpk-gone")),
+            ..TapSpec::default()
+        };
+        let no_bridge = k.reset_tap(name("tpk-rr"), &gone, created.mac);
+        let big = TapSpec {
+            mtu: Some(70000),
+            ..spec
+        };
+        let bad_mtu = k.reset_tap(name("tpk-rr"), &big, created.mac);
+        (
+            missing,
+            no_bridge,
+            bad_mtu,
+            k.reset_tap(name("tpk-rr"), &spec, created.mac),
+        )
+    });
+    assert_eq!(
+        missing,
+        Err(KernelError::NoSuchDevice {
+            name: name("tpk-none")
+        })
+    );
+    assert_eq!(
+        no_bridge,
+        Err(KernelError::BridgeMissing {
+            name: name("tpk-rr"),
+            bridge: name("tpk-gone")
+        })
+    );
+    match bad_mtu {
+        Err(KernelError::Reset {
+            name: n,
+            errno,
+            ext_ack,
+        }) => {
+            assert_eq!(n, name("tpk-rr"));
+            assert_eq!(errno, Errno(libc::EINVAL));
+            assert!(ext_ack.is_some_and(|t| t.to_lowercase().contains("mtu")));
+        }
+        other => panic!("expected Reset, got {other:?}"),
+    }
+    still_works.expect("a good reset after refused ones");
+}
+
+fn tun_names(ns: &TestNetns) -> Vec<String> {
+    let mut names: Vec<String> = ns
+        .links()
+        .iter()
+        .filter(|l| l["linkinfo"]["info_kind"] == "tun")
+        .map(|l| text(&l["ifname"]))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn delete_group_removes_exactly_the_group() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.ip(&["link", "add", "tpk-ifbg", "type", "ifb"]);
+    let (refused, missing) = ns.with_kernel(|k| {
+        let mut set_time = Duration::ZERO;
+        for i in 0..5 {
+            let tap = name(&format!("tpk-g{i}"));
+            k.create_tap(tap, &TapSpec::default()).expect("create");
+            let start = Instant::now();
+            k.set_device_group(tap, 4242).expect("set group");
+            set_time += start.elapsed();
+        }
+        eprintln!("set_device_group: {:?} each", set_time / 5);
+        for i in 0..2 {
+            k.create_tap(name(&format!("tpk-o{i}")), &TapSpec::default())
+                .expect("create");
+        }
+        (
+            k.delete_group(0),
+            k.set_device_group(name("tpk-none"), 4242),
+        )
+    });
+    assert_eq!(
+        refused,
+        Err(KernelError::DeleteGroup {
+            group: 0,
+            errno: Errno(libc::EINVAL),
+            ext_ack: None
+        })
+    );
+    assert_eq!(
+        missing,
+        Err(KernelError::NoSuchDevice {
+            name: name("tpk-none")
+        })
+    );
+    let all = [
+        "tpk-g0", "tpk-g1", "tpk-g2", "tpk-g3", "tpk-g4", "tpk-o0", "tpk-o1",
+    ];
+    assert_eq!(tun_names(&ns), all, "group 0 refused: nothing deleted");
+    for i in 0..5 {
+        let link = ns.link(&format!("tpk-g{i}")).expect("there");
+        assert_eq!(text(&link["group"]), "4242");
+        // Only the group changed: still up, still persistent.
+        assert!(flags(&link).contains(&"UP".to_owned()));
+    }
+    // The ifb outside the group stays too.
+    ns.ip(&["link", "set", "tpk-ifbg", "group", "4243"]);
+
+    let (first, empty, other) = ns.with_kernel(|k| {
+        let start = Instant::now();
+        let first = k.delete_group(4242);
+        let time = start.elapsed();
+        eprintln!("delete_group (5 taps): {time:?}");
+        (first, k.delete_group(4242), k.delete_group(77))
+    });
+    first.expect("delete group 4242");
+    empty.expect("an emptied group deletes as nothing");
+    other.expect("a group never used deletes as nothing");
+    assert_eq!(tun_names(&ns), ["tpk-o0", "tpk-o1"]);
+    assert!(ns.link("tpk-ifbg").is_some());
+    assert_not_in_host(&["tpk-g0", "tpk-o0", "tpk-ifbg"]);
+}
+
+#[test]
+fn one_group_delete_against_single_deletes() {
+    if !require_kernel() {
+        return;
+    }
+    const N: usize = 50;
+    let ns = TestNetns::new();
+    let spec = TapSpec {
+        device_group: Some(9),
+        ..TapSpec::default()
+    };
+    let (group_time, single_time) = ns.with_kernel(|k| {
+        for i in 0..N {
+            k.create_tap(name(&format!("tpk-a{i}")), &spec)
+                .expect("create");
+            k.create_tap(name(&format!("tpk-b{i}")), &TapSpec::default())
+                .expect("create");
+        }
+        let start = Instant::now();
+        k.delete_group(9).expect("delete group");
+        let group_time = start.elapsed();
+        let start = Instant::now();
+        for i in 0..N {
+            k.delete_link(name(&format!("tpk-b{i}"))).expect("delete");
+        }
+        (group_time, start.elapsed())
+    });
+    eprintln!("{N} taps: one delete_group {group_time:?}, {N} delete_link {single_time:?}");
+    assert_eq!(tun_names(&ns), Vec::<String>::new());
+}
+
+/// The next `Removed` event, skipping others, within `timeout`.
+fn next_removed(
+    rx: &std::sync::mpsc::Receiver<Option<LinkEvent>>,
+    timeout: Duration,
+) -> Option<LinkEvent> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match rx.recv_timeout(left) {
+            Ok(Some(event @ LinkEvent::Removed { .. })) => return Some(event),
+            Ok(Some(LinkEvent::Resync)) => panic!("unexpected resync"),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn watcher_reports_removals_in_its_namespace_only() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    let other = TestNetns::new();
+    ns.add_bridge("tpk-brw");
+    let spec = TapSpec {
+        bridge: Some(name("tpk-brw")),
+        ..TapSpec::default()
+    };
+    let (a, b) = ns.with_kernel(|k| {
+        (
+            k.create_tap(name("tpk-wa"), &spec).expect("create"),
+            k.create_tap(name("tpk-wb"), &spec).expect("create"),
+        )
+    });
+    other.ip(&["tuntap", "add", "dev", "tpk-wx", "mode", "tap"]);
+    let rx = ns.watch();
+
+    // Elsewhere: not seen. Leaving a bridge (an AF_BRIDGE RTM_DELLINK) and
+    // other changes: not removals.
+    other.ip(&["link", "del", "tpk-wx"]);
+    ns.ip(&["link", "set", "tpk-wb", "nomaster"]);
+    ns.ip(&["link", "set", "tpk-wb", "mtu", "1300"]);
+    ns.ip(&["link", "del", "tpk-wa"]);
+    assert_eq!(
+        next_removed(&rx, Duration::from_secs(5)),
+        Some(LinkEvent::Removed {
+            name: name("tpk-wa"),
+            index: a.index
+        })
+    );
+    // A removal while enslaved is reported once, not once per family.
+    ns.ip(&["link", "set", "tpk-wb", "master", "tpk-brw"]);
+    ns.ip(&["link", "del", "tpk-wb"]);
+    assert_eq!(
+        next_removed(&rx, Duration::from_secs(5)),
+        Some(LinkEvent::Removed {
+            name: name("tpk-wb"),
+            index: b.index
+        })
+    );
+    // Then nothing: a `None` about a second after the last event.
+    let start = Instant::now();
+    let quiet_event = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("watcher answers");
+    assert_eq!(quiet_event, None);
+    let quiet = start.elapsed();
+    assert!(quiet >= Duration::from_millis(500), "{quiet:?}");
+    assert!(quiet < Duration::from_secs(3), "{quiet:?}");
+}
+
+#[test]
+fn watcher_sees_every_tap_of_a_group_delete() {
+    if !require_kernel() {
+        return;
+    }
+    const N: usize = 100;
+    let ns = TestNetns::new();
+    ns.add_bridge("tpk-brg");
+    let spec = TapSpec {
+        bridge: Some(name("tpk-brg")),
+        device_group: Some(31),
+        ..TapSpec::default()
+    };
+    let indices: Vec<u32> = ns.with_kernel(|k| {
+        (0..N)
+            .map(|i| {
+                k.create_tap(name(&format!("tpk-w{i}")), &spec)
+                    .expect("create")
+                    .index
+            })
+            .collect()
+    });
+    let rx = ns.watch();
+    ns.with_kernel(|k| k.delete_group(31).expect("delete group"));
+    let mut seen = Vec::new();
+    while seen.len() < N {
+        match next_removed(&rx, Duration::from_secs(5)) {
+            Some(LinkEvent::Removed { name: n, index }) => {
+                let i = indices
+                    .iter()
+                    .position(|&x| x == index)
+                    .expect("one of ours");
+                assert_eq!(n, name(&format!("tpk-w{i}")));
+                seen.push(index);
+            }
+            other => panic!("after {} removals: {other:?}", seen.len()),
+        }
+    }
+    seen.sort();
+    let mut expected = indices.clone();
+    expected.sort();
+    assert_eq!(seen, expected);
 }

@@ -10,8 +10,8 @@ use actix::Addr;
 use common::{TestNetns, assert_not_in_host, require_kernel, text};
 use serde_json::Value;
 use tap_pool_actors::{
-    Acquire, KernelError, LeaseSource, LinuxKernelFactory, NetlinkActor, PoolConfig, PoolError,
-    PoolStats, Release, Released, Seed, Stats, TapName, TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, KernelError, LeaseSource, LinuxKernelFactory, PoolConfig, PoolError, PoolStats,
+    Release, Released, Seed, Stats, TapName, TapPoolActor, TapSpec, Warm,
 };
 
 const OWNER: u32 = 54321;
@@ -21,14 +21,14 @@ fn start(ns: &TestNetns, size: usize, tap: TapSpec) -> Addr<TapPoolActor> {
     let factory = LinuxKernelFactory {
         netns: Some(ns.netns()),
     };
-    let kernel = NetlinkActor::start(Arc::new(factory), 2);
-    TapPoolActor::spawn(
+    TapPoolActor::start_with(
         PoolConfig {
             size,
             tap,
             ..PoolConfig::default()
         },
-        kernel,
+        Arc::new(factory),
+        2,
     )
     .expect("valid config")
 }
@@ -118,6 +118,7 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     let a = acquire(&pool, "vm-a").await.unwrap();
     assert_eq!(a.source, LeaseSource::Pool);
     assert_eq!(release(&pool, a.name).await.unwrap(), Released::Pooled);
+    stats_until(&pool, |s| s.resetting == 0).await;
     assert!(ns.link(a.name.as_str()).is_some());
     assert_eq!(acquire(&pool, "vm-a").await.unwrap().name, a.name);
     acquire(&pool, "vm-b").await.unwrap();
@@ -240,4 +241,92 @@ async fn bad_releases_get_typed_errors_from_pool_and_kernel() {
     );
     assert!(Acquire::new("name-of-16-bytes").is_err());
     assert_eq!(tap_names(&ns), ["tap-pool-0"]);
+}
+
+#[actix_rt::test]
+async fn a_reused_tap_is_reset_to_its_pooled_configuration() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.add_bridge("br-tp");
+    ns.add_bridge("br-evil");
+    let pool = start(&ns, 1, configured());
+    pool.send(Warm).await.unwrap();
+    let lease = acquire(&pool, "vm-a").await.unwrap();
+    let tap = lease.name.as_str();
+    let before = ns.link(tap).unwrap();
+    // What a careless or hostile tenant might leave behind.
+    ns.ip(&["addr", "add", "198.51.100.7/24", "dev", tap]);
+    ns.ip(&["addr", "add", "2001:db8::7/64", "dev", tap]);
+    ns.ip(&["link", "set", tap, "mtu", "9000"]);
+    ns.ip(&["link", "set", tap, "master", "br-evil"]);
+    ns.ip(&["link", "set", tap, "address", "02:ba:d0:00:00:01"]);
+    ns.ip(&["link", "set", tap, "group", "0"]);
+    ns.ip(&["link", "set", tap, "down"]);
+
+    assert_eq!(release(&pool, lease.name).await.unwrap(), Released::Pooled);
+    stats_until(&pool, |s| s.idle == 1).await;
+    let after = ns.link(tap).unwrap();
+    assert_configured(&after);
+    assert_eq!(after["address"], before["address"], "MAC restored");
+    assert_eq!(after["group"], before["group"], "device group restored");
+    let addrs = ns.ip(&["-j", "addr", "show", "dev", tap]);
+    assert!(
+        !addrs.contains("198.51.100.7") && !addrs.contains("2001:db8::7"),
+        "tenant addresses left: {addrs}"
+    );
+    // The next VM gets the clean tap.
+    assert_eq!(acquire(&pool, "vm-b").await.unwrap().name, lease.name);
+}
+
+#[actix_rt::test]
+async fn an_idle_tap_deleted_with_ip_is_dropped_and_replaced() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    let pool = start(&ns, 2, TapSpec::default());
+    pool.send(Warm).await.unwrap();
+    ns.ip(&["link", "del", "tap-pool-1"]);
+    let s = stats_until(&pool, |s| s.vanished == 1 && s.idle == 2).await;
+    assert_eq!(s.created, 3);
+    assert_eq!(tap_names(&ns), ["tap-pool-0", "tap-pool-2"]);
+    for fallback in ["vm-a", "vm-b"] {
+        let lease = acquire(&pool, fallback).await.unwrap();
+        assert_eq!(lease.source, LeaseSource::Pool);
+        assert!(
+            ns.link(lease.name.as_str()).is_some(),
+            "{} exists",
+            lease.name
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.ip(&["link", "add", "keep-ifb", "type", "ifb"]);
+    let pool = start(
+        &ns,
+        20,
+        TapSpec {
+            device_group: Some(4242),
+            ..TapSpec::default()
+        },
+    );
+    pool.send(Warm).await.unwrap();
+    let held = acquire(&pool, "vm-a").await.unwrap();
+    assert_eq!(tap_names(&ns).len(), 20);
+    let report = pool.send(Drain).await.unwrap();
+    assert_eq!((report.deleted, report.bulk, report.leased), (19, true, 1));
+    assert_eq!(tap_names(&ns), [held.name.to_string()]);
+    let link = ns.link(held.name.as_str()).unwrap();
+    assert_eq!(link["group"], "default", "the held tap left the group");
+    assert!(ns.link("keep-ifb").is_some(), "other devices untouched");
+    assert_eq!(release(&pool, held.name).await.unwrap(), Released::Deleted);
+    assert!(tap_names(&ns).is_empty());
 }

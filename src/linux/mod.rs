@@ -9,14 +9,21 @@
 mod netns;
 mod rtnl;
 mod tun;
+mod watch;
 
 use std::time::Instant;
 
 pub use netns::{Netns, enter};
+pub use watch::LinuxLinkWatcher;
 
-use crate::kernel::{Kernel, KernelError, KernelFactory, LinkInfo, TapSpec};
+use crate::kernel::{
+    CreatedTap, Errno, Kernel, KernelError, KernelFactory, LinkInfo, LinkWatcher, TapSpec,
+};
 use crate::name::TapName;
-use rtnl::{LinkConfig, NlError, Rtnl};
+use rtnl::{LinkConfig, NlError, Rtnl, Target};
+
+/// The MTU a reset puts back when the spec names none (Ethernet's).
+const DEFAULT_MTU: u32 = 1500;
 
 /// The Linux implementation of [`Kernel`].
 pub struct LinuxKernel {
@@ -31,7 +38,7 @@ impl LinuxKernel {
     }
 
     /// The interface index of the bridge `spec` names, if any. Looked up
-    /// before the tap is made, so a missing bridge costs no tap.
+    /// before anything is changed, so a missing bridge costs no tap.
     fn resolve_master(
         &mut self,
         name: TapName,
@@ -40,93 +47,150 @@ impl LinuxKernel {
         let Some(bridge) = spec.bridge else {
             return Ok(None);
         };
-        match self.rtnl.link_index(bridge) {
-            Ok(Some(index)) => Ok(Some(index)),
-            Ok(None) => Err(KernelError::BridgeMissing { name, bridge }),
-            Err(e) => Err(configure_error(name, e)),
+        match self.rtnl.ifindex(bridge) {
+            Ok(index) => Ok(Some(index)),
+            Err(errno) if errno.0 == libc::ENODEV => {
+                Err(KernelError::BridgeMissing { name, bridge })
+            }
+            Err(errno) => Err(KernelError::Socket { errno }),
         }
     }
 
-    /// Brings up, sizes, enslaves and tags the freshly made tap `name`.
-    fn configure(
+    /// Applies `config` to the tap `name` (interface index `index`) in one
+    /// `RTM_SETLINK`, naming a refusal that is about the bridge as such:
+    /// `EXFULL` is a full bridge, and a refusal (`ENODEV`, or the `EINVAL` of
+    /// an unknown master index) after which the bridge is gone is a missing
+    /// bridge. Any other refusal goes to `other`.
+    fn set_link(
         &mut self,
         name: TapName,
+        index: u32,
         spec: &TapSpec,
-        master: Option<u32>,
+        config: LinkConfig,
+        other: impl FnOnce(Errno, Option<String>) -> KernelError,
     ) -> Result<(), KernelError> {
-        let config = LinkConfig {
-            mtu: spec.mtu,
-            master,
-            group: spec.device_group,
+        let (errno, ext_ack) = match self.rtnl.set_link(Target::Index(index), config) {
+            Ok(()) => return Ok(()),
+            Err(NlError::Socket(errno)) => return Err(KernelError::Socket { errno }),
+            Err(NlError::Kernel { errno, ext_ack }) => (errno, ext_ack),
         };
-        self.rtnl
-            .set_link(name, config)
-            .map_err(|e| match (e, spec.bridge) {
-                (NlError::Kernel { errno, .. }, Some(bridge)) if errno.0 == libc::EXFULL => {
-                    KernelError::BridgeFull { name, bridge }
-                }
-                // The bridge went away between looking it up and attaching.
-                (NlError::Kernel { errno, .. }, Some(bridge)) if errno.0 == libc::ENODEV => {
-                    KernelError::BridgeMissing { name, bridge }
-                }
-                (e, _) => configure_error(name, e),
-            })
-    }
-}
-
-impl Kernel for LinuxKernel {
-    fn create_tap(
-        &mut self,
-        name: TapName,
-        spec: &TapSpec,
-    ) -> Result<crate::kernel::CreatedTap, KernelError> {
-        let _span = tracing::debug_span!("create_tap", %name).entered();
-        let start = Instant::now();
-        let result = self.resolve_master(name, spec).and_then(|master| {
-            tun::create_persistent_tap(name, spec)?;
-            self.configure(name, spec, master).inspect_err(|_| {
-                // The tap is persistent by now: it stays unless deleted.
-                if let Err(e) = self.rtnl.del_link(name) {
-                    tracing::warn!(%name, error = ?e, "could not remove a tap that failed to configure");
-                }
-            })
-        });
-        tracing::debug!(
-            elapsed_us = start.elapsed().as_micros() as u64,
-            ok = result.is_ok(),
-            "create_tap"
-        );
-        result.map(|()| crate::kernel::CreatedTap {
-            index: 0,
-            mac: [0; 6],
-        }) // STUB
-    }
-    fn reset_tap(&mut self, name: TapName, _: &TapSpec, _: [u8; 6]) -> Result<(), KernelError> {
-        Err(KernelError::Reset {
-            name,
-            errno: crate::Errno(libc::ENOSYS),
-            ext_ack: None,
-        }) // STUB
-    }
-    fn set_device_group(&mut self, name: TapName, _: u32) -> Result<(), KernelError> {
-        Err(KernelError::Configure {
-            name,
-            errno: crate::Errno(libc::ENOSYS),
-            ext_ack: None,
-        }) // STUB
-    }
-    fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
-        Err(KernelError::DeleteGroup {
-            group,
-            errno: crate::Errno(libc::ENOSYS),
-            ext_ack: None,
-        }) // STUB
+        if let Some(bridge) = spec.bridge {
+            if errno.0 == libc::EXFULL {
+                return Err(KernelError::BridgeFull { name, bridge });
+            }
+            let gone = matches!(self.rtnl.ifindex(bridge), Err(e) if e.0 == libc::ENODEV);
+            if (errno.0 == libc::ENODEV || errno.0 == libc::EINVAL) && gone {
+                return Err(KernelError::BridgeMissing { name, bridge });
+            }
+        }
+        Err(other(errno, ext_ack))
     }
 
-    fn delete_link(&mut self, name: TapName) -> Result<(), KernelError> {
-        let _span = tracing::debug_span!("delete_link", %name).entered();
-        let start = Instant::now();
-        let result = self.rtnl.del_link(name).map_err(|e| match e {
+    fn create(&mut self, name: TapName, spec: &TapSpec) -> Result<CreatedTap, KernelError> {
+        let configure_error = |errno, ext_ack| KernelError::Configure {
+            name,
+            errno,
+            ext_ack,
+        };
+        let master = self.resolve_master(name, spec)?;
+        // Not persistent yet: if this process dies before `persist`, the
+        // kernel closes the file and removes the device. See `tun`.
+        let tap = tun::new_tap(name, spec)?;
+        let index = self
+            .rtnl
+            .ifindex(name)
+            .map_err(|errno| configure_error(errno, None))?;
+        let configured = tap
+            .mac()
+            .map_err(|errno| configure_error(errno, None))
+            .and_then(|mac| {
+                let config = LinkConfig {
+                    up: true,
+                    mtu: spec.mtu,
+                    master,
+                    group: spec.device_group,
+                    mac: None,
+                };
+                self.set_link(name, index, spec, config, configure_error)?;
+                Ok(mac)
+            });
+        match configured.and_then(|mac| tap.persist().map(|()| mac)) {
+            Ok(mac) => Ok(CreatedTap { index, mac }),
+            Err(e) => {
+                self.discard(name, index);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes the half-made tap `name` (index `index`) after a failed
+    /// create, at once.
+    ///
+    /// Closing its file removes it too, but not necessarily at once: a child
+    /// that another thread forks (to run a VMM, say) holds a copy of every
+    /// descriptor until it execs, `O_CLOEXEC` or not, and the device lives
+    /// until the last copy closes. Deleted by index, so that no later device
+    /// of the same name is touched; the create's own error is what the
+    /// caller sees either way.
+    fn discard(&mut self, name: TapName, index: u32) {
+        match self.rtnl.del_link(Target::Index(index)) {
+            Ok(()) => {}
+            Err(NlError::Kernel { errno, .. }) if errno.0 == libc::ENODEV => {}
+            Err(e) => {
+                tracing::warn!(%name, index, error = ?e, "could not remove a tap that failed to configure; closing it will");
+            }
+        }
+    }
+
+    fn reset(&mut self, name: TapName, spec: &TapSpec, mac: [u8; 6]) -> Result<(), KernelError> {
+        let reset_error = |errno: Errno, ext_ack| {
+            if errno.0 == libc::ENODEV {
+                KernelError::NoSuchDevice { name }
+            } else {
+                KernelError::Reset {
+                    name,
+                    errno,
+                    ext_ack,
+                }
+            }
+        };
+        let nl_error = |e: NlError| match e {
+            NlError::Kernel { errno, ext_ack } => reset_error(errno, ext_ack),
+            NlError::Socket(errno) => KernelError::Socket { errno },
+        };
+        let index = self
+            .rtnl
+            .ifindex(name)
+            .map_err(|errno| reset_error(errno, None))?;
+        let master = self.resolve_master(name, spec)?;
+        // Every address goes, link-local ones too: a tenant may have added
+        // its own fe80:: address, or changed the MAC that the kernel's one
+        // was derived from. The kernel adds a link-local address again,
+        // derived from the restored MAC, when the next tenant's carrier
+        // comes up (or at once below, if the tap is still attached).
+        for address in self.rtnl.addresses(index).map_err(nl_error)? {
+            match self.rtnl.del_addr(&address) {
+                Ok(()) => {}
+                // Gone already: an IPv4 primary address takes its
+                // secondaries with it.
+                Err(NlError::Kernel { errno, .. }) if errno.0 == libc::EADDRNOTAVAIL => {}
+                Err(e) => return Err(nl_error(e)),
+            }
+            tracing::trace!(family = address.family(), "address removed");
+        }
+        let config = LinkConfig {
+            up: true,
+            mtu: Some(spec.mtu.unwrap_or(DEFAULT_MTU)),
+            // 0 detaches from whatever master the tenant chose.
+            master: Some(master.unwrap_or(0)),
+            group: Some(spec.device_group.unwrap_or(0)),
+            mac: Some(mac),
+        };
+        self.set_link(name, index, spec, config, reset_error)
+    }
+
+    fn delete(&mut self, name: TapName) -> Result<(), KernelError> {
+        self.rtnl.del_link(Target::Name(name)).map_err(|e| match e {
             NlError::Kernel { errno, .. } if errno.0 == libc::ENODEV => {
                 KernelError::NoSuchDevice { name }
             }
@@ -136,13 +200,77 @@ impl Kernel for LinuxKernel {
                 ext_ack,
             },
             NlError::Socket(errno) => KernelError::Socket { errno },
-        });
+        })
+    }
+
+    fn set_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError> {
+        let config = LinkConfig {
+            group: Some(group),
+            ..LinkConfig::default()
+        };
+        self.rtnl
+            .set_link(Target::Name(name), config)
+            .map_err(|e| match e {
+                NlError::Kernel { errno, .. } if errno.0 == libc::ENODEV => {
+                    KernelError::NoSuchDevice { name }
+                }
+                NlError::Kernel { errno, ext_ack } => KernelError::Configure {
+                    name,
+                    errno,
+                    ext_ack,
+                },
+                NlError::Socket(errno) => KernelError::Socket { errno },
+            })
+    }
+
+    fn del_group(&mut self, group: u32) -> Result<(), KernelError> {
+        if group == 0 {
+            // Every device is in group 0. The kernel would refuse too (EPERM),
+            // but it is never even asked.
+            return Err(KernelError::DeleteGroup {
+                group,
+                errno: Errno(libc::EINVAL),
+                ext_ack: None,
+            });
+        }
+        match self.rtnl.del_group(group) {
+            Ok(()) => Ok(()),
+            // The kernel's answer for a group with no device in it: nothing
+            // to delete is nothing failed.
+            Err(NlError::Kernel { errno, .. }) if errno.0 == libc::ENODEV => Ok(()),
+            Err(NlError::Kernel { errno, ext_ack }) => Err(KernelError::DeleteGroup {
+                group,
+                errno,
+                ext_ack,
+            }),
+            Err(NlError::Socket(errno)) => Err(KernelError::Socket { errno }),
+        }
+    }
+}
+
+/// Runs one kernel call inside a debug span named `op`, then logs its
+/// duration and outcome.
+macro_rules! timed {
+    ($op:literal, $body:expr $(, $field:ident = $value:expr)*) => {{
+        let _span = tracing::debug_span!($op $(, $field = %$value)*).entered();
+        let start = Instant::now();
+        let result = $body;
         tracing::debug!(
             elapsed_us = start.elapsed().as_micros() as u64,
             ok = result.is_ok(),
-            "delete_link"
+            $op
         );
         result
+    }};
+}
+
+impl Kernel for LinuxKernel {
+    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<CreatedTap, KernelError> {
+        timed!("create_tap", self.create(name, spec), name = name)
+    }
+
+    fn delete_link(&mut self, name: TapName) -> Result<(), KernelError> {
+        timed!("delete_link", self.delete(name), name = name)
     }
 
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError> {
@@ -160,16 +288,27 @@ impl Kernel for LinuxKernel {
         );
         result
     }
-}
 
-fn configure_error(name: TapName, e: NlError) -> KernelError {
-    match e {
-        NlError::Kernel { errno, ext_ack } => KernelError::Configure {
-            name,
-            errno,
-            ext_ack,
-        },
-        NlError::Socket(errno) => KernelError::Socket { errno },
+    fn reset_tap(
+        &mut self,
+        name: TapName,
+        spec: &TapSpec,
+        mac: [u8; 6],
+    ) -> Result<(), KernelError> {
+        timed!("reset_tap", self.reset(name, spec, mac), name = name)
+    }
+
+    fn set_device_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError> {
+        timed!(
+            "set_device_group",
+            self.set_group(name, group),
+            name = name,
+            group = group
+        )
+    }
+
+    fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
+        timed!("delete_group", self.del_group(group), group = group)
     }
 }
 
@@ -191,10 +330,14 @@ impl KernelFactory for LinuxKernelFactory {
         }
         Ok(Box::new(LinuxKernel::open()?))
     }
-    fn watch(&self) -> Result<Box<dyn crate::kernel::LinkWatcher>, KernelError> {
-        Err(KernelError::Socket {
-            errno: crate::Errno(libc::ENOSYS),
-        }) // STUB
+
+    /// Moves the calling thread into the namespace (if any), then opens the
+    /// watcher's socket there, so it sees that namespace's links only.
+    fn watch(&self) -> Result<Box<dyn LinkWatcher>, KernelError> {
+        if let Some(netns) = &self.netns {
+            enter(netns)?;
+        }
+        Ok(Box::new(LinuxLinkWatcher::open()?))
     }
 }
 

@@ -12,10 +12,8 @@ use std::io::{self, Cursor};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use neli::consts::nl::NlmF;
-use neli::consts::rtnl::{Iff, Ifla, RtAddrFamily, Rtm};
+use neli::consts::rtnl::{Iff, Ifla, RtAddrFamily};
 use neli::consts::socket::{Msg, NlFamily};
-use neli::nl::{NlPayload, NlmsghdrBuilder};
 use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder, Rtattr, RtattrBuilder};
 use neli::socket::NlSocket;
 use neli::types::{Buffer, RtBuffer};
@@ -31,11 +29,28 @@ const NLMSG_NOOP: u16 = 1;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLMSG_OVERRUN: u16 = 4;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_DUMP_INTR: u16 = 0x10;
 const NLM_F_CAPPED: u16 = 0x100;
 const NLM_F_ACK_TLVS: u16 = 0x200;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLA_TYPE_MASK: u16 = !(1 << 15 | 1 << 14);
+/// `NETLINK_GET_STRICT_CHK` (linux/netlink.h; the libc crate lacks it): the
+/// kernel honours a dump request's filters (here: an address dump's
+/// `ifa_index`) instead of ignoring them.
+const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
+
+// From linux/rtnetlink.h.
+const RTM_DELLINK: u16 = 17;
+const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
+const RTM_DELADDR: u16 = 21;
+const RTM_GETADDR: u16 = 22;
+
+/// The size of `struct ifaddrmsg`.
+const IFADDRMSG_LEN: usize = 8;
 
 // From linux/if_link.h; neli does not name the tun attributes.
 const IFLA_INFO_KIND: u16 = 1;
@@ -74,16 +89,51 @@ pub(crate) enum NlError {
 
 impl NlError {
     fn socket(err: &io::Error) -> NlError {
-        NlError::Socket(Errno::of(err))
+        // neli's `recv` turns a timeout into an `io::Error` made from
+        // `ErrorKind::WouldBlock`, which carries no errno.
+        match (err.raw_os_error(), err.kind()) {
+            (None, io::ErrorKind::WouldBlock) => NlError::Socket(Errno(libc::EAGAIN)),
+            _ => NlError::Socket(Errno::of(err)),
+        }
     }
 }
 
-/// What `RTM_SETLINK` sets, besides bringing the link up.
+/// Which link a request is about.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Target {
+    /// By name (`IFLA_IFNAME`).
+    Name(TapName),
+    /// By interface index (`ifi_index`): immune to a rename, and never
+    /// mistaken for a later device of the same name.
+    Index(u32),
+}
+
+/// What one `RTM_SETLINK` sets. `None` leaves a setting as it is.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct LinkConfig {
+    /// Set `IFF_UP`.
+    pub(crate) up: bool,
     pub(crate) mtu: Option<u32>,
+    /// The master's interface index; `Some(0)` detaches from any master.
     pub(crate) master: Option<u32>,
     pub(crate) group: Option<u32>,
+    /// The Ethernet address (`IFLA_ADDRESS`).
+    pub(crate) mac: Option<[u8; 6]>,
+}
+
+/// One address on a link, as an `RTM_NEWADDR` dump gave it: the whole
+/// payload, which `RTM_DELADDR` takes back verbatim (as `ip address flush`
+/// does), so that every attribute the kernel matches on (local, peer,
+/// prefix length) is the one it reported.
+pub(crate) struct Address {
+    payload: Vec<u8>,
+}
+
+impl Address {
+    /// The address family (`AF_INET`, `AF_INET6`).
+    pub(crate) fn family(&self) -> u8 {
+        self.payload[0]
+    }
 }
 
 /// A route netlink socket, bound to the network namespace of the thread that
@@ -95,12 +145,18 @@ pub(crate) struct Rtnl {
 }
 
 impl Rtnl {
-    /// Opens and binds the socket, with extended acks on.
+    /// Opens and binds the socket, with extended acks and strict dump
+    /// checking on.
     pub(crate) fn open() -> Result<Rtnl, Errno> {
         let errno = |e: io::Error| Errno::of(&e);
         let socket = NlSocket::connect(NlFamily::Route, None, Groups::empty()).map_err(errno)?;
         socket.block().map_err(errno)?;
         socket.enable_ext_ack(true).map_err(errno)?;
+        // Best effort: without it (kernels before 4.20) the address dump is
+        // not filtered by the kernel, and `addresses` filters it itself.
+        if let Err(errno) = set_int_option(&socket, libc::SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1) {
+            tracing::debug!(%errno, "NETLINK_GET_STRICT_CHK refused");
+        }
         set_recv_timeout(&socket, REPLY_TIMEOUT)?;
         Ok(Rtnl {
             socket,
@@ -109,48 +165,114 @@ impl Rtnl {
         })
     }
 
-    /// Brings `name` up and applies `config`, in one `RTM_SETLINK`.
-    pub(crate) fn set_link(&mut self, name: TapName, config: LinkConfig) -> Result<(), NlError> {
+    /// Applies `config` to `target` in one `RTM_SETLINK`.
+    pub(crate) fn set_link(&mut self, target: Target, config: LinkConfig) -> Result<(), NlError> {
         let mut attrs = RtBuffer::new();
-        attrs.push(attr(Ifla::Ifname, name.as_str())?);
+        let mut builder = IfinfomsgBuilder::default();
+        match target {
+            Target::Name(name) => attrs.push(attr(Ifla::Ifname, name.as_str())?),
+            Target::Index(index) => builder = builder.ifi_index(index as libc::c_int),
+        }
+        if let Some(mac) = config.mac {
+            attrs.push(attr(Ifla::Address, Buffer::from(&mac[..]))?);
+        }
         if let Some(mtu) = config.mtu {
             attrs.push(attr(Ifla::Mtu, mtu)?);
-        }
-        if let Some(master) = config.master {
-            attrs.push(attr(Ifla::Master, master)?);
         }
         if let Some(group) = config.group {
             attrs.push(attr(Ifla::Group, group)?);
         }
-        let msg = ifinfomsg(IfinfomsgBuilder::default().up(), attrs)?;
-        self.transact(Rtm::Setlink, NlmF::ACK, msg, |_| Ok(()))
-            .map(drop)
-    }
-
-    /// Deletes the link `name`.
-    pub(crate) fn del_link(&mut self, name: TapName) -> Result<(), NlError> {
-        let mut attrs = RtBuffer::new();
-        attrs.push(attr(Ifla::Ifname, name.as_str())?);
-        let msg = ifinfomsg(IfinfomsgBuilder::default(), attrs)?;
-        self.transact(Rtm::Dellink, NlmF::ACK, msg, |_| Ok(()))
-            .map(drop)
-    }
-
-    /// The interface index of the link `name`, or `None` if there is none.
-    pub(crate) fn link_index(&mut self, name: TapName) -> Result<Option<u32>, NlError> {
-        let mut attrs = RtBuffer::new();
-        attrs.push(attr(Ifla::Ifname, name.as_str())?);
-        let msg = ifinfomsg(IfinfomsgBuilder::default(), attrs)?;
-        let mut index = None;
-        let result = self.transact(Rtm::Getlink, NlmF::ACK, msg, |payload| {
-            index = Some(*parse_ifinfomsg(payload)?.ifi_index() as u32);
-            Ok(())
-        });
-        match result {
-            Ok(_) => Ok(index),
-            Err(NlError::Kernel { errno, .. }) if errno.0 == libc::ENODEV => Ok(None),
-            Err(e) => Err(e),
+        if let Some(master) = config.master {
+            attrs.push(attr(Ifla::Master, master)?);
         }
+        if config.up {
+            builder = builder.up();
+        }
+        let msg = ifinfomsg(builder, attrs)?;
+        self.transact(RTM_SETLINK, NLM_F_ACK, &msg, |_| Ok(()))
+            .map(drop)
+    }
+
+    /// Deletes the link `target`.
+    pub(crate) fn del_link(&mut self, target: Target) -> Result<(), NlError> {
+        let mut attrs = RtBuffer::new();
+        let mut builder = IfinfomsgBuilder::default();
+        match target {
+            Target::Name(name) => attrs.push(attr(Ifla::Ifname, name.as_str())?),
+            Target::Index(index) => builder = builder.ifi_index(index as libc::c_int),
+        }
+        let msg = ifinfomsg(builder, attrs)?;
+        self.transact(RTM_DELLINK, NLM_F_ACK, &msg, |_| Ok(()))
+            .map(drop)
+    }
+
+    /// Deletes every link in device group `group`, in one `RTM_DELLINK` with
+    /// no index and no name (as `ip link delete group N` sends). The kernel
+    /// answers `ENODEV` when no link is in the group, `EPERM` for group 0,
+    /// and `EOPNOTSUPP` (deleting nothing) if any link in the group cannot
+    /// be deleted (a physical device).
+    pub(crate) fn del_group(&mut self, group: u32) -> Result<(), NlError> {
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(Ifla::Group, group)?);
+        let msg = ifinfomsg(IfinfomsgBuilder::default(), attrs)?;
+        self.transact(RTM_DELLINK, NLM_F_ACK, &msg, |_| Ok(()))
+            .map(drop)
+    }
+
+    /// The interface index of the link `name` (`SIOCGIFINDEX` on this
+    /// socket, which answers for the socket's namespace): one ioctl, no
+    /// netlink round trip. `ENODEV` if there is none.
+    pub(crate) fn ifindex(&self, name: TapName) -> Result<u32, Errno> {
+        let mut req = ifreq(name);
+        // SAFETY: SIOCGIFINDEX reads and writes one `ifreq`, which `req` is,
+        // and `req` lives until the call returns.
+        let rc = unsafe {
+            libc::ioctl(
+                self.socket.as_raw_fd(),
+                libc::SIOCGIFINDEX as libc::Ioctl,
+                &raw mut req,
+            )
+        };
+        if rc < 0 {
+            return Err(Errno::of(&io::Error::last_os_error()));
+        }
+        // SAFETY: SIOCGIFINDEX succeeded, so it wrote the index member.
+        Ok(unsafe { req.ifr_ifru.ifru_ifindex } as u32)
+    }
+
+    /// Every IPv4 and IPv6 address on the link with index `index`, from one
+    /// `RTM_GETADDR` dump.
+    pub(crate) fn addresses(&mut self, index: u32) -> Result<Vec<Address>, NlError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut found = Vec::new();
+            // struct ifaddrmsg: family, prefixlen, flags, scope, index.
+            let mut request = [0u8; IFADDRMSG_LEN];
+            request[4..8].copy_from_slice(&index.to_ne_bytes());
+            let interrupted = self.transact(RTM_GETADDR, NLM_F_DUMP, &request, |payload| {
+                if payload.len() < IFADDRMSG_LEN {
+                    return Err(NlError::Socket(Errno(libc::EBADMSG)));
+                }
+                // Filtered again here: without strict checking the kernel
+                // dumps every link's addresses.
+                if read_u32(payload, 4) == index {
+                    found.push(Address {
+                        payload: payload.to_vec(),
+                    });
+                }
+                Ok(())
+            })?;
+            if !interrupted || attempt == DUMP_ATTEMPTS {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Deletes one address that [`Rtnl::addresses`] reported.
+    pub(crate) fn del_addr(&mut self, address: &Address) -> Result<(), NlError> {
+        self.transact(RTM_DELADDR, NLM_F_ACK, &address.payload[..], |_| Ok(()))
+            .map(drop)
     }
 
     /// Every tun/tap link, from one `RTM_GETLINK` dump.
@@ -160,7 +282,7 @@ impl Rtnl {
             attempt += 1;
             let mut links = Vec::new();
             let msg = ifinfomsg(IfinfomsgBuilder::default(), RtBuffer::new())?;
-            let interrupted = self.transact(Rtm::Getlink, NlmF::DUMP, msg, |payload| {
+            let interrupted = self.transact(RTM_GETLINK, NLM_F_DUMP, &msg, |payload| {
                 if let Some(link) = parse_tun_link(payload)? {
                     links.push(link);
                 }
@@ -176,40 +298,39 @@ impl Rtnl {
         }
     }
 
-    /// Sends one request and reads every reply to it, handing each data
-    /// message's payload to `on_message`. Returns whether the kernel flagged
-    /// a dump as interrupted (`NLM_F_DUMP_INTR`).
+    /// Sends one request (a header of type `kind` around `payload`) and reads
+    /// every reply to it, handing each data message's payload to
+    /// `on_message`. Returns whether the kernel flagged a dump as interrupted
+    /// (`NLM_F_DUMP_INTR`).
     ///
     /// The replies are read to the end even when `on_message` fails, so the
     /// socket is clean for the next request.
     fn transact(
         &mut self,
-        kind: Rtm,
-        flags: NlmF,
-        msg: Ifinfomsg,
+        kind: u16,
+        flags: u16,
+        payload: &(impl Payload + ?Sized),
         mut on_message: impl FnMut(&[u8]) -> Result<(), NlError>,
     ) -> Result<bool, NlError> {
         self.seq = self.seq.wrapping_add(1).max(1);
         let seq = self.seq;
-        let request = NlmsghdrBuilder::default()
-            .nl_type(kind)
-            .nl_flags(NlmF::REQUEST | flags)
-            .nl_seq(seq)
-            .nl_payload(NlPayload::Payload(msg))
-            .build()
-            .map_err(|_| NlError::Socket(Errno(libc::EINVAL)))?;
-        let mut bytes = Cursor::new(vec![0; request.padded_size()]);
-        request
-            .to_bytes(&mut bytes)
-            .map_err(|_| NlError::Socket(Errno(libc::EINVAL)))?;
+        let mut request = Vec::with_capacity(256);
+        request.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len, below
+        request.extend_from_slice(&kind.to_ne_bytes());
+        request.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
+        request.extend_from_slice(&seq.to_ne_bytes());
+        request.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel
+        payload.write_to(&mut request)?;
+        let len = request.len() as u32;
+        request[..4].copy_from_slice(&len.to_ne_bytes());
         self.socket
-            .send(bytes.get_ref(), Msg::empty())
+            .send(&request, Msg::empty())
             .map_err(|e| NlError::socket(&e))?;
 
         let mut outcome = Ok(());
         let mut interrupted = false;
         loop {
-            let len = self.recv()?;
+            let len = recv(&self.socket, &mut self.buf)?;
             let mut rest = &self.buf[..len];
             while !rest.is_empty() {
                 let (header, payload, next) = split_message(rest)?;
@@ -241,40 +362,69 @@ impl Rtnl {
             }
         }
     }
+}
 
-    /// Receives one datagram into `self.buf`, growing it if the datagram is
-    /// larger, and returns its length.
-    fn recv(&mut self) -> Result<usize, NlError> {
-        loop {
-            // Peek first so that a datagram larger than the buffer is never
-            // truncated (which would lose the reply's end and hang the call).
-            let peeked = self.socket.recv(&mut self.buf[..], Msg::PEEK | Msg::TRUNC);
-            match peeked {
-                Ok((len, _)) if len > self.buf.len() => self.buf.resize(len, 0),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(NlError::socket(&e)),
-            }
-            match self.socket.recv(&mut self.buf[..], Msg::empty()) {
-                Ok((len, _)) => return Ok(len),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(NlError::socket(&e)),
-            }
+/// The body of a request: a neli message, or bytes already laid out.
+trait Payload {
+    fn write_to(&self, out: &mut Vec<u8>) -> Result<(), NlError>;
+}
+
+impl Payload for Ifinfomsg {
+    fn write_to(&self, out: &mut Vec<u8>) -> Result<(), NlError> {
+        let mut bytes = Cursor::new(vec![0; self.padded_size()]);
+        self.to_bytes(&mut bytes)
+            .map_err(|_| NlError::Socket(Errno(libc::EINVAL)))?;
+        out.extend_from_slice(bytes.get_ref());
+        Ok(())
+    }
+}
+
+impl Payload for [u8] {
+    fn write_to(&self, out: &mut Vec<u8>) -> Result<(), NlError> {
+        out.extend_from_slice(self);
+        out.resize(align(out.len()), 0);
+        Ok(())
+    }
+}
+
+impl<const N: usize> Payload for [u8; N] {
+    fn write_to(&self, out: &mut Vec<u8>) -> Result<(), NlError> {
+        self[..].write_to(out)
+    }
+}
+
+/// Receives one datagram into `buf`, growing it if the datagram is larger,
+/// and returns its length.
+pub(super) fn recv(socket: &NlSocket, buf: &mut Vec<u8>) -> Result<usize, NlError> {
+    loop {
+        // Peek first so that a datagram larger than the buffer is never
+        // truncated (which would lose the reply's end and hang the call).
+        let peeked = socket.recv(&mut buf[..], Msg::PEEK | Msg::TRUNC);
+        match peeked {
+            Ok((len, _)) if len > buf.len() => buf.resize(len, 0),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(NlError::socket(&e)),
+        }
+        match socket.recv(&mut buf[..], Msg::empty()) {
+            Ok((len, _)) => return Ok(len),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(NlError::socket(&e)),
         }
     }
 }
 
 /// The fields of a netlink message header that replies are checked against.
 #[derive(Clone, Copy)]
-struct Header {
-    kind: u16,
-    flags: u16,
-    seq: u32,
+pub(super) struct Header {
+    pub(super) kind: u16,
+    pub(super) flags: u16,
+    pub(super) seq: u32,
 }
 
 /// Splits the first message off `bytes`: its header, its payload, and what
 /// follows it.
-fn split_message(bytes: &[u8]) -> Result<(Header, &[u8], &[u8]), NlError> {
+pub(super) fn split_message(bytes: &[u8]) -> Result<(Header, &[u8], &[u8]), NlError> {
     let malformed = NlError::Socket(Errno(libc::EBADMSG));
     if bytes.len() < NLMSG_HDRLEN {
         return Err(malformed);
@@ -347,6 +497,7 @@ fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, NlError> {
     let mut mtu = 0;
     let mut master = None;
     let mut device_group = 0;
+    let mut mac = [0; 6];
     let mut tun = None;
     for attr in msg.rtattrs().iter() {
         let data = attr.rta_payload().as_ref();
@@ -355,6 +506,11 @@ fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, NlError> {
             Ifla::Mtu => mtu = read_attr_u32(data)?,
             Ifla::Master => master = Some(read_attr_u32(data)?),
             Ifla::Group => device_group = read_attr_u32(data)?,
+            Ifla::Address => {
+                if let Ok(address) = data.try_into() {
+                    mac = address;
+                }
+            }
             Ifla::Linkinfo => tun = parse_tun_info(data)?,
             _ => {}
         }
@@ -368,7 +524,6 @@ fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, NlError> {
     };
     let flags = msg.ifi_flags();
     Ok(Some(LinkInfo {
-        mac: [0; 6], // STUB
         name,
         index: *msg.ifi_index() as u32,
         kind: tun.kind,
@@ -380,6 +535,7 @@ fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, NlError> {
         up: flags.contains(Iff::UP),
         in_use: flags.contains(Iff::LOWERUP),
         device_group,
+        mac,
     }))
 }
 
@@ -434,7 +590,7 @@ fn parse_tun_info(linkinfo: &[u8]) -> Result<Option<TunData>, NlError> {
 
 /// Iterates over a buffer of netlink attributes as (type, payload), stopping
 /// at the first malformed one.
-struct Attrs<'a>(&'a [u8]);
+pub(super) struct Attrs<'a>(pub(super) &'a [u8]);
 
 impl<'a> Iterator for Attrs<'a> {
     type Item = (u16, &'a [u8]);
@@ -478,7 +634,43 @@ fn attr<P: Size + ToBytes>(kind: Ifla, payload: P) -> Result<Rtattr<Ifla, Buffer
         .map_err(|_| NlError::Socket(Errno(libc::EINVAL)))
 }
 
-fn set_recv_timeout(socket: &NlSocket, timeout: Duration) -> Result<(), Errno> {
+/// An `ifreq` naming `name`, all else zero.
+pub(super) fn ifreq(name: TapName) -> libc::ifreq {
+    // SAFETY: `ifreq` is plain old data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    // The name is at most 15 bytes (checked by `TapName`), so the 16-byte
+    // field keeps its terminating NUL from the zeroed struct.
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.as_str().bytes()) {
+        *dst = src as libc::c_char;
+    }
+    req
+}
+
+/// `setsockopt` with an `int` value.
+pub(super) fn set_int_option(
+    socket: &NlSocket,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> Result<(), Errno> {
+    // SAFETY: the option reads one `int`; `value` is one and outlives the
+    // call, and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            option,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(Errno::of(&io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+pub(super) fn set_recv_timeout(socket: &NlSocket, timeout: Duration) -> Result<(), Errno> {
     let tv = libc::timeval {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_usec: timeout.subsec_micros() as libc::suseconds_t,
@@ -507,16 +699,16 @@ fn read_attr_u32(value: &[u8]) -> Result<u32, NlError> {
     Ok(read_u32(value, 0))
 }
 
-fn read_u32(bytes: &[u8], at: usize) -> u32 {
+pub(super) fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
-fn read_u16(bytes: &[u8], at: usize) -> u16 {
+pub(super) fn read_u16(bytes: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes(bytes[at..at + 2].try_into().expect("2 bytes"))
 }
 
 /// Text up to the first NUL (netlink strings are NUL-terminated).
-fn c_string(bytes: &[u8]) -> String {
+pub(super) fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }

@@ -3,6 +3,17 @@
 //! Every step is an ioctl on a file that is closed before returning: the pool
 //! never holds a tap open, so the microVM that later attaches to it is its
 //! only user.
+//!
+//! A tap is made in two halves. [`new_tap`] makes it (`TUNSETIFF`, owner,
+//! group) and hands back the open file as a [`NewTap`]; the caller configures
+//! the device over rtnetlink while that file is still open, then
+//! [`NewTap::persist`] makes it persistent and closes the file. Until that
+//! last step the device lives only as long as the file: if the process dies
+//! (even by `SIGKILL`) anywhere before `TUNSETPERSIST` succeeds, the kernel
+//! closes the file and removes the device with it. So a persistent tap is
+//! always a fully configured one. (On an ordinary failure the caller also
+//! deletes the device explicitly, because a close is only as prompt as the
+//! last copy of the descriptor: see `LinuxKernel::discard`.)
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -12,12 +23,21 @@ use crate::name::TapName;
 
 const TUN_DEVICE: &std::ffi::CStr = c"/dev/net/tun";
 
-/// Creates the persistent tap `name` as `spec` says and closes it.
+/// A tap made but not yet persistent: dropping it removes the device (once
+/// no forked child holds a copy of the file).
+pub(crate) struct NewTap {
+    name: TapName,
+    file: OwnedFd,
+}
+
+/// Makes the tap `name` as `spec` says (flags, owner, group), not persistent.
 ///
-/// If a step before `TUNSETPERSIST` fails, closing the file removes the
-/// half-made device; `TUNSETPERSIST` is the last step, so nothing is left
-/// behind on any failure.
-pub(crate) fn create_persistent_tap(name: TapName, spec: &TapSpec) -> Result<(), KernelError> {
+/// Its carrier is turned off while the file is held (`TUNSETCARRIER`), as
+/// if no one had it open: configuring it up with carrier on would start
+/// IPv6 autoconfiguration (a link-local address, DAD, router solicitations)
+/// for a device that nobody uses yet. A VMM attaching later turns the
+/// carrier on, as it would for a tap made any other way.
+pub(crate) fn new_tap(name: TapName, spec: &TapSpec) -> Result<NewTap, KernelError> {
     let fail = |step: CreateStep| {
         move |errno: Errno| {
             if step == CreateStep::SetIff && (errno.0 == libc::EBUSY || errno.0 == libc::EEXIST) {
@@ -37,7 +57,16 @@ pub(crate) fn create_persistent_tap(name: TapName, spec: &TapSpec) -> Result<(),
         flags |= libc::IFF_MULTI_QUEUE;
     }
     set_iff(&file, name, flags).map_err(fail(CreateStep::SetIff))?;
+    // From here on, an early return drops `file` and with it the device.
 
+    let mut carrier: libc::c_int = 0;
+    // SAFETY: TUNSETCARRIER reads one `int` through its argument, which
+    // points to `carrier`, alive until the call returns.
+    if let Err(errno) = unsafe { ioctl_ptr(&file, libc::TUNSETCARRIER, (&raw mut carrier).cast()) }
+    {
+        // Kernels before 4.17 lack it; the tap then just autoconfigures.
+        tracing::debug!(%name, %errno, "TUNSETCARRIER refused");
+    }
     // SAFETY: geteuid cannot fail and touches no memory.
     let euid = unsafe { libc::geteuid() };
     if let Some(owner) = spec.effective_owner(euid) {
@@ -46,9 +75,37 @@ pub(crate) fn create_persistent_tap(name: TapName, spec: &TapSpec) -> Result<(),
     if let Some(group) = spec.group {
         ioctl_value(&file, libc::TUNSETGROUP, group.into()).map_err(fail(CreateStep::SetGroup))?;
     }
-    ioctl_value(&file, libc::TUNSETPERSIST, 1).map_err(fail(CreateStep::SetPersist))?;
-    drop(file);
-    Ok(())
+    Ok(NewTap { name, file })
+}
+
+impl NewTap {
+    /// The Ethernet address the kernel gave the tap (`SIOCGIFHWADDR`, which
+    /// the tun driver answers on its own file).
+    pub(crate) fn mac(&self) -> Result<[u8; 6], Errno> {
+        let mut req = super::rtnl::ifreq(self.name);
+        // SAFETY: SIOCGIFHWADDR reads and writes one `ifreq`, which `req`
+        // is, and `req` lives until the call returns.
+        unsafe {
+            ioctl_ptr(
+                &self.file,
+                libc::SIOCGIFHWADDR as libc::Ioctl,
+                (&raw mut req).cast(),
+            )?
+        };
+        // SAFETY: the call succeeded, so it wrote the hardware address.
+        let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+        Ok(std::array::from_fn(|i| data[i] as u8))
+    }
+
+    /// Makes the tap persistent and closes it. If `TUNSETPERSIST` fails, the
+    /// close removes the device.
+    pub(crate) fn persist(self) -> Result<(), KernelError> {
+        ioctl_value(&self.file, libc::TUNSETPERSIST, 1).map_err(|errno| KernelError::Create {
+            name: self.name,
+            step: CreateStep::SetPersist,
+            errno,
+        })
+    }
 }
 
 /// Opens `/dev/net/tun`. The device it makes belongs to the calling thread's
@@ -65,13 +122,7 @@ pub(crate) fn open_tun() -> Result<OwnedFd, Errno> {
 
 /// `TUNSETIFF`: binds `file` to the device `name`, creating it if needed.
 pub(crate) fn set_iff(file: &OwnedFd, name: TapName, flags: libc::c_int) -> Result<(), Errno> {
-    // SAFETY: `ifreq` is plain old data; all zeroes is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    // The name is at most 15 bytes (checked by `TapName`), so the 16-byte
-    // field keeps its terminating NUL from the zeroed struct.
-    for (dst, src) in req.ifr_name.iter_mut().zip(name.as_str().bytes()) {
-        *dst = src as libc::c_char;
-    }
+    let mut req = super::rtnl::ifreq(name);
     req.ifr_ifru.ifru_flags = flags as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `req` is, and
     // `req` lives until the call returns.

@@ -277,3 +277,67 @@ pub fn text(value: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// An Ethernet address as `ip` prints it (`02:ab:...`).
+pub fn parse_mac(text: &str) -> [u8; 6] {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+        .collect();
+    bytes.try_into().expect("six bytes")
+}
+
+/// The `address` of a device as `ip -j link show` gives it.
+pub fn link_mac(link: &Value) -> [u8; 6] {
+    parse_mac(link["address"].as_str().expect("address"))
+}
+
+/// The modified EUI-64 IPv6 link-local address the kernel derives from
+/// `mac` (`addrgenmode eui64`, the default), as `ip` prints it.
+pub fn eui64_link_local(mac: [u8; 6]) -> String {
+    let groups = [
+        u16::from_be_bytes([mac[0] ^ 0x02, mac[1]]),
+        u16::from_be_bytes([mac[2], 0xff]),
+        u16::from_be_bytes([0xfe, mac[3]]),
+        u16::from_be_bytes([mac[4], mac[5]]),
+    ];
+    let addr = std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, groups[0], groups[1], groups[2], groups[3]);
+    addr.to_string()
+}
+
+impl TestNetns {
+    /// The addresses on `dev` as `(family, local, scope)` from
+    /// `ip -j address show dev DEV`.
+    pub fn addresses(&self, dev: &str) -> Vec<(String, String, String)> {
+        let out = self.ip(&["-j", "address", "show", "dev", dev]);
+        let links: Vec<Value> = serde_json::from_str(&out).expect("ip -j output is JSON");
+        links
+            .iter()
+            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+            .map(|a| (text(&a["family"]), text(&a["local"]), text(&a["scope"])))
+            .collect()
+    }
+
+    /// Opens a link watcher from [`LinuxKernelFactory::watch`] on a fresh
+    /// thread in the namespace, and forwards its events (and `None`s) on a
+    /// channel until the receiver is dropped.
+    pub fn watch(&self) -> std::sync::mpsc::Receiver<Option<tap_pool::kernel::LinkEvent>> {
+        let factory = LinuxKernelFactory {
+            netns: Some(self.netns()),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut watcher = factory.watch().expect("open a watcher in the test netns");
+            ready_tx.send(()).expect("test waits");
+            loop {
+                let event = watcher.next_event().expect("watch");
+                if tx.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        ready_rx.recv().expect("watcher opened");
+        rx
+    }
+}
