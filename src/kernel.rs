@@ -364,6 +364,11 @@ pub trait Kernel: Send {
     /// Moves `name` into device group `group` (0 is the default group).
     fn set_device_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError>;
 
+    /// Names every device of any kind in device group `group` (a
+    /// `RTM_GETLINK` dump), so a caller can check the group holds only its
+    /// own devices before deleting it.
+    fn list_group(&mut self, group: u32) -> Result<Vec<TapName>, KernelError>;
+
     /// Deletes every device in `group` with one `RTM_DELLINK`. Refuses
     /// group 0 (every device is in it) with `EINVAL`.
     fn delete_group(&mut self, group: u32) -> Result<(), KernelError>;

@@ -133,6 +133,8 @@ struct State {
     /// Addresses a tenant put on a tap, as text.
     addresses: BTreeMap<TapName, Vec<String>>,
     watchers: Vec<mpsc::Sender<LinkEvent>>,
+    /// Devices that are not taps (a NIC, a dummy) put in a device group.
+    foreign_grouped: BTreeMap<TapName, u32>,
 }
 
 impl State {
@@ -211,6 +213,7 @@ impl SimKernel {
                 euid,
                 addresses: BTreeMap::new(),
                 watchers: Vec::new(),
+                foreign_grouped: BTreeMap::new(),
             })),
         }
     }
@@ -395,6 +398,17 @@ impl SimKernel {
         true
     }
 
+    /// Adds a device that is not a tap (a NIC, say) to device group
+    /// `group`, as an operator could by mistake. A group delete takes it too.
+    pub fn add_foreign_device(&self, name: TapName, group: u32) {
+        self.lock().foreign_grouped.insert(name, group);
+    }
+
+    /// Whether the foreign device `name` still exists.
+    pub fn has_foreign_device(&self, name: TapName) -> bool {
+        self.lock().foreign_grouped.contains_key(&name)
+    }
+
     /// Puts an address on a tap, as a tenant could. Returns whether the tap
     /// exists.
     pub fn add_address(&self, name: TapName, address: &str) -> bool {
@@ -547,6 +561,27 @@ impl Kernel for SimKernel {
         }
     }
 
+    fn list_group(&mut self, group: u32) -> Result<Vec<TapName>, KernelError> {
+        if let Some(errno) = self.enter(SimOp::List) {
+            return Err(KernelError::List {
+                errno,
+                ext_ack: None,
+            });
+        }
+        let s = self.lock();
+        Ok(s.taps
+            .values()
+            .filter(|t| t.device_group == group)
+            .map(|t| t.name)
+            .chain(
+                s.foreign_grouped
+                    .iter()
+                    .filter(|(_, g)| **g == group)
+                    .map(|(n, _)| *n),
+            )
+            .collect())
+    }
+
     fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
         let fault = self.enter(SimOp::DeleteGroup);
         if group == 0 || fault.is_some() {
@@ -566,6 +601,7 @@ impl Kernel for SimKernel {
         for name in members {
             remove_tap(&mut s, &name);
         }
+        s.foreign_grouped.retain(|_, g| *g != group);
         Ok(())
     }
 }

@@ -144,6 +144,9 @@ impl Kernel for Flaky {
     fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
         self.inner.delete_group(group)
     }
+    fn list_group(&mut self, group: u32) -> Result<Vec<TapName>, KernelError> {
+        self.inner.list_group(group)
+    }
 }
 
 struct FlakyFactory {

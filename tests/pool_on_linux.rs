@@ -330,3 +330,28 @@ async fn drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps(
     assert_eq!(release(&pool, held.name).await.unwrap(), Released::Deleted);
     assert!(tap_names(&ns).is_empty());
 }
+
+#[actix_rt::test]
+async fn drain_never_bulk_deletes_a_group_holding_someone_elses_device() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    // An operator put another device in the pool's group by mistake.
+    ns.ip(&["link", "add", "not-ours", "type", "ifb"]);
+    ns.ip(&["link", "set", "not-ours", "group", "4242"]);
+    let pool = start(
+        &ns,
+        3,
+        TapSpec {
+            device_group: Some(4242),
+            ..TapSpec::default()
+        },
+    );
+    pool.send(Warm).await.unwrap();
+    let report = pool.send(Drain).await.unwrap();
+    assert_eq!((report.deleted, report.bulk), (3, false));
+    assert_eq!(report.foreign_in_group, [n("not-ours")]);
+    assert!(ns.link("not-ours").is_some(), "the other device survived");
+    assert!(tap_names(&ns).is_empty());
+}

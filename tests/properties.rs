@@ -209,6 +209,10 @@ impl Model {
                     let r = k.set_device_group(name, 0).map_err(PoolError::from);
                     self.pool.ungrouped(name, &r);
                 }
+                Command::CheckGroup { group } => {
+                    let r = k.list_group(group).map_err(PoolError::from);
+                    self.pool.group_checked(&r);
+                }
                 Command::DeleteGroup { group } => {
                     let r = k.delete_group(group).map_err(PoolError::from);
                     self.pool.group_deleted(&r);

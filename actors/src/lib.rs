@@ -36,8 +36,8 @@ pub mod pool;
 
 pub use messages::{Acquire, Drain, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
 pub use netlink::{
-    CreateTap, DEFAULT_WORKERS, DeleteGroup, DeleteTap, ListTaps, NetlinkActor, ResetTap,
-    SetDeviceGroup,
+    CreateTap, DEFAULT_WORKERS, DeleteGroup, DeleteTap, ListGroup, ListTaps, NetlinkActor,
+    ResetTap, SetDeviceGroup,
 };
 pub use pool::TapPoolActor;
 pub use tap_pool::*;

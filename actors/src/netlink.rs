@@ -128,6 +128,14 @@ pub struct DeleteGroup {
     pub group: u32,
 }
 
+/// Names every device in a device group. Answered by [`NetlinkActor`].
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "Result<Vec<TapName>, KernelError>")]
+pub struct ListGroup {
+    /// The group.
+    pub group: u32,
+}
+
 /// Lists every tun/tap device. Answered by [`NetlinkActor`].
 #[derive(Clone, Copy, Debug, Default, Message)]
 #[rtype(result = "Result<Vec<LinkInfo>, KernelError>")]
@@ -178,5 +186,12 @@ impl Handler<DeleteGroup> for NetlinkActor {
     type Result = Result<(), KernelError>;
     fn handle(&mut self, msg: DeleteGroup, _: &mut SyncContext<Self>) -> Self::Result {
         self.call("delete_group", None, |k| k.delete_group(msg.group))
+    }
+}
+
+impl Handler<ListGroup> for NetlinkActor {
+    type Result = Result<Vec<TapName>, KernelError>;
+    fn handle(&mut self, msg: ListGroup, _: &mut SyncContext<Self>) -> Self::Result {
+        self.call("list_group", None, |k| k.list_group(msg.group))
     }
 }

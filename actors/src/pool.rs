@@ -18,7 +18,7 @@ use tracing::{debug, debug_span, info, warn};
 
 use crate::messages::{Acquire, Drain, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
 use crate::netlink::{
-    CreateTap, DeleteGroup, DeleteTap, ListTaps, NetlinkActor, ResetTap, SetDeviceGroup,
+    CreateTap, DeleteGroup, DeleteTap, ListGroup, ListTaps, NetlinkActor, ResetTap, SetDeviceGroup,
 };
 
 /// Owns the idle taps and the name index, with no locks, and answers
@@ -138,6 +138,17 @@ impl TapPoolActor {
                         act.pump(ctx);
                     }));
                 }
+                Command::CheckGroup { group } => {
+                    let request = self.kernel.send(ListGroup { group });
+                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
+                        let res = kernel_result(res);
+                        if let Ok(members) = &res {
+                            debug!(group, members = members.len(), "device group listed");
+                        }
+                        act.pool.group_checked(&res);
+                        act.pump(ctx);
+                    }));
+                }
                 Command::DeleteGroup { group } => {
                     let request = self.deleter.send(DeleteGroup { group });
                     ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
@@ -177,6 +188,13 @@ impl TapPoolActor {
                     }
                 }
                 Command::DrainFinished(report) => {
+                    if !report.foreign_in_group.is_empty() {
+                        warn!(
+                            foreign = ?report.foreign_in_group,
+                            "devices that are not the pool's are in its device group; \
+                             deleted the pool's taps one by one instead"
+                        );
+                    }
                     info!(
                         deleted = report.deleted,
                         bulk = report.bulk,

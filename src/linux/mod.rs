@@ -310,6 +310,21 @@ impl Kernel for LinuxKernel {
     fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
         timed!("delete_group", self.del_group(group), group = group)
     }
+
+    fn list_group(&mut self, group: u32) -> Result<Vec<TapName>, KernelError> {
+        let _span = tracing::debug_span!("list_group", group).entered();
+        let start = Instant::now();
+        let result = self.rtnl.group_members(group).map_err(|e| match e {
+            NlError::Kernel { errno, ext_ack } => KernelError::List { errno, ext_ack },
+            NlError::Socket(errno) => KernelError::Socket { errno },
+        });
+        tracing::debug!(
+            elapsed_us = start.elapsed().as_micros() as u64,
+            count = result.as_ref().map_or(0, Vec::len),
+            "list_group"
+        );
+        result
+    }
 }
 
 /// Opens a [`LinuxKernel`] per worker thread, in the pool's network namespace.

@@ -298,6 +298,36 @@ impl Rtnl {
         }
     }
 
+    /// Every device, of any kind, in device group `group`.
+    pub(crate) fn group_members(&mut self, group: u32) -> Result<Vec<TapName>, NlError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut names = Vec::new();
+            let msg = ifinfomsg(IfinfomsgBuilder::default(), RtBuffer::new())?;
+            let interrupted = self.transact(RTM_GETLINK, NLM_F_DUMP, &msg, |payload| {
+                let msg = parse_ifinfomsg(payload)?;
+                let mut name = None;
+                let mut in_group = false;
+                for attr in msg.rtattrs().iter() {
+                    let data = attr.rta_payload().as_ref();
+                    match Ifla::from(u16::from(*attr.rta_type()) & NLA_TYPE_MASK) {
+                        Ifla::Ifname => name = Some(c_string(data)),
+                        Ifla::Group => in_group = read_attr_u32(data)? == group,
+                        _ => {}
+                    }
+                }
+                if in_group && let Some(name) = name.and_then(|n| TapName::new(&n).ok()) {
+                    names.push(name);
+                }
+                Ok(())
+            })?;
+            if !interrupted || attempt == DUMP_ATTEMPTS {
+                return Ok(names);
+            }
+        }
+    }
+
     /// Sends one request (a header of type `kind` around `payload`) and reads
     /// every reply to it, handing each data message's payload to
     /// `on_message`. Returns whether the kernel flagged a dump as interrupted

@@ -152,6 +152,12 @@ pub enum Command {
         /// The tap.
         name: TapName,
     },
+    /// Name every device in the pool's group, to make sure the group delete
+    /// would take only the pool's own; report with [`Pool::group_checked`].
+    CheckGroup {
+        /// The group.
+        group: u32,
+    },
     /// Delete every device in the pool's group in one request; report with
     /// [`Pool::group_deleted`].
     DeleteGroup {
@@ -226,6 +232,9 @@ pub struct DrainReport {
     pub leased: usize,
     /// Taps whose delete failed; still known and retried.
     pub delete_failed: usize,
+    /// Devices that are not the pool's but were found in its device group;
+    /// the group was then not deleted in bulk (that would take them too).
+    pub foreign_in_group: Vec<TapName>,
 }
 
 /// The pool's counts and counters.
@@ -302,6 +311,8 @@ enum DrainPhase {
     Settling,
     /// Moving these leased taps out of the group.
     Ungrouping(HashSet<TapName>),
+    /// Checking that the group holds only the pool's devices.
+    CheckingGroup,
     /// The group delete is in flight.
     GroupDeleting,
     /// One delete per tap; these are still in flight.
@@ -949,6 +960,46 @@ impl Pool {
         self.advance_drain();
     }
 
+    /// Records who is in the pool's device group. If every member is the
+    /// pool's (a tap it knows, or a pool name), the group is deleted in one
+    /// request; otherwise, or if the listing failed, the pool's taps are
+    /// deleted one by one and the foreign devices are reported.
+    pub fn group_checked(&mut self, result: &Result<Vec<TapName>, PoolError>) {
+        if !matches!(
+            self.drain,
+            Some(DrainRun {
+                phase: DrainPhase::CheckingGroup,
+                ..
+            })
+        ) {
+            return;
+        }
+        match result {
+            Ok(members) => {
+                let foreign: Vec<TapName> = members
+                    .iter()
+                    .filter(|n| !self.taps.contains_key(n) && self.naming.index_of(n).is_none())
+                    .copied()
+                    .collect();
+                if foreign.is_empty() {
+                    let drain = self.drain.as_mut().expect("checked above");
+                    drain.phase = DrainPhase::GroupDeleting;
+                    let group = self.tap.device_group.expect("grouped drain");
+                    self.commands.push_back(Command::DeleteGroup { group });
+                    return;
+                }
+                self.drain
+                    .as_mut()
+                    .expect("checked above")
+                    .report
+                    .foreign_in_group = foreign;
+            }
+            Err(_) => self.counters.failures += 1,
+        }
+        self.delete_draining_one_by_one();
+        self.advance_drain();
+    }
+
     /// Records how the drain's group delete ended; on failure, falls back to
     /// one delete per tap.
     pub fn group_deleted(&mut self, result: &Result<(), PoolError>) {
@@ -1040,9 +1091,9 @@ impl Pool {
                         self.delete_draining_one_by_one();
                         continue;
                     }
-                    drain.phase = DrainPhase::GroupDeleting;
+                    drain.phase = DrainPhase::CheckingGroup;
                     let group = self.tap.device_group.expect("grouped drain");
-                    self.commands.push_back(Command::DeleteGroup { group });
+                    self.commands.push_back(Command::CheckGroup { group });
                     return;
                 }
                 DrainPhase::PerTap(pending) if pending.is_empty() => {
@@ -1056,7 +1107,10 @@ impl Pool {
                     self.commands.push_back(Command::DrainFinished(report));
                     return;
                 }
-                DrainPhase::Ungrouping(_) | DrainPhase::GroupDeleting | DrainPhase::PerTap(_) => {
+                DrainPhase::Ungrouping(_)
+                | DrainPhase::CheckingGroup
+                | DrainPhase::GroupDeleting
+                | DrainPhase::PerTap(_) => {
                     return;
                 }
             }
@@ -1191,6 +1245,10 @@ pub fn run_blocking(pool: &mut Pool, kernel: &mut dyn crate::kernel::Kernel) -> 
             Command::Ungroup { name } => {
                 let result = kernel.set_device_group(name, 0).map_err(PoolError::from);
                 pool.ungrouped(name, &result);
+            }
+            Command::CheckGroup { group } => {
+                let result = kernel.list_group(group).map_err(PoolError::from);
+                pool.group_checked(&result);
             }
             Command::DeleteGroup { group } => {
                 let result = kernel.delete_group(group).map_err(PoolError::from);

@@ -399,6 +399,9 @@ fn drain_moves_leased_taps_out_of_the_group_then_deletes_it_at_once() {
     p.drain();
     assert_eq!(p.take_command(), Some(Command::Ungroup { name: held }));
     p.ungrouped(held, &Ok(()));
+    assert_eq!(p.take_command(), Some(Command::CheckGroup { group: 9 }));
+    let members: Vec<TapName> = k.taps().iter().map(|t| t.name).collect();
+    p.group_checked(&Ok(members));
     assert_eq!(p.take_command(), Some(Command::DeleteGroup { group: 9 }));
     p.group_deleted(&Ok(()));
     let rest = run_blocking(&mut p, &mut k);
@@ -409,7 +412,8 @@ fn drain_moves_leased_taps_out_of_the_group_then_deletes_it_at_once() {
             deleted: 2,
             bulk: true,
             leased: 1,
-            delete_failed: 0
+            delete_failed: 0,
+            foreign_in_group: vec![],
         }
     );
     // Warming has stopped; the held tap is untouched.
@@ -504,4 +508,27 @@ fn device_group_zero_is_refused() {
     })
     .unwrap_err();
     assert_eq!(err, ConfigError::DefaultDeviceGroup);
+}
+
+#[test]
+fn a_foreign_device_in_the_group_stops_the_bulk_delete() {
+    let mut p = Pool::new(PoolConfig {
+        tap: TapSpec {
+            device_group: Some(9),
+            ..TapSpec::default()
+        },
+        ..config(2, 2)
+    })
+    .unwrap();
+    let mut k = SimKernel::new();
+    k.add_foreign_device(name("eth9"), 9);
+    p.warm();
+    run_blocking(&mut p, &mut k);
+    p.drain();
+    let rest = run_blocking(&mut p, &mut k);
+    let report = drain_report(&rest).unwrap();
+    assert_eq!((report.deleted, report.bulk), (2, false));
+    assert_eq!(report.foreign_in_group, [name("eth9")]);
+    assert!(k.has_foreign_device(name("eth9")), "the NIC survived");
+    assert!(k.taps().is_empty());
 }
