@@ -914,3 +914,37 @@ fn watcher_sees_every_tap_of_a_group_delete() {
     expected.sort();
     assert_eq!(seen, expected);
 }
+
+#[test]
+fn a_tap_held_open_counts_as_in_use_even_when_down() {
+    if !require_kernel() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.with_kernel(|k| k.create_tap(name("tpk-down"), &TapSpec::default()))
+        .expect("create");
+    let in_use = |ns: &TestNetns| {
+        ns.with_kernel(|k| k.list_taps())
+            .expect("list")
+            .into_iter()
+            .find(|l| l.name == name("tpk-down"))
+            .expect("listed")
+            .in_use
+    };
+    let fd = ns.attach("tpk-down", true);
+    ns.ip(&["link", "set", "tpk-down", "down"]);
+    // No carrier while down, but a VMM holds it: it must not look idle.
+    assert!(!flags(&ns.link("tpk-down").unwrap()).contains(&"LOWER_UP".to_owned()));
+    assert!(in_use(&ns));
+    drop(fd);
+    assert!(
+        eventually(Duration::from_secs(5), || !in_use(&ns)),
+        "still in use after the last file closed"
+    );
+    // And an up tap behaves the same.
+    ns.ip(&["link", "set", "tpk-down", "up"]);
+    let fd = ns.attach("tpk-down", true);
+    assert!(in_use(&ns));
+    drop(fd);
+    assert!(eventually(Duration::from_secs(5), || !in_use(&ns)));
+}

@@ -59,6 +59,8 @@ const IFLA_TUN_OWNER: u16 = 1;
 const IFLA_TUN_GROUP: u16 = 2;
 const IFLA_TUN_TYPE: u16 = 3;
 const IFLA_TUN_PERSIST: u16 = 6;
+const IFLA_TUN_NUM_QUEUES: u16 = 8;
+const IFLA_TUN_NUM_DISABLED_QUEUES: u16 = 9;
 
 // From linux/if_tun.h.
 const IFF_TUN: u8 = 0x0001;
@@ -288,8 +290,12 @@ impl Rtnl {
                 }
                 Ok(())
             })?;
-            if !interrupted || attempt == DUMP_ATTEMPTS {
+            if !interrupted {
                 return Ok(links);
+            }
+            if attempt == DUMP_ATTEMPTS {
+                // A partial view could make the pool forget or adopt wrongly.
+                return Err(NlError::Socket(Errno(libc::EINTR)));
             }
             tracing::debug!(
                 attempt,
@@ -322,8 +328,11 @@ impl Rtnl {
                 }
                 Ok(())
             })?;
-            if !interrupted || attempt == DUMP_ATTEMPTS {
+            if !interrupted {
                 return Ok(names);
+            }
+            if attempt == DUMP_ATTEMPTS {
+                return Err(NlError::Socket(Errno(libc::EINTR)));
             }
         }
     }
@@ -529,6 +538,7 @@ fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, NlError> {
     let mut device_group = 0;
     let mut mac = [0; 6];
     let mut tun = None;
+    let mut carrier = None;
     for attr in msg.rtattrs().iter() {
         let data = attr.rta_payload().as_ref();
         match Ifla::from(u16::from(*attr.rta_type()) & NLA_TYPE_MASK) {
@@ -536,6 +546,7 @@ fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, NlError> {
             Ifla::Mtu => mtu = read_attr_u32(data)?,
             Ifla::Master => master = Some(read_attr_u32(data)?),
             Ifla::Group => device_group = read_attr_u32(data)?,
+            Ifla::Carrier => carrier = data.first().map(|&c| c != 0),
             Ifla::Address => {
                 if let Ok(address) = data.try_into() {
                     mac = address;
@@ -563,7 +574,16 @@ fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, NlError> {
         master,
         mtu,
         up: flags.contains(Iff::UP),
-        in_use: flags.contains(Iff::LOWERUP),
+        // Whether a file is attached. Multi-queue taps report their queues;
+        // for the others the tun driver turns the carrier on when a file
+        // attaches and off when the last one goes (the pool creates taps with
+        // the carrier off). IFLA_CARRIER says so even while the device is
+        // down, when LOWER_UP shows nothing though a VMM holds it open.
+        in_use: if tun.attached_unknown {
+            carrier.unwrap_or_else(|| flags.contains(Iff::LOWERUP))
+        } else {
+            tun.attached > 0
+        },
         device_group,
         mac,
     }))
@@ -575,6 +595,10 @@ struct TunData {
     persistent: bool,
     owner: Option<u32>,
     group: Option<u32>,
+    /// Files attached (enabled and disabled queues).
+    attached: u32,
+    /// The kernel (before 4.15) did not say how many.
+    attached_unknown: bool,
 }
 
 /// Reads `IFLA_LINKINFO`; `None` unless its kind is `tun`.
@@ -596,6 +620,8 @@ fn parse_tun_info(linkinfo: &[u8]) -> Result<Option<TunData>, NlError> {
         persistent: false,
         owner: None,
         group: None,
+        attached: 0,
+        attached_unknown: true,
     };
     // The kernel omits owner and group when unset, and older kernels sent
     // (u32)-1 for them; both mean "not set".
@@ -612,6 +638,10 @@ fn parse_tun_info(linkinfo: &[u8]) -> Result<Option<TunData>, NlError> {
             IFLA_TUN_PERSIST => tun.persistent = value.first().is_some_and(|&b| b != 0),
             IFLA_TUN_OWNER => tun.owner = id(value)?,
             IFLA_TUN_GROUP => tun.group = id(value)?,
+            IFLA_TUN_NUM_QUEUES | IFLA_TUN_NUM_DISABLED_QUEUES => {
+                tun.attached += read_attr_u32(value)?;
+                tun.attached_unknown = false;
+            }
             _ => {}
         }
     }
