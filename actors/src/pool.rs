@@ -426,11 +426,18 @@ impl Handler<LinkChanged> for TapPoolActor {
                 self.pump(ctx);
             }
             LinkEvent::Resync => {
+                let snapshot = self.pool.resync_snapshot();
                 let request = self.kernel.send(ListTaps);
-                ctx.spawn(request.into_actor(self).map(|res, act, ctx| {
+                ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
                     match kernel_result(res) {
-                        Ok(links) => act.pool.resync(&links),
-                        Err(error) => warn!(%error, "cannot list links to resync"),
+                        Ok(links) => act.pool.resync(&snapshot, &links),
+                        Err(error) => {
+                            warn!(%error, "cannot list links to resync; retrying");
+                            ctx.notify_later(
+                                LinkChanged(LinkEvent::Resync),
+                                Duration::from_secs(1),
+                            );
+                        }
                     }
                     act.pump(ctx);
                 }));

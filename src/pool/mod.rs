@@ -232,8 +232,9 @@ pub struct DrainReport {
     pub leased: usize,
     /// Taps whose delete failed; still known and retried.
     pub delete_failed: usize,
-    /// Devices that are not the pool's but were found in its device group;
-    /// the group was then not deleted in bulk (that would take them too).
+    /// Devices in the pool's group that the drain must not delete (someone
+    /// else's, or taps held or open); the group was then not deleted in bulk
+    /// (that would take them too).
     pub foreign_in_group: Vec<TapName>,
 }
 
@@ -358,8 +359,9 @@ pub struct Pool {
     warm_retry_scheduled: bool,
     drain: Option<DrainRun>,
     shutting_down: bool,
-    /// Devices removed (by index) while their create was still in flight.
-    removed_while_creating: HashMap<TapName, u32>,
+    /// Devices removed (by index) while a create or reset of them was in
+    /// flight: the call may still report success.
+    removed_in_flight: HashMap<TapName, u32>,
     commands: VecDeque<Command>,
     counters: Counters,
 }
@@ -393,7 +395,7 @@ impl Pool {
             warm_retry_scheduled: false,
             drain: None,
             shutting_down: false,
-            removed_while_creating: HashMap::new(),
+            removed_in_flight: HashMap::new(),
             commands: VecDeque::new(),
             counters: Counters::default(),
         })
@@ -523,9 +525,14 @@ impl Pool {
                 grouped: self.tap.device_group == Some(link.device_group),
                 ..Tap::new(TapState::Deleting)
             };
+            // Only a tap made the way this pool makes them: a VMM could not
+            // open one with another owner or group, and a reset cannot
+            // change those.
             let adoptable = self.naming.index_of(&link.name).is_some()
                 && link.kind == TunKind::Tap
-                && link.persistent;
+                && link.persistent
+                && link.group == self.tap.group
+                && self.tap.owner.is_none_or(|o| link.owner == Some(o));
             if adoptable && self.has_room() {
                 report.adopted.push(link.name);
                 if self.reset_on_release {
@@ -586,18 +593,21 @@ impl Pool {
     /// forgotten: the kernel left nothing behind.
     pub fn lease_created(&mut self, name: TapName, result: &Result<CreatedTap, PoolError>) {
         self.creating_for_lease -= 1;
-        let vanished = self.removed_while_creating.remove(&name);
+        let vanished = self.removed_in_flight.remove(&name);
         match result {
             Ok(created) => {
                 self.counters.created += 1;
-                if vanished == Some(created.index) {
-                    // Removed behind our back before we heard it was made; the
-                    // caller still holds the name, and its release will say so.
-                    self.taps.remove(&name);
-                } else if let Some(tap) = self.taps.get_mut(&name) {
+                if let Some(tap) = self.taps.get_mut(&name) {
                     tap.state = TapState::Leased;
                     tap.index = created.index;
                     tap.mac = created.mac;
+                    if vanished == Some(created.index) {
+                        // Removed behind our back before we heard it was made:
+                        // the caller gets the name, which stays reserved until
+                        // they release it (and are told it vanished).
+                        tap.vanished = true;
+                        self.counters.vanished += 1;
+                    }
                 }
             }
             Err(_) => {
@@ -728,7 +738,13 @@ impl Pool {
             return;
         }
         self.resetting -= 1;
+        let removed = self.removed_in_flight.remove(&name) == Some(tap.index);
         match result {
+            Ok(()) if removed => {
+                self.taps.remove(&name);
+                self.counters.vanished += 1;
+                self.start_warm();
+            }
             Ok(()) => {
                 // The reset put it (back) in the pool's group, if any.
                 tap.grouped = self.tap.device_group.is_some();
@@ -779,7 +795,7 @@ impl Pool {
     /// Records how a warm-up create ended.
     pub fn warm_created(&mut self, name: TapName, result: Result<CreatedTap, PoolError>) {
         self.creating_for_pool -= 1;
-        let vanished = self.removed_while_creating.remove(&name);
+        let vanished = self.removed_in_flight.remove(&name);
         let run = self.warm.as_mut();
         match result {
             Ok(created) if vanished == Some(created.index) => {
@@ -832,7 +848,11 @@ impl Pool {
         };
         match tap.state {
             TapState::CreatingForPool | TapState::CreatingForLease => {
-                self.removed_while_creating.insert(name, index);
+                self.removed_in_flight.insert(name, index);
+            }
+            // The reset may still report success: remember the removal.
+            TapState::Resetting if tap.index == index => {
+                self.removed_in_flight.insert(name, index);
             }
             _ if tap.index != index => {}
             TapState::Idle => {
@@ -852,8 +872,7 @@ impl Pool {
                 }
             }
             // A delete in flight (or to be retried) reports it, and keeps the
-            // name from being reused meanwhile; a reset will fail with
-            // ENODEV and drop it then.
+            // name from being reused meanwhile.
             TapState::Deleting
             | TapState::DeleteFailed
             | TapState::Draining
@@ -861,24 +880,28 @@ impl Pool {
         }
     }
 
-    /// Notifications were lost (or the watcher just started): compare with a
-    /// fresh dump and treat every idle or leased tap the kernel no longer
-    /// has (by name and index) as removed.
-    pub fn resync(&mut self, links: &[LinkInfo]) {
-        let present: HashMap<TapName, u32> = links.iter().map(|l| (l.name, l.index)).collect();
-        let gone: Vec<(TapName, u32)> = self
-            .taps
+    /// The idle and leased taps a resync will check: take it when asking for
+    /// the listing, and hand it to [`Pool::resync`] with the listing, so a
+    /// tap created after the listing was taken is not mistaken for gone.
+    pub fn resync_snapshot(&self) -> Vec<(TapName, u32)> {
+        self.taps
             .iter()
-            .filter(|(n, t)| {
-                matches!(t.state, TapState::Idle | TapState::Leased)
-                    && !t.vanished
-                    && t.index != 0
-                    && present.get(*n) != Some(&t.index)
+            .filter(|(_, t)| {
+                matches!(t.state, TapState::Idle | TapState::Leased) && !t.vanished && t.index != 0
             })
             .map(|(n, t)| (*n, t.index))
-            .collect();
-        for (name, index) in gone {
-            self.link_removed(name, index);
+            .collect()
+    }
+
+    /// Notifications were lost (or the watcher just started): treat every
+    /// tap of `snapshot` that a listing taken after it lacks (by name and
+    /// index) as removed.
+    pub fn resync(&mut self, snapshot: &[(TapName, u32)], links: &[LinkInfo]) {
+        let present: HashSet<(TapName, u32)> = links.iter().map(|l| (l.name, l.index)).collect();
+        for &(name, index) in snapshot {
+            if !present.contains(&(name, index)) {
+                self.link_removed(name, index);
+            }
         }
     }
 
@@ -960,10 +983,10 @@ impl Pool {
         self.advance_drain();
     }
 
-    /// Records who is in the pool's device group. If every member is the
-    /// pool's (a tap it knows, or a pool name), the group is deleted in one
-    /// request; otherwise, or if the listing failed, the pool's taps are
-    /// deleted one by one and the foreign devices are reported.
+    /// Records who is in the pool's device group. If every member is a tap
+    /// the pool is deleting, the group is deleted in one request; otherwise,
+    /// or if the listing failed, the pool's taps are deleted one by one and
+    /// the other members are reported.
     pub fn group_checked(&mut self, result: &Result<Vec<TapName>, PoolError>) {
         if !matches!(
             self.drain,
@@ -976,9 +999,18 @@ impl Pool {
         }
         match result {
             Ok(members) => {
+                // Only devices the pool is deleting may go: not a leased tap
+                // (a Seed may have added one during the drain), not a tap
+                // some process has open that Seed left alone, not anyone
+                // else's device.
                 let foreign: Vec<TapName> = members
                     .iter()
-                    .filter(|n| !self.taps.contains_key(n) && self.naming.index_of(n).is_none())
+                    .filter(|n| {
+                        !matches!(
+                            self.taps.get(n).map(|t| t.state),
+                            Some(TapState::Draining | TapState::Deleting | TapState::DeleteFailed)
+                        )
+                    })
                     .copied()
                     .collect();
                 if foreign.is_empty() {
@@ -1066,7 +1098,15 @@ impl Pool {
             };
             match &drain.phase {
                 DrainPhase::Settling => {
-                    if self.creating_for_pool + self.creating_for_lease + self.resetting > 0 {
+                    // Creates that carry the group (started before the drain)
+                    // and resets must land first; fallback creates started
+                    // since are outside the group and need no waiting.
+                    let grouped_lease_creates = self
+                        .taps
+                        .values()
+                        .filter(|t| t.state == TapState::CreatingForLease && t.grouped)
+                        .count();
+                    if self.creating_for_pool + grouped_lease_creates + self.resetting > 0 {
                         return;
                     }
                     if self.tap.device_group.is_none() {

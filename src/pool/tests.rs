@@ -398,10 +398,11 @@ fn drain_moves_leased_taps_out_of_the_group_then_deletes_it_at_once() {
     };
     p.drain();
     assert_eq!(p.take_command(), Some(Command::Ungroup { name: held }));
-    p.ungrouped(held, &Ok(()));
+    let r = k.set_device_group(held, 0).map_err(PoolError::from);
+    p.ungrouped(held, &r);
     assert_eq!(p.take_command(), Some(Command::CheckGroup { group: 9 }));
-    let members: Vec<TapName> = k.taps().iter().map(|t| t.name).collect();
-    p.group_checked(&Ok(members));
+    let members = k.list_group(9).map_err(PoolError::from);
+    p.group_checked(&members);
     assert_eq!(p.take_command(), Some(Command::DeleteGroup { group: 9 }));
     p.group_deleted(&Ok(()));
     let rest = run_blocking(&mut p, &mut k);
@@ -531,4 +532,152 @@ fn a_foreign_device_in_the_group_stops_the_bulk_delete() {
     assert_eq!(report.foreign_in_group, [name("eth9")]);
     assert!(k.has_foreign_device(name("eth9")), "the NIC survived");
     assert!(k.taps().is_empty());
+}
+
+// Regressions from an independent review: each was a real interleaving.
+
+fn grouped(size: usize) -> Pool {
+    Pool::new(PoolConfig {
+        tap: TapSpec {
+            device_group: Some(9),
+            ..TapSpec::default()
+        },
+        ..config(size, 2)
+    })
+    .unwrap()
+}
+
+fn in_group() -> TapSpec {
+    TapSpec {
+        device_group: Some(9),
+        ..TapSpec::default()
+    }
+}
+
+#[test]
+fn a_tap_seed_left_alone_survives_the_drain() {
+    let mut k = SimKernel::new();
+    k.create_tap(name("tap-pool-0"), &in_group()).unwrap();
+    k.create_tap(name("tap-pool-1"), &in_group()).unwrap();
+    k.set_in_use(name("tap-pool-1"), true);
+    let mut p = grouped(1);
+    let r = p.reconcile(&[], &k.list_taps().unwrap());
+    assert_eq!(r.left_alone, [name("tap-pool-1")]);
+    run_blocking(&mut p, &mut k);
+    p.drain();
+    let rest = run_blocking(&mut p, &mut k);
+    assert!(
+        k.contains(name("tap-pool-1")),
+        "a live VM's tap was deleted"
+    );
+    assert_eq!(
+        drain_report(&rest).unwrap().foreign_in_group,
+        [name("tap-pool-1")]
+    );
+}
+
+#[test]
+fn a_tap_seeded_during_a_drain_survives_the_group_delete() {
+    let mut k = SimKernel::new();
+    k.create_tap(name("vm-a"), &in_group()).unwrap();
+    k.set_in_use(name("vm-a"), true);
+    let mut p = grouped(1);
+    p.warm();
+    run_blocking(&mut p, &mut k);
+    p.drain();
+    assert!(matches!(p.take_command(), Some(Command::CheckGroup { .. })));
+    p.reconcile(&[name("vm-a")], &k.list_taps().unwrap());
+    let members = k.list_group(9).map_err(PoolError::from);
+    p.group_checked(&members);
+    run_blocking(&mut p, &mut k);
+    assert_eq!(p.state_of(&name("vm-a")), Some(TapState::Leased));
+    assert!(k.contains(name("vm-a")));
+}
+
+#[test]
+fn a_listing_older_than_a_create_does_not_forget_it() {
+    let mut k = SimKernel::new();
+    let mut p = pool(1, 1);
+    p.warm();
+    let snapshot = p.resync_snapshot();
+    let dump = k.list_taps().unwrap();
+    let Some(Command::Create { name: n, spec }) = p.take_command() else {
+        panic!()
+    };
+    let r = k.create_tap(n, &spec).map_err(PoolError::from);
+    p.warm_created(n, r);
+    p.resync(&snapshot, &dump);
+    assert_eq!(p.state_of(&n), Some(TapState::Idle));
+}
+
+#[test]
+fn a_tap_removed_while_its_reset_succeeds_never_goes_idle() {
+    let mut k = SimKernel::new();
+    let mut p = pool(1, 1);
+    p.warm();
+    run_blocking(&mut p, &mut k);
+    let AcquireDecision::Pooled(t) = p.acquire(name("vm-a")).unwrap() else {
+        panic!()
+    };
+    p.release(t).unwrap();
+    let Some(Command::Reset { name: n, spec, mac }) = p.take_command() else {
+        panic!()
+    };
+    let r = k.reset_tap(n, &spec, mac).map_err(PoolError::from);
+    let index = k.tap(n).unwrap().index;
+    k.remove_externally(n);
+    p.link_removed(n, index);
+    p.reset_finished(n, &r);
+    assert!(!p.idle().contains(&n));
+    run_blocking(&mut p, &mut k);
+    assert_eq!(p.stats().idle, 1, "refilled");
+}
+
+#[test]
+fn a_fallback_that_vanished_before_its_create_reported_keeps_its_name() {
+    let mut k = SimKernel::new();
+    let mut p = pool(0, 1);
+    let AcquireDecision::Create(a, spec) = p.acquire(name("vm-a")).unwrap() else {
+        panic!()
+    };
+    let r = k.create_tap(a, &spec).map_err(PoolError::from);
+    let index = k.tap(a).unwrap().index;
+    k.remove_externally(a);
+    p.link_removed(a, index);
+    p.lease_created(a, &r);
+    assert!(
+        p.acquire(name("vm-a")).is_err(),
+        "name reused under its holder"
+    );
+    assert_eq!(p.release(a).unwrap(), ReleaseDecision::Vanished);
+}
+
+#[test]
+fn fallback_creates_during_a_drain_do_not_hold_it_up() {
+    let mut k = SimKernel::new();
+    let mut p = grouped(2);
+    p.warm();
+    let Some(Command::Create { name: c0, spec: s0 }) = p.take_command() else {
+        panic!()
+    };
+    let Some(Command::Create { name: c1, spec: s1 }) = p.take_command() else {
+        panic!()
+    };
+    p.drain();
+    // A miss during the drain: created outside the group.
+    let AcquireDecision::Create(vm, vm_spec) = p.acquire(name("vm-0")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(vm_spec.device_group, None);
+    let r = k.create_tap(c0, &s0).map_err(PoolError::from);
+    p.warm_created(c0, r);
+    let r = k.create_tap(c1, &s1).map_err(PoolError::from);
+    p.warm_created(c1, r);
+    // The drain moves on while vm-0's create is still in flight.
+    let rest = run_blocking(&mut p, &mut k);
+    let report = drain_report(&rest).expect("drain finished");
+    assert_eq!((report.deleted, report.bulk), (2, true));
+    let r = k.create_tap(vm, &vm_spec).map_err(PoolError::from);
+    p.lease_created(vm, &r);
+    assert_eq!(p.state_of(&vm), Some(TapState::Leased));
 }
