@@ -77,25 +77,37 @@ async fn a_failed_group_delete_falls_back_to_one_by_one() {
 }
 
 #[test]
-fn stopping_the_pool_drains_it() {
+fn stopping_the_pool_drains_it_in_bulk_after_creates_in_flight() {
     let sim = SimKernel::new();
+    sim.set_latency(SimOp::Create, Duration::from_millis(20));
     let system = actix_rt::System::new();
     let (p, held) = system.block_on(async {
         let p = SimPool::with(sim.clone(), grouped(4));
         p.warm().await;
         let held = p.acquire("vm-held").await.unwrap().name;
+        // A refill is in flight when the pool is stopped.
+        p.pool.do_send(Warm);
         (p, held)
     });
-    assert_eq!(sim.taps().len(), 4);
-    // Dropping every address stops the actor, which deletes its idle taps.
+    // Dropping every address stops the actor, which drains first.
     drop(p);
     system.block_on(async {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while sim.taps().len() > 1 {
+        while sim.taps().len() > 1 || sim.calls(SimOp::DeleteGroup) == 0 {
             assert!(std::time::Instant::now() < deadline, "not drained");
             actix_rt::time::sleep(Duration::from_millis(2)).await;
         }
     });
     let left: Vec<_> = sim.taps().into_iter().map(|t| t.name).collect();
     assert_eq!(left, [held]);
+    assert_eq!(
+        sim.calls(SimOp::Delete),
+        0,
+        "one group delete, no single ones"
+    );
+    assert_eq!(
+        sim.tap(held).unwrap().device_group,
+        0,
+        "the held tap left the group"
+    );
 }

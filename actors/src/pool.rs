@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use actix::fut::{self, ActorFutureExt};
 use actix::{
-    Actor, ActorResponse, Addr, AsyncContext, Context, Handler, MailboxError, Message,
-    ResponseActFuture, Running, WeakAddr, WrapFuture,
+    Actor, ActorContext, ActorResponse, Addr, AsyncContext, Context, Handler, MailboxError,
+    Message, ResponseActFuture, Running, WeakAddr, WrapFuture,
 };
 use tap_pool::{
     AcquireDecision, Command, ConfigError, DrainReport, KernelError, KernelFactory, LinkEvent,
@@ -39,6 +39,15 @@ pub struct TapPoolActor {
     deleter: Addr<NetlinkActor>,
     warm_waiters: Vec<oneshot::Sender<WarmReport>>,
     drain_waiters: Vec<oneshot::Sender<DrainReport>>,
+    stop: StopState,
+}
+
+/// Where stopping the actor stands: it drains the pool first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopState {
+    Running,
+    Draining,
+    Drained,
 }
 
 /// A change the link watcher saw. Sent by the watcher thread.
@@ -56,6 +65,7 @@ impl TapPoolActor {
             kernel,
             warm_waiters: Vec::new(),
             drain_waiters: Vec::new(),
+            stop: StopState::Running,
         })
     }
 
@@ -205,6 +215,10 @@ impl TapPoolActor {
                     for waiter in self.drain_waiters.drain(..) {
                         let _ = waiter.send(report.clone());
                     }
+                    if self.stop == StopState::Draining {
+                        self.stop = StopState::Drained;
+                        ctx.stop();
+                    }
                 }
             }
         }
@@ -264,24 +278,38 @@ fn kernel_result<T>(res: Result<Result<T, KernelError>, MailboxError>) -> Result
 impl Actor for TapPoolActor {
     type Context = Context<Self>;
 
-    /// A pool that stops without a [`Drain`] still deletes its idle taps:
-    /// it hands their deletes to the kernel actor, which carries them out
-    /// after this actor is gone (actix does not poll futures an actor spawns
-    /// while it stops). Taps still being created then are left for the next
-    /// run's `Seed` to find.
-    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
-        let orphans = self.pool.abandon();
-        if !orphans.is_empty() {
-            info!(
-                taps = orphans.len(),
-                "tap pool stopping: deleting its idle taps"
-            );
+    /// Stopping drains first: the actor keeps running until the drain's
+    /// report comes back, then stops for good. If the kernel actors are
+    /// already gone, it stops at once.
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        match self.stop {
+            StopState::Drained => return Running::Stop,
+            StopState::Draining => return Running::Continue,
+            StopState::Running if !self.kernel.connected() => return Running::Stop,
+            StopState::Running => {}
         }
-        for name in orphans {
-            self.deleter.do_send(DeleteTap { name });
+        self.stop = StopState::Draining;
+        info!("tap pool stopping: draining first");
+        self.pool.drain();
+        self.pump(ctx);
+        if self.stop == StopState::Drained {
+            return Running::Stop;
         }
-        Running::Stop
+        // actix polls what `stopping` spawned only once something wakes the
+        // actor again: a message to itself does.
+        ctx.address().do_send(Wake);
+        Running::Continue
     }
+}
+
+/// Wakes the actor after `stopping` spawned the drain's kernel calls.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Wake;
+
+impl Handler<Wake> for TapPoolActor {
+    type Result = ();
+    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {}
 }
 
 impl Handler<Acquire> for TapPoolActor {
