@@ -1,0 +1,37 @@
+//! Row 3: cold `Acquire` (empty pool: create + up + master) against the same
+//! kernel calls made directly in a loop (the limit) and against `ip tuntap
+//! add` + `ip link set … master … up` as subprocesses. Real kernel only, in a
+//! throwaway network namespace; skips with a message where it is not usable.
+//!
+//! `cargo bench --bench cold`
+
+mod rows;
+
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn cold(c: &mut Criterion) {
+    let ns = match rows::RealNs::new() {
+        Ok(ns) => ns,
+        Err(why) => return eprintln!("SKIP cold-acquire bench (needs the real kernel): {why}"),
+    };
+    ns.ip_batch("link add br0 type bridge\nlink set br0 up\n");
+    let br = rows::name("br0");
+    let mut g = c.benchmark_group("cold_acquire");
+    g.measurement_time(Duration::from_secs(3));
+    g.sample_size(10);
+    g.bench_function("pool", |b| {
+        b.iter_custom(|iters| rows::cold_pool(&ns, br, iters as usize).iter().sum())
+    });
+    g.bench_function("direct_kernel_calls", |b| {
+        b.iter_custom(|iters| rows::cold_direct(&ns, br, iters as usize).iter().sum())
+    });
+    g.bench_function("ip_subprocesses", |b| {
+        b.iter_custom(|iters| rows::cold_subprocess(&ns, br, iters as usize).iter().sum())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, cold);
+criterion_main!(benches);

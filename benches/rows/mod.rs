@@ -1,0 +1,667 @@
+//! The measurements behind every row of `docs/performance.md`, shared by the
+//! criterion benches (`benches/*.rs`, `mod rows;`) and the report command
+//! (`examples/perf_report.rs`, `#[path]`), so both measure the same thing the
+//! same way.
+//!
+//! Every function returns raw samples (one `Duration` per operation, or per
+//! run for whole-pool operations); the caller computes medians and
+//! percentiles. Real-kernel measurements run inside a throwaway network
+//! namespace ([`RealNs`]) and never touch the host's.
+
+#![allow(dead_code)]
+
+use std::hint::black_box;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr, Context, Handler, Message};
+use actix_rt::SystemRunner;
+use tap_pool_actors::sim::{SimKernel, SimOp};
+use tap_pool_actors::{
+    Acquire, Drain, Kernel, KernelFactory, LinuxKernelFactory, NetlinkActor, Netns, PoolConfig,
+    Release, Seed, Stats, TapName, TapPoolActor, TapSpec, Warm,
+};
+
+/// The device group every real-kernel row tags its devices with, so that one
+/// group delete clears them.
+pub const GROUP: u32 = 4242;
+
+/// A valid name, for brevity.
+pub fn name(s: &str) -> TapName {
+    TapName::new(s).expect("bench names are valid")
+}
+
+/// The median of `samples` (sorted in place).
+pub fn median(samples: &mut [Duration]) -> Duration {
+    percentile(samples, 50.0)
+}
+
+/// The `p`th percentile of `samples` (nearest rank; sorts in place).
+pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    samples.sort_unstable();
+    let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+    samples[rank.clamp(1, samples.len()) - 1]
+}
+
+// ---------------------------------------------------------------- baselines
+
+/// The limit of any actor design: an actor that does nothing.
+pub struct Noop;
+
+impl Actor for Noop {
+    type Context = Context<Self>;
+}
+
+/// A message [`Noop`] answers with its own payload.
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct Ping(pub u64);
+
+impl Handler<Ping> for Noop {
+    type Result = u64;
+    fn handle(&mut self, msg: Ping, _: &mut Context<Self>) -> u64 {
+        msg.0
+    }
+}
+
+/// The lock-based design (the seed's semantics): a mutex around a vector of
+/// names; a miss hands back the fallback name, a release pushes a pool name
+/// back while there is room.
+pub struct MutexPool {
+    entries: Mutex<Vec<String>>,
+    size: usize,
+}
+
+impl MutexPool {
+    /// A full pool of `size` names.
+    pub fn new(size: usize) -> MutexPool {
+        MutexPool {
+            entries: Mutex::new((0..size).map(|i| format!("tap-pool-{i}")).collect()),
+            size,
+        }
+    }
+
+    /// The most recently pooled name, or the fallback.
+    pub fn acquire(&self, fallback: &str) -> String {
+        let mut entries = self.entries.lock().unwrap();
+        match entries.pop() {
+            Some(name) => name,
+            None => fallback.to_owned(),
+        }
+    }
+
+    /// Back to the pool while there is room.
+    pub fn release(&self, name: String) {
+        let mut entries = self.entries.lock().unwrap();
+        if name.starts_with("tap-pool-") && entries.len() < self.size {
+            entries.push(name);
+        }
+    }
+}
+
+// ------------------------------------------------------------ rows 1 and 7
+
+/// A warm pool on the simulated kernel, a no-op actor on the same arbiter,
+/// and a mutex pool: rows 1 and 7. The warm path makes no kernel call, so
+/// the kernel behind it does not matter, except for the reset a release
+/// queues (`reset_on_release`).
+pub struct WarmFixture {
+    pub sys: SystemRunner,
+    pub pool: Addr<TapPoolActor>,
+    pub noop: Addr<Noop>,
+    pub mutex: MutexPool,
+}
+
+impl WarmFixture {
+    /// A pool of `size` warm taps.
+    pub fn new(size: usize, reset_on_release: bool) -> WarmFixture {
+        let sys = actix_rt::System::new();
+        let (pool, noop) = sys.block_on(async move {
+            let kernel = NetlinkActor::start(Arc::new(SimKernel::new()), 2);
+            let pool = TapPoolActor::spawn(
+                PoolConfig {
+                    size,
+                    reset_on_release,
+                    ..PoolConfig::default()
+                },
+                kernel,
+            )
+            .unwrap();
+            assert_eq!(pool.send(Warm).await.unwrap().created.len(), size);
+            (pool, Noop.start())
+        });
+        WarmFixture {
+            sys,
+            pool,
+            noop,
+            mutex: MutexPool::new(size),
+        }
+    }
+
+    /// `n` warm Acquire + Release pairs, each timed: (pair, acquire, release).
+    pub fn pairs(&self, n: u64) -> (Vec<Duration>, Vec<Duration>, Vec<Duration>) {
+        let fallback = name("vm-bench");
+        let pool = &self.pool;
+        self.sys.block_on(async move {
+            let mut pairs = Vec::with_capacity(n as usize);
+            let mut acquires = Vec::with_capacity(n as usize);
+            let mut releases = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let t0 = Instant::now();
+                let lease = pool.send(Acquire { fallback }).await.unwrap().unwrap();
+                let t1 = Instant::now();
+                pool.send(Release { tap: lease.name })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let t2 = Instant::now();
+                acquires.push(t1 - t0);
+                releases.push(t2 - t1);
+                pairs.push(t2 - t0);
+            }
+            (pairs, acquires, releases)
+        })
+    }
+
+    /// `n` bare round trips to the no-op actor, each timed.
+    pub fn round_trips(&self, n: u64) -> Vec<Duration> {
+        let noop = &self.noop;
+        self.sys.block_on(async move {
+            let mut out = Vec::with_capacity(n as usize);
+            for i in 0..n {
+                let t0 = Instant::now();
+                black_box(noop.send(Ping(i)).await.unwrap());
+                out.push(t0.elapsed());
+            }
+            out
+        })
+    }
+
+    /// `n` batches of 100 mutex-pool pairs; each sample is one pair's share
+    /// of its batch (a pair is too short to time alone).
+    pub fn mutex_pairs(&self, n: u64) -> Vec<Duration> {
+        (0..n)
+            .map(|_| {
+                let t0 = Instant::now();
+                for _ in 0..100 {
+                    let name = self.mutex.acquire(black_box("vm-bench"));
+                    self.mutex.release(black_box(name));
+                }
+                t0.elapsed() / 100
+            })
+            .collect()
+    }
+
+    /// Acquire + Release pairs per second with `clients` concurrent tasks on
+    /// the pool's arbiter, `total` pairs in all. Each client has its own
+    /// fallback name, used if the pool runs dry (when resets lag behind).
+    pub fn throughput(&self, clients: u64, total: u64) -> f64 {
+        let pool = self.pool.clone();
+        self.sys.block_on(async move {
+            let done = Arc::new(AtomicU64::new(0));
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..clients)
+                .map(|c| {
+                    let pool = pool.clone();
+                    let done = Arc::clone(&done);
+                    let fallback = name(&format!("vm-c{c}"));
+                    actix_rt::spawn(async move {
+                        while done.fetch_add(1, Ordering::Relaxed) < total {
+                            let lease = pool.send(Acquire { fallback }).await.unwrap().unwrap();
+                            pool.send(Release { tap: lease.name })
+                                .await
+                                .unwrap()
+                                .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            total as f64 / start.elapsed().as_secs_f64()
+        })
+    }
+
+    /// Pairs of bare round trips per second with `clients` concurrent tasks.
+    pub fn noop_throughput(&self, clients: u64, total: u64) -> f64 {
+        let noop = self.noop.clone();
+        self.sys.block_on(async move {
+            let done = Arc::new(AtomicU64::new(0));
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..clients)
+                .map(|_| {
+                    let noop = noop.clone();
+                    let done = Arc::clone(&done);
+                    actix_rt::spawn(async move {
+                        while done.fetch_add(1, Ordering::Relaxed) < total {
+                            black_box(noop.send(Ping(1)).await.unwrap());
+                            black_box(noop.send(Ping(2)).await.unwrap());
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            total as f64 / start.elapsed().as_secs_f64()
+        })
+    }
+
+    /// Mutex-pool pairs per second from `threads` OS threads.
+    pub fn mutex_throughput(&self, threads: u64, total: u64) -> f64 {
+        let done = AtomicU64::new(0);
+        let mutex = &self.mutex;
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    while done.fetch_add(1, Ordering::Relaxed) < total {
+                        let name = mutex.acquire(black_box("vm-bench"));
+                        mutex.release(black_box(name));
+                    }
+                });
+            }
+        });
+        total as f64 / start.elapsed().as_secs_f64()
+    }
+}
+
+// ------------------------------------------------------------------ row 2
+
+/// Warm `Acquire` latency with the kernel idle, then while it is busy with
+/// `background` deletes (of taps made beforehand outside the pool). Returns
+/// (idle samples, busy samples, whether the kernel was still busy when the
+/// busy measurement ended).
+///
+/// Each sample is one `Acquire`; the tap goes straight back (untimed, reset
+/// off, so the pool never runs dry).
+pub fn busy_acquire(
+    sys: &SystemRunner,
+    pool: &Addr<TapPoolActor>,
+    background: &[TapName],
+    n: u64,
+) -> (Vec<Duration>, Vec<Duration>, bool) {
+    sys.block_on(async move {
+        let fallback = name("vm-bench");
+        let measure = |n: u64| async move {
+            let mut out = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let t0 = Instant::now();
+                let lease = pool.send(Acquire { fallback }).await.unwrap().unwrap();
+                out.push(t0.elapsed());
+                pool.send(Release { tap: lease.name })
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+            out
+        };
+        let idle = measure(n).await;
+        for tap in background {
+            pool.do_send(Release { tap: *tap });
+        }
+        // Let the pool hand the deletes to the kernel actor first.
+        pool.send(Stats).await.unwrap();
+        let busy = measure(n).await;
+        let still_busy = pool.send(Stats).await.unwrap().deleting > 0;
+        (idle, busy, still_busy)
+    })
+}
+
+/// Row 2 on the simulated kernel: every kernel call takes `latency` (50 ms).
+pub fn busy_sim(n: u64, latency: Duration) -> (Vec<Duration>, Vec<Duration>, bool) {
+    let sys = actix_rt::System::new();
+    let sim = SimKernel::new();
+    let background: Vec<TapName> = (0..100).map(|i| name(&format!("x{i}"))).collect();
+    let pool = sys.block_on({
+        let sim = sim.clone();
+        let background = background.clone();
+        async move {
+            let mut k = sim.clone();
+            for tap in &background {
+                k.create_tap(*tap, &TapSpec::default()).unwrap();
+            }
+            let kernel = NetlinkActor::start(Arc::new(sim.clone()), 2);
+            let pool = TapPoolActor::spawn(
+                PoolConfig {
+                    size: 64,
+                    reset_on_release: false,
+                    ..PoolConfig::default()
+                },
+                kernel,
+            )
+            .unwrap();
+            pool.send(Warm).await.unwrap();
+            for op in [SimOp::Create, SimOp::Delete, SimOp::Reset, SimOp::List] {
+                sim.set_latency(op, latency);
+            }
+            pool
+        }
+    });
+    busy_acquire(&sys, &pool, &background, n)
+}
+
+// ------------------------------------------------------- the real kernel
+
+/// A throwaway network namespace for the real-kernel rows, and helpers to
+/// run code and `ip` inside it.
+pub struct RealNs {
+    pub netns: Netns,
+}
+
+impl RealNs {
+    /// A fresh namespace, or why the real kernel cannot be used here.
+    pub fn new() -> Result<RealNs, String> {
+        tap_pool_actors::linux::probe()?;
+        Command::new("ip")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("ip is not installed: {e}"))?;
+        let netns = Netns::new_private().map_err(|e| e.to_string())?;
+        Ok(RealNs { netns })
+    }
+
+    /// The pool's kernel factory for this namespace.
+    pub fn factory(&self) -> Arc<dyn KernelFactory> {
+        Arc::new(LinuxKernelFactory {
+            netns: Some(self.netns.clone()),
+        })
+    }
+
+    /// Runs `f` on a fresh thread inside the namespace, with a kernel handle
+    /// opened there. Subprocesses it starts inherit the namespace.
+    pub fn run<R: Send>(&self, f: impl FnOnce(&mut dyn Kernel) -> R + Send) -> R {
+        let factory = LinuxKernelFactory {
+            netns: Some(self.netns.clone()),
+        };
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut kernel = factory.open().expect("open a kernel in the bench netns");
+                f(&mut *kernel)
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
+    /// Runs `ip -batch -` inside the namespace.
+    pub fn ip_batch(&self, script: &str) {
+        self.run(|_| {
+            use std::io::Write;
+            let mut child = Command::new("ip")
+                .args(["-batch", "-"])
+                .stdin(Stdio::piped())
+                .spawn()
+                .expect("run ip -batch");
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(script.as_bytes())
+                .unwrap();
+            assert!(child.wait().unwrap().success(), "ip -batch failed");
+        })
+    }
+
+    /// Deletes every device of [`GROUP`] with one request.
+    pub fn clear(&self) {
+        self.run(|k| k.delete_group(GROUP).expect("group delete"));
+    }
+}
+
+/// The spec every real-kernel row uses: tagged with [`GROUP`], on `bridge`.
+pub fn spec(bridge: Option<TapName>) -> TapSpec {
+    TapSpec {
+        bridge,
+        device_group: Some(GROUP),
+        ..TapSpec::default()
+    }
+}
+
+/// Row 2 on the real kernel: the deleter is busy with single deletes of
+/// `background` taps (~20 ms each).
+pub fn busy_real(ns: &RealNs, n: u64, background: usize) -> (Vec<Duration>, Vec<Duration>, bool) {
+    let names: Vec<TapName> = (0..background).map(|i| name(&format!("x{i}"))).collect();
+    ns.run(|k| {
+        for tap in &names {
+            k.create_tap(*tap, &spec(None)).unwrap();
+        }
+    });
+    let sys = actix_rt::System::new();
+    let pool = sys.block_on(async {
+        let pool = TapPoolActor::start_with(
+            PoolConfig {
+                size: 64,
+                reset_on_release: false,
+                tap: spec(None),
+                ..PoolConfig::default()
+            },
+            ns.factory(),
+            2,
+        )
+        .unwrap();
+        pool.send(Warm).await.unwrap();
+        pool
+    });
+    let out = busy_acquire(&sys, &pool, &names, n);
+    sys.block_on(async {
+        while pool.send(Stats).await.unwrap().deleting > 0 {
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        pool.send(Drain).await.unwrap();
+    });
+    ns.clear();
+    out
+}
+
+/// Row 3, the pool: `n` cold `Acquire`s (pool size 0: create + up + master),
+/// each timed.
+pub fn cold_pool(ns: &RealNs, bridge: TapName, n: usize) -> Vec<Duration> {
+    let sys = actix_rt::System::new();
+    let out = sys.block_on(async {
+        let pool = TapPoolActor::start_with(
+            PoolConfig {
+                size: 0,
+                tap: spec(Some(bridge)),
+                ..PoolConfig::default()
+            },
+            ns.factory(),
+            2,
+        )
+        .unwrap();
+        // The first call opens the worker's socket in the namespace.
+        pool.send(Acquire::new("p-open").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let fallback = name(&format!("p{i}"));
+            let t0 = Instant::now();
+            pool.send(Acquire { fallback }).await.unwrap().unwrap();
+            out.push(t0.elapsed());
+        }
+        out
+    });
+    ns.clear();
+    out
+}
+
+/// Row 3, the limit: the same kernel calls made directly in a loop.
+pub fn cold_direct(ns: &RealNs, bridge: TapName, n: usize) -> Vec<Duration> {
+    let out = ns.run(|k| {
+        (0..n)
+            .map(|i| {
+                let tap = name(&format!("d{i}"));
+                let t0 = Instant::now();
+                k.create_tap(tap, &spec(Some(bridge))).unwrap();
+                t0.elapsed()
+            })
+            .collect()
+    });
+    ns.clear();
+    out
+}
+
+/// Row 3, what many orchestrators do: `ip tuntap add` and `ip link set …
+/// master … up` as subprocesses.
+pub fn cold_subprocess(ns: &RealNs, bridge: TapName, n: usize) -> Vec<Duration> {
+    let group = GROUP.to_string();
+    let out = ns.run(|_| {
+        let ip = |args: &[&str]| {
+            let status = Command::new("ip")
+                .args(args)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "ip {}", args.join(" "));
+        };
+        (0..n)
+            .map(|i| {
+                let tap = format!("s{i}");
+                let t0 = Instant::now();
+                ip(&[
+                    "tuntap", "add", "dev", &tap, "mode", "tap", "vnet_hdr", "user", "0",
+                ]);
+                ip(&[
+                    "link",
+                    "set",
+                    "dev",
+                    &tap,
+                    "group",
+                    &group,
+                    "master",
+                    bridge.as_str(),
+                    "up",
+                ]);
+                t0.elapsed()
+            })
+            .collect()
+    });
+    ns.clear();
+    out
+}
+
+/// Row 4: a pool with `workers` kernel workers warms `n` taps; returns the
+/// warm-up's duration, and leaves the pool for [`drain`].
+pub fn warm_up(
+    sys: &SystemRunner,
+    ns: &RealNs,
+    n: usize,
+    workers: usize,
+) -> (Addr<TapPoolActor>, Duration) {
+    sys.block_on(async {
+        let pool = TapPoolActor::start_with(
+            PoolConfig {
+                size: n,
+                create_window: workers,
+                tap: spec(None),
+                ..PoolConfig::default()
+            },
+            ns.factory(),
+            workers,
+        )
+        .unwrap();
+        let t0 = Instant::now();
+        let report = pool.send(Warm).await.unwrap();
+        let took = t0.elapsed();
+        assert_eq!(report.created.len(), n, "{:?}", report.failure);
+        (pool, took)
+    })
+}
+
+/// Row 5: drains a warm pool (one group delete); returns how long it took.
+pub fn drain(sys: &SystemRunner, pool: Addr<TapPoolActor>) -> Duration {
+    sys.block_on(async {
+        let t0 = Instant::now();
+        let report = pool.send(Drain).await.unwrap();
+        let took = t0.elapsed();
+        assert!(report.bulk, "drain fell back to single deletes");
+        took
+    })
+}
+
+/// Row 4's limit: `n` creates in a direct loop. Leaves the taps for
+/// [`delete_each`].
+pub fn create_direct(ns: &RealNs, n: usize) -> Duration {
+    ns.run(|k| {
+        let t0 = Instant::now();
+        for i in 0..n {
+            k.create_tap(name(&format!("d{i}")), &spec(None)).unwrap();
+        }
+        t0.elapsed()
+    })
+}
+
+/// Row 5's baseline: deletes the `n` taps of [`create_direct`] with one
+/// `RTM_DELLINK` each, calling `progress` every 100.
+pub fn delete_each(ns: &RealNs, n: usize, progress: impl Fn(usize) + Send + Sync) -> Duration {
+    ns.run(|k| {
+        let t0 = Instant::now();
+        for i in 0..n {
+            k.delete_link(name(&format!("d{i}"))).unwrap();
+            if (i + 1) % 100 == 0 {
+                progress(i + 1);
+            }
+        }
+        t0.elapsed()
+    })
+}
+
+/// Row 6's namespace: `links` links (dummies, 192 taps of the
+/// orchestrator's VMs and 8 pool taps they hold). Returns the 200 taps.
+pub fn seed_setup(ns: &RealNs, links: usize) -> Vec<TapName> {
+    let taps = 200.min(links);
+    let used: Vec<TapName> = (0..taps)
+        .map(|i| {
+            name(&if i < 8 {
+                format!("tap-pool-{i}")
+            } else {
+                format!("vm{i}")
+            })
+        })
+        .collect();
+    ns.run(|k| {
+        for tap in &used {
+            k.create_tap(*tap, &spec(None)).unwrap();
+        }
+    });
+    let script: String = (0..links - taps)
+        .map(|i| format!("link add dm{i} group {GROUP} type dummy\n"))
+        .collect();
+    ns.ip_batch(&script);
+    used
+}
+
+/// Row 6: times `seeds` `Seed`s, each by a fresh pool told that all of
+/// `used` is in use (list + reconcile; nothing to adopt or delete, so every
+/// run sees the same kernel).
+pub fn seed(ns: &RealNs, used: &[TapName], seeds: usize) -> Vec<Duration> {
+    let sys = actix_rt::System::new();
+    sys.block_on(async {
+        let kernel = NetlinkActor::start(ns.factory(), 2);
+        let mut out = Vec::with_capacity(seeds);
+        for _ in 0..seeds {
+            let pool = TapPoolActor::spawn(PoolConfig::default(), kernel.clone()).unwrap();
+            let t0 = Instant::now();
+            let report = pool
+                .send(Seed {
+                    used: used.to_vec(),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            out.push(t0.elapsed());
+            assert!(report.adopted.is_empty() && report.deleted.is_empty());
+            assert!(report.missing.is_empty());
+        }
+        out
+    })
+}

@@ -1,0 +1,468 @@
+//! Measures every row of `docs/performance.md` in one run, each beside its
+//! baselines, prints the table (markdown) and draws the acquire-latency plot.
+//!
+//! `cargo run --release --example perf_report [-- --quick] [--svg PATH]`
+//!
+//! Real-kernel rows run inside a throwaway network namespace and need root
+//! (`CAP_NET_ADMIN`), `/dev/net/tun` and `ip`; without them they are skipped
+//! and the table says so. `--quick` shrinks every count, for a smoke run.
+
+#[path = "../benches/rows/mod.rs"]
+mod rows;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use rows::{RealNs, WarmFixture, median, percentile};
+
+/// One line of the table.
+struct Line {
+    row: &'static str,
+    what: String,
+    median: String,
+    p99: String,
+    against: String,
+    ratio: String,
+    target: &'static str,
+    met: Option<bool>,
+}
+
+fn us(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 10.0 {
+        format!("{us:.2} µs")
+    } else if us < 10_000.0 {
+        format!("{us:.0} µs")
+    } else {
+        format!("{:.1} ms", us / 1e3)
+    }
+}
+
+/// (median, p99) of `samples`.
+fn stats(samples: &mut [Duration]) -> (Duration, Duration) {
+    (median(samples), percentile(samples, 99.0))
+}
+
+fn progress(msg: &str, start: Instant) {
+    eprintln!("[{:6.1} s] {msg}", start.elapsed().as_secs_f64());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let svg_path = args
+        .iter()
+        .position(|a| a == "--svg")
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| "docs/acquire-latency.svg".to_owned());
+    let scale = |n: u64| if quick { (n / 20).max(10) } else { n };
+    let start = Instant::now();
+    let mut lines: Vec<Line> = Vec::new();
+    let mut plot: Vec<(&'static str, Vec<Duration>)> = Vec::new();
+
+    // Row 1 and row 7, with reset on release (the default) and off.
+    for reset in [true, false] {
+        let label = if reset { "reset on" } else { "reset off" };
+        progress(&format!("row 1: warm Acquire + Release ({label})"), start);
+        let f = WarmFixture::new(8, reset);
+        f.pairs(scale(20_000));
+        f.round_trips(scale(20_000));
+        let n = scale(200_000);
+        let (mut pairs, mut acquires, mut releases) = f.pairs(n);
+        let mut trips = f.round_trips(2 * n);
+        let mut mutex = f.mutex_pairs(scale(20_000));
+        let (pm, pp) = stats(&mut pairs);
+        let (am, ap) = stats(&mut acquires);
+        let (rm, rp) = stats(&mut releases);
+        let (tm, tp) = stats(&mut trips);
+        let (mm, mp) = stats(&mut mutex);
+        if reset {
+            plot.push(("warm Acquire (pool)", acquires.clone()));
+        }
+        let within = |x: Duration, limit: Duration| x <= limit;
+        lines.push(Line {
+            row: "1",
+            what: format!("pool Acquire + Release pair, {label}"),
+            median: us(pm),
+            p99: us(pp),
+            against: format!("2 bare round trips: {} / {}", us(2 * tm), us(2 * tp)),
+            ratio: format!("{:.2}×", pm.as_secs_f64() / (2.0 * tm.as_secs_f64())),
+            target: "≤ 2×",
+            met: Some(within(pm, 4 * tm)),
+        });
+        lines.push(Line {
+            row: "1",
+            what: format!("— Acquire alone, {label}"),
+            median: us(am),
+            p99: us(ap),
+            against: format!("bare round trip: {} / {}", us(tm), us(tp)),
+            ratio: format!("{:.2}×", am.as_secs_f64() / tm.as_secs_f64()),
+            target: "≤ 2×, p99 < 10 µs",
+            met: Some(within(am, 2 * tm) && ap < Duration::from_micros(10)),
+        });
+        lines.push(Line {
+            row: "1",
+            what: format!("— Release alone, {label}"),
+            median: us(rm),
+            p99: us(rp),
+            against: format!("bare round trip: {} / {}", us(tm), us(tp)),
+            ratio: format!("{:.2}×", rm.as_secs_f64() / tm.as_secs_f64()),
+            target: "≤ 2×, p99 < 10 µs",
+            met: Some(within(rm, 2 * tm) && rp < Duration::from_micros(10)),
+        });
+        lines.push(Line {
+            row: "1",
+            what: "— `Mutex<Vec<String>>` pool pair (same thread, uncontended)".to_owned(),
+            median: us(mm),
+            p99: us(mp),
+            against: "pool pair".to_owned(),
+            ratio: format!("{:.2}×", pm.as_secs_f64() / mm.as_secs_f64()),
+            target: "",
+            met: None,
+        });
+        drop(f);
+
+        progress(&format!("row 7: throughput ({label})"), start);
+        let f = WarmFixture::new(128, reset);
+        f.throughput(64, scale(50_000));
+        for clients in [1, 64] {
+            let total = scale(400_000);
+            let pool = f.throughput(clients, total);
+            let bare = f.noop_throughput(clients, total);
+            let mutex = f.mutex_throughput(clients.min(2), total);
+            lines.push(Line {
+                row: "7",
+                what: format!("pairs/s, {clients} client(s), {label}"),
+                median: format!("{:.0}k/s", pool / 1e3),
+                p99: String::new(),
+                against: format!(
+                    "bare actix: {:.0}k/s; mutex pool ({} thr.): {:.0}k/s",
+                    bare / 1e3,
+                    clients.min(2),
+                    mutex / 1e3
+                ),
+                ratio: format!("{:.2}× bare", pool / bare),
+                target: if clients == 64 { "≥ 400k/s" } else { "" },
+                met: (clients == 64).then_some(pool >= 400_000.0),
+            });
+        }
+    }
+
+    progress(
+        "row 2: warm Acquire, simulated kernel idle vs busy (50 ms calls)",
+        start,
+    );
+    {
+        let (mut idle, mut busy, still_busy) =
+            rows::busy_sim(scale(50_000), Duration::from_millis(50));
+        let (im, ip) = stats(&mut idle);
+        let (bm, bp) = stats(&mut busy);
+        lines.push(Line {
+            row: "2",
+            what: format!(
+                "warm Acquire, sim kernel busy (50 ms calls){}",
+                if still_busy {
+                    ""
+                } else {
+                    " (kernel went idle early!)"
+                }
+            ),
+            median: us(bm),
+            p99: us(bp),
+            against: format!("kernel idle: {} / {}", us(im), us(ip)),
+            ratio: format!("{:.2}× (p99)", bp.as_secs_f64() / ip.as_secs_f64()),
+            target: "p99 ≤ 2×",
+            met: Some(bp <= 2 * ip),
+        });
+    }
+
+    let real = RealNs::new();
+    match &real {
+        Err(why) => {
+            progress(&format!("real-kernel rows skipped: {why}"), start);
+            lines.push(Line {
+                row: "2–6",
+                what: format!("real-kernel rows SKIPPED: {why}"),
+                median: String::new(),
+                p99: String::new(),
+                against: String::new(),
+                ratio: String::new(),
+                target: "",
+                met: None,
+            });
+        }
+        Ok(ns) => real_rows(ns, quick, start, &mut lines, &mut plot),
+    }
+
+    let mut out = String::new();
+    writeln!(
+        out,
+        "| row | measured | median | p99 | against (median / p99) | ratio | target | met |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---|---|---|---|---|---|---|").unwrap();
+    for l in &lines {
+        let met = match l.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            l.row, l.what, l.median, l.p99, l.against, l.ratio, l.target, met
+        )
+        .unwrap();
+    }
+    println!("{out}");
+    if !plot.is_empty() {
+        std::fs::write(&svg_path, svg(&mut plot)).expect("write the plot");
+        progress(&format!("plot written to {svg_path}"), start);
+    }
+    progress("done", start);
+}
+
+fn real_rows(
+    ns: &RealNs,
+    quick: bool,
+    start: Instant,
+    lines: &mut Vec<Line>,
+    plot: &mut Vec<(&'static str, Vec<Duration>)>,
+) {
+    let scale = |n: usize| if quick { (n / 20).max(10) } else { n };
+
+    progress(
+        "row 2: warm Acquire, real kernel idle vs busy (single deletes)",
+        start,
+    );
+    let (mut idle, mut busy, still_busy) = rows::busy_real(ns, scale(20_000) as u64, 100);
+    let (im, ip) = stats(&mut idle);
+    let (bm, bp) = stats(&mut busy);
+    lines.push(Line {
+        row: "2",
+        what: format!(
+            "warm Acquire, real kernel deleting 100 taps{}",
+            if still_busy {
+                ""
+            } else {
+                " (kernel went idle early!)"
+            }
+        ),
+        median: us(bm),
+        p99: us(bp),
+        against: format!("kernel idle: {} / {}", us(im), us(ip)),
+        ratio: format!("{:.2}× (p99)", bp.as_secs_f64() / ip.as_secs_f64()),
+        target: "p99 ≤ 2×",
+        met: Some(bp <= 2 * ip),
+    });
+
+    progress("row 3: cold Acquire (create + up + master)", start);
+    ns.ip_batch("link add br0 type bridge\nlink set br0 up\n");
+    let br = rows::name("br0");
+    let n = scale(300);
+    let mut direct = rows::cold_direct(ns, br, n);
+    let mut pool = rows::cold_pool(ns, br, n);
+    let mut sub = rows::cold_subprocess(ns, br, scale(100));
+    plot.push(("cold Acquire (pool)", pool.clone()));
+    plot.push(("ip tuntap add + ip link set (subprocesses)", sub.clone()));
+    let (dm, dp) = stats(&mut direct);
+    let (pm, pp) = stats(&mut pool);
+    let (sm, sp) = stats(&mut sub);
+    lines.push(Line {
+        row: "3",
+        what: "cold Acquire (create + up + master)".to_owned(),
+        median: us(pm),
+        p99: us(pp),
+        against: format!("direct kernel calls: {} / {}", us(dm), us(dp)),
+        ratio: format!("{:.2}×", pm.as_secs_f64() / dm.as_secs_f64()),
+        target: "≤ 1.15×",
+        met: Some(pm.as_secs_f64() <= 1.15 * dm.as_secs_f64()),
+    });
+    lines.push(Line {
+        row: "3",
+        what: "— against `ip` subprocesses".to_owned(),
+        median: us(pm),
+        p99: us(pp),
+        against: format!("ip tuntap add + ip link set: {} / {}", us(sm), us(sp)),
+        ratio: format!("{:.1}× faster", sm.as_secs_f64() / pm.as_secs_f64()),
+        target: "≥ 5× faster",
+        met: Some(sm.as_secs_f64() >= 5.0 * pm.as_secs_f64()),
+    });
+
+    let taps = scale(1000);
+    progress(&format!("row 4: direct loop of {taps} creates"), start);
+    let direct = rows::create_direct(ns, taps);
+    progress(
+        &format!("row 5: {taps} single deletes (~20 ms each), progress every 100"),
+        start,
+    );
+    let singles = rows::delete_each(ns, taps, |i| eprintln!("    {i} deleted"));
+    let sys = actix_rt::System::new();
+    let mut drains = Vec::new();
+    for workers in [1, 2, 4] {
+        progress(
+            &format!("row 4: warm-up of {taps} taps, {workers} worker(s)"),
+            start,
+        );
+        let (pool, took) = rows::warm_up(&sys, ns, taps, workers);
+        lines.push(Line {
+            row: "4",
+            what: format!("warm-up of {taps} taps, {workers} kernel worker(s)"),
+            median: us(took),
+            p99: String::new(),
+            against: format!("direct loop: {}", us(direct)),
+            ratio: format!("{:.2}×", took.as_secs_f64() / direct.as_secs_f64()),
+            target: "≤ 1.2×",
+            met: Some(took.as_secs_f64() <= 1.2 * direct.as_secs_f64()),
+        });
+        progress(&format!("row 5: drain of {taps} idle taps"), start);
+        drains.push(rows::drain(&sys, pool));
+    }
+    let (dm, dp) = stats(&mut drains);
+    lines.push(Line {
+        row: "5",
+        what: format!("Drain of {taps} idle taps (one group delete; 3 runs)"),
+        median: us(dm),
+        p99: format!("{} (max)", us(dp)),
+        against: format!("{taps} single RTM_DELLINKs: {}", us(singles)),
+        ratio: format!("{:.0}× faster", singles.as_secs_f64() / dm.as_secs_f64()),
+        target: "≥ 50× faster",
+        met: Some(singles.as_secs_f64() >= 50.0 * dm.as_secs_f64()),
+    });
+
+    let links = scale(4000);
+    progress(
+        &format!("row 6: Seed in a namespace of {links} links"),
+        start,
+    );
+    let used = rows::seed_setup(ns, links);
+    let mut seeds = rows::seed(ns, &used, 20);
+    ns.clear();
+    let (sm, sp) = stats(&mut seeds);
+    lines.push(Line {
+        row: "6",
+        what: format!("Seed (list + reconcile) among {links} links, 200 of them taps"),
+        median: us(sm),
+        p99: us(sp),
+        against: String::new(),
+        ratio: String::new(),
+        target: "< 50 ms",
+        met: Some(sp < Duration::from_millis(50)),
+    });
+}
+
+/// A latency CDF on a log scale, one curve per series, as a standalone SVG.
+fn svg(series: &mut [(&'static str, Vec<Duration>)]) -> String {
+    const W: f64 = 760.0;
+    const H: f64 = 420.0;
+    const L: f64 = 70.0;
+    const R: f64 = 20.0;
+    const T: f64 = 40.0;
+    const B: f64 = 60.0;
+    const COLORS: [&str; 4] = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a"];
+    let all = series.iter().flat_map(|(_, s)| s.iter());
+    let lo = all
+        .clone()
+        .min()
+        .copied()
+        .unwrap_or_default()
+        .as_secs_f64()
+        .max(1e-7);
+    let hi = all
+        .max()
+        .copied()
+        .unwrap_or_default()
+        .as_secs_f64()
+        .max(lo * 10.0);
+    let (l0, l1) = (lo.log10().floor(), hi.log10().ceil());
+    let x = |s: f64| L + (s.max(lo).log10() - l0) / (l1 - l0) * (W - L - R);
+    let y = |q: f64| T + (1.0 - q) * (H - T - B);
+    let mut out = String::new();
+    writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">"#
+    )
+    .unwrap();
+    writeln!(out, r#"<rect width="{W}" height="{H}" fill="white"/>"#).unwrap();
+    writeln!(
+        out,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">tap-pool: Acquire latency (CDF, log scale)</text>"#,
+        W / 2.0
+    )
+    .unwrap();
+    for decade in l0 as i32..=l1 as i32 {
+        let s = 10f64.powi(decade);
+        let label = if s < 1e-3 {
+            format!("{} µs", s * 1e6)
+        } else if s < 1.0 {
+            format!("{} ms", s * 1e3)
+        } else {
+            format!("{s} s")
+        };
+        writeln!(
+            out,
+            r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="#ddd"/><text x="{0:.1}" y="{3}" text-anchor="middle">{label}</text>"##,
+            x(s),
+            T,
+            H - B,
+            H - B + 16.0
+        )
+        .unwrap();
+    }
+    for q in [0.0, 0.25, 0.5, 0.75, 0.99, 1.0] {
+        writeln!(
+            out,
+            r##"<line x1="{L}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#ddd"/><text x="{2}" y="{3:.1}" text-anchor="end">p{4}</text>"##,
+            y(q),
+            W - R,
+            L - 6.0,
+            y(q) + 4.0,
+            (q * 100.0) as u32
+        )
+        .unwrap();
+    }
+    writeln!(
+        out,
+        r#"<text x="{}" y="{}" text-anchor="middle">latency per Acquire</text>"#,
+        (L + W - R) / 2.0,
+        H - 18.0
+    )
+    .unwrap();
+    for (i, (label, samples)) in series.iter_mut().enumerate() {
+        samples.sort_unstable();
+        let n = samples.len();
+        let step = (n / 400).max(1);
+        let mut points = String::new();
+        for (j, s) in samples
+            .iter()
+            .enumerate()
+            .step_by(step)
+            .chain(n.checked_sub(1).map(|j| (j, &samples[j])))
+        {
+            write!(
+                points,
+                "{:.1},{:.1} ",
+                x(s.as_secs_f64()),
+                y((j + 1) as f64 / n as f64)
+            )
+            .unwrap();
+        }
+        let color = COLORS[i % COLORS.len()];
+        writeln!(
+            out,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/>"#
+        )
+        .unwrap();
+        writeln!(
+            out,
+            r#"<rect x="{0}" y="{1}" width="14" height="4" fill="{color}"/><text x="{2}" y="{3}">{label} (n={n})</text>"#,
+            L + 10.0,
+            T + 8.0 + 16.0 * i as f64,
+            L + 30.0,
+            T + 13.0 + 16.0 * i as f64
+        )
+        .unwrap();
+    }
+    out.push_str("</svg>\n");
+    out
+}
