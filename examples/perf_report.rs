@@ -341,7 +341,9 @@ fn real_rows(
     let (sm, sp) = stats(&mut seeds);
     lines.push(Line {
         row: "6",
-        what: format!("Seed (list + reconcile) among {links} links, 200 of them taps"),
+        what: format!(
+            "Seed (list + reconcile) among {links} links, all of them taps, 200 held by VMs"
+        ),
         median: us(sm),
         p99: us(sp),
         against: String::new(),
