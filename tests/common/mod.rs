@@ -203,33 +203,40 @@ impl TestNetns {
     /// Attaches to the tap `name` the way a VMM does (`TUNSETIFF` without
     /// `IFF_TUN_EXCL`); the tap is in use until the returned file is dropped.
     pub fn attach(&self, name: &str, vnet_hdr: bool) -> OwnedFd {
-        let netns = self.netns();
-        let name = name.to_owned();
-        std::thread::spawn(move || {
-            tap_pool::linux::enter(&netns).expect("enter test netns");
-            let file = File::options()
-                .read(true)
-                .write(true)
-                .open("/dev/net/tun")
-                .expect("open /dev/net/tun");
-            // SAFETY: `ifreq` is plain old data; all zeroes is valid.
-            let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-            for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
-                *dst = src as libc::c_char;
-            }
-            let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
-            if vnet_hdr {
-                flags |= libc::IFF_VNET_HDR;
-            }
-            req.ifr_ifru.ifru_flags = flags as libc::c_short;
-            // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `req` is.
-            let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &raw mut req) };
-            assert_eq!(rc, 0, "attach {name}: {}", std::io::Error::last_os_error());
-            OwnedFd::from(file)
-        })
-        .join()
-        .expect("attach helper thread")
+        attach(self.netns(), name, vnet_hdr)
     }
+}
+
+/// Attaches to the tap `name` in `netns` the way a VMM does, from a helper
+/// thread that enters the namespace; for a process that has the namespace
+/// only as a path (a child of the test), where [`TestNetns::attach`] is not
+/// at hand.
+pub fn attach(netns: Netns, name: &str, vnet_hdr: bool) -> OwnedFd {
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        tap_pool::linux::enter(&netns).expect("enter test netns");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .expect("open /dev/net/tun");
+        // SAFETY: `ifreq` is plain old data; all zeroes is valid.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *dst = src as libc::c_char;
+        }
+        let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
+        if vnet_hdr {
+            flags |= libc::IFF_VNET_HDR;
+        }
+        req.ifr_ifru.ifru_flags = flags as libc::c_short;
+        // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `req` is.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &raw mut req) };
+        assert_eq!(rc, 0, "attach {name}: {}", std::io::Error::last_os_error());
+        OwnedFd::from(file)
+    })
+    .join()
+    .expect("attach helper thread")
 }
 
 /// Names of every device in the host's namespace (the test process's own).
