@@ -450,6 +450,13 @@ async fn run_child(netns: Netns) {
     // SAFETY: PR_SET_PDEATHSIG only sets a flag on this process. Should the
     // parent test die before killing us, we die with it.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // A failed assertion in a client task would end only that task: end the
+    // child instead, so the parent sees it stopped before it was killed.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
     let pool = start(netns.clone());
     let mode = std::env::var(MODE_ENV).expect("the child's mode");
     pool.send(Seed::default())
