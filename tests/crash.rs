@@ -199,7 +199,6 @@ async fn no_tap_is_leaked_or_held_twice_wherever_the_process_dies() {
 /// every device in the group, and the drain moves only its own leased taps
 /// out of the group first.
 #[actix_rt::test]
-#[ignore = "library bug: Drain's group delete deletes the open taps Seed left alone"]
 async fn drain_spares_a_tap_that_seed_left_alone() {
     if !require_kernel() {
         return;
