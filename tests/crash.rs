@@ -194,10 +194,10 @@ async fn no_tap_is_leaked_or_held_twice_wherever_the_process_dies() {
 }
 
 /// `Seed` leaves alone a tap of the pool's device group that a process it
-/// was not told about has open ("a live VM must never lose its device"), but
-/// `Drain` then deletes it with the rest of the group: the group delete takes
-/// every device in the group, and the drain moves only its own leased taps
-/// out of the group first.
+/// was not told about has open ("a live VM must never lose its device"), and
+/// `Drain` must not take it with a group delete (which removes every device in
+/// the group): it finds it among the group's members and deletes its own taps
+/// one by one instead.
 #[actix_rt::test]
 async fn drain_spares_a_tap_that_seed_left_alone() {
     if !require_kernel() {
