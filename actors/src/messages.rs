@@ -102,7 +102,8 @@ pub struct Stats;
 /// Shuts the pool down: stops warming for good, waits for creates in flight,
 /// and deletes every idle tap, in one group delete where the pool has a device
 /// group. Leased taps are left to their holders; releasing one afterwards
-/// deletes it. Stopping the actor drains it first.
+/// deletes it. Stopping the actor drains it first (the actor runs until the
+/// drain is done).
 #[derive(Clone, Copy, Debug, Default, Message)]
 #[rtype(result = "DrainReport")]
 pub struct Drain;
