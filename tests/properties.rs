@@ -66,7 +66,7 @@ enum Pending {
 enum Done {
     Created(Pending, Result<CreatedTap, PoolError>),
     Unit(Pending, Result<(), PoolError>),
-    Group(u32, Result<Vec<TapName>, PoolError>),
+    Group(Result<Vec<TapName>, PoolError>),
     Listing(Vec<(TapName, u32)>, Vec<LinkInfo>),
 }
 
@@ -289,7 +289,7 @@ impl Model {
                     Done::Unit(p, r)
                 }
                 Command::CheckGroup { group } => {
-                    Done::Group(group, k.list_group(group).map_err(PoolError::from))
+                    Done::Group(k.list_group(group).map_err(PoolError::from))
                 }
                 Command::DeleteGroup { group } => {
                     let r = k.delete_group(group).map_err(PoolError::from);
@@ -319,7 +319,7 @@ impl Model {
                 Command::DeleteGroup { .. } => self.pool.group_deleted(&r),
                 other => unreachable!("{other:?}"),
             },
-            Done::Group(_, r) => self.pool.group_checked(&r),
+            Done::Group(r) => self.pool.group_checked(&r),
             Done::Listing(snapshot, links) => self.pool.resync(&snapshot, &links),
             other => unreachable!("{other:?}"),
         }
