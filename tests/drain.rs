@@ -47,6 +47,10 @@ async fn drain_waits_for_creates_in_flight() {
     let report = p.pool.send(Drain).await.unwrap();
     let warm = warming.await.unwrap();
     assert!(warm.shut_down);
+    assert!(
+        !warm.created.is_empty(),
+        "creates were in flight when the drain began"
+    );
     assert_eq!(report.deleted, warm.created.len());
     assert!(
         p.kernel_taps().is_empty(),

@@ -250,6 +250,14 @@ impl LinuxKernel {
 
 /// Runs one kernel call inside a debug span named `op`, then logs its
 /// duration and outcome.
+/// A dump that failed.
+fn list_error(e: NlError) -> KernelError {
+    match e {
+        NlError::Kernel { errno, ext_ack } => KernelError::List { errno, ext_ack },
+        NlError::Socket(errno) => KernelError::Socket { errno },
+    }
+}
+
 macro_rules! timed {
     ($op:literal, $body:expr $(, $field:ident = $value:expr)*) => {{
         let _span = tracing::debug_span!($op $(, $field = %$value)*).entered();
@@ -274,19 +282,7 @@ impl Kernel for LinuxKernel {
     }
 
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError> {
-        let _span = tracing::debug_span!("list_taps").entered();
-        let start = Instant::now();
-        let result = self.rtnl.tun_links().map_err(|e| match e {
-            NlError::Kernel { errno, ext_ack } => KernelError::List { errno, ext_ack },
-            NlError::Socket(errno) => KernelError::Socket { errno },
-        });
-        tracing::debug!(
-            elapsed_us = start.elapsed().as_micros() as u64,
-            count = result.as_ref().map_or(0, Vec::len),
-            ok = result.is_ok(),
-            "list_taps"
-        );
-        result
+        timed!("list_taps", self.rtnl.tun_links().map_err(list_error))
     }
 
     fn reset_tap(
@@ -312,18 +308,11 @@ impl Kernel for LinuxKernel {
     }
 
     fn list_group(&mut self, group: u32) -> Result<Vec<TapName>, KernelError> {
-        let _span = tracing::debug_span!("list_group", group).entered();
-        let start = Instant::now();
-        let result = self.rtnl.group_members(group).map_err(|e| match e {
-            NlError::Kernel { errno, ext_ack } => KernelError::List { errno, ext_ack },
-            NlError::Socket(errno) => KernelError::Socket { errno },
-        });
-        tracing::debug!(
-            elapsed_us = start.elapsed().as_micros() as u64,
-            count = result.as_ref().map_or(0, Vec::len),
-            "list_group"
-        );
-        result
+        timed!(
+            "list_group",
+            self.rtnl.group_members(group).map_err(list_error),
+            group = group
+        )
     }
 }
 

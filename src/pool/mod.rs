@@ -934,29 +934,6 @@ impl Pool {
         self.advance_drain();
     }
 
-    /// The pool is going away without a drain: stops warming, forgets its idle
-    /// taps and those whose delete failed, and returns them for the caller
-    /// to delete without reporting back.
-    pub fn abandon(&mut self) -> Vec<TapName> {
-        self.shutting_down = true;
-        self.idle.clear();
-        let orphans: Vec<TapName> = self
-            .taps
-            .iter()
-            .filter(|(_, t)| {
-                matches!(
-                    t.state,
-                    TapState::Idle | TapState::Draining | TapState::DeleteFailed
-                )
-            })
-            .map(|(n, _)| *n)
-            .collect();
-        for name in &orphans {
-            self.taps.remove(name);
-        }
-        orphans
-    }
-
     /// Records how moving a leased tap out of the group ended.
     pub fn ungrouped(&mut self, name: TapName, result: &Result<(), PoolError>) {
         match result {
