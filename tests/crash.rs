@@ -250,7 +250,7 @@ fn tun_links(ns: &TestNetns) -> Vec<Value> {
 }
 
 fn tap_names(ns: &TestNetns) -> BTreeSet<String> {
-    tun_links(ns).iter().map(|l| text(&l["ifname"])).collect()
+    ns.tun_names().into_iter().collect()
 }
 
 /// Whether a process has the tap open: a tap has carrier exactly then.

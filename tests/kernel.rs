@@ -689,17 +689,6 @@ fn reset_refusals_name_the_cause() {
     still_works.expect("a good reset after refused ones");
 }
 
-fn tun_names(ns: &TestNetns) -> Vec<String> {
-    let mut names: Vec<String> = ns
-        .links()
-        .iter()
-        .filter(|l| l["linkinfo"]["info_kind"] == "tun")
-        .map(|l| text(&l["ifname"]))
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn delete_group_removes_exactly_the_group() {
     if !require_kernel() {
@@ -743,7 +732,7 @@ fn delete_group_removes_exactly_the_group() {
     let all = [
         "tpk-g0", "tpk-g1", "tpk-g2", "tpk-g3", "tpk-g4", "tpk-o0", "tpk-o1",
     ];
-    assert_eq!(tun_names(&ns), all, "group 0 refused: nothing deleted");
+    assert_eq!(ns.tun_names(), all, "group 0 refused: nothing deleted");
     for i in 0..5 {
         let link = ns.link(&format!("tpk-g{i}")).expect("there");
         assert_eq!(text(&link["group"]), "4242");
@@ -763,7 +752,7 @@ fn delete_group_removes_exactly_the_group() {
     first.expect("delete group 4242");
     empty.expect("an emptied group deletes as nothing");
     other.expect("a group never used deletes as nothing");
-    assert_eq!(tun_names(&ns), ["tpk-o0", "tpk-o1"]);
+    assert_eq!(ns.tun_names(), ["tpk-o0", "tpk-o1"]);
     assert!(ns.link("tpk-ifbg").is_some());
     assert_not_in_host(&["tpk-g0", "tpk-o0", "tpk-ifbg"]);
 }
@@ -796,7 +785,7 @@ fn one_group_delete_against_single_deletes() {
         (group_time, start.elapsed())
     });
     eprintln!("{N} taps: one delete_group {group_time:?}, {N} delete_link {single_time:?}");
-    assert_eq!(tun_names(&ns), Vec::<String>::new());
+    assert_eq!(ns.tun_names(), Vec::<String>::new());
 }
 
 /// The next `Removed` event, skipping others, within `timeout`.

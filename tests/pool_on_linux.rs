@@ -60,18 +60,6 @@ async fn stats_until(pool: &Addr<TapPoolActor>, cond: impl Fn(&PoolStats) -> boo
     }
 }
 
-/// The tap names `ip` shows in the namespace.
-fn tap_names(ns: &TestNetns) -> Vec<String> {
-    let mut names: Vec<String> = ns
-        .links()
-        .iter()
-        .filter(|l| l["linkinfo"]["info_kind"] == "tun")
-        .map(|l| text(&l["ifname"]))
-        .collect();
-    names.sort();
-    names
-}
-
 /// Asserts what `ip -j -d` shows of a pooled tap made with `configured()`.
 fn assert_configured(link: &Value) {
     let name = text(&link["ifname"]);
@@ -112,7 +100,7 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     for tap in &report.created {
         assert_configured(&ns.link(tap.as_str()).expect("warm tap exists"));
     }
-    assert_eq!(tap_names(&ns), ["tap-pool-0", "tap-pool-1", "tap-pool-2"]);
+    assert_eq!(ns.tun_names(), ["tap-pool-0", "tap-pool-1", "tap-pool-2"]);
 
     // Hits, LIFO, then a fallback create.
     let a = acquire(&pool, "vm-a").await.unwrap();
@@ -132,7 +120,7 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     assert!(ns.link("vm-d").is_none(), "deleted from the kernel");
     let s = stats_until(&pool, |s| s.idle == 3).await;
     assert_eq!((s.leased, s.creating, s.hits, s.misses), (3, 0, 4, 1));
-    assert_eq!(tap_names(&ns).len(), 6);
+    assert_eq!(ns.tun_names().len(), 6);
     assert_not_in_host(&["tap-pool-0", "tap-pool-3", "vm-d"]);
 }
 
@@ -144,7 +132,7 @@ async fn pool_size_zero_creates_and_deletes_every_time() {
     let ns = TestNetns::new();
     let pool = start(&ns, 0, TapSpec::default());
     assert!(pool.send(Warm).await.unwrap().created.is_empty());
-    assert!(tap_names(&ns).is_empty());
+    assert!(ns.tun_names().is_empty());
     let lease = acquire(&pool, "vm-z").await.unwrap();
     assert_eq!(lease.source, LeaseSource::Created);
     let link = ns.link("vm-z").expect("created");
@@ -154,7 +142,7 @@ async fn pool_size_zero_creates_and_deletes_every_time() {
     let user = text(&link["linkinfo"]["info_data"]["user"]);
     assert!(user == me.to_string() || user == "root", "owner {user}");
     assert_eq!(release(&pool, lease.name).await.unwrap(), Released::Deleted);
-    assert!(tap_names(&ns).is_empty());
+    assert!(ns.tun_names().is_empty());
 }
 
 #[actix_rt::test]
@@ -172,7 +160,7 @@ async fn seed_skips_indices_in_use() {
         .unwrap();
     assert_eq!(report.unwrap().next_index, 42);
     pool.send(Warm).await.unwrap();
-    assert_eq!(tap_names(&ns), ["tap-pool-42", "tap-pool-43"]);
+    assert_eq!(ns.tun_names(), ["tap-pool-42", "tap-pool-43"]);
 }
 
 #[actix_rt::test]
@@ -196,7 +184,7 @@ async fn a_fallback_name_that_exists_is_ebusy_and_nothing_is_leaked_or_touched()
     assert_eq!(after["flags"], before["flags"]);
     assert_eq!(after.get("master"), before.get("master"));
     assert_eq!(after["linkinfo"], before["linkinfo"]);
-    assert_eq!(tap_names(&ns), ["vm-busy"]);
+    assert_eq!(ns.tun_names(), ["vm-busy"]);
     let s = pool.send(Stats).await.unwrap();
     assert_eq!((s.leased, s.creating, s.failures), (0, 0, 1));
 }
@@ -217,7 +205,7 @@ async fn a_missing_bridge_fails_the_warm_up_and_leaves_nothing() {
             bridge: n("br-tp")
         })
     );
-    assert!(tap_names(&ns).is_empty());
+    assert!(ns.tun_names().is_empty());
 }
 
 #[actix_rt::test]
@@ -240,7 +228,7 @@ async fn bad_releases_get_typed_errors_from_pool_and_kernel() {
         })
     );
     assert!(Acquire::new("name-of-16-bytes").is_err());
-    assert_eq!(tap_names(&ns), ["tap-pool-0"]);
+    assert_eq!(ns.tun_names(), ["tap-pool-0"]);
 }
 
 #[actix_rt::test]
@@ -291,7 +279,7 @@ async fn an_idle_tap_deleted_with_ip_is_dropped_and_replaced() {
     ns.ip(&["link", "del", "tap-pool-1"]);
     let s = stats_until(&pool, |s| s.vanished == 1 && s.idle == 2).await;
     assert_eq!(s.created, 3);
-    assert_eq!(tap_names(&ns), ["tap-pool-0", "tap-pool-2"]);
+    assert_eq!(ns.tun_names(), ["tap-pool-0", "tap-pool-2"]);
     for fallback in ["vm-a", "vm-b"] {
         let lease = acquire(&pool, fallback).await.unwrap();
         assert_eq!(lease.source, LeaseSource::Pool);
@@ -320,15 +308,15 @@ async fn drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps(
     );
     pool.send(Warm).await.unwrap();
     let held = acquire(&pool, "vm-a").await.unwrap();
-    assert_eq!(tap_names(&ns).len(), 20);
+    assert_eq!(ns.tun_names().len(), 20);
     let report = pool.send(Drain).await.unwrap();
     assert_eq!((report.deleted, report.bulk, report.leased), (19, true, 1));
-    assert_eq!(tap_names(&ns), [held.name.to_string()]);
+    assert_eq!(ns.tun_names(), [held.name.to_string()]);
     let link = ns.link(held.name.as_str()).unwrap();
     assert_eq!(link["group"], "default", "the held tap left the group");
     assert!(ns.link("keep-ifb").is_some(), "other devices untouched");
     assert_eq!(release(&pool, held.name).await.unwrap(), Released::Deleted);
-    assert!(tap_names(&ns).is_empty());
+    assert!(ns.tun_names().is_empty());
 }
 
 #[actix_rt::test]
@@ -353,5 +341,5 @@ async fn drain_never_bulk_deletes_a_group_holding_someone_elses_device() {
     assert_eq!((report.deleted, report.bulk), (3, false));
     assert_eq!(report.foreign_in_group, [n("not-ours")]);
     assert!(ns.link("not-ours").is_some(), "the other device survived");
-    assert!(tap_names(&ns).is_empty());
+    assert!(ns.tun_names().is_empty());
 }

@@ -150,6 +150,18 @@ impl TestNetns {
         serde_json::from_str(&self.ip(&["-j", "-d", "link", "show"])).expect("ip -j output is JSON")
     }
 
+    /// The names of every tun/tap device `ip` shows in the namespace, sorted.
+    pub fn tun_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .links()
+            .iter()
+            .filter(|l| l["linkinfo"]["info_kind"] == "tun")
+            .map(|l| text(&l["ifname"]))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Adds a bridge named `name`.
     pub fn add_bridge(&self, name: &str) {
         self.ip(&["link", "add", name, "type", "bridge"]);
@@ -215,25 +227,38 @@ pub fn attach(netns: Netns, name: &str, vnet_hdr: bool) -> OwnedFd {
     let name = name.to_owned();
     std::thread::spawn(move || {
         tap_pool::linux::enter(&netns).expect("enter test netns");
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .open("/dev/net/tun")
-            .expect("open /dev/net/tun");
-        // SAFETY: `ifreq` is plain old data; all zeroes is valid.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
-            *dst = src as libc::c_char;
+        // A process forked elsewhere in the test binary (tests spawn `ip`)
+        // holds a copy of any tun file open at that moment until it execs,
+        // and the tap answers EBUSY meanwhile: retry that briefly.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/net/tun")
+                .expect("open /dev/net/tun");
+            // SAFETY: `ifreq` is plain old data; all zeroes is valid.
+            let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+            for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+                *dst = src as libc::c_char;
+            }
+            let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
+            if vnet_hdr {
+                flags |= libc::IFF_VNET_HDR;
+            }
+            req.ifr_ifru.ifru_flags = flags as libc::c_short;
+            // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `req` is.
+            let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &raw mut req) };
+            if rc == 0 {
+                return OwnedFd::from(file);
+            }
+            let err = std::io::Error::last_os_error();
+            assert!(
+                err.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline,
+                "attach {name}: {err}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
         }
-        let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
-        if vnet_hdr {
-            flags |= libc::IFF_VNET_HDR;
-        }
-        req.ifr_ifru.ifru_flags = flags as libc::c_short;
-        // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `req` is.
-        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &raw mut req) };
-        assert_eq!(rc, 0, "attach {name}: {}", std::io::Error::last_os_error());
-        OwnedFd::from(file)
     })
     .join()
     .expect("attach helper thread")
