@@ -27,9 +27,10 @@ use crate::netlink::{
 /// It never makes a syscall and never blocks its mailbox: a request that needs
 /// the kernel reserves its name or slot in the bookkeeping first, hands the
 /// call to the [`NetlinkActor`], and is answered from a `ResponseActFuture`
-/// when the kernel replies; meanwhile every other message is served. Requests
-/// that need no kernel call (a warm `Acquire`, a `Release` back to the pool)
-/// are answered in place, with no allocation.
+/// when the kernel replies; meanwhile every other message is served. A warm
+/// `Acquire` is answered in place, with no allocation; a `Release` back to
+/// the pool is answered in place too, and queues the tap's reset (a kernel
+/// call nobody waits for) unless `reset_on_release` is off.
 pub struct TapPoolActor {
     pool: Pool,
     /// Creates, resets, listings and group changes.
