@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{SimPool, name};
+use support::{SimPool, eventually, name};
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
     Kernel, KernelError, PoolConfig, PoolError, Released, Seed, TapName, TapSpec, TapState,
@@ -161,14 +161,24 @@ async fn seeded_names_are_held_by_their_callers() {
 #[actix_rt::test]
 async fn a_failed_listing_is_a_typed_error_and_changes_nothing() {
     let sim = leftovers(&["tap-pool-9"], TapSpec::default());
-    sim.inject(Fault::nth(SimOp::List, 1, libc::ENOBUFS));
     let p = SimPool::with(
-        sim,
+        sim.clone(),
         PoolConfig {
             size: 1,
             ..PoolConfig::default()
         },
     );
+    // The link watcher lists the links once as it starts; the fault is for
+    // Seed's listing, whichever comes first.
+    eventually("the watcher's first listing", || async {
+        sim.calls(SimOp::List) >= 1
+    })
+    .await;
+    sim.inject(Fault::nth(
+        SimOp::List,
+        sim.calls(SimOp::List) + 1,
+        libc::ENOBUFS,
+    ));
     let before = p.stats().await;
     assert!(matches!(
         seed(&p, &["vm-x"]).await.unwrap_err(),

@@ -4,14 +4,17 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use actix::fut::{self, ActorFutureExt};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix::dev::{MessageResponse, OneshotSender};
 use actix::{
-    Actor, ActorContext, ActorResponse, Addr, AsyncContext, Context, Handler, MailboxError,
-    Message, ResponseActFuture, Running, WeakAddr, WrapFuture,
+    Actor, ActorContext, Addr, AsyncContext, Context, Handler, MailboxError, Message,
+    MessageResult, Running, WeakAddr,
 };
 use tap_pool::{
     AcquireDecision, Command, ConfigError, DrainReport, KernelError, KernelFactory, LinkEvent,
-    Pool, PoolConfig, PoolError, PoolStats, ReleaseDecision, SeedReport, WarmReport,
+    Pool, PoolConfig, PoolError, ReleaseDecision, SeedReport, WarmReport,
 };
 use tokio::sync::oneshot;
 use tracing::{debug, debug_span, info, warn};
@@ -102,6 +105,37 @@ impl TapPoolActor {
         Ok(addr)
     }
 
+    /// Hands `msg` to the kernel actor `to` and, when it answers, runs
+    /// `then` on the pool (followed by [`TapPoolActor::pump`]).
+    ///
+    /// The reply is awaited on a task of its own that holds the pool only
+    /// weakly and comes back as a message: the pool's own context never holds
+    /// a pending future. (actix polls every future spawned in an actor's
+    /// context each time the actor wakes, so N kernel calls in flight would
+    /// cost every `Acquire` N polls.)
+    fn call<M, T, F>(ctx: &mut Context<Self>, to: &Addr<NetlinkActor>, msg: M, then: F)
+    where
+        M: Message<Result = Result<T, KernelError>> + Send + 'static,
+        T: Send + 'static,
+        NetlinkActor: Handler<M>,
+        F: FnOnce(&mut Self, Result<T, PoolError>, &mut Context<Self>) + Send + 'static,
+    {
+        let request = to.send(msg);
+        let pool = ctx.address().downgrade();
+        actix::spawn(async move {
+            let res = kernel_result(request.await);
+            // A pool that is gone has nothing left to record.
+            if let Some(pool) = pool.upgrade() {
+                pool.do_send(Then(Box::new(
+                    move |act: &mut Self, ctx: &mut Context<Self>| {
+                        then(act, res, ctx);
+                        act.pump(ctx);
+                    },
+                )));
+            }
+        });
+    }
+
     /// Carries out the work the pool queued: kernel calls go to the kernel
     /// actor and report back; timers are set; finished warm-ups and drains
     /// are answered.
@@ -109,67 +143,72 @@ impl TapPoolActor {
         while let Some(command) = self.pool.take_command() {
             match command {
                 Command::Create { name, spec } => {
-                    let request = self.kernel.send(CreateTap { name, spec });
-                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
-                        let res = kernel_result(res);
-                        match &res {
-                            Err(error) => warn!(tap = %name, %error, "tap pool warm-up failed"),
-                            Ok(_) => debug!(tap = %name, "tap added to idle pool"),
-                        }
-                        act.pool.warm_created(name, res);
-                        act.pump(ctx);
-                    }));
+                    Self::call(
+                        ctx,
+                        &self.kernel,
+                        CreateTap { name, spec },
+                        move |act, res, _| {
+                            match &res {
+                                Err(error) => warn!(tap = %name, %error, "tap pool warm-up failed"),
+                                Ok(_) => debug!(tap = %name, "tap added to idle pool"),
+                            }
+                            act.pool.warm_created(name, res);
+                        },
+                    );
                 }
                 Command::Reset { name, spec, mac } => {
-                    let request = self.kernel.send(ResetTap { name, spec, mac });
-                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
-                        let res = kernel_result(res);
+                    let msg = ResetTap { name, spec, mac };
+                    Self::call(ctx, &self.kernel, msg, move |act, res, _| {
                         if let Err(error) = &res {
                             warn!(tap = %name, %error, "resetting a released tap failed; deleting it");
                         }
                         act.pool.reset_finished(name, &res);
-                        act.pump(ctx);
-                    }));
+                    });
                 }
                 Command::Delete { name } => {
-                    let request = self.deleter.send(DeleteTap { name });
-                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
-                        let res = kernel_result(res);
-                        if let Err(error) = &res {
-                            warn!(tap = %name, %error, "deleting a tap failed");
-                        }
-                        act.pool.delete_finished(name, &res);
-                        act.pump(ctx);
-                    }));
+                    Self::call(
+                        ctx,
+                        &self.deleter,
+                        DeleteTap { name },
+                        move |act, res, _| {
+                            if let Err(error) = &res {
+                                warn!(tap = %name, %error, "deleting a tap failed");
+                            }
+                            act.pool.delete_finished(name, &res);
+                        },
+                    );
                 }
                 Command::Ungroup { name } => {
-                    let request = self.kernel.send(SetDeviceGroup { name, group: 0 });
-                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
-                        act.pool.ungrouped(name, &kernel_result(res));
-                        act.pump(ctx);
-                    }));
+                    let msg = SetDeviceGroup { name, group: 0 };
+                    Self::call(ctx, &self.kernel, msg, move |act, res, _| {
+                        act.pool.ungrouped(name, &res);
+                    });
                 }
                 Command::CheckGroup { group } => {
-                    let request = self.kernel.send(ListGroup { group });
-                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
-                        let res = kernel_result(res);
-                        if let Ok(members) = &res {
-                            debug!(group, members = members.len(), "device group listed");
-                        }
-                        act.pool.group_checked(&res);
-                        act.pump(ctx);
-                    }));
+                    Self::call(
+                        ctx,
+                        &self.kernel,
+                        ListGroup { group },
+                        move |act, res, _| {
+                            if let Ok(members) = &res {
+                                debug!(group, members = members.len(), "device group listed");
+                            }
+                            act.pool.group_checked(&res);
+                        },
+                    );
                 }
                 Command::DeleteGroup { group } => {
-                    let request = self.deleter.send(DeleteGroup { group });
-                    ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
-                        let res = kernel_result(res);
-                        if let Err(error) = &res {
-                            warn!(group, %error, "group delete failed; deleting one by one");
-                        }
-                        act.pool.group_deleted(&res);
-                        act.pump(ctx);
-                    }));
+                    Self::call(
+                        ctx,
+                        &self.deleter,
+                        DeleteGroup { group },
+                        move |act, res, _| {
+                            if let Err(error) = &res {
+                                warn!(group, %error, "group delete failed; deleting one by one");
+                            }
+                            act.pool.group_deleted(&res);
+                        },
+                    );
                 }
                 Command::RetryWarmAfter(after) => {
                     ctx.run_later(after, |act, ctx| {
@@ -313,26 +352,79 @@ impl Handler<Wake> for TapPoolActor {
     fn handle(&mut self, _: Wake, _: &mut Context<Self>) {}
 }
 
-impl Handler<Acquire> for TapPoolActor {
-    type Result = ActorResponse<Self, Result<Lease, PoolError>>;
+/// Work to run on the pool once a kernel call has answered: how replies
+/// awaited outside the pool's context come back to it.
+struct Then<R = ()>(Box<dyn OnPool<R>>);
 
-    fn handle(&mut self, msg: Acquire, _: &mut Context<Self>) -> Self::Result {
+/// A step run on the pool actor with its context.
+trait OnPool<R>: FnOnce(&mut TapPoolActor, &mut Context<TapPoolActor>) -> R + Send {}
+
+impl<R, F: FnOnce(&mut TapPoolActor, &mut Context<TapPoolActor>) -> R + Send> OnPool<R> for F {}
+
+impl<R: 'static> Message for Then<R> {
+    type Result = R;
+}
+
+impl<R: 'static> Handler<Then<R>> for TapPoolActor {
+    type Result = MessageResult<Then<R>>;
+    fn handle(&mut self, msg: Then<R>, ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult((msg.0)(self, ctx))
+    }
+}
+
+/// How the pool answers a request: at once, or later from a task of its own
+/// (never from a future in the pool's context; see [`TapPoolActor`]).
+pub enum Reply<T> {
+    /// The answer, sent as the message is handled.
+    Now(T),
+    /// A task that computes the answer; it runs on the pool's arbiter but
+    /// outside the pool's context.
+    Later(Pin<Box<dyn Future<Output = T>>>),
+}
+
+impl<A: Actor, M: Message<Result = T>, T: 'static> MessageResponse<A, M> for Reply<T> {
+    fn handle(self, _: &mut A::Context, tx: Option<OneshotSender<T>>) {
+        match self {
+            Reply::Now(answer) => {
+                if let Some(tx) = tx {
+                    // A caller that went away no longer wants the answer.
+                    let _ = tx.send(answer);
+                }
+            }
+            Reply::Later(answer) => {
+                actix::spawn(async move {
+                    let answer = answer.await;
+                    if let Some(tx) = tx {
+                        let _ = tx.send(answer);
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl Handler<Acquire> for TapPoolActor {
+    type Result = Reply<Result<Lease, PoolError>>;
+
+    fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("acquire", fallback = %msg.fallback).entered();
         match self.pool.acquire(msg.fallback) {
             Err(e) => {
                 debug!(error = %e, "acquire refused");
-                ActorResponse::reply(Err(e))
+                Reply::Now(Err(e))
             }
-            Ok(AcquireDecision::Pooled(name)) => ActorResponse::reply(Ok(Lease {
+            Ok(AcquireDecision::Pooled(name)) => Reply::Now(Ok(Lease {
                 name,
                 source: LeaseSource::Pool,
             })),
             Ok(AcquireDecision::Create(name, spec)) => {
                 debug!(tap = %name, "pool empty: creating the fallback tap");
-                let request = self.kernel.send(CreateTap { name, spec });
-                let reply: ResponseActFuture<Self, _> =
-                    Box::pin(request.into_actor(self).map(move |res, act, ctx| {
-                        let res = kernel_result(res);
+                let kernel = self.kernel.clone();
+                let request = kernel.send(CreateTap { name, spec });
+                let pool = ctx.address().downgrade();
+                Reply::Later(Box::pin(async move {
+                    let res = kernel_result(request.await);
+                    let record = Then(Box::new(move |act: &mut Self, ctx: &mut Context<Self>| {
                         act.pool.lease_created(name, &res);
                         act.pump(ctx);
                         res.map(|_| Lease {
@@ -340,14 +432,26 @@ impl Handler<Acquire> for TapPoolActor {
                             source: LeaseSource::Created,
                         })
                     }));
-                ActorResponse::r#async(reply)
+                    // The pool records the lease before the caller hears of
+                    // it, so the caller's Release always finds it.
+                    if let Some(pool) = pool.upgrade()
+                        && let Ok(answer) = pool.send(record).await
+                    {
+                        return answer;
+                    }
+                    // The pool stopped while the kernel was creating the tap:
+                    // nobody would ever release it, so it goes.
+                    warn!(tap = %name, "the pool stopped during a fallback create; deleting the tap");
+                    kernel.do_send(DeleteTap { name });
+                    Err(PoolError::Stopped)
+                }))
             }
         }
     }
 }
 
 impl Handler<Release> for TapPoolActor {
-    type Result = ActorResponse<Self, Result<Released, PoolError>>;
+    type Result = Reply<Result<Released, PoolError>>;
 
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) -> Self::Result {
         let name = msg.tap;
@@ -355,33 +459,40 @@ impl Handler<Release> for TapPoolActor {
         match self.pool.release(name) {
             Err(e) => {
                 debug!(error = %e, "release refused");
-                ActorResponse::reply(Err(e))
+                Reply::Now(Err(e))
             }
             Ok(ReleaseDecision::Pooled) => {
                 self.pump(ctx);
-                ActorResponse::reply(Ok(Released::Pooled))
+                Reply::Now(Ok(Released::Pooled))
             }
-            Ok(ReleaseDecision::Vanished) => ActorResponse::reply(Ok(Released::Vanished)),
+            Ok(ReleaseDecision::Vanished) => Reply::Now(Ok(Released::Vanished)),
             Ok(ReleaseDecision::Delete) => {
                 let request = self.deleter.send(DeleteTap { name });
-                let reply: ResponseActFuture<Self, _> =
-                    Box::pin(request.into_actor(self).map(move |res, act, ctx| {
-                        let res = kernel_result(res);
-                        if let Err(error) = &res {
-                            warn!(tap = %name, %error, "deleting a released tap failed");
-                        }
-                        act.pool.delete_finished(name, &res);
-                        act.pump(ctx);
-                        res.map(|()| Released::Deleted)
-                    }));
-                ActorResponse::r#async(reply)
+                let pool = ctx.address().downgrade();
+                Reply::Later(Box::pin(async move {
+                    let res = kernel_result(request.await);
+                    if let Err(error) = &res {
+                        warn!(tap = %name, %error, "deleting a released tap failed");
+                    }
+                    let answer = res.clone().map(|()| Released::Deleted);
+                    if let Some(pool) = pool.upgrade() {
+                        let record =
+                            Then(Box::new(move |act: &mut Self, ctx: &mut Context<Self>| {
+                                act.pool.delete_finished(name, &res);
+                                act.pump(ctx);
+                            }));
+                        // Recorded before the caller hears, like a create.
+                        let _ = pool.send(record).await;
+                    }
+                    answer
+                }))
             }
         }
     }
 }
 
 impl Handler<Warm> for TapPoolActor {
-    type Result = ActorResponse<Self, WarmReport>;
+    type Result = Reply<WarmReport>;
 
     fn handle(&mut self, _: Warm, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("warm").entered();
@@ -393,12 +504,12 @@ impl Handler<Warm> for TapPoolActor {
             shut_down: true,
             ..WarmReport::default()
         };
-        ActorResponse::r#async(fut::wrap_future(rx).map(|res, _, _| res.unwrap_or(shut_down)))
+        Reply::Later(Box::pin(async move { rx.await.unwrap_or(shut_down) }))
     }
 }
 
 impl Handler<Drain> for TapPoolActor {
-    type Result = ActorResponse<Self, DrainReport>;
+    type Result = Reply<DrainReport>;
 
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("drain").entered();
@@ -406,19 +517,20 @@ impl Handler<Drain> for TapPoolActor {
         self.drain_waiters.push(tx);
         self.pool.drain();
         self.pump(ctx);
-        ActorResponse::r#async(fut::wrap_future(rx).map(|res, _, _| res.unwrap_or_default()))
+        Reply::Later(Box::pin(async move { rx.await.unwrap_or_default() }))
     }
 }
 
 impl Handler<Seed> for TapPoolActor {
-    type Result = ActorResponse<Self, Result<SeedReport, PoolError>>;
+    type Result = Reply<Result<SeedReport, PoolError>>;
 
-    fn handle(&mut self, msg: Seed, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Seed, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("seed", used = msg.used.len()).entered();
         let request = self.kernel.send(ListTaps);
-        let reply: ResponseActFuture<Self, _> =
-            Box::pin(request.into_actor(self).map(move |res, act, ctx| {
-                let links = kernel_result(res)?;
+        let pool = ctx.address().downgrade();
+        Reply::Later(Box::pin(async move {
+            let links = kernel_result(request.await)?;
+            let reconcile = Then(Box::new(move |act: &mut Self, ctx: &mut Context<Self>| {
                 let report = act.pool.reconcile(&msg.used, &links);
                 info!(
                     next_index = report.next_index,
@@ -429,18 +541,20 @@ impl Handler<Seed> for TapPoolActor {
                     "tap pool seeded"
                 );
                 act.pump(ctx);
-                Ok(report)
+                report
             }));
-        ActorResponse::r#async(reply)
+            let pool = pool.upgrade().ok_or(PoolError::Stopped)?;
+            pool.send(reconcile).await.map_err(|_| PoolError::Stopped)
+        }))
     }
 }
 
 impl Handler<Stats> for TapPoolActor {
-    type Result = ActorResponse<Self, PoolStats>;
+    type Result = MessageResult<Stats>;
 
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("stats").entered();
-        ActorResponse::reply(self.pool.stats())
+        MessageResult(self.pool.stats())
     }
 }
 
@@ -456,9 +570,11 @@ impl Handler<LinkChanged> for TapPoolActor {
             }
             LinkEvent::Resync => {
                 let snapshot = self.pool.resync_snapshot();
-                let request = self.kernel.send(ListTaps);
-                ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
-                    match kernel_result(res) {
+                Self::call(
+                    ctx,
+                    &self.kernel,
+                    ListTaps,
+                    move |act, res, ctx| match res {
                         Ok(links) => act.pool.resync(&snapshot, &links),
                         Err(error) => {
                             warn!(%error, "cannot list links to resync; retrying");
@@ -467,9 +583,8 @@ impl Handler<LinkChanged> for TapPoolActor {
                                 Duration::from_secs(1),
                             );
                         }
-                    }
-                    act.pump(ctx);
-                }));
+                    },
+                );
             }
         }
     }

@@ -95,6 +95,10 @@ pub enum PoolError {
     /// The kernel actor is gone, so nothing can reach the kernel.
     #[error("the kernel actor is not running")]
     KernelUnavailable,
+    /// The pool stopped before the request could finish; nothing of it
+    /// remains (a tap made for it was deleted).
+    #[error("the tap pool stopped before the request finished")]
+    Stopped,
 }
 
 /// What to do for an `Acquire`.
