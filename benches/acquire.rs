@@ -19,7 +19,7 @@ fn warm_acquire_release(c: &mut Criterion) {
     let mut g = c.benchmark_group("warm_acquire_release");
     g.measurement_time(Duration::from_secs(3));
     for reset in [true, false] {
-        let f = WarmFixture::new(8, reset);
+        let f = WarmFixture::new(rows::PAIRS_POOL_SIZE, reset);
         let label = if reset { "reset_on" } else { "reset_off" };
         g.bench_function(format!("tap_pool_actor_pair/{label}"), |b| {
             b.iter_custom(|iters| f.pairs(iters).0.iter().sum())

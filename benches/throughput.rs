@@ -16,7 +16,7 @@ fn throughput(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3));
     g.throughput(Throughput::Elements(1));
     for reset in [true, false] {
-        let f = WarmFixture::new(128, reset);
+        let f = WarmFixture::new(rows::THROUGHPUT_POOL_SIZE, reset);
         let label = if reset { "reset_on" } else { "reset_off" };
         for clients in [1, 64] {
             g.bench_function(format!("pool_pairs/{clients}_clients/{label}"), |b| {

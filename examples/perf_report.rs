@@ -55,6 +55,13 @@ fn main() {
         .position(|a| a == "--svg")
         .and_then(|i| args.get(i + 1).cloned())
         .unwrap_or_else(|| "docs/acquire-latency.svg".to_owned());
+    // `--rows 1,7` measures only those rows (and draws no plot).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--rows")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(str::to_owned).collect());
+    let want = |row: &str| only.as_ref().is_none_or(|o| o.iter().any(|r| r == row));
     let scale = |n: u64| if quick { (n / 20).max(10) } else { n };
     let start = Instant::now();
     let mut lines: Vec<Line> = Vec::new();
@@ -62,9 +69,12 @@ fn main() {
 
     // Row 1 and row 7, with reset on release (the default) and off.
     for reset in [true, false] {
+        if !want("1") && !want("7") {
+            break;
+        }
         let label = if reset { "reset on" } else { "reset off" };
         progress(&format!("row 1: warm Acquire + Release ({label})"), start);
-        let f = WarmFixture::new(8, reset);
+        let f = WarmFixture::new(rows::PAIRS_POOL_SIZE, reset);
         f.pairs(scale(20_000));
         f.round_trips(scale(20_000));
         let n = scale(200_000);
@@ -123,16 +133,22 @@ fn main() {
         drop(f);
 
         progress(&format!("row 7: throughput ({label})"), start);
-        let f = WarmFixture::new(128, reset);
+        let f = WarmFixture::new(rows::THROUGHPUT_POOL_SIZE, reset);
         f.throughput(64, scale(50_000));
         for clients in [1, 64] {
             let total = scale(400_000);
+            let missed_before = f.misses();
             let pool = f.throughput(clients, total);
+            let missed = f.misses() - missed_before;
             let bare = f.noop_throughput(clients, total);
             let mutex = f.mutex_throughput(clients.min(2), total);
             lines.push(Line {
                 row: "7",
-                what: format!("pairs/s, {clients} client(s), {label}"),
+                what: format!(
+                    "pairs/s, {clients} client(s), {label} (pool of {}; {:.2}% of Acquires missed)",
+                    rows::THROUGHPUT_POOL_SIZE,
+                    100.0 * missed as f64 / total as f64
+                ),
                 median: format!("{:.0}k/s", pool / 1e3),
                 p99: String::new(),
                 against: format!(
@@ -148,11 +164,11 @@ fn main() {
         }
     }
 
-    progress(
-        "row 2: warm Acquire, simulated kernel idle vs busy (50 ms calls)",
-        start,
-    );
-    {
+    if want("2") {
+        progress(
+            "row 2: warm Acquire, simulated kernel idle vs busy (50 ms calls)",
+            start,
+        );
         let (mut idle, mut busy, still_busy) =
             rows::busy_sim(scale(50_000), Duration::from_millis(50));
         let (im, ip) = stats(&mut idle);
@@ -191,7 +207,7 @@ fn main() {
                 met: None,
             });
         }
-        Ok(ns) => real_rows(ns, quick, start, &mut lines, &mut plot),
+        Ok(ns) => real_rows(ns, quick, &want, start, &mut lines, &mut plot),
     }
 
     let mut out = String::new();
@@ -215,7 +231,7 @@ fn main() {
         .unwrap();
     }
     println!("{out}");
-    if !plot.is_empty() {
+    if only.is_none() && !plot.is_empty() {
         std::fs::write(&svg_path, svg(&mut plot)).expect("write the plot");
         progress(&format!("plot written to {svg_path}"), start);
     }
@@ -225,132 +241,141 @@ fn main() {
 fn real_rows(
     ns: &RealNs,
     quick: bool,
+    want: &dyn Fn(&str) -> bool,
     start: Instant,
     lines: &mut Vec<Line>,
     plot: &mut Vec<(&'static str, Vec<Duration>)>,
 ) {
     let scale = |n: usize| if quick { (n / 20).max(10) } else { n };
 
-    progress(
-        "row 2: warm Acquire, real kernel idle vs busy (single deletes)",
-        start,
-    );
-    let (mut idle, mut busy, still_busy) = rows::busy_real(ns, scale(20_000) as u64, 100);
-    let (im, ip) = stats(&mut idle);
-    let (bm, bp) = stats(&mut busy);
-    lines.push(Line {
-        row: "2",
-        what: format!(
-            "warm Acquire, real kernel deleting 100 taps{}",
-            if still_busy {
-                ""
-            } else {
-                " (kernel went idle early!)"
-            }
-        ),
-        median: us(bm),
-        p99: us(bp),
-        against: format!("kernel idle: {} / {}", us(im), us(ip)),
-        ratio: format!("{:.2}× (p99)", bp.as_secs_f64() / ip.as_secs_f64()),
-        target: "p99 ≤ 2×",
-        met: Some(bp <= 2 * ip),
-    });
-
-    progress("row 3: cold Acquire (create + up + master)", start);
-    ns.ip_batch("link add br0 type bridge\nlink set br0 up\n");
-    let br = rows::name("br0");
-    let n = scale(300);
-    let mut direct = rows::cold_direct(ns, br, n);
-    let mut pool = rows::cold_pool(ns, br, n);
-    let mut sub = rows::cold_subprocess(ns, br, scale(100));
-    plot.push(("cold Acquire (pool)", pool.clone()));
-    plot.push(("ip tuntap add + ip link set (subprocesses)", sub.clone()));
-    let (dm, dp) = stats(&mut direct);
-    let (pm, pp) = stats(&mut pool);
-    let (sm, sp) = stats(&mut sub);
-    lines.push(Line {
-        row: "3",
-        what: "cold Acquire (create + up + master)".to_owned(),
-        median: us(pm),
-        p99: us(pp),
-        against: format!("direct kernel calls: {} / {}", us(dm), us(dp)),
-        ratio: format!("{:.2}×", pm.as_secs_f64() / dm.as_secs_f64()),
-        target: "≤ 1.15×",
-        met: Some(pm.as_secs_f64() <= 1.15 * dm.as_secs_f64()),
-    });
-    lines.push(Line {
-        row: "3",
-        what: "— against `ip` subprocesses".to_owned(),
-        median: us(pm),
-        p99: us(pp),
-        against: format!("ip tuntap add + ip link set: {} / {}", us(sm), us(sp)),
-        ratio: format!("{:.1}× faster", sm.as_secs_f64() / pm.as_secs_f64()),
-        target: "≥ 5× faster",
-        met: Some(sm.as_secs_f64() >= 5.0 * pm.as_secs_f64()),
-    });
-
-    let taps = scale(1000);
-    progress(&format!("row 4: direct loop of {taps} creates"), start);
-    let direct = rows::create_direct(ns, taps);
-    progress(
-        &format!("row 5: {taps} single deletes (~20 ms each), progress every 100"),
-        start,
-    );
-    let singles = rows::delete_each(ns, taps, |i| eprintln!("    {i} deleted"));
-    let sys = actix_rt::System::new();
-    let mut drains = Vec::new();
-    for workers in [1, 2, 4] {
+    if want("2") {
         progress(
-            &format!("row 4: warm-up of {taps} taps, {workers} worker(s)"),
+            "row 2: warm Acquire, real kernel idle vs busy (single deletes)",
             start,
         );
-        let (pool, took) = rows::warm_up(&sys, ns, taps, workers);
+        let (mut idle, mut busy, still_busy) = rows::busy_real(ns, scale(20_000) as u64, 100);
+        let (im, ip) = stats(&mut idle);
+        let (bm, bp) = stats(&mut busy);
         lines.push(Line {
-            row: "4",
-            what: format!("warm-up of {taps} taps, {workers} kernel worker(s)"),
-            median: us(took),
-            p99: String::new(),
-            against: format!("direct loop: {}", us(direct)),
-            ratio: format!("{:.2}×", took.as_secs_f64() / direct.as_secs_f64()),
-            target: "≤ 1.2×",
-            met: Some(took.as_secs_f64() <= 1.2 * direct.as_secs_f64()),
+            row: "2",
+            what: format!(
+                "warm Acquire, real kernel deleting 100 taps{}",
+                if still_busy {
+                    ""
+                } else {
+                    " (kernel went idle early!)"
+                }
+            ),
+            median: us(bm),
+            p99: us(bp),
+            against: format!("kernel idle: {} / {}", us(im), us(ip)),
+            ratio: format!("{:.2}× (p99)", bp.as_secs_f64() / ip.as_secs_f64()),
+            target: "p99 ≤ 2×",
+            met: Some(bp <= 2 * ip),
         });
-        progress(&format!("row 5: drain of {taps} idle taps"), start);
-        drains.push(rows::drain(&sys, pool));
     }
-    let (dm, dp) = stats(&mut drains);
-    lines.push(Line {
-        row: "5",
-        what: format!("Drain of {taps} idle taps (one group delete; 3 runs)"),
-        median: us(dm),
-        p99: format!("{} (max)", us(dp)),
-        against: format!("{taps} single RTM_DELLINKs: {}", us(singles)),
-        ratio: format!("{:.0}× faster", singles.as_secs_f64() / dm.as_secs_f64()),
-        target: "≥ 50× faster",
-        met: Some(singles.as_secs_f64() >= 50.0 * dm.as_secs_f64()),
-    });
 
-    let links = scale(4000);
-    progress(
-        &format!("row 6: Seed in a namespace of {links} links"),
-        start,
-    );
-    let used = rows::seed_setup(ns, links);
-    let mut seeds = rows::seed(ns, &used, 20);
-    ns.clear();
-    let (sm, sp) = stats(&mut seeds);
-    lines.push(Line {
-        row: "6",
-        what: format!(
-            "Seed (list + reconcile) among {links} links, all of them taps, 200 held by VMs"
-        ),
-        median: us(sm),
-        p99: us(sp),
-        against: String::new(),
-        ratio: String::new(),
-        target: "< 50 ms",
-        met: Some(sp < Duration::from_millis(50)),
-    });
+    if want("3") {
+        progress("row 3: cold Acquire (create + up + master)", start);
+        ns.ip_batch("link add br0 type bridge\nlink set br0 up\n");
+        let br = rows::name("br0");
+        let n = scale(300);
+        let mut direct = rows::cold_direct(ns, br, n);
+        let mut pool = rows::cold_pool(ns, br, n);
+        let mut sub = rows::cold_subprocess(ns, br, scale(100));
+        plot.push(("cold Acquire (pool)", pool.clone()));
+        plot.push(("ip tuntap add + ip link set (subprocesses)", sub.clone()));
+        let (dm, dp) = stats(&mut direct);
+        let (pm, pp) = stats(&mut pool);
+        let (sm, sp) = stats(&mut sub);
+        lines.push(Line {
+            row: "3",
+            what: "cold Acquire (create + up + master)".to_owned(),
+            median: us(pm),
+            p99: us(pp),
+            against: format!("direct kernel calls: {} / {}", us(dm), us(dp)),
+            ratio: format!("{:.2}×", pm.as_secs_f64() / dm.as_secs_f64()),
+            target: "≤ 1.15×",
+            met: Some(pm.as_secs_f64() <= 1.15 * dm.as_secs_f64()),
+        });
+        lines.push(Line {
+            row: "3",
+            what: "— against `ip` subprocesses".to_owned(),
+            median: us(pm),
+            p99: us(pp),
+            against: format!("ip tuntap add + ip link set: {} / {}", us(sm), us(sp)),
+            ratio: format!("{:.1}× faster", sm.as_secs_f64() / pm.as_secs_f64()),
+            target: "≥ 5× faster",
+            met: Some(sm.as_secs_f64() >= 5.0 * pm.as_secs_f64()),
+        });
+    }
+
+    if want("4") || want("5") {
+        let taps = scale(1000);
+        progress(&format!("row 4: direct loop of {taps} creates"), start);
+        let direct = rows::create_direct(ns, taps);
+        progress(
+            &format!("row 5: {taps} single deletes (~20 ms each), progress every 100"),
+            start,
+        );
+        let singles = rows::delete_each(ns, taps, |i| eprintln!("    {i} deleted"));
+        let sys = actix_rt::System::new();
+        let mut drains = Vec::new();
+        for workers in [1, 2, 4] {
+            progress(
+                &format!("row 4: warm-up of {taps} taps, {workers} worker(s)"),
+                start,
+            );
+            let (pool, took) = rows::warm_up(&sys, ns, taps, workers);
+            lines.push(Line {
+                row: "4",
+                what: format!("warm-up of {taps} taps, {workers} kernel worker(s)"),
+                median: us(took),
+                p99: String::new(),
+                against: format!("direct loop: {}", us(direct)),
+                ratio: format!("{:.2}×", took.as_secs_f64() / direct.as_secs_f64()),
+                target: "≤ 1.2×",
+                met: Some(took.as_secs_f64() <= 1.2 * direct.as_secs_f64()),
+            });
+            progress(&format!("row 5: drain of {taps} idle taps"), start);
+            drains.push(rows::drain(&sys, pool));
+        }
+        let (dm, dp) = stats(&mut drains);
+        lines.push(Line {
+            row: "5",
+            what: format!("Drain of {taps} idle taps (one group delete; 3 runs)"),
+            median: us(dm),
+            p99: format!("{} (max)", us(dp)),
+            against: format!("{taps} single RTM_DELLINKs: {}", us(singles)),
+            ratio: format!("{:.0}× faster", singles.as_secs_f64() / dm.as_secs_f64()),
+            target: "≥ 50× faster",
+            met: Some(singles.as_secs_f64() >= 50.0 * dm.as_secs_f64()),
+        });
+    }
+
+    if want("6") {
+        let links = scale(4000);
+        progress(
+            &format!("row 6: Seed in a namespace of {links} links"),
+            start,
+        );
+        let used = rows::seed_setup(ns, links);
+        let mut seeds = rows::seed(ns, &used, 20);
+        ns.clear();
+        let (sm, sp) = stats(&mut seeds);
+        lines.push(Line {
+            row: "6",
+            what: format!(
+                "Seed (list + reconcile) among {links} links, all of them taps, 200 held by VMs"
+            ),
+            median: us(sm),
+            p99: us(sp),
+            against: String::new(),
+            ratio: String::new(),
+            target: "< 50 ms",
+            met: Some(sp < Duration::from_millis(50)),
+        });
+    }
 }
 
 /// A latency CDF on a log scale, one curve per series, as a standalone SVG.

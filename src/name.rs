@@ -87,6 +87,11 @@ impl TapName {
         std::str::from_utf8(&self.bytes[..self.len as usize]).expect("TapName holds UTF-8")
     }
 
+    /// The name's bytes (UTF-8, no terminating NUL).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
     /// The name's length in bytes.
     pub fn len(&self) -> usize {
         self.len as usize
@@ -98,10 +103,11 @@ impl TapName {
     }
 }
 
-/// Names order as their text does.
+/// Names order as their text does. (`str` orders by its UTF-8 bytes, so the
+/// bytes are compared directly, without checking them as text again.)
 impl Ord for TapName {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
@@ -200,5 +206,25 @@ mod tests {
             TapName::new("\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"),
             Err(NameError::TooLong { len: 16, .. })
         ));
+    }
+
+    #[test]
+    fn names_sort_as_their_text() {
+        let texts = [
+            "tap-pool-10",
+            "tap-pool-9",
+            "tap-\u{e9}",
+            "tap-z",
+            "tap",
+            "tap-pool-1",
+            "Tap",
+            "tap-\u{101}",
+        ];
+        let mut by_text = texts.to_vec();
+        by_text.sort();
+        let mut names: Vec<TapName> = texts.iter().map(|t| TapName::new(t).unwrap()).collect();
+        names.sort();
+        let sorted: Vec<&str> = names.iter().map(TapName::as_str).collect();
+        assert_eq!(sorted, by_text);
     }
 }

@@ -37,7 +37,7 @@ pub mod pool;
 pub use messages::{Acquire, Drain, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
 pub use netlink::{
     CreateTap, DEFAULT_WORKERS, DeleteGroup, DeleteTap, ListGroup, ListTaps, NetlinkActor,
-    ResetTap, SetDeviceGroup,
+    ResetTap, ResetTaps, SetDeviceGroup,
 };
 pub use pool::TapPoolActor;
 pub use tap_pool::*;

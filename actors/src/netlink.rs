@@ -109,6 +109,12 @@ pub struct ResetTap {
     pub mac: [u8; 6],
 }
 
+/// Resets several released taps, one after another, in one hand-off to a
+/// worker. Answered by [`NetlinkActor`] with one result per tap, in order.
+#[derive(Clone, Debug, Default, Message)]
+#[rtype(result = "Vec<Result<(), KernelError>>")]
+pub struct ResetTaps(pub Vec<ResetTap>);
+
 /// Moves a device into a device group. Answered by [`NetlinkActor`].
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "Result<(), KernelError>")]
@@ -170,6 +176,16 @@ impl Handler<ResetTap> for NetlinkActor {
         self.call("reset", Some(msg.name), |k| {
             k.reset_tap(msg.name, &msg.spec, msg.mac)
         })
+    }
+}
+
+impl Handler<ResetTaps> for NetlinkActor {
+    type Result = Vec<Result<(), KernelError>>;
+    fn handle(&mut self, msg: ResetTaps, ctx: &mut SyncContext<Self>) -> Self::Result {
+        msg.0
+            .into_iter()
+            .map(|reset| self.handle(reset, ctx))
+            .collect()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,14 +14,15 @@ use actix::{
 };
 use tap_pool::{
     AcquireDecision, Command, ConfigError, DrainReport, KernelError, KernelFactory, LinkEvent,
-    Pool, PoolConfig, PoolError, ReleaseDecision, SeedReport, WarmReport,
+    Pool, PoolConfig, PoolError, ReleaseDecision, SeedReport, TapName, WarmReport,
 };
 use tokio::sync::oneshot;
 use tracing::{debug, debug_span, info, warn};
 
 use crate::messages::{Acquire, Drain, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
 use crate::netlink::{
-    CreateTap, DeleteGroup, DeleteTap, ListGroup, ListTaps, NetlinkActor, ResetTap, SetDeviceGroup,
+    CreateTap, DeleteGroup, DeleteTap, ListGroup, ListTaps, NetlinkActor, ResetTap, ResetTaps,
+    SetDeviceGroup,
 };
 
 /// Owns the idle taps and the name index, with no locks, and answers
@@ -41,6 +42,14 @@ pub struct TapPoolActor {
     /// Deletes: slow kernel waits (~16 ms each) that run in parallel, kept
     /// off `kernel`'s queue so that creates and resets never wait behind them.
     deleter: Addr<NetlinkActor>,
+    /// Released taps whose reset is not yet handed to the kernel actor.
+    resets: Vec<ResetTap>,
+    /// How many queued resets make a batch due (half the pool, 1 to 64).
+    reset_batch: usize,
+    /// When the last batch of resets went to the kernel actor.
+    last_reset_batch: Option<Instant>,
+    /// Whether a timer will send the queued resets.
+    reset_timer: bool,
     warm_waiters: Vec<oneshot::Sender<WarmReport>>,
     drain_waiters: Vec<oneshot::Sender<DrainReport>>,
     stop: StopState,
@@ -63,10 +72,15 @@ impl TapPoolActor {
     /// A pool actor that sends its kernel calls to `kernel`. Refuses a
     /// configuration that cannot name its taps.
     pub fn new(config: PoolConfig, kernel: Addr<NetlinkActor>) -> Result<Self, ConfigError> {
+        let reset_batch = (config.size / 2).clamp(1, 64);
         Ok(TapPoolActor {
             pool: Pool::new(config)?,
             deleter: kernel.clone(),
             kernel,
+            resets: Vec::new(),
+            reset_batch,
+            last_reset_batch: None,
+            reset_timer: false,
             warm_waiters: Vec::new(),
             drain_waiters: Vec::new(),
             stop: StopState::Running,
@@ -120,10 +134,24 @@ impl TapPoolActor {
         NetlinkActor: Handler<M>,
         F: FnOnce(&mut Self, Result<T, PoolError>, &mut Context<Self>) + Send + 'static,
     {
+        Self::call_raw(ctx, to, msg, move |act, res, ctx| {
+            then(act, kernel_result(res), ctx)
+        });
+    }
+
+    /// [`TapPoolActor::call`] for a message whose answer is not a single
+    /// `Result`.
+    fn call_raw<M, F>(ctx: &mut Context<Self>, to: &Addr<NetlinkActor>, msg: M, then: F)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        NetlinkActor: Handler<M>,
+        F: FnOnce(&mut Self, Result<M::Result, MailboxError>, &mut Context<Self>) + Send + 'static,
+    {
         let request = to.send(msg);
         let pool = ctx.address().downgrade();
         actix::spawn(async move {
-            let res = kernel_result(request.await);
+            let res = request.await;
             // A pool that is gone has nothing left to record.
             if let Some(pool) = pool.upgrade() {
                 pool.do_send(Then(Box::new(
@@ -157,13 +185,7 @@ impl TapPoolActor {
                     );
                 }
                 Command::Reset { name, spec, mac } => {
-                    let msg = ResetTap { name, spec, mac };
-                    Self::call(ctx, &self.kernel, msg, move |act, res, _| {
-                        if let Err(error) = &res {
-                            warn!(tap = %name, %error, "resetting a released tap failed; deleting it");
-                        }
-                        act.pool.reset_finished(name, &res);
-                    });
+                    self.resets.push(ResetTap { name, spec, mac });
                 }
                 Command::Delete { name } => {
                     Self::call(
@@ -262,8 +284,62 @@ impl TapPoolActor {
                 }
             }
         }
+        self.send_resets(ctx);
+    }
+
+    /// Hands the queued resets to the kernel actor as one batch when that
+    /// is due: at once if no batch went in the last [`RESET_WINDOW`] (a
+    /// quiet pool resets a released tap straight away), when the queue holds
+    /// half the pool (at most 64) or as many taps as are idle (so the idle
+    /// stock never runs dry waiting for resets), or when the window's timer
+    /// fires. Under load one hand-off to a worker (a
+    /// cross-thread wake-up each way, a few µs) serves many releases.
+    fn send_resets(&mut self, ctx: &mut Context<Self>) {
+        if self.resets.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let waiting = self.resets.len();
+        let due = waiting >= self.reset_batch
+            || waiting >= self.pool.idle().len()
+            || self
+                .last_reset_batch
+                .is_none_or(|at| now.duration_since(at) >= RESET_WINDOW);
+        if !due {
+            if !self.reset_timer {
+                self.reset_timer = true;
+                ctx.run_later(RESET_WINDOW, |act, ctx| {
+                    act.reset_timer = false;
+                    act.last_reset_batch = None;
+                    act.send_resets(ctx);
+                });
+            }
+            return;
+        }
+        self.last_reset_batch = Some(now);
+        let batch = std::mem::take(&mut self.resets);
+        let names: Vec<TapName> = batch.iter().map(|r| r.name).collect();
+        Self::call_raw(ctx, &self.kernel, ResetTaps(batch), move |act, res, _| {
+            // A closed mailbox means none of them ran.
+            let mut results = res.unwrap_or_default().into_iter();
+            for name in names {
+                let res = match results.next() {
+                    Some(r) => r.map_err(PoolError::Kernel),
+                    None => Err(PoolError::KernelUnavailable),
+                };
+                if let Err(error) = &res {
+                    warn!(tap = %name, %error, "resetting a released tap failed; deleting it");
+                }
+                act.pool.reset_finished(name, &res);
+            }
+        });
     }
 }
+
+/// How long released taps may wait for their reset while more releases
+/// gather into one batch; a pool that saw no batch for this long resets at
+/// once.
+pub const RESET_WINDOW: Duration = Duration::from_millis(1);
 
 /// Forwards link changes to the pool until the pool is gone. Runs on a
 /// thread of its own, which opens its watcher there (for Linux: inside the

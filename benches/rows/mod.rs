@@ -110,6 +110,16 @@ impl MutexPool {
 /// and a mutex pool: rows 1 and 7. The warm path makes no kernel call, so
 /// the kernel behind it does not matter, except for the reset a release
 /// queues (`reset_on_release`).
+/// The pool size for row 1: one client, one tap out at a time.
+pub const PAIRS_POOL_SIZE: usize = 64;
+
+/// The pool size for row 7. With reset on, a released tap is out of
+/// circulation until its reset comes back (a batch's round trip to a kernel
+/// worker, up to ~1 ms when 64 clients keep the pool's thread busy), so the
+/// pool needs about `rate × turnaround` taps beyond those leased, or
+/// Acquires miss and create.
+pub const THROUGHPUT_POOL_SIZE: usize = 1024;
+
 pub struct WarmFixture {
     pub sys: SystemRunner,
     pub pool: Addr<TapPoolActor>,
@@ -141,6 +151,13 @@ impl WarmFixture {
             noop,
             mutex: MutexPool::new(size),
         }
+    }
+
+    /// How many Acquires so far found the pool empty (and created a tap).
+    pub fn misses(&self) -> u64 {
+        let pool = &self.pool;
+        self.sys
+            .block_on(async move { pool.send(tap_pool_actors::Stats).await.unwrap().misses })
     }
 
     /// `n` warm Acquire + Release pairs, each timed: (pair, acquire, release).
