@@ -2,10 +2,13 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::{SimPool, name};
-use tap_pool_actors::sim::{Fault, SimOp};
+use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, Kernel, KernelError, LeaseSource, NameError, PoolError, Released, TapSpec, TapState,
+    Acquire, Kernel, KernelError, LeaseSource, NameError, PoolConfig, PoolError, Released, TapSpec,
+    TapState,
 };
 
 #[actix_rt::test]
@@ -128,4 +131,42 @@ async fn fallback_names_the_pool_holds_are_refused_and_change_nothing() {
     );
     assert_eq!(p.stats().await, before);
     assert_eq!(p.kernel_taps(), kernel_before);
+}
+
+/// The pool stops while the kernel is still creating a caller's fallback
+/// tap: nobody could release it any more, so it is deleted and the caller
+/// is told the pool stopped.
+#[test]
+fn a_fallback_tap_finished_after_the_pool_stopped_is_deleted() {
+    let sim = SimKernel::new();
+    sim.set_latency(SimOp::Create, Duration::from_millis(300));
+    let system = actix_rt::System::new();
+    let late = name("vm-late");
+    let (p, pending) = system.block_on(async {
+        let p = SimPool::with(
+            sim.clone(),
+            PoolConfig {
+                size: 0,
+                ..PoolConfig::default()
+            },
+        );
+        let pending = p.pool.send(Acquire { fallback: late });
+        support::eventually("the fallback create to start", || async {
+            sim.calls(SimOp::Create) == 1
+        })
+        .await;
+        (p, pending)
+    });
+    // Dropping every address stops the pool (after a drain that does not
+    // wait for fallback creates).
+    drop(p);
+    system.block_on(async {
+        assert_eq!(pending.await.unwrap(), Err(PoolError::Stopped));
+        support::eventually("the orphaned tap to be deleted", || async {
+            !sim.contains(late)
+        })
+        .await;
+    });
+    assert_eq!(sim.calls(SimOp::Create), 1);
+    assert!(sim.taps().is_empty(), "nothing left: {:?}", sim.taps());
 }

@@ -179,3 +179,64 @@ async fn releasing_a_name_nobody_has_is_a_typed_error() {
     assert_eq!((s.idle, s.deleting, s.delete_failed), (1, 0, 0));
     assert!(Release::new("bad name").is_err());
 }
+
+#[actix_rt::test]
+async fn a_burst_of_releases_resets_every_tap_and_a_failed_reset_spoils_only_its_own() {
+    let sim = SimKernel::new();
+    sim.add_bridge(name("br0")).unwrap();
+    let size = 24;
+    let p = SimPool::with(
+        sim,
+        PoolConfig {
+            size,
+            tap: TapSpec {
+                bridge: Some(name("br0")),
+                mtu: Some(1400),
+                ..TapSpec::default()
+            },
+            ..PoolConfig::default()
+        },
+    );
+    p.warm().await;
+    let mut leases = Vec::new();
+    for i in 0..size {
+        leases.push(p.acquire(&format!("vm-{i}")).await.unwrap().name);
+    }
+    let pooled = p.sim.tap(leases[0]).unwrap();
+    for &tap in &leases {
+        p.sim.tamper(tap, |l| l.mtu = 9000);
+        p.sim.add_address(tap, "198.51.100.7/24");
+    }
+    // One reset in the middle of the burst fails.
+    p.sim.inject(Fault::nth(SimOp::Reset, 7, libc::EIO));
+    // Released all at once: the resets go to the kernel together.
+    let releases: Vec<_> = leases
+        .iter()
+        .map(|&tap| p.pool.send(Release { tap }))
+        .collect();
+    for r in releases {
+        assert_eq!(r.await.unwrap().unwrap(), Released::Pooled);
+    }
+    let s = p
+        .stats_until("resets done and the refill made", |s| {
+            s.resetting == 0 && s.idle == size
+        })
+        .await;
+    assert_eq!((s.deleted, s.leased), (1, 0));
+    assert_eq!(
+        p.sim.calls(SimOp::Reset),
+        size as u64,
+        "each tap reset once"
+    );
+    // The tap whose reset failed is gone; every other one is as pooled.
+    let gone: Vec<_> = leases.iter().filter(|&&t| !p.sim.contains(t)).collect();
+    assert_eq!(gone.len(), 1, "only the failed reset's tap is deleted");
+    for &tap in leases.iter().filter(|&&t| p.sim.contains(t)) {
+        let now = p.sim.tap(tap).unwrap();
+        assert_eq!(
+            (now.mtu, now.master, now.up),
+            (pooled.mtu, pooled.master, true)
+        );
+        assert!(p.sim.addresses(tap).is_empty(), "{tap} kept its address");
+    }
+}
