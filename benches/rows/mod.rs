@@ -597,7 +597,7 @@ pub fn warm_up(
         let t0 = Instant::now();
         let report = pool.send(Warm).await.unwrap();
         let took = t0.elapsed();
-        assert_eq!(report.created.len(), n, "{:?}", report.failure);
+        assert_eq!(report.created.len(), n, "{report:?}");
         (pool, took)
     })
 }

@@ -1090,7 +1090,15 @@ impl Pool {
                     if self.creating_for_pool + grouped_lease_creates + self.resetting > 0 {
                         return;
                     }
-                    if self.tap.device_group.is_none() {
+                    // A group delete takes whatever is in the group when it
+                    // runs: with none of the pool's taps to delete, it could
+                    // only take someone else's device (another pool's that
+                    // shares the group, created after the check).
+                    let grouped_draining = self
+                        .taps
+                        .values()
+                        .any(|t| t.state == TapState::Draining && t.grouped);
+                    if self.tap.device_group.is_none() || !grouped_draining {
                         self.delete_draining_one_by_one();
                         continue;
                     }

@@ -577,6 +577,33 @@ fn a_tap_seed_left_alone_survives_the_drain() {
 }
 
 #[test]
+fn a_drain_with_nothing_of_its_own_in_the_group_sends_no_group_delete() {
+    let mut k = SimKernel::new();
+    let mut p = grouped(2);
+    p.warm();
+    run_blocking(&mut p, &mut k);
+    p.drain();
+    run_blocking(&mut p, &mut k);
+    // Stopping drains again; by then another pool sharing the group has
+    // made a tap, which a group delete would take.
+    k.create_tap(name("other-0"), &in_group()).unwrap();
+    p.drain();
+    let mut commands = Vec::new();
+    while let Some(c) = p.take_command() {
+        commands.push(c);
+    }
+    assert!(
+        !commands
+            .iter()
+            .any(|c| matches!(c, Command::CheckGroup { .. } | Command::DeleteGroup { .. })),
+        "{commands:?}"
+    );
+    let report = drain_report(&commands).unwrap();
+    assert_eq!((report.deleted, report.bulk), (0, false));
+    assert!(k.contains(name("other-0")));
+}
+
+#[test]
 fn a_tap_seeded_during_a_drain_survives_the_group_delete() {
     let mut k = SimKernel::new();
     k.create_tap(name("vm-a"), &in_group()).unwrap();
