@@ -39,7 +39,7 @@ pub use netlink::{
     CreateTap, DEFAULT_WORKERS, DeleteGroup, DeleteTap, ListGroup, ListTaps, NetlinkActor,
     ResetTap, ResetTaps, SetDeviceGroup,
 };
-pub use pool::TapPoolActor;
+pub use pool::{RESET_WINDOW, Reply, TapPoolActor};
 pub use tap_pool::*;
 
 /// The README's example, compiled as a doctest so it cannot rot.
