@@ -170,3 +170,35 @@ fn a_fallback_tap_finished_after_the_pool_stopped_is_deleted() {
     assert_eq!(sim.calls(SimOp::Create), 1);
     assert!(sim.taps().is_empty(), "nothing left: {:?}", sim.taps());
 }
+
+/// Same, but the create fails because the name is someone else's device:
+/// the caller hears why, and the device is left alone.
+#[actix_rt::test]
+async fn a_failed_fallback_create_after_the_pool_stopped_leaves_the_owners_device_alone() {
+    let sim = SimKernel::new();
+    let mut outside = sim.clone();
+    outside
+        .create_tap(name("vm-taken"), &TapSpec::default())
+        .unwrap();
+    sim.set_latency(SimOp::Create, Duration::from_millis(100));
+    let p = SimPool::with(
+        sim.clone(),
+        PoolConfig {
+            size: 0,
+            ..PoolConfig::default()
+        },
+    );
+    let pending = p.pool.send(Acquire::new("vm-taken").unwrap());
+    support::eventually("the fallback create to start", || async {
+        sim.calls(SimOp::Create) == 1
+    })
+    .await;
+    drop(p);
+    assert!(matches!(
+        pending.await.unwrap(),
+        Err(PoolError::Kernel(KernelError::Exists { .. }))
+    ));
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    assert!(sim.contains(name("vm-taken")));
+    assert_eq!(sim.calls(SimOp::Delete), 0);
+}

@@ -37,7 +37,7 @@ pub mod pool;
 pub use messages::{Acquire, Drain, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
 pub use netlink::{
     CreateTap, DEFAULT_WORKERS, DeleteGroup, DeleteTap, ListGroup, ListTaps, NetlinkActor,
-    ResetTap, ResetTaps, SetDeviceGroup,
+    RESET_REPORT_EVERY, ResetDone, ResetTap, ResetTaps, SetDeviceGroup,
 };
 pub use pool::{RESET_WINDOW, Reply, TapPoolActor};
 pub use tap_pool::*;

@@ -2,9 +2,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
+use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext, WeakRecipient};
 use tap_pool::{CreatedTap, Kernel, KernelError, KernelFactory, LinkInfo, TapName, TapSpec};
 use tracing::{debug, debug_span, warn};
 
@@ -110,10 +110,27 @@ pub struct ResetTap {
 }
 
 /// Resets several released taps, one after another, in one hand-off to a
-/// worker. Answered by [`NetlinkActor`] with one result per tap, in order.
-#[derive(Clone, Debug, Default, Message)]
-#[rtype(result = "Vec<Result<(), KernelError>>")]
-pub struct ResetTaps(pub Vec<ResetTap>);
+/// worker. The outcomes go to `report_to` as [`ResetDone`]s, before the batch
+/// itself is answered: all in one when the resets are quick, else at least
+/// every [`RESET_REPORT_EVERY`], so that a tap is back in service soon after
+/// its own reset rather than after its whole batch.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ResetTaps {
+    /// The resets, in order.
+    pub resets: Vec<ResetTap>,
+    /// Who hears each outcome (held weakly: a pool that is gone hears
+    /// nothing).
+    pub report_to: WeakRecipient<ResetDone>,
+}
+
+/// How some resets of a [`ResetTaps`] batch ended, in order.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ResetDone(pub Vec<(TapName, Result<(), KernelError>)>);
+
+/// How long finished resets of a batch may wait to be reported together.
+pub const RESET_REPORT_EVERY: Duration = Duration::from_millis(1);
 
 /// Moves a device into a device group. Answered by [`NetlinkActor`].
 #[derive(Clone, Copy, Debug, Message)]
@@ -180,12 +197,25 @@ impl Handler<ResetTap> for NetlinkActor {
 }
 
 impl Handler<ResetTaps> for NetlinkActor {
-    type Result = Vec<Result<(), KernelError>>;
-    fn handle(&mut self, msg: ResetTaps, ctx: &mut SyncContext<Self>) -> Self::Result {
-        msg.0
-            .into_iter()
-            .map(|reset| self.handle(reset, ctx))
-            .collect()
+    type Result = ();
+    fn handle(&mut self, msg: ResetTaps, ctx: &mut SyncContext<Self>) {
+        let report = |done: &mut Vec<_>| {
+            if let Some(to) = msg.report_to.upgrade() {
+                to.do_send(ResetDone(std::mem::take(done)));
+            }
+        };
+        let mut done = Vec::with_capacity(msg.resets.len());
+        let mut reported = Instant::now();
+        for reset in msg.resets.iter().copied() {
+            done.push((reset.name, self.handle(reset, ctx)));
+            if reported.elapsed() >= RESET_REPORT_EVERY {
+                report(&mut done);
+                reported = Instant::now();
+            }
+        }
+        if !done.is_empty() {
+            report(&mut done);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::{
     Actor, ActorContext, Addr, AsyncContext, Context, Handler, MailboxError, Message,
-    MessageResult, Running, WeakAddr,
+    MessageResult, Running, WeakAddr, WeakRecipient,
 };
 use tap_pool::{
     AcquireDecision, Command, ConfigError, DrainReport, KernelError, KernelFactory, LinkEvent,
@@ -21,8 +21,8 @@ use tracing::{debug, debug_span, info, warn};
 
 use crate::messages::{Acquire, Drain, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
 use crate::netlink::{
-    CreateTap, DeleteGroup, DeleteTap, ListGroup, ListTaps, NetlinkActor, ResetTap, ResetTaps,
-    SetDeviceGroup,
+    CreateTap, DeleteGroup, DeleteTap, ListGroup, ListTaps, NetlinkActor, ResetDone, ResetTap,
+    ResetTaps, SetDeviceGroup,
 };
 
 /// Owns the idle taps and the name index, with no locks, and answers
@@ -30,8 +30,10 @@ use crate::netlink::{
 ///
 /// It never makes a syscall and never blocks its mailbox: a request that needs
 /// the kernel reserves its name or slot in the bookkeeping first, hands the
-/// call to the [`NetlinkActor`], and is answered from a `ResponseActFuture`
-/// when the kernel replies; meanwhile every other message is served. A warm
+/// call to the [`NetlinkActor`], and is answered (see [`Reply`]) when the
+/// kernel has replied and the bookkeeping is done; meanwhile every other
+/// message is served. No future lives in its context: kernel replies are
+/// awaited on tasks of their own and come back as messages. A warm
 /// `Acquire` is answered in place, with no allocation; a `Release` back to
 /// the pool is answered in place too, and queues the tap's reset (a kernel
 /// call nobody waits for) unless `reset_on_release` is off.
@@ -46,7 +48,7 @@ pub struct TapPoolActor {
     resets: Vec<ResetTap>,
     /// How many queued resets make a batch due (half the pool, 1 to 64).
     reset_batch: usize,
-    /// When the last batch of resets went to the kernel actor.
+    /// When resets last went to the kernel actor.
     last_reset_batch: Option<Instant>,
     /// Whether a timer will send the queued resets.
     reset_timer: bool,
@@ -284,23 +286,28 @@ impl TapPoolActor {
                 }
             }
         }
-        self.send_resets(ctx);
+        self.send_resets(ctx, false);
     }
 
-    /// Hands the queued resets to the kernel actor as one batch when that
-    /// is due: at once if no batch went in the last [`RESET_WINDOW`] (a
-    /// quiet pool resets a released tap straight away), when the queue holds
-    /// half the pool (at most 64) or as many taps as are idle (so the idle
-    /// stock never runs dry waiting for resets), or when the window's timer
-    /// fires. Under load one hand-off to a worker (a
-    /// cross-thread wake-up each way, a few µs) serves many releases.
-    fn send_resets(&mut self, ctx: &mut Context<Self>) {
+    /// Hands the queued resets to the kernel actor when that is due: at
+    /// once if no batch went in the last [`RESET_WINDOW`] (a quiet pool
+    /// resets a released tap straight away), when the queue holds half the
+    /// pool (at most 64) or as many taps as are idle (so the idle stock never
+    /// runs dry waiting for resets), or when the window's timer fires
+    /// (`force`). Under load one hand-off to a worker (a cross-thread wake-up
+    /// each way, a few µs) serves many releases.
+    ///
+    /// The queue goes in batches of at most half the pool (64), so that
+    /// several workers share a long queue; each tap's outcome comes back as
+    /// a [`ResetDone`] soon after its own reset is done.
+    fn send_resets(&mut self, ctx: &mut Context<Self>, force: bool) {
         if self.resets.is_empty() {
             return;
         }
         let now = Instant::now();
         let waiting = self.resets.len();
-        let due = waiting >= self.reset_batch
+        let due = force
+            || waiting >= self.reset_batch
             || waiting >= self.pool.idle().len()
             || self
                 .last_reset_batch
@@ -310,29 +317,38 @@ impl TapPoolActor {
                 self.reset_timer = true;
                 ctx.run_later(RESET_WINDOW, |act, ctx| {
                     act.reset_timer = false;
-                    act.last_reset_batch = None;
-                    act.send_resets(ctx);
+                    act.send_resets(ctx, true);
                 });
             }
             return;
         }
         self.last_reset_batch = Some(now);
-        let batch = std::mem::take(&mut self.resets);
-        let names: Vec<TapName> = batch.iter().map(|r| r.name).collect();
-        Self::call_raw(ctx, &self.kernel, ResetTaps(batch), move |act, res, _| {
-            // A closed mailbox means none of them ran.
-            let mut results = res.unwrap_or_default().into_iter();
-            for name in names {
-                let res = match results.next() {
-                    Some(r) => r.map_err(PoolError::Kernel),
-                    None => Err(PoolError::KernelUnavailable),
-                };
-                if let Err(error) = &res {
-                    warn!(tap = %name, %error, "resetting a released tap failed; deleting it");
+        let report_to = WeakRecipient::from(ctx.address().downgrade());
+        let queue = std::mem::take(&mut self.resets);
+        for batch in queue.chunks(self.reset_batch) {
+            let names: Vec<TapName> = batch.iter().map(|r| r.name).collect();
+            let msg = ResetTaps {
+                resets: batch.to_vec(),
+                report_to: report_to.clone(),
+            };
+            Self::call_raw(ctx, &self.kernel, msg, move |act, res, _| {
+                // Each outcome came as a `ResetDone`, unless the kernel actor
+                // was gone: then none of them ran.
+                if res.is_err() {
+                    for name in names {
+                        act.reset_done(name, Err(PoolError::KernelUnavailable));
+                    }
                 }
-                act.pool.reset_finished(name, &res);
-            }
-        });
+            });
+        }
+    }
+
+    /// Records how a released tap's reset ended.
+    fn reset_done(&mut self, name: TapName, res: Result<(), PoolError>) {
+        if let Err(error) = &res {
+            warn!(tap = %name, %error, "resetting a released tap failed; deleting it");
+        }
+        self.pool.reset_finished(name, &res);
     }
 }
 
@@ -411,14 +427,15 @@ impl Actor for TapPoolActor {
         if self.stop == StopState::Drained {
             return Running::Stop;
         }
-        // actix polls what `stopping` spawned only once something wakes the
-        // actor again: a message to itself does.
+        // actix polls what `stopping` spawned into the context (a reset
+        // timer, retry timers) only once something wakes the actor again: a
+        // message to itself does.
         ctx.address().do_send(Wake);
         Running::Continue
     }
 }
 
-/// Wakes the actor after `stopping` spawned the drain's kernel calls.
+/// Wakes the actor after `stopping` started the drain.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct Wake;
@@ -495,11 +512,12 @@ impl Handler<Acquire> for TapPoolActor {
             })),
             Ok(AcquireDecision::Create(name, spec)) => {
                 debug!(tap = %name, "pool empty: creating the fallback tap");
-                let kernel = self.kernel.clone();
-                let request = kernel.send(CreateTap { name, spec });
+                let deleter = self.deleter.clone();
+                let request = self.kernel.send(CreateTap { name, spec });
                 let pool = ctx.address().downgrade();
                 Reply::Later(Box::pin(async move {
                     let res = kernel_result(request.await);
+                    let failure = res.as_ref().err().cloned();
                     let record = Then(Box::new(move |act: &mut Self, ctx: &mut Context<Self>| {
                         act.pool.lease_created(name, &res);
                         act.pump(ctx);
@@ -515,11 +533,21 @@ impl Handler<Acquire> for TapPoolActor {
                     {
                         return answer;
                     }
-                    // The pool stopped while the kernel was creating the tap:
-                    // nobody would ever release it, so it goes.
-                    warn!(tap = %name, "the pool stopped during a fallback create; deleting the tap");
-                    kernel.do_send(DeleteTap { name });
-                    Err(PoolError::Stopped)
+                    match failure {
+                        // Nothing was made (the name may well be someone
+                        // else's device: leave it be).
+                        Some(error) => Err(error),
+                        None => {
+                            // The pool stopped while the kernel made the tap:
+                            // nobody would ever release it, so it goes.
+                            warn!(
+                                tap = %name,
+                                "the pool stopped during a fallback create; deleting the tap"
+                            );
+                            deleter.do_send(DeleteTap { name });
+                            Err(PoolError::Stopped)
+                        }
+                    }
                 }))
             }
         }
@@ -631,6 +659,17 @@ impl Handler<Stats> for TapPoolActor {
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("stats").entered();
         MessageResult(self.pool.stats())
+    }
+}
+
+impl Handler<ResetDone> for TapPoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ResetDone, ctx: &mut Context<Self>) {
+        for (name, result) in msg.0 {
+            self.reset_done(name, result.map_err(PoolError::Kernel));
+        }
+        self.pump(ctx);
     }
 }
 

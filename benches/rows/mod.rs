@@ -106,10 +106,6 @@ impl MutexPool {
 
 // ------------------------------------------------------------ rows 1 and 7
 
-/// A warm pool on the simulated kernel, a no-op actor on the same arbiter,
-/// and a mutex pool: rows 1 and 7. The warm path makes no kernel call, so
-/// the kernel behind it does not matter, except for the reset a release
-/// queues (`reset_on_release`).
 /// The pool size for row 1: one client, one tap out at a time.
 pub const PAIRS_POOL_SIZE: usize = 64;
 
@@ -120,6 +116,10 @@ pub const PAIRS_POOL_SIZE: usize = 64;
 /// Acquires miss and create.
 pub const THROUGHPUT_POOL_SIZE: usize = 1024;
 
+/// A warm pool on the simulated kernel, a no-op actor on the same arbiter,
+/// and a mutex pool: rows 1 and 7. The warm path makes no kernel call, so
+/// the kernel behind it does not matter, except for the reset a release
+/// queues (`reset_on_release`).
 pub struct WarmFixture {
     pub sys: SystemRunner,
     pub pool: Addr<TapPoolActor>,
@@ -306,10 +306,12 @@ pub fn busy_acquire(
     n: u64,
 ) -> (Vec<Duration>, Vec<Duration>, bool) {
     sys.block_on(async move {
-        let fallback = name("vm-bench");
         let measure = |n: u64| async move {
             let mut out = Vec::with_capacity(n as usize);
-            for _ in 0..n {
+            for i in 0..n {
+                // A fallback name of its own: after a miss, the last one may
+                // still be on its way out when the next Acquire comes.
+                let fallback = name(&format!("vm-b{i}"));
                 let t0 = Instant::now();
                 let lease = pool.send(Acquire { fallback }).await.unwrap().unwrap();
                 out.push(t0.elapsed());

@@ -45,25 +45,16 @@ const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
 // From linux/rtnetlink.h.
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
-/// `RTEXT_FILTER_SKIP_STATS` (linux/rtnetlink.h): leave out `IFLA_STATS*`.
-const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
-/// `sizeof(struct ifinfomsg)`.
-const IFINFOMSG_LEN: usize = 16;
-/// The payload of an `IFLA_LINKINFO` holding only `IFLA_INFO_KIND` = "tun":
-/// one attribute header (length 8, type `IFLA_INFO_KIND`) and the
-/// NUL-terminated kind.
-fn tun_kind_filter() -> [u8; 8] {
-    let mut attr = [0u8, 0, 0, 0, b't', b'u', b'n', 0];
-    attr[..2].copy_from_slice(&8u16.to_ne_bytes());
-    attr[2..4].copy_from_slice(&IFLA_INFO_KIND.to_ne_bytes());
-    attr
-}
 const RTM_SETLINK: u16 = 19;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 
 /// The size of `struct ifaddrmsg`.
 const IFADDRMSG_LEN: usize = 8;
+/// `sizeof(struct ifinfomsg)`.
+const IFINFOMSG_LEN: usize = 16;
+/// `RTEXT_FILTER_SKIP_STATS` (linux/rtnetlink.h): leave out `IFLA_STATS*`.
+const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 
 // From linux/if_link.h; neli does not name the tun attributes.
 const IFLA_INFO_KIND: u16 = 1;
@@ -552,6 +543,16 @@ fn ext_ack_message(mut tlvs: &[u8]) -> Option<String> {
 }
 
 /// Reads one `RTM_NEWLINK` payload; `None` if the link is not a tun/tap.
+/// The payload of an `IFLA_LINKINFO` holding only `IFLA_INFO_KIND` = "tun":
+/// one attribute header (length 8, type `IFLA_INFO_KIND`) and the
+/// NUL-terminated kind.
+fn tun_kind_filter() -> [u8; 8] {
+    let mut attr = [0u8, 0, 0, 0, b't', b'u', b'n', 0];
+    attr[..2].copy_from_slice(&8u16.to_ne_bytes());
+    attr[2..4].copy_from_slice(&IFLA_INFO_KIND.to_ne_bytes());
+    attr
+}
+
 fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, NlError> {
     // Read in place (no allocation per attribute): a dump of thousands of
     // links spends its time here otherwise. `struct ifinfomsg` is 16 bytes:
@@ -796,16 +797,16 @@ pub(super) fn read_u16(bytes: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes(bytes[at..at + 2].try_into().expect("2 bytes"))
 }
 
-/// Text up to the first NUL (netlink strings are NUL-terminated).
-/// A NUL-terminated string attribute, borrowed (lossy if not UTF-8).
+/// Text up to the first NUL (netlink strings are NUL-terminated), borrowed
+/// when it is UTF-8.
 fn c_str(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end])
 }
 
+/// [`c_str`], owned.
 pub(super) fn c_string(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    c_str(bytes).into_owned()
 }
 
 fn align(len: usize) -> usize {
