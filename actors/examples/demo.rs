@@ -159,7 +159,7 @@ async fn main() {
 
     let config = PoolConfig {
         size: POOL_SIZE,
-        create_window: WORKERS,
+        create_window: 2 * WORKERS,
         tap: TapSpec {
             bridge: setup.bridge,
             device_group: Some(DEVICE_GROUP),

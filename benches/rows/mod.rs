@@ -585,17 +585,13 @@ pub fn warm_up(
     workers: usize,
 ) -> (Addr<TapPoolActor>, Duration) {
     sys.block_on(async {
-        let pool = TapPoolActor::start_with(
-            PoolConfig {
-                size: n,
-                create_window: workers,
-                tap: spec(None),
-                ..PoolConfig::default()
-            },
-            ns.factory(),
-            workers,
-        )
-        .unwrap();
+        let config = PoolConfig {
+            size: n,
+            create_window: 2 * workers,
+            tap: spec(None),
+            ..PoolConfig::default()
+        };
+        let pool = TapPoolActor::start_with(config, ns.factory(), workers).unwrap();
         let t0 = Instant::now();
         let report = pool.send(Warm).await.unwrap();
         let took = t0.elapsed();

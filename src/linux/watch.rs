@@ -2,9 +2,10 @@
 //! `RTNLGRP_LINK`.
 
 use std::collections::VecDeque;
+use std::thread;
 use std::time::{Duration, Instant};
 
-use neli::consts::socket::NlFamily;
+use neli::consts::socket::{Msg, NlFamily};
 use neli::socket::NlSocket;
 use neli::utils::Groups;
 
@@ -14,6 +15,11 @@ use crate::name::TapName;
 
 /// How long [`LinkWatcher::next_event`] waits before answering `None`.
 const WAIT: Duration = Duration::from_secs(1);
+
+/// How long the watcher lets a burst of notifications queue up before it
+/// reads them, once it has read everything queued: at most this late in
+/// reporting a removal during a burst (a quiet watcher reports at once).
+const BURST_PAUSE: Duration = Duration::from_millis(1);
 
 /// The receive buffer asked for: a group delete of hundreds of taps sends
 /// several notifications per tap (the link going down, its bridge port going,
@@ -47,6 +53,8 @@ pub struct LinuxLinkWatcher {
     socket: NlSocket,
     buf: Vec<u8>,
     pending: VecDeque<LinkEvent>,
+    /// Whether the last look found the queue empty and paused for a burst.
+    paused: bool,
 }
 
 impl LinuxLinkWatcher {
@@ -66,6 +74,7 @@ impl LinuxLinkWatcher {
             socket,
             buf: vec![0; 64 * 1024],
             pending: VecDeque::new(),
+            paused: false,
         })
     }
 }
@@ -111,8 +120,27 @@ impl LinkWatcher for LinuxLinkWatcher {
             if start.elapsed() >= WAIT {
                 return Ok(None);
             }
-            match rtnl::recv(&self.socket, &mut self.buf) {
+            // What is already queued is read without waiting (no wake-up).
+            // Once the queue is empty, a burst is given BURST_PAUSE to queue
+            // more before the thread blocks again: every notification that
+            // finds the thread blocked wakes it, and a warm-up sends several
+            // per tap, each wake-up costing the creating thread a
+            // cross-CPU wake.
+            let received = match rtnl::recv_with(&self.socket, &mut self.buf, Msg::DONTWAIT) {
+                Err(NlError::Socket(errno)) if is_again(errno) => {
+                    if !self.paused {
+                        self.paused = true;
+                        thread::sleep(BURST_PAUSE);
+                        continue;
+                    }
+                    self.paused = false;
+                    rtnl::recv(&self.socket, &mut self.buf)
+                }
+                other => other,
+            };
+            match received {
                 Ok(len) => {
+                    self.paused = false;
                     if let Err(e) = queue_removals(&self.buf[..len], &mut self.pending) {
                         // A malformed datagram: what it held is unknown.
                         tracing::warn!(error = ?e, "malformed link notification");
@@ -123,17 +151,18 @@ impl LinkWatcher for LinuxLinkWatcher {
                     tracing::debug!("link notifications overran the socket; resync");
                     return Ok(Some(LinkEvent::Resync));
                 }
-                Err(NlError::Socket(errno))
-                    if errno.0 == libc::EAGAIN || errno.0 == libc::EWOULDBLOCK =>
-                {
-                    return Ok(None);
-                }
+                // The receive timeout passed with nothing to read.
+                Err(NlError::Socket(errno)) if is_again(errno) => return Ok(None),
                 Err(NlError::Socket(errno)) | Err(NlError::Kernel { errno, .. }) => {
                     return Err(KernelError::Socket { errno });
                 }
             }
         }
     }
+}
+
+fn is_again(errno: Errno) -> bool {
+    errno.0 == libc::EAGAIN || errno.0 == libc::EWOULDBLOCK
 }
 
 impl std::fmt::Debug for LinuxLinkWatcher {
