@@ -459,17 +459,13 @@ pub fn busy_real(ns: &RealNs, n: u64, background: usize) -> (Vec<Duration>, Vec<
     });
     let sys = actix_rt::System::new();
     let pool = sys.block_on(async {
-        let pool = TapPoolActor::start_with(
-            PoolConfig {
-                size: 64,
-                reset_on_release: false,
-                tap: spec(None),
-                ..PoolConfig::default()
-            },
-            ns.factory(),
-            2,
-        )
-        .unwrap();
+        let config = PoolConfig {
+            size: 64,
+            reset_on_release: false,
+            tap: spec(None),
+            ..PoolConfig::default()
+        };
+        let pool = TapPoolActor::start_with(config, ns.factory(), 2).unwrap();
         pool.send(Warm).await.unwrap();
         pool
     });

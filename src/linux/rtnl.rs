@@ -448,26 +448,17 @@ impl<const N: usize> Payload for [u8; N] {
 /// Receives one datagram into `buf`, growing it if the datagram is larger,
 /// and returns its length.
 pub(super) fn recv(socket: &NlSocket, buf: &mut Vec<u8>) -> Result<usize, NlError> {
-    recv_with(socket, buf, Msg::empty())
-}
-
-/// [`recv`] with extra flags (`MSG_DONTWAIT`).
-pub(super) fn recv_with(
-    socket: &NlSocket,
-    buf: &mut Vec<u8>,
-    extra: Msg,
-) -> Result<usize, NlError> {
     loop {
         // Peek first so that a datagram larger than the buffer is never
         // truncated (which would lose the reply's end and hang the call).
-        let peeked = socket.recv(&mut buf[..], Msg::PEEK | Msg::TRUNC | extra);
+        let peeked = socket.recv(&mut buf[..], Msg::PEEK | Msg::TRUNC);
         match peeked {
             Ok((len, _)) if len > buf.len() => buf.resize(len, 0),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(NlError::socket(&e)),
         }
-        match socket.recv(&mut buf[..], extra) {
+        match socket.recv(&mut buf[..], Msg::empty()) {
             Ok((len, _)) => return Ok(len),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(NlError::socket(&e)),

@@ -2,10 +2,10 @@
 //! `RTNLGRP_LINK`.
 
 use std::collections::VecDeque;
-use std::thread;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use neli::consts::socket::{Msg, NlFamily};
+use neli::consts::socket::NlFamily;
 use neli::socket::NlSocket;
 use neli::utils::Groups;
 
@@ -15,11 +15,6 @@ use crate::name::TapName;
 
 /// How long [`LinkWatcher::next_event`] waits before answering `None`.
 const WAIT: Duration = Duration::from_secs(1);
-
-/// How long the watcher lets a burst of notifications queue up before it
-/// reads them, once it has read everything queued: at most this late in
-/// reporting a removal during a burst (a quiet watcher reports at once).
-const BURST_PAUSE: Duration = Duration::from_millis(1);
 
 /// The receive buffer asked for: a group delete of hundreds of taps sends
 /// several notifications per tap (the link going down, its bridge port going,
@@ -53,8 +48,6 @@ pub struct LinuxLinkWatcher {
     socket: NlSocket,
     buf: Vec<u8>,
     pending: VecDeque<LinkEvent>,
-    /// Whether the last look found the queue empty and paused for a burst.
-    paused: bool,
 }
 
 impl LinuxLinkWatcher {
@@ -66,6 +59,7 @@ impl LinuxLinkWatcher {
             .map_err(|e| fail(Errno::of(&e)))?;
         socket.block().map_err(|e| fail(Errno::of(&e)))?;
         rtnl::set_recv_timeout(&socket, WAIT).map_err(fail)?;
+        attach_removal_filter(&socket).map_err(fail)?;
         if rtnl::set_int_option(&socket, libc::SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER).is_err() {
             rtnl::set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUF, RECV_BUFFER)
                 .map_err(fail)?;
@@ -74,8 +68,57 @@ impl LinuxLinkWatcher {
             socket,
             buf: vec![0; 64 * 1024],
             pending: VecDeque::new(),
-            paused: false,
         })
+    }
+}
+
+/// `SO_ATTACH_FILTER` (asm-generic/socket.h; the same number on every
+/// architecture).
+const SO_ATTACH_FILTER: libc::c_int = 26;
+
+/// Classic BPF opcodes (linux/bpf_common.h): `BPF_LD` (0) with
+/// `BPF_H`/`BPF_B` and `BPF_ABS`; `BPF_JMP | BPF_JEQ | BPF_K`; `BPF_RET | BPF_K`.
+const BPF_LD_H_ABS: u16 = 0x08 | 0x20;
+const BPF_LD_B_ABS: u16 = 0x10 | 0x20;
+const BPF_JEQ_K: u16 = 0x05 | 0x10;
+const BPF_RET_K: u16 = 0x06;
+
+/// Lets only link removals into the socket: `nlmsg_type == RTM_DELLINK` and
+/// `ifi_family == AF_UNSPEC`. The kernel runs the filter as it broadcasts, so
+/// the many other link notifications (several per tap a warm-up creates)
+/// are never queued and never wake the watcher thread, a cross-CPU wake-up
+/// the creating thread would pay for each. `queue_removals` checks again.
+fn attach_removal_filter(socket: &NlSocket) -> Result<(), Errno> {
+    // `ld h` reads in network byte order; netlink fields are in host order.
+    let dellink = u32::from(u16::from_be_bytes(RTM_DELLINK.to_ne_bytes()));
+    let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut program = [
+        insn(BPF_LD_H_ABS, 0, 0, 4), // nlmsghdr.nlmsg_type
+        insn(BPF_JEQ_K, 0, 3, dellink),
+        insn(BPF_LD_B_ABS, 0, 0, 16), // ifinfomsg.ifi_family
+        insn(BPF_JEQ_K, 0, 1, libc::AF_UNSPEC as u32),
+        insn(BPF_RET_K, 0, 0, u32::MAX),
+        insn(BPF_RET_K, 0, 0, 0),
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as libc::c_ushort,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: the option reads one `sock_fprog` whose program outlives the
+    // call (the kernel copies it), and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::of(&std::io::Error::last_os_error()))
     }
 }
 
@@ -120,27 +163,8 @@ impl LinkWatcher for LinuxLinkWatcher {
             if start.elapsed() >= WAIT {
                 return Ok(None);
             }
-            // What is already queued is read without waiting (no wake-up).
-            // Once the queue is empty, a burst is given BURST_PAUSE to queue
-            // more before the thread blocks again: every notification that
-            // finds the thread blocked wakes it, and a warm-up sends several
-            // per tap, each wake-up costing the creating thread a
-            // cross-CPU wake.
-            let received = match rtnl::recv_with(&self.socket, &mut self.buf, Msg::DONTWAIT) {
-                Err(NlError::Socket(errno)) if is_again(errno) => {
-                    if !self.paused {
-                        self.paused = true;
-                        thread::sleep(BURST_PAUSE);
-                        continue;
-                    }
-                    self.paused = false;
-                    rtnl::recv(&self.socket, &mut self.buf)
-                }
-                other => other,
-            };
-            match received {
+            match rtnl::recv(&self.socket, &mut self.buf) {
                 Ok(len) => {
-                    self.paused = false;
                     if let Err(e) = queue_removals(&self.buf[..len], &mut self.pending) {
                         // A malformed datagram: what it held is unknown.
                         tracing::warn!(error = ?e, "malformed link notification");
@@ -151,18 +175,17 @@ impl LinkWatcher for LinuxLinkWatcher {
                     tracing::debug!("link notifications overran the socket; resync");
                     return Ok(Some(LinkEvent::Resync));
                 }
-                // The receive timeout passed with nothing to read.
-                Err(NlError::Socket(errno)) if is_again(errno) => return Ok(None),
+                Err(NlError::Socket(errno))
+                    if errno.0 == libc::EAGAIN || errno.0 == libc::EWOULDBLOCK =>
+                {
+                    return Ok(None);
+                }
                 Err(NlError::Socket(errno)) | Err(NlError::Kernel { errno, .. }) => {
                     return Err(KernelError::Socket { errno });
                 }
             }
         }
     }
-}
-
-fn is_again(errno: Errno) -> bool {
-    errno.0 == libc::EAGAIN || errno.0 == libc::EWOULDBLOCK
 }
 
 impl std::fmt::Debug for LinuxLinkWatcher {
