@@ -43,6 +43,32 @@ fn stats(samples: &mut [Duration]) -> (Duration, Duration) {
     (median(samples), percentile(samples, 99.0))
 }
 
+/// Row 2's line: warm Acquire with the kernel busy, against it idle.
+fn busy_line(
+    what: &str,
+    mut idle: Vec<Duration>,
+    mut busy: Vec<Duration>,
+    still_busy: bool,
+) -> Line {
+    let (im, ip) = stats(&mut idle);
+    let (bm, bp) = stats(&mut busy);
+    let early = if still_busy {
+        ""
+    } else {
+        " (kernel went idle early!)"
+    };
+    Line {
+        row: "2",
+        what: format!("{what}{early}"),
+        median: us(bm),
+        p99: us(bp),
+        against: format!("kernel idle: {} / {}", us(im), us(ip)),
+        ratio: format!("{:.2}× (p99)", bp.as_secs_f64() / ip.as_secs_f64()),
+        target: "p99 ≤ 2×",
+        met: Some(bp <= 2 * ip),
+    }
+}
+
 fn progress(msg: &str, start: Instant) {
     eprintln!("[{:6.1} s] {msg}", start.elapsed().as_secs_f64());
 }
@@ -175,27 +201,13 @@ fn main() {
             "row 2: warm Acquire, simulated kernel idle vs busy (50 ms calls)",
             start,
         );
-        let (mut idle, mut busy, still_busy) =
-            rows::busy_sim(scale(50_000), Duration::from_millis(50));
-        let (im, ip) = stats(&mut idle);
-        let (bm, bp) = stats(&mut busy);
-        lines.push(Line {
-            row: "2",
-            what: format!(
-                "warm Acquire, sim kernel busy (50 ms calls){}",
-                if still_busy {
-                    ""
-                } else {
-                    " (kernel went idle early!)"
-                }
-            ),
-            median: us(bm),
-            p99: us(bp),
-            against: format!("kernel idle: {} / {}", us(im), us(ip)),
-            ratio: format!("{:.2}× (p99)", bp.as_secs_f64() / ip.as_secs_f64()),
-            target: "p99 ≤ 2×",
-            met: Some(bp <= 2 * ip),
-        });
+        let (idle, busy, still_busy) = rows::busy_sim(scale(50_000), Duration::from_millis(50));
+        lines.push(busy_line(
+            "warm Acquire, sim kernel busy (50 ms calls)",
+            idle,
+            busy,
+            still_busy,
+        ));
     }
 
     let real = RealNs::new();
@@ -259,26 +271,13 @@ fn real_rows(
             "row 2: warm Acquire, real kernel idle vs busy (single deletes)",
             start,
         );
-        let (mut idle, mut busy, still_busy) = rows::busy_real(ns, scale(20_000) as u64, 100);
-        let (im, ip) = stats(&mut idle);
-        let (bm, bp) = stats(&mut busy);
-        lines.push(Line {
-            row: "2",
-            what: format!(
-                "warm Acquire, real kernel deleting 100 taps{}",
-                if still_busy {
-                    ""
-                } else {
-                    " (kernel went idle early!)"
-                }
-            ),
-            median: us(bm),
-            p99: us(bp),
-            against: format!("kernel idle: {} / {}", us(im), us(ip)),
-            ratio: format!("{:.2}× (p99)", bp.as_secs_f64() / ip.as_secs_f64()),
-            target: "p99 ≤ 2×",
-            met: Some(bp <= 2 * ip),
-        });
+        let (idle, busy, still_busy) = rows::busy_real(ns, scale(20_000) as u64, 100);
+        lines.push(busy_line(
+            "warm Acquire, real kernel deleting 100 taps",
+            idle,
+            busy,
+            still_busy,
+        ));
     }
 
     if want("3") {
