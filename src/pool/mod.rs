@@ -693,7 +693,7 @@ impl Pool {
                 if let Some(drain) = &mut self.drain {
                     drain.report.deleted += 1;
                 }
-                self.start_warm();
+                self.refill();
             }
             Err(PoolError::Kernel(KernelError::NoSuchDevice { .. })) => {
                 if deleting {
@@ -747,7 +747,7 @@ impl Pool {
             Ok(()) if removed => {
                 self.taps.remove(&name);
                 self.counters.vanished += 1;
-                self.start_warm();
+                self.refill();
             }
             Ok(()) => {
                 // The reset put it (back) in the pool's group, if any.
@@ -762,7 +762,7 @@ impl Pool {
             Err(PoolError::Kernel(KernelError::NoSuchDevice { .. })) => {
                 self.taps.remove(&name);
                 self.counters.vanished += 1;
-                self.start_warm();
+                self.refill();
             }
             Err(_) => {
                 self.counters.failures += 1;
@@ -786,6 +786,20 @@ impl Pool {
     /// Starts a warm-up if there is room and none is under way.
     fn start_warm(&mut self) {
         if self.warm.is_none() && self.has_room() {
+            self.warm();
+        }
+    }
+
+    /// Refills after the pool lost a tap (a delete, a vanished tap): only
+    /// once it has run low, `size / 8` taps (at least one) short, and then
+    /// up to the size. Without the margin, a refill that starts while a
+    /// holder is about to give its tap back makes that tap find no room and
+    /// be deleted, and that delete's refill does the same: a create and a
+    /// delete per cycle for as long as taps come and go. An explicit `Warm`
+    /// fills to the size at once.
+    fn refill(&mut self) {
+        let low = (self.size / 8).max(1);
+        if self.warm.is_none() && !self.shutting_down && self.occupancy() + low <= self.size {
             self.warm();
         }
     }
@@ -863,7 +877,7 @@ impl Pool {
                 self.idle.retain(|n| *n != name);
                 self.taps.remove(&name);
                 self.counters.vanished += 1;
-                self.start_warm();
+                self.refill();
             }
             TapState::Leased => {
                 // Its holder still holds the name: keep it, so the name is

@@ -708,3 +708,29 @@ fn fallback_creates_during_a_drain_do_not_hold_it_up() {
     p.lease_created(vm, &r);
     assert_eq!(p.state_of(&vm), Some(TapState::Leased));
 }
+
+#[test]
+fn a_refill_waits_until_the_pool_runs_low_then_fills_it() {
+    // Size 16: a refill starts 16 / 8 = 2 taps short.
+    let mut p = pool(16, 4);
+    let mut k = SimKernel::new();
+    p.warm();
+    run_blocking(&mut p, &mut k);
+    let lose = |p: &mut Pool, k: &mut SimKernel| {
+        let t = p.idle()[0];
+        let index = k.tap(t).unwrap().index;
+        k.remove_externally(t);
+        p.link_removed(t, index);
+    };
+    lose(&mut p, &mut k);
+    assert_eq!(p.take_command(), None, "one short: no refill yet");
+    // A holder that gives its tap back finds room (no create raced it).
+    let AcquireDecision::Pooled(t) = p.acquire(name("vm-a")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(p.release(t), Ok(ReleaseDecision::Pooled));
+    run_blocking(&mut p, &mut k);
+    lose(&mut p, &mut k);
+    run_blocking(&mut p, &mut k);
+    assert_eq!(p.stats().idle, 16, "two short: refilled to the size");
+}
