@@ -45,7 +45,7 @@ pub struct Lease {
 
 /// Gives a tap back. A pool-named tap goes back to idle while the pool has
 /// room; any other tap, or a pool tap when the pool is full, is deleted, and a
-/// successful delete starts a refill.
+/// successful delete refills the pool once it is `size / 8` taps short.
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "Result<Released, PoolError>")]
 pub struct Release {

@@ -675,8 +675,9 @@ impl Pool {
     }
 
     /// Records how a delete ended (one from [`ReleaseDecision::Delete`] or
-    /// a [`Command::Delete`]). A successful delete starts a refill unless the
-    /// pool is shutting down. A device the kernel no longer has is forgotten;
+    /// a [`Command::Delete`]). A successful delete refills the pool if it is
+    /// `size / 8` taps short, unless the pool is shutting down. A device the
+    /// kernel no longer has is forgotten;
     /// any other failure leaves the tap known as [`TapState::DeleteFailed`]
     /// and queues a retry.
     pub fn delete_finished(&mut self, name: TapName, result: &Result<(), PoolError>) {
