@@ -26,7 +26,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use common::{TestNetns, attach, host_link_names, require_kernel, text};
+use common::{TestNetns, attach, flags, host_link_names, require_kernel, text};
 use serde_json::Value;
 use tap_pool_actors::{
     Acquire, Drain, LeaseSource, LinuxKernelFactory, Netns, PoolConfig, PoolStats, Release,
@@ -255,12 +255,7 @@ fn tap_names(ns: &TestNetns) -> BTreeSet<String> {
 
 /// Whether a process has the tap open: a tap has carrier exactly then.
 fn in_use(ns: &TestNetns, tap: &str) -> bool {
-    let link = ns.link(tap).unwrap_or_else(|| panic!("{tap} exists"));
-    link["flags"]
-        .as_array()
-        .expect("flags")
-        .iter()
-        .any(|f| f == "LOWER_UP")
+    flags(&ns.link(tap).unwrap_or_else(|| panic!("{tap} exists"))).contains(&"LOWER_UP".to_owned())
 }
 
 /// What an orchestrator does after its pool process died: a new pool seeds

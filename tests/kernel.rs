@@ -6,8 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    TestNetns, assert_not_in_host, eui64_link_local, eventually, link_mac, name, require_kernel,
-    text,
+    TestNetns, assert_not_in_host, eui64_link_local, eventually, flags, link_mac, name,
+    require_kernel, text,
 };
 use serde_json::Value;
 use tap_pool::kernel::{CreatedTap, LinkEvent};
@@ -19,15 +19,6 @@ const GID: u32 = 54322;
 
 fn info_data(link: &Value) -> &Value {
     &link["linkinfo"]["info_data"]
-}
-
-fn flags(link: &Value) -> Vec<String> {
-    link["flags"]
-        .as_array()
-        .expect("flags")
-        .iter()
-        .map(text)
-        .collect()
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use common::{TestNetns, host_link_names, require_kernel, text};
+use common::{TestNetns, flags, host_link_names, require_kernel, text};
 use tap_pool_actors::{
     Acquire, Drain, LeaseSource, LinuxKernelFactory, PoolConfig, PoolStats, Release, Released,
     Stats, TapName, TapPoolActor, TapSpec, Warm,
@@ -148,7 +148,7 @@ async fn sixty_four_clients_share_the_pool_for_100k_cycles_on_the_real_kernel() 
         assert_eq!(tap["linkinfo"]["info_data"]["persist"], true, "{name}");
         assert_eq!(tap["master"], BRIDGE, "{name}");
         assert_eq!(text(&tap["group"]), GROUP.to_string(), "{name}");
-        let flags: Vec<String> = tap["flags"].as_array().unwrap().iter().map(text).collect();
+        let flags = flags(tap);
         assert!(flags.contains(&"UP".to_owned()), "{name} is up: {flags:?}");
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use common::{TestNetns, assert_not_in_host, require_kernel, text};
+use common::{TestNetns, assert_not_in_host, flags, require_kernel, text};
 use serde_json::Value;
 use tap_pool_actors::{
     Acquire, Drain, KernelError, LeaseSource, LinuxKernelFactory, PoolConfig, PoolError, PoolStats,
@@ -71,7 +71,7 @@ fn assert_configured(link: &Value) {
     assert_eq!(text(&data["group"]), GROUP.to_string(), "{name}");
     assert_eq!(link["mtu"], 1400, "{name}");
     assert_eq!(link["master"], "br-tp", "{name}");
-    let flags: Vec<String> = link["flags"].as_array().unwrap().iter().map(text).collect();
+    let flags = flags(link);
     assert!(flags.contains(&"UP".to_owned()), "{name} is up: {flags:?}");
 }
 

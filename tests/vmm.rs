@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use common::{TestNetns, assert_not_in_host, eventually, require_kernel, text};
+use common::{TestNetns, assert_not_in_host, eventually, flags, require_kernel, text};
 use tap_pool_actors::{
     Acquire, Errno, Lease, LeaseSource, LinuxKernelFactory, NetlinkActor, Netns, PoolConfig,
     TapName, TapPoolActor, TapSpec, Warm,
@@ -81,13 +81,7 @@ async fn acquire(pool: &Addr<TapPoolActor>, fallback: &str) -> Lease {
 }
 
 fn link_flags(ns: &TestNetns, dev: &str) -> Vec<String> {
-    let link = ns.link(dev).unwrap_or_else(|| panic!("{dev} exists"));
-    link["flags"]
-        .as_array()
-        .expect("flags")
-        .iter()
-        .map(text)
-        .collect()
+    flags(&ns.link(dev).unwrap_or_else(|| panic!("{dev} exists")))
 }
 
 /// A bridge with an address, up, forwarding as soon as a port has carrier.

@@ -302,6 +302,16 @@ pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// A link's flags as `ip -j` prints them (`UP`, `LOWER_UP`, ...).
+pub fn flags(link: &Value) -> Vec<String> {
+    link["flags"]
+        .as_array()
+        .expect("flags")
+        .iter()
+        .map(text)
+        .collect()
+}
+
 /// A JSON field as text, whether `ip` printed it as a number or a string.
 pub fn text(value: &Value) -> String {
     match value {
