@@ -305,7 +305,6 @@ impl Tap {
 
 #[derive(Debug, Default)]
 struct WarmRun {
-    in_flight: usize,
     created: Vec<TapName>,
     failure: Option<WarmFailure>,
 }
@@ -355,8 +354,8 @@ pub struct Pool {
     taps: HashMap<TapName, Tap>,
     /// Idle taps, most recently pooled last (handed out LIFO).
     idle: Vec<TapName>,
+    /// Pool creates in flight (all of them belong to the warm run, if any).
     creating_for_pool: usize,
-    creating_for_lease: usize,
     resetting: usize,
     warm: Option<WarmRun>,
     warm_attempts: u32,
@@ -392,7 +391,6 @@ impl Pool {
             taps: HashMap::with_capacity(config.size * 2),
             idle: Vec::with_capacity(config.size),
             creating_for_pool: 0,
-            creating_for_lease: 0,
             resetting: 0,
             warm: None,
             warm_attempts: 0,
@@ -581,7 +579,6 @@ impl Pool {
             return Ok(AcquireDecision::Pooled(name));
         }
         self.counters.misses += 1;
-        self.creating_for_lease += 1;
         let spec = self.create_spec();
         self.taps.insert(
             fallback,
@@ -596,7 +593,6 @@ impl Pool {
     /// Records how the create of a fallback tap ended. On failure the name is
     /// forgotten: the kernel left nothing behind.
     pub fn lease_created(&mut self, name: TapName, result: &Result<CreatedTap, PoolError>) {
-        self.creating_for_lease -= 1;
         let vanished = self.removed_in_flight.remove(&name);
         match result {
             Ok(created) => {
@@ -850,9 +846,6 @@ impl Pool {
                     });
                 }
             }
-        }
-        if let Some(run) = self.warm.as_mut() {
-            run.in_flight -= 1;
         }
         self.advance_warm();
         self.advance_drain();
@@ -1196,15 +1189,17 @@ impl Pool {
     /// Fills the warm-up's window with creates while the pool has room, then
     /// ends the run if nothing is left in flight.
     fn advance_warm(&mut self) {
-        let Some(run) = self.warm.as_mut() else {
+        if self.warm.is_none() {
             return;
-        };
-        while run.failure.is_none()
-            && !self.shutting_down
-            && run.in_flight < self.create_window
-            && self.idle.len() + self.creating_for_pool + self.resetting < self.size
+        }
+        // A run ends only when none of its creates is in flight, so every
+        // pool create in flight is this run's.
+        while self.warm.as_ref().is_some_and(|run| run.failure.is_none())
+            && self.creating_for_pool < self.create_window
+            && self.has_room()
         {
             let Some(name) = self.naming.name(self.next) else {
+                let run = self.warm.as_mut().expect("checked above");
                 run.failure = Some(WarmFailure {
                     name: None,
                     error: PoolError::IndexExhausted {
@@ -1228,10 +1223,9 @@ impl Pool {
                 },
             );
             self.creating_for_pool += 1;
-            run.in_flight += 1;
             self.commands.push_back(Command::Create { name, spec });
         }
-        if run.in_flight > 0 {
+        if self.creating_for_pool > 0 {
             return;
         }
         let run = self.warm.take().expect("checked above");
