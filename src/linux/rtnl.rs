@@ -18,7 +18,7 @@ use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder, Rtattr, RtattrBuilder};
 use neli::socket::NlSocket;
 use neli::types::{Buffer, RtBuffer};
 use neli::utils::Groups;
-use neli::{FromBytesWithInput, Size, ToBytes};
+use neli::{Size, ToBytes};
 
 use crate::kernel::{Errno, LinkInfo, TunKind};
 use crate::name::TapName;
@@ -43,7 +43,7 @@ const NLA_TYPE_MASK: u16 = !(1 << 15 | 1 << 14);
 const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
 
 // From linux/rtnetlink.h.
-const RTM_DELLINK: u16 = 17;
+pub(super) const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_SETLINK: u16 = 19;
 const RTM_DELADDR: u16 = 21;
@@ -52,7 +52,7 @@ const RTM_GETADDR: u16 = 22;
 /// The size of `struct ifaddrmsg`.
 const IFADDRMSG_LEN: usize = 8;
 /// `sizeof(struct ifinfomsg)`.
-const IFINFOMSG_LEN: usize = 16;
+pub(super) const IFINFOMSG_LEN: usize = 16;
 /// `RTEXT_FILTER_SKIP_STATS` (linux/rtnetlink.h): leave out `IFLA_STATS*`.
 const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 
@@ -249,30 +249,22 @@ impl Rtnl {
     /// Every IPv4 and IPv6 address on the link with index `index`, from one
     /// `RTM_GETADDR` dump.
     pub(crate) fn addresses(&mut self, index: u32) -> Result<Vec<Address>, NlError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut found = Vec::new();
-            // struct ifaddrmsg: family, prefixlen, flags, scope, index.
-            let mut request = [0u8; IFADDRMSG_LEN];
-            request[4..8].copy_from_slice(&index.to_ne_bytes());
-            let interrupted = self.transact(RTM_GETADDR, NLM_F_DUMP, &request, |payload| {
-                if payload.len() < IFADDRMSG_LEN {
-                    return Err(NlError::Socket(Errno(libc::EBADMSG)));
-                }
-                // Filtered again here: without strict checking the kernel
-                // dumps every link's addresses.
-                if read_u32(payload, 4) == index {
-                    found.push(Address {
-                        payload: payload.to_vec(),
-                    });
-                }
-                Ok(())
-            })?;
-            if !interrupted || attempt == DUMP_ATTEMPTS {
-                return Ok(found);
+        // struct ifaddrmsg: family, prefixlen, flags, scope, index.
+        let mut request = [0u8; IFADDRMSG_LEN];
+        request[4..8].copy_from_slice(&index.to_ne_bytes());
+        self.dump(RTM_GETADDR, &request, |payload, found| {
+            if payload.len() < IFADDRMSG_LEN {
+                return Err(NlError::Socket(Errno(libc::EBADMSG)));
             }
-        }
+            // Filtered again here: without strict checking the kernel
+            // dumps every link's addresses.
+            if read_u32(payload, 4) == index {
+                found.push(Address {
+                    payload: payload.to_vec(),
+                });
+            }
+            Ok(())
+        })
     }
 
     /// Deletes one address that [`Rtnl::addresses`] reported.
@@ -289,65 +281,63 @@ impl Rtnl {
     /// is read in a fraction of the messages and bytes. Links are still
     /// checked one by one, for a kernel that ignores either.
     pub(crate) fn tun_links(&mut self) -> Result<Vec<LinkInfo>, NlError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut links = Vec::new();
-            let mut attrs = RtBuffer::new();
-            attrs.push(attr(Ifla::ExtMask, RTEXT_FILTER_SKIP_STATS)?);
-            attrs.push(attr(Ifla::Linkinfo, Buffer::from(&tun_kind_filter()[..]))?);
-            let msg = ifinfomsg(IfinfomsgBuilder::default(), attrs)?;
-            let interrupted = self.transact(RTM_GETLINK, NLM_F_DUMP, &msg, |payload| {
-                if let Some(link) = parse_tun_link(payload)? {
-                    links.push(link);
-                }
-                Ok(())
-            })?;
-            if !interrupted {
-                return Ok(links);
-            }
-            if attempt == DUMP_ATTEMPTS {
-                // A partial view could make the pool forget or adopt wrongly.
-                return Err(NlError::Socket(Errno(libc::EINTR)));
-            }
-            tracing::debug!(
-                attempt,
-                "link dump interrupted by a change; reading it again"
-            );
-        }
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(Ifla::ExtMask, RTEXT_FILTER_SKIP_STATS)?);
+        attrs.push(attr(Ifla::Linkinfo, Buffer::from(&tun_kind_filter()[..]))?);
+        let msg = ifinfomsg(IfinfomsgBuilder::default(), attrs)?;
+        self.dump(RTM_GETLINK, &msg, |payload, links| {
+            links.extend(parse_tun_link(payload)?);
+            Ok(())
+        })
     }
 
     /// Every device, of any kind, in device group `group`.
     pub(crate) fn group_members(&mut self, group: u32) -> Result<Vec<TapName>, NlError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut names = Vec::new();
-            let msg = ifinfomsg(IfinfomsgBuilder::default(), RtBuffer::new())?;
-            let interrupted = self.transact(RTM_GETLINK, NLM_F_DUMP, &msg, |payload| {
-                let msg = parse_ifinfomsg(payload)?;
-                let mut name = None;
-                let mut in_group = false;
-                for attr in msg.rtattrs().iter() {
-                    let data = attr.rta_payload().as_ref();
-                    match Ifla::from(u16::from(*attr.rta_type()) & NLA_TYPE_MASK) {
-                        Ifla::Ifname => name = Some(c_string(data)),
-                        Ifla::Group => in_group = read_attr_u32(data)? == group,
-                        _ => {}
-                    }
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(Ifla::ExtMask, RTEXT_FILTER_SKIP_STATS)?);
+        let msg = ifinfomsg(IfinfomsgBuilder::default(), attrs)?;
+        self.dump(RTM_GETLINK, &msg, |payload, names| {
+            if payload.len() < IFINFOMSG_LEN {
+                return Err(NlError::Socket(Errno(libc::EBADMSG)));
+            }
+            let mut name = None;
+            let mut in_group = false;
+            for (kind, data) in Attrs(&payload[IFINFOMSG_LEN..]) {
+                match kind {
+                    libc::IFLA_IFNAME => name = Some(c_str(data)),
+                    libc::IFLA_GROUP => in_group = read_attr_u32(data)? == group,
+                    _ => {}
                 }
-                if in_group && let Some(name) = name.and_then(|n| TapName::new(&n).ok()) {
-                    names.push(name);
-                }
-                Ok(())
+            }
+            if in_group && let Some(name) = name.and_then(|n| TapName::new(&n).ok()) {
+                names.push(name);
+            }
+            Ok(())
+        })
+    }
+
+    /// A whole dump: every reply's payload goes to `parse`, which collects
+    /// what it wants. A dump the kernel flags as interrupted by a change is
+    /// read again, up to [`DUMP_ATTEMPTS`] times; after that it fails with
+    /// `EINTR`, because a partial view could make the pool forget, adopt or
+    /// keep the wrong things.
+    fn dump<T>(
+        &mut self,
+        kind: u16,
+        request: &(impl Payload + ?Sized),
+        mut parse: impl FnMut(&[u8], &mut Vec<T>) -> Result<(), NlError>,
+    ) -> Result<Vec<T>, NlError> {
+        for attempt in 1..=DUMP_ATTEMPTS {
+            let mut found = Vec::new();
+            let interrupted = self.transact(kind, NLM_F_DUMP, request, |payload| {
+                parse(payload, &mut found)
             })?;
             if !interrupted {
-                return Ok(names);
+                return Ok(found);
             }
-            if attempt == DUMP_ATTEMPTS {
-                return Err(NlError::Socket(Errno(libc::EINTR)));
-            }
+            tracing::debug!(attempt, kind, "dump interrupted by a change");
         }
+        Err(NlError::Socket(Errno(libc::EINTR)))
     }
 
     /// Sends one request (a header of type `kind` around `payload`) and reads
@@ -391,6 +381,8 @@ impl Rtnl {
                     tracing::debug!(seq = header.seq, expected = seq, "skipping a stale reply");
                     continue;
                 }
+                // The kernel may flag any message of a dump, its DONE too.
+                interrupted |= header.flags & NLM_F_DUMP_INTR != 0;
                 match header.kind {
                     NLMSG_NOOP => {}
                     NLMSG_ERROR | NLMSG_DONE => {
@@ -405,7 +397,6 @@ impl Rtnl {
                     }
                     NLMSG_OVERRUN => outcome = Err(NlError::Socket(Errno(libc::ENOBUFS))),
                     _ => {
-                        interrupted |= header.flags & NLM_F_DUMP_INTR != 0;
                         if outcome.is_ok() {
                             outcome = on_message(payload);
                         }
@@ -570,7 +561,7 @@ fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, NlError> {
     let mut tun = None;
     let mut carrier = None;
     for (kind, data) in Attrs(&payload[IFINFOMSG_LEN..]) {
-        match kind & NLA_TYPE_MASK {
+        match kind {
             libc::IFLA_IFNAME => name = Some(c_str(data)),
             libc::IFLA_MTU => mtu = read_attr_u32(data)?,
             libc::IFLA_MASTER => master = Some(read_attr_u32(data)?),
@@ -698,11 +689,6 @@ impl<'a> Iterator for Attrs<'a> {
         self.0 = &bytes[align(len).min(bytes.len())..];
         Some((read_u16(bytes, 2) & NLA_TYPE_MASK, &bytes[4..len]))
     }
-}
-
-fn parse_ifinfomsg(payload: &[u8]) -> Result<Ifinfomsg, NlError> {
-    Ifinfomsg::from_bytes_with_input(&mut Cursor::new(payload), payload.len())
-        .map_err(|_| NlError::Socket(Errno(libc::EBADMSG)))
 }
 
 fn ifinfomsg(

@@ -9,7 +9,7 @@ use neli::consts::socket::NlFamily;
 use neli::socket::NlSocket;
 use neli::utils::Groups;
 
-use super::rtnl::{self, Attrs, NlError};
+use super::rtnl::{self, Attrs, IFINFOMSG_LEN, NlError, RTM_DELLINK};
 use crate::kernel::{Errno, KernelError, LinkEvent, LinkWatcher};
 use crate::name::TapName;
 
@@ -31,11 +31,8 @@ const SO_RCVBUFFORCE: libc::c_int = 33;
 #[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
 const SO_RCVBUFFORCE: libc::c_int = 0x100b;
 
-// From linux/rtnetlink.h and linux/if_link.h.
+// From linux/rtnetlink.h.
 const RTNLGRP_LINK: u32 = 1;
-const RTM_DELLINK: u16 = 17;
-const IFLA_IFNAME: u16 = 3;
-const IFINFOMSG_LEN: usize = 16;
 
 /// The Linux [`LinkWatcher`]: reports every link removed from the network
 /// namespace it was opened in.
@@ -137,7 +134,7 @@ fn queue_removals(mut rest: &[u8], pending: &mut VecDeque<LinkEvent>) -> Result<
         }
         let index = rtnl::read_u32(payload, 4);
         let name = Attrs(&payload[IFINFOMSG_LEN..])
-            .find(|&(kind, _)| kind == IFLA_IFNAME)
+            .find(|&(kind, _)| kind == libc::IFLA_IFNAME)
             .map(|(_, value)| rtnl::c_string(value));
         match name.as_deref().map(TapName::new) {
             Some(Ok(name)) => {
@@ -206,7 +203,7 @@ mod tests {
         let mut attr = Vec::new();
         let attr_len = 4 + name.len() + 1;
         attr.extend_from_slice(&(attr_len as u16).to_ne_bytes());
-        attr.extend_from_slice(&IFLA_IFNAME.to_ne_bytes());
+        attr.extend_from_slice(&libc::IFLA_IFNAME.to_ne_bytes());
         attr.extend_from_slice(name.as_bytes());
         attr.push(0);
         attr.resize((attr.len() + 3) & !3, 0);
