@@ -39,6 +39,9 @@ use crate::netlink::{
 /// call nobody waits for) unless `reset_on_release` is off.
 pub struct TapPoolActor {
     pool: Pool,
+    /// Its own address, held weakly: given to the tasks that await kernel
+    /// replies. Set in `started`.
+    me: Option<WeakAddr<TapPoolActor>>,
     /// Creates, resets, listings and group changes.
     kernel: Addr<NetlinkActor>,
     /// Deletes: slow kernel waits (~16 ms each) that run in parallel, kept
@@ -77,6 +80,7 @@ impl TapPoolActor {
         let reset_batch = (config.size / 2).clamp(1, 64);
         Ok(TapPoolActor {
             pool: Pool::new(config)?,
+            me: None,
             deleter: kernel.clone(),
             kernel,
             resets: Vec::new(),
@@ -129,21 +133,21 @@ impl TapPoolActor {
     /// a pending future. (actix polls every future spawned in an actor's
     /// context each time the actor wakes, so N kernel calls in flight would
     /// cost every `Acquire` N polls.)
-    fn call<M, T, F>(ctx: &mut Context<Self>, to: &Addr<NetlinkActor>, msg: M, then: F)
+    fn call<M, T, F>(&self, to: &Addr<NetlinkActor>, msg: M, then: F)
     where
         M: Message<Result = Result<T, KernelError>> + Send + 'static,
         T: Send + 'static,
         NetlinkActor: Handler<M>,
         F: FnOnce(&mut Self, Result<T, PoolError>, &mut Context<Self>) + Send + 'static,
     {
-        Self::call_raw(ctx, to, msg, move |act, res, ctx| {
+        self.call_raw(to, msg, move |act, res, ctx| {
             then(act, kernel_result(res), ctx)
         });
     }
 
     /// [`TapPoolActor::call`] for a message whose answer is not a single
     /// `Result`.
-    fn call_raw<M, F>(ctx: &mut Context<Self>, to: &Addr<NetlinkActor>, msg: M, then: F)
+    fn call_raw<M, F>(&self, to: &Addr<NetlinkActor>, msg: M, then: F)
     where
         M: Message + Send + 'static,
         M::Result: Send,
@@ -151,19 +155,36 @@ impl TapPoolActor {
         F: FnOnce(&mut Self, Result<M::Result, MailboxError>, &mut Context<Self>) + Send + 'static,
     {
         let request = to.send(msg);
-        let pool = ctx.address().downgrade();
+        let pool = self.weak();
         actix::spawn(async move {
             let res = request.await;
             // A pool that is gone has nothing left to record.
             if let Some(pool) = pool.upgrade() {
                 pool.do_send(Then(Box::new(
-                    move |act: &mut Self, ctx: &mut Context<Self>| {
-                        then(act, res, ctx);
-                        act.pump(ctx);
-                    },
+                    move |act: &mut Self, ctx: &mut Context<Self>| then(act, res, ctx),
                 )));
             }
         });
+    }
+
+    /// Runs `step` on the pool (which then pumps) and resolves to what it
+    /// returned, or to `None` if the pool is gone. How an answer the caller
+    /// waits for records the kernel's reply before the caller hears of it.
+    async fn on_pool<R: Send + 'static>(
+        pool: WeakAddr<Self>,
+        step: impl FnOnce(&mut Self) -> R + Send + 'static,
+    ) -> Option<R> {
+        let pool = pool.upgrade()?;
+        pool.send(Then(Box::new(
+            move |act: &mut Self, _: &mut Context<Self>| step(act),
+        )))
+        .await
+        .ok()
+    }
+
+    /// The pool's own address, held weakly (set when the actor starts).
+    fn weak(&self) -> WeakAddr<Self> {
+        self.me.clone().expect("the pool actor has started")
     }
 
     /// Carries out the work the pool queued: kernel calls go to the kernel
@@ -173,8 +194,7 @@ impl TapPoolActor {
         while let Some(command) = self.pool.take_command() {
             match command {
                 Command::Create { name, spec } => {
-                    Self::call(
-                        ctx,
+                    self.call(
                         &self.kernel,
                         CreateTap { name, spec },
                         move |act, res, _| {
@@ -190,49 +210,34 @@ impl TapPoolActor {
                     self.resets.push(ResetTap { name, spec, mac });
                 }
                 Command::Delete { name } => {
-                    Self::call(
-                        ctx,
-                        &self.deleter,
-                        DeleteTap { name },
-                        move |act, res, _| {
-                            if let Err(error) = &res {
-                                warn!(tap = %name, %error, "deleting a tap failed");
-                            }
-                            act.pool.delete_finished(name, &res);
-                        },
-                    );
+                    self.call(&self.deleter, DeleteTap { name }, move |act, res, _| {
+                        if let Err(error) = &res {
+                            warn!(tap = %name, %error, "deleting a tap failed");
+                        }
+                        act.pool.delete_finished(name, &res);
+                    });
                 }
                 Command::Ungroup { name } => {
                     let msg = SetDeviceGroup { name, group: 0 };
-                    Self::call(ctx, &self.kernel, msg, move |act, res, _| {
+                    self.call(&self.kernel, msg, move |act, res, _| {
                         act.pool.ungrouped(name, &res);
                     });
                 }
                 Command::CheckGroup { group } => {
-                    Self::call(
-                        ctx,
-                        &self.kernel,
-                        ListGroup { group },
-                        move |act, res, _| {
-                            if let Ok(members) = &res {
-                                debug!(group, members = members.len(), "device group listed");
-                            }
-                            act.pool.group_checked(&res);
-                        },
-                    );
+                    self.call(&self.kernel, ListGroup { group }, move |act, res, _| {
+                        if let Ok(members) = &res {
+                            debug!(group, members = members.len(), "device group listed");
+                        }
+                        act.pool.group_checked(&res);
+                    });
                 }
                 Command::DeleteGroup { group } => {
-                    Self::call(
-                        ctx,
-                        &self.deleter,
-                        DeleteGroup { group },
-                        move |act, res, _| {
-                            if let Err(error) = &res {
-                                warn!(group, %error, "group delete failed; deleting one by one");
-                            }
-                            act.pool.group_deleted(&res);
-                        },
-                    );
+                    self.call(&self.deleter, DeleteGroup { group }, move |act, res, _| {
+                        if let Err(error) = &res {
+                            warn!(group, %error, "group delete failed; deleting one by one");
+                        }
+                        act.pool.group_deleted(&res);
+                    });
                 }
                 Command::RetryWarmAfter(after) => {
                     ctx.run_later(after, |act, ctx| {
@@ -304,8 +309,8 @@ impl TapPoolActor {
         if self.resets.is_empty() {
             return;
         }
-        let now = Instant::now();
         let waiting = self.resets.len();
+        let now = Instant::now();
         let due = force
             || waiting >= self.reset_batch
             || waiting >= self.pool.idle().len()
@@ -323,7 +328,7 @@ impl TapPoolActor {
             return;
         }
         self.last_reset_batch = Some(now);
-        let report_to = WeakRecipient::from(ctx.address().downgrade());
+        let report_to = WeakRecipient::from(self.weak());
         let queue = std::mem::take(&mut self.resets);
         for batch in queue.chunks(self.reset_batch) {
             let names: Vec<TapName> = batch.iter().map(|r| r.name).collect();
@@ -331,7 +336,7 @@ impl TapPoolActor {
                 resets: batch.to_vec(),
                 report_to: report_to.clone(),
             };
-            Self::call_raw(ctx, &self.kernel, msg, move |act, res, _| {
+            self.call_raw(&self.kernel, msg, move |act, res, _| {
                 // Each outcome came as a `ResetDone`, unless the kernel actor
                 // was gone: then none of them ran.
                 if res.is_err() {
@@ -410,6 +415,10 @@ fn kernel_result<T>(res: Result<Result<T, KernelError>, MailboxError>) -> Result
 impl Actor for TapPoolActor {
     type Context = Context<Self>;
 
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address().downgrade());
+    }
+
     /// Stopping drains first: the actor keeps running until the drain's
     /// report comes back, then stops for good. If the kernel actors are
     /// already gone, it stops at once.
@@ -446,7 +455,8 @@ impl Handler<Wake> for TapPoolActor {
 }
 
 /// Work to run on the pool once a kernel call has answered: how replies
-/// awaited outside the pool's context come back to it.
+/// awaited outside the pool's context come back to it. The pool then carries
+/// out whatever the step queued ([`TapPoolActor::pump`]).
 struct Then<R = ()>(Box<dyn OnPool<R>>);
 
 /// A step run on the pool actor with its context.
@@ -461,7 +471,9 @@ impl<R: 'static> Message for Then<R> {
 impl<R: 'static> Handler<Then<R>> for TapPoolActor {
     type Result = MessageResult<Then<R>>;
     fn handle(&mut self, msg: Then<R>, ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult((msg.0)(self, ctx))
+        let answer = (msg.0)(self, ctx);
+        self.pump(ctx);
+        MessageResult(answer)
     }
 }
 
@@ -499,7 +511,7 @@ impl<A: Actor, M: Message<Result = T>, T: 'static> MessageResponse<A, M> for Rep
 impl Handler<Acquire> for TapPoolActor {
     type Result = Reply<Result<Lease, PoolError>>;
 
-    fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Acquire, _: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("acquire", fallback = %msg.fallback).entered();
         match self.pool.acquire(msg.fallback) {
             Err(e) => {
@@ -514,23 +526,20 @@ impl Handler<Acquire> for TapPoolActor {
                 debug!(tap = %name, "pool empty: creating the fallback tap");
                 let deleter = self.deleter.clone();
                 let request = self.kernel.send(CreateTap { name, spec });
-                let pool = ctx.address().downgrade();
+                let pool = self.weak();
                 Reply::Later(Box::pin(async move {
                     let res = kernel_result(request.await);
                     let failure = res.as_ref().err().cloned();
-                    let record = Then(Box::new(move |act: &mut Self, ctx: &mut Context<Self>| {
+                    // The pool records the lease before the caller hears of
+                    // it, so the caller's Release always finds it.
+                    let record = move |act: &mut Self| {
                         act.pool.lease_created(name, &res);
-                        act.pump(ctx);
                         res.map(|_| Lease {
                             name,
                             source: LeaseSource::Created,
                         })
-                    }));
-                    // The pool records the lease before the caller hears of
-                    // it, so the caller's Release always finds it.
-                    if let Some(pool) = pool.upgrade()
-                        && let Ok(answer) = pool.send(record).await
-                    {
+                    };
+                    if let Some(answer) = Self::on_pool(pool, record).await {
                         return answer;
                     }
                     match failure {
@@ -572,22 +581,16 @@ impl Handler<Release> for TapPoolActor {
             Ok(ReleaseDecision::Vanished) => Reply::Now(Ok(Released::Vanished)),
             Ok(ReleaseDecision::Delete) => {
                 let request = self.deleter.send(DeleteTap { name });
-                let pool = ctx.address().downgrade();
+                let pool = self.weak();
                 Reply::Later(Box::pin(async move {
                     let res = kernel_result(request.await);
                     if let Err(error) = &res {
                         warn!(tap = %name, %error, "deleting a released tap failed");
                     }
                     let answer = res.clone().map(|()| Released::Deleted);
-                    if let Some(pool) = pool.upgrade() {
-                        let record =
-                            Then(Box::new(move |act: &mut Self, ctx: &mut Context<Self>| {
-                                act.pool.delete_finished(name, &res);
-                                act.pump(ctx);
-                            }));
-                        // Recorded before the caller hears, like a create.
-                        let _ = pool.send(record).await;
-                    }
+                    // Recorded before the caller hears, like a create (a pool
+                    // that is gone has nothing to record).
+                    Self::on_pool(pool, move |act| act.pool.delete_finished(name, &res)).await;
                     answer
                 }))
             }
@@ -628,13 +631,13 @@ impl Handler<Drain> for TapPoolActor {
 impl Handler<Seed> for TapPoolActor {
     type Result = Reply<Result<SeedReport, PoolError>>;
 
-    fn handle(&mut self, msg: Seed, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Seed, _: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("seed", used = msg.used.len()).entered();
         let request = self.kernel.send(ListTaps);
-        let pool = ctx.address().downgrade();
+        let pool = self.weak();
         Reply::Later(Box::pin(async move {
             let links = kernel_result(request.await)?;
-            let reconcile = Then(Box::new(move |act: &mut Self, ctx: &mut Context<Self>| {
+            let reconcile = move |act: &mut Self| {
                 let report = act.pool.reconcile(&msg.used, &links);
                 info!(
                     next_index = report.next_index,
@@ -644,11 +647,11 @@ impl Handler<Seed> for TapPoolActor {
                     missing = ?report.missing,
                     "tap pool seeded"
                 );
-                act.pump(ctx);
                 report
-            }));
-            let pool = pool.upgrade().ok_or(PoolError::Stopped)?;
-            pool.send(reconcile).await.map_err(|_| PoolError::Stopped)
+            };
+            Self::on_pool(pool, reconcile)
+                .await
+                .ok_or(PoolError::Stopped)
         }))
     }
 }
@@ -685,21 +688,13 @@ impl Handler<LinkChanged> for TapPoolActor {
             }
             LinkEvent::Resync => {
                 let snapshot = self.pool.resync_snapshot();
-                Self::call(
-                    ctx,
-                    &self.kernel,
-                    ListTaps,
-                    move |act, res, ctx| match res {
-                        Ok(links) => act.pool.resync(&snapshot, &links),
-                        Err(error) => {
-                            warn!(%error, "cannot list links to resync; retrying");
-                            ctx.notify_later(
-                                LinkChanged(LinkEvent::Resync),
-                                Duration::from_secs(1),
-                            );
-                        }
-                    },
-                );
+                self.call(&self.kernel, ListTaps, move |act, res, ctx| match res {
+                    Ok(links) => act.pool.resync(&snapshot, &links),
+                    Err(error) => {
+                        warn!(%error, "cannot list links to resync; retrying");
+                        ctx.notify_later(LinkChanged(LinkEvent::Resync), Duration::from_secs(1));
+                    }
+                });
             }
         }
     }
