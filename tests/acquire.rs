@@ -193,12 +193,16 @@ async fn a_failed_fallback_create_after_the_pool_stopped_leaves_the_owners_devic
         sim.calls(SimOp::Create) == 1
     })
     .await;
+    let weak = p.pool.downgrade();
     drop(p);
     assert!(matches!(
         pending.await.unwrap(),
         Err(PoolError::Kernel(KernelError::Exists { .. }))
     ));
-    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    support::eventually("the pool to stop", || async {
+        weak.upgrade().is_none_or(|pool| !pool.connected())
+    })
+    .await;
     assert!(sim.contains(name("vm-taken")));
     assert_eq!(sim.calls(SimOp::Delete), 0);
 }

@@ -218,6 +218,23 @@ fn room_counts_creates_and_resets_in_flight() {
     p.warm(); // two creates in flight, not yet run
     assert_eq!(p.release(a).unwrap(), ReleaseDecision::Delete);
     assert_eq!(p.release(b).unwrap(), ReleaseDecision::Delete);
+
+    // A reset in flight takes room too: with one tap resetting and one
+    // create in flight, a size-2 pool has no room for the other tap.
+    let mut p = pool(2, 1);
+    let mut k = SimKernel::new();
+    p.warm();
+    run_blocking(&mut p, &mut k);
+    let AcquireDecision::Pooled(a) = p.acquire(name("vm-c")).unwrap() else {
+        panic!()
+    };
+    let AcquireDecision::Pooled(b) = p.acquire(name("vm-d")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(p.release(a).unwrap(), ReleaseDecision::Pooled);
+    assert_eq!(p.state_of(&a), Some(TapState::Resetting));
+    p.warm(); // one create: idle 0 + creating 1 + resetting 1 = 2
+    assert_eq!(p.release(b).unwrap(), ReleaseDecision::Delete);
 }
 
 #[test]
