@@ -26,11 +26,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use common::{TestNetns, attach, flags, host_link_names, require_kernel, text};
+use common::{TestNetns, attach, flags, host_link_names, require_kernel, settled, text};
 use serde_json::Value;
 use tap_pool_actors::{
-    Acquire, Drain, LeaseSource, LinuxKernelFactory, Netns, PoolConfig, PoolStats, Release,
-    Released, Seed, SeedReport, Stats, TapName, TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, LeaseSource, LinuxKernelFactory, Netns, PoolConfig, Release, Released, Seed,
+    SeedReport, TapName, TapPoolActor, TapSpec, Warm,
 };
 
 /// This test's name, which the child is started with (`--exact`).
@@ -312,7 +312,7 @@ async fn recover(ns: &TestNetns, left: &[String], outsider: Option<(&str, OwnedF
     }
 
     // Every idle tap once: adopted ones too, never the one held open.
-    settled(&pool).await;
+    settled(&pool, Duration::from_secs(10)).await;
     let mut leases = HashSet::new();
     for i in 0..SIZE {
         let lease = pool
@@ -337,7 +337,7 @@ async fn recover(ns: &TestNetns, left: &[String], outsider: Option<(&str, OwnedF
             .expect("release");
         assert_eq!(released, Released::Pooled);
     }
-    settled(&pool).await;
+    settled(&pool, Duration::from_secs(10)).await;
 
     if let Some((tap, file)) = outsider {
         assert!(in_use(ns, tap), "{tap} is still there, and open");
@@ -354,24 +354,10 @@ async fn recover(ns: &TestNetns, left: &[String], outsider: Option<(&str, OwnedF
     let drain = pool.send(Drain).await.expect("pool alive");
     assert_eq!((drain.leased, drain.delete_failed), (0, 0), "{drain:?}");
     assert!(drain.bulk, "one group delete: {drain:?}");
-    let stats = settled(&pool).await;
+    let stats = settled(&pool, Duration::from_secs(10)).await;
     assert_eq!((stats.idle, stats.leased, stats.vanished), (0, 0, 0));
     assert_eq!(tap_names(ns), BTreeSet::new(), "nothing leaked");
     report
-}
-
-/// Waits until nothing is being created, reset or deleted.
-async fn settled(pool: &Addr<TapPoolActor>) -> PoolStats {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = pool.send(Stats).await.expect("pool alive");
-        if s.creating == 0 && s.resetting == 0 && s.deleting == 0 {
-            assert_eq!(s.delete_failed, 0, "{s:?}");
-            return s;
-        }
-        assert!(Instant::now() < deadline, "pool never settled: {s:?}");
-        actix_rt::time::sleep(Duration::from_millis(1)).await;
-    }
 }
 
 /// The pool process that dies: this test binary run again in a child, by

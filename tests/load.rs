@@ -11,11 +11,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
-use common::{TestNetns, flags, host_link_names, require_kernel, text};
+use common::{TestNetns, flags, host_link_names, require_kernel, settled, text};
 use tap_pool_actors::{
-    Acquire, Drain, LeaseSource, LinuxKernelFactory, PoolConfig, PoolStats, Release, Released,
-    Stats, TapName, TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, LeaseSource, LinuxKernelFactory, PoolConfig, Release, Released, TapName,
+    TapPoolActor, TapSpec, Warm,
 };
 
 const CLIENTS: u64 = 64;
@@ -104,7 +103,7 @@ async fn sixty_four_clients_share_the_pool_for_100k_cycles_on_the_real_kernel() 
     assert_eq!(next_cycle.get(), CYCLES);
     assert!(held.borrow().is_empty());
 
-    let stats = settled(&pool).await;
+    let stats = settled(&pool, Duration::from_secs(30)).await;
     println!(
         "{CYCLES} acquire/release pairs by {CLIENTS} clients in {:.2} s: {:.0} pairs/s; {stats:?}",
         elapsed.as_secs_f64(),
@@ -170,17 +169,4 @@ async fn sixty_four_clients_share_the_pool_for_100k_cycles_on_the_real_kernel() 
         host_before,
         "the host's links are untouched"
     );
-}
-
-/// Waits until nothing is being created, reset or deleted.
-async fn settled(pool: &Addr<TapPoolActor>) -> PoolStats {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = pool.send(Stats).await.expect("pool alive");
-        if s.creating == 0 && s.resetting == 0 && s.deleting == 0 {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "pool never settled: {s:?}");
-        actix_rt::time::sleep(Duration::from_millis(1)).await;
-    }
 }

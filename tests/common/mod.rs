@@ -383,3 +383,21 @@ impl TestNetns {
         rx
     }
 }
+
+/// Waits until the pool has nothing in flight (no create, reset or delete)
+/// and returns its stats; no delete may be stuck failing.
+pub async fn settled(
+    pool: &actix::Addr<tap_pool_actors::TapPoolActor>,
+    within: Duration,
+) -> tap_pool_actors::PoolStats {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = pool.send(tap_pool_actors::Stats).await.expect("pool alive");
+        if s.creating == 0 && s.resetting == 0 && s.deleting == 0 {
+            assert_eq!(s.delete_failed, 0, "{s:?}");
+            return s;
+        }
+        assert!(Instant::now() < deadline, "pool never settled: {s:?}");
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+}
