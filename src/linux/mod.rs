@@ -190,17 +190,13 @@ impl LinuxKernel {
     }
 
     fn delete(&mut self, name: TapName) -> Result<(), KernelError> {
-        self.rtnl.del_link(Target::Name(name)).map_err(|e| match e {
-            NlError::Kernel { errno, .. } if errno.0 == libc::ENODEV => {
-                KernelError::NoSuchDevice { name }
-            }
-            NlError::Kernel { errno, ext_ack } => KernelError::Delete {
+        self.rtnl
+            .del_link(Target::Name(name))
+            .map_err(tap_error(name, |errno, ext_ack| KernelError::Delete {
                 name,
                 errno,
                 ext_ack,
-            },
-            NlError::Socket(errno) => KernelError::Socket { errno },
-        })
+            }))
     }
 
     fn set_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError> {
@@ -210,17 +206,11 @@ impl LinuxKernel {
         };
         self.rtnl
             .set_link(Target::Name(name), config)
-            .map_err(|e| match e {
-                NlError::Kernel { errno, .. } if errno.0 == libc::ENODEV => {
-                    KernelError::NoSuchDevice { name }
-                }
-                NlError::Kernel { errno, ext_ack } => KernelError::Configure {
-                    name,
-                    errno,
-                    ext_ack,
-                },
-                NlError::Socket(errno) => KernelError::Socket { errno },
-            })
+            .map_err(tap_error(name, |errno, ext_ack| KernelError::Configure {
+                name,
+                errno,
+                ext_ack,
+            }))
     }
 
     fn del_group(&mut self, group: u32) -> Result<(), KernelError> {
@@ -248,8 +238,6 @@ impl LinuxKernel {
     }
 }
 
-/// Runs one kernel call inside a debug span named `op`, then logs its
-/// duration and outcome.
 /// A dump that failed.
 fn list_error(e: NlError) -> KernelError {
     match e {
@@ -258,6 +246,25 @@ fn list_error(e: NlError) -> KernelError {
     }
 }
 
+/// How a failed request about the device `name` reaches the caller: `ENODEV`
+/// is [`KernelError::NoSuchDevice`], a socket failure is
+/// [`KernelError::Socket`], and any other refusal is what `refused` makes of
+/// it.
+fn tap_error(
+    name: TapName,
+    refused: impl FnOnce(Errno, Option<String>) -> KernelError,
+) -> impl FnOnce(NlError) -> KernelError {
+    move |e| match e {
+        NlError::Kernel { errno, .. } if errno.0 == libc::ENODEV => {
+            KernelError::NoSuchDevice { name }
+        }
+        NlError::Kernel { errno, ext_ack } => refused(errno, ext_ack),
+        NlError::Socket(errno) => KernelError::Socket { errno },
+    }
+}
+
+/// Runs one kernel call inside a debug span named `op`, then logs its
+/// duration and outcome.
 macro_rules! timed {
     ($op:literal, $body:expr $(, $field:ident = $value:expr)*) => {{
         let _span = tracing::debug_span!($op $(, $field = %$value)*).entered();
