@@ -39,7 +39,16 @@ pub struct TapSpec {
     pub device_group: Option<u32>,
 }
 
+/// The MTU a tap has when its spec names none (Ethernet's, the kernel's
+/// default for a tap), and what a reset puts back then.
+pub const DEFAULT_MTU: u32 = 1500;
+
 impl TapSpec {
+    /// The MTU the tap should have: the spec's, or [`DEFAULT_MTU`].
+    pub fn mtu_or_default(&self) -> u32 {
+        self.mtu.unwrap_or(DEFAULT_MTU)
+    }
+
     /// The owner to set on a new tap, given the pool process's effective uid:
     /// the configured one, or `euid` when neither owner nor group is set.
     pub fn effective_owner(&self, euid: u32) -> Option<u32> {

@@ -447,7 +447,7 @@ impl Kernel for SimKernel {
             return Err(KernelError::Exists { name });
         }
         let master = s.master_for(name, spec, None)?;
-        let mtu = spec.mtu.unwrap_or(1500);
+        let mtu = spec.mtu_or_default();
         check_mtu(name, mtu)?;
         let index = s.next_index;
         s.next_index += 1;
@@ -532,7 +532,7 @@ impl Kernel for SimKernel {
             return Err(KernelError::NoSuchDevice { name });
         };
         let master = s.master_for(name, spec, current)?;
-        let mtu = spec.mtu.unwrap_or(1500);
+        let mtu = spec.mtu_or_default();
         check_mtu(name, mtu)?;
         s.addresses.remove(&name);
         let tap = s.taps.get_mut(&name).expect("checked above");

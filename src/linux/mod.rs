@@ -22,9 +22,6 @@ use crate::kernel::{
 use crate::name::TapName;
 use rtnl::{LinkConfig, NlError, Rtnl, Target};
 
-/// The MTU a reset puts back when the spec names none (Ethernet's).
-const DEFAULT_MTU: u32 = 1500;
-
 /// The Linux implementation of [`Kernel`].
 pub struct LinuxKernel {
     rtnl: Rtnl,
@@ -180,7 +177,7 @@ impl LinuxKernel {
         }
         let config = LinkConfig {
             up: true,
-            mtu: Some(spec.mtu.unwrap_or(DEFAULT_MTU)),
+            mtu: Some(spec.mtu_or_default()),
             // 0 detaches from whatever master the tenant chose.
             master: Some(master.unwrap_or(0)),
             group: Some(spec.device_group.unwrap_or(0)),
