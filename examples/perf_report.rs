@@ -43,6 +43,20 @@ fn stats(samples: &mut [Duration]) -> (Duration, Duration) {
     (median(samples), percentile(samples, 99.0))
 }
 
+/// Row 1's line for one message: (median, p99) against a bare round trip's.
+fn one_message(what: String, (m, p): (Duration, Duration), (tm, tp): (Duration, Duration)) -> Line {
+    Line {
+        row: "1",
+        what,
+        median: us(m),
+        p99: us(p),
+        against: format!("bare round trip: {} / {}", us(tm), us(tp)),
+        ratio: format!("{:.2}×", m.as_secs_f64() / tm.as_secs_f64()),
+        target: "≤ 2×, p99 < 10 µs",
+        met: Some(m <= 2 * tm && p < Duration::from_micros(10)),
+    }
+}
+
 /// Row 2's line: warm Acquire with the kernel busy, against it idle.
 fn busy_line(
     what: &str,
@@ -122,7 +136,6 @@ fn main() {
         if reset && pair_pool == rows::PAIRS_POOL_SIZE {
             plot.push(("warm Acquire (pool)", acquires.clone()));
         }
-        let within = |x: Duration, limit: Duration| x <= limit;
         lines.push(Line {
             row: "1",
             what: format!("pool Acquire + Release pair, {label}, pool of {pair_pool}"),
@@ -131,28 +144,18 @@ fn main() {
             against: format!("2 bare round trips: {} / {}", us(2 * tm), us(2 * tp)),
             ratio: format!("{:.2}×", pm.as_secs_f64() / (2.0 * tm.as_secs_f64())),
             target: "≤ 2×",
-            met: Some(within(pm, 4 * tm)),
+            met: Some(pm <= 4 * tm),
         });
-        lines.push(Line {
-            row: "1",
-            what: format!("— Acquire alone, {label}"),
-            median: us(am),
-            p99: us(ap),
-            against: format!("bare round trip: {} / {}", us(tm), us(tp)),
-            ratio: format!("{:.2}×", am.as_secs_f64() / tm.as_secs_f64()),
-            target: "≤ 2×, p99 < 10 µs",
-            met: Some(within(am, 2 * tm) && ap < Duration::from_micros(10)),
-        });
-        lines.push(Line {
-            row: "1",
-            what: format!("— Release alone, {label}"),
-            median: us(rm),
-            p99: us(rp),
-            against: format!("bare round trip: {} / {}", us(tm), us(tp)),
-            ratio: format!("{:.2}×", rm.as_secs_f64() / tm.as_secs_f64()),
-            target: "≤ 2×, p99 < 10 µs",
-            met: Some(within(rm, 2 * tm) && rp < Duration::from_micros(10)),
-        });
+        lines.push(one_message(
+            format!("— Acquire alone, {label}"),
+            (am, ap),
+            (tm, tp),
+        ));
+        lines.push(one_message(
+            format!("— Release alone, {label}"),
+            (rm, rp),
+            (tm, tp),
+        ));
         lines.push(Line {
             row: "1",
             what: "— `Mutex<Vec<String>>` pool pair (same thread, uncontended)".to_owned(),
