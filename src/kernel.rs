@@ -113,6 +113,45 @@ pub struct LinkInfo {
     pub mac: [u8; 6],
 }
 
+/// A device the pool asks the kernel about: its name, and its interface
+/// index once known. The index is what identifies it: names can be changed
+/// and reused behind the pool's back, an index is never reused while the
+/// kernel runs. A kernel acts on the index when it has one, and on the name
+/// only before the device was ever seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Device {
+    /// The name the pool gave it.
+    pub name: TapName,
+    /// Its interface index, once the pool has seen it.
+    pub index: Option<u32>,
+}
+
+impl Device {
+    /// A device known by name and interface index.
+    pub fn new(name: TapName, index: u32) -> Device {
+        Device {
+            name,
+            index: Some(index),
+        }
+    }
+}
+
+impl From<TapName> for Device {
+    /// A device known only by name.
+    fn from(name: TapName) -> Device {
+        Device { name, index: None }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(index) => write!(f, "{} (index {index})", self.name),
+            None => write!(f, "{}", self.name),
+        }
+    }
+}
+
 /// What the kernel made for a [`Kernel::create_tap`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CreatedTap {
@@ -355,9 +394,9 @@ pub trait Kernel: Send {
     /// non-persistent tap when its last file closes).
     fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<CreatedTap, KernelError>;
 
-    /// Deletes the device `name`. Fails with [`KernelError::NoSuchDevice`] if
-    /// there is none.
-    fn delete_link(&mut self, name: TapName) -> Result<(), KernelError>;
+    /// Deletes `device` (by index where known). Fails with
+    /// [`KernelError::NoSuchDevice`] if there is none.
+    fn delete_link(&mut self, device: Device) -> Result<(), KernelError>;
 
     /// Lists every tun/tap device.
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError>;
@@ -367,11 +406,15 @@ pub trait Kernel: Send {
     /// spec's, or 1500), its master (the spec's bridge, or none), its device
     /// group (the spec's, or 0), its Ethernet address (`mac`) and brings it
     /// up. Fails with [`KernelError::NoSuchDevice`] if it is gone.
-    fn reset_tap(&mut self, name: TapName, spec: &TapSpec, mac: [u8; 6])
-    -> Result<(), KernelError>;
+    fn reset_tap(
+        &mut self,
+        device: Device,
+        spec: &TapSpec,
+        mac: [u8; 6],
+    ) -> Result<(), KernelError>;
 
-    /// Moves `name` into device group `group` (0 is the default group).
-    fn set_device_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError>;
+    /// Moves `device` into device group `group` (0 is the default group).
+    fn set_device_group(&mut self, device: Device, group: u32) -> Result<(), KernelError>;
 
     /// Names every device of any kind in device group `group` (a
     /// `RTM_GETLINK` dump), so a caller can check the group holds only its

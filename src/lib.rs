@@ -41,7 +41,7 @@ pub mod sim;
 
 pub use config::{Backoff, ConfigError, DEFAULT_PREFIX, PoolConfig};
 pub use kernel::{
-    CreateStep, CreatedTap, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
+    CreateStep, CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
     LinkWatcher, TapSpec, TunKind,
 };
 #[cfg(target_os = "linux")]

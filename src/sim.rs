@@ -33,7 +33,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::kernel::{
-    CreateStep, CreatedTap, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
+    CreateStep, CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
     LinkWatcher, TapSpec, TunKind,
 };
 use crate::name::TapName;
@@ -138,6 +138,20 @@ struct State {
 }
 
 impl State {
+    /// Whether `device` names what the kernel has under its name: by index
+    /// where the caller knows one (as Linux acts on the index).
+    fn matches(&self, device: Device) -> bool {
+        let index = self
+            .taps
+            .get(&device.name)
+            .map(|t| t.index)
+            .or_else(|| self.bridges.get(&device.name).map(|b| b.index));
+        match (device.index, index) {
+            (Some(want), Some(have)) => want == have,
+            _ => true,
+        }
+    }
+
     fn exists(&self, name: &TapName) -> bool {
         self.taps.contains_key(name) || self.bridges.contains_key(name)
     }
@@ -477,7 +491,8 @@ impl Kernel for SimKernel {
         Ok(CreatedTap { index, mac })
     }
 
-    fn delete_link(&mut self, name: TapName) -> Result<(), KernelError> {
+    fn delete_link(&mut self, device: Device) -> Result<(), KernelError> {
+        let name = device.name;
         if let Some(errno) = self.enter(SimOp::Delete) {
             return Err(KernelError::Delete {
                 name,
@@ -486,6 +501,9 @@ impl Kernel for SimKernel {
             });
         }
         let mut s = self.lock();
+        if !s.matches(device) {
+            return Err(KernelError::NoSuchDevice { name });
+        }
         if remove_tap(&mut s, &name) {
             return Ok(());
         }
@@ -516,10 +534,11 @@ impl Kernel for SimKernel {
 
     fn reset_tap(
         &mut self,
-        name: TapName,
+        device: Device,
         spec: &TapSpec,
         mac: [u8; 6],
     ) -> Result<(), KernelError> {
+        let name = device.name;
         if let Some(errno) = self.enter(SimOp::Reset) {
             return Err(KernelError::Reset {
                 name,
@@ -528,6 +547,9 @@ impl Kernel for SimKernel {
             });
         }
         let mut s = self.lock();
+        if !s.matches(device) {
+            return Err(KernelError::NoSuchDevice { name });
+        }
         let Some(current) = s.taps.get(&name).map(|t| t.master) else {
             return Err(KernelError::NoSuchDevice { name });
         };
@@ -544,7 +566,8 @@ impl Kernel for SimKernel {
         Ok(())
     }
 
-    fn set_device_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError> {
+    fn set_device_group(&mut self, device: Device, group: u32) -> Result<(), KernelError> {
+        let name = device.name;
         if let Some(errno) = self.enter(SimOp::SetGroup) {
             return Err(KernelError::Configure {
                 name,
@@ -552,7 +575,11 @@ impl Kernel for SimKernel {
                 ext_ack: None,
             });
         }
-        match self.lock().taps.get_mut(&name) {
+        let mut s = self.lock();
+        if !s.matches(device) {
+            return Err(KernelError::NoSuchDevice { name });
+        }
+        match s.taps.get_mut(&name) {
             Some(tap) => {
                 tap.device_group = group;
                 Ok(())
@@ -671,7 +698,7 @@ mod tests {
         );
         assert!(!k.contains(n("full")));
         assert_eq!(k.tap(n("t5")).unwrap().master, Some(br));
-        k.delete_link(n("t5")).unwrap();
+        k.delete_link(n("t5").into()).unwrap();
         k.create_tap(n("full"), &spec).unwrap();
     }
 
@@ -679,7 +706,7 @@ mod tests {
     fn delete_of_missing_device_is_enodev() {
         let mut k = SimKernel::new();
         assert_eq!(
-            k.delete_link(n("nope")),
+            k.delete_link(n("nope").into()),
             Err(KernelError::NoSuchDevice { name: n("nope") })
         );
     }

@@ -11,9 +11,9 @@ use std::time::Duration;
 use support::{SimPool, name};
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, Backoff, CreatedTap, Kernel, KernelError, KernelFactory, LinkInfo, LinkWatcher,
-    NetlinkActor, PoolConfig, PoolError, Release, Released, TapName, TapPoolActor, TapSpec,
-    TapState, Warm,
+    Acquire, Backoff, CreatedTap, Device, Kernel, KernelError, KernelFactory, LinkInfo,
+    LinkWatcher, NetlinkActor, PoolConfig, PoolError, Release, Released, TapName, TapPoolActor,
+    TapSpec, TapState, Warm,
 };
 
 #[actix_rt::test]
@@ -135,22 +135,22 @@ impl Kernel for Flaky {
         }
         self.inner.create_tap(name, spec)
     }
-    fn delete_link(&mut self, name: TapName) -> Result<(), KernelError> {
-        self.inner.delete_link(name)
+    fn delete_link(&mut self, device: Device) -> Result<(), KernelError> {
+        self.inner.delete_link(device)
     }
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError> {
         self.inner.list_taps()
     }
     fn reset_tap(
         &mut self,
-        name: TapName,
+        device: Device,
         spec: &TapSpec,
         mac: [u8; 6],
     ) -> Result<(), KernelError> {
-        self.inner.reset_tap(name, spec, mac)
+        self.inner.reset_tap(device, spec, mac)
     }
-    fn set_device_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError> {
-        self.inner.set_device_group(name, group)
+    fn set_device_group(&mut self, device: Device, group: u32) -> Result<(), KernelError> {
+        self.inner.set_device_group(device, group)
     }
     fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
         self.inner.delete_group(group)

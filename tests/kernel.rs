@@ -229,9 +229,9 @@ fn delete_removes_the_device() {
         k.create_tap(name("tpk-del"), &TapSpec::default())
             .expect("create");
         let start = Instant::now();
-        k.delete_link(name("tpk-del")).expect("delete");
+        k.delete_link(name("tpk-del").into()).expect("delete");
         let delete_time = start.elapsed();
-        (delete_time, k.delete_link(name("tpk-del")))
+        (delete_time, k.delete_link(name("tpk-del").into()))
     });
     eprintln!("delete_link: {delete_time:?}");
     assert!(ns.link("tpk-del").is_none());
@@ -250,7 +250,7 @@ fn deleting_a_missing_device_is_no_such_device() {
         return;
     }
     let ns = TestNetns::new();
-    let result = ns.with_kernel(|k| k.delete_link(name("tpk-none")));
+    let result = ns.with_kernel(|k| k.delete_link(name("tpk-none").into()));
     assert_eq!(
         result,
         Err(KernelError::NoSuchDevice {
@@ -430,7 +430,7 @@ fn a_handle_survives_failures_and_keeps_answering() {
         for round in 0..20 {
             let tap = name(&format!("tpk-r{round}"));
             assert!(matches!(
-                k.delete_link(tap),
+                k.delete_link(tap.into()),
                 Err(KernelError::NoSuchDevice { .. })
             ));
             let bad = TapSpec {
@@ -577,7 +577,8 @@ fn reset_puts_back_what_a_tenant_changed() {
     // link-local address of the restored MAC, and nothing else.
     let time = ns.with_kernel(|k| {
         let start = Instant::now();
-        k.reset_tap(name(tap), &spec, created.mac).expect("reset");
+        k.reset_tap(name(tap).into(), &spec, created.mac)
+            .expect("reset");
         start.elapsed()
     });
     eprintln!("reset_tap (6 addresses, attached): {time:?}; before: {before:?}");
@@ -593,7 +594,8 @@ fn reset_puts_back_what_a_tenant_changed() {
     ));
     let time = ns.with_kernel(|k| {
         let start = Instant::now();
-        k.reset_tap(name(tap), &spec, created.mac).expect("reset");
+        k.reset_tap(name(tap).into(), &spec, created.mac)
+            .expect("reset");
         start.elapsed()
     });
     eprintln!("reset_tap (1 address, detached, down): {time:?}");
@@ -610,7 +612,7 @@ fn reset_puts_back_what_a_tenant_changed() {
         "link", "set", "tpk-rst2", "master", "tpk-br1", "mtu", "4000", "group", "5",
     ]);
     ns.with_kernel(|k| {
-        k.reset_tap(name("tpk-rst2"), &TapSpec::default(), plain.mac)
+        k.reset_tap(name("tpk-rst2").into(), &TapSpec::default(), plain.mac)
             .expect("reset")
     });
     assert_pooled(&ns, "tpk-rst2", plain.mac, 1500, None, "default");
@@ -634,22 +636,22 @@ fn reset_refusals_name_the_cause() {
     };
     let (missing, no_bridge, bad_mtu, still_works) = ns.with_kernel(|k| {
         let created = k.create_tap(name("tpk-rr"), &spec).expect("create");
-        let missing = k.reset_tap(name("tpk-none"), &spec, created.mac);
+        let missing = k.reset_tap(name("tpk-none").into(), &spec, created.mac);
         let gone = TapSpec {
             bridge: Some(name("tpk-gone")),
             ..TapSpec::default()
         };
-        let no_bridge = k.reset_tap(name("tpk-rr"), &gone, created.mac);
+        let no_bridge = k.reset_tap(name("tpk-rr").into(), &gone, created.mac);
         let big = TapSpec {
             mtu: Some(70000),
             ..spec
         };
-        let bad_mtu = k.reset_tap(name("tpk-rr"), &big, created.mac);
+        let bad_mtu = k.reset_tap(name("tpk-rr").into(), &big, created.mac);
         (
             missing,
             no_bridge,
             bad_mtu,
-            k.reset_tap(name("tpk-rr"), &spec, created.mac),
+            k.reset_tap(name("tpk-rr").into(), &spec, created.mac),
         )
     });
     assert_eq!(
@@ -693,7 +695,7 @@ fn delete_group_removes_exactly_the_group() {
             let tap = name(&format!("tpk-g{i}"));
             k.create_tap(tap, &TapSpec::default()).expect("create");
             let start = Instant::now();
-            k.set_device_group(tap, 4242).expect("set group");
+            k.set_device_group(tap.into(), 4242).expect("set group");
             set_time += start.elapsed();
         }
         eprintln!("set_device_group: {:?} each", set_time / 5);
@@ -703,7 +705,7 @@ fn delete_group_removes_exactly_the_group() {
         }
         (
             k.delete_group(0),
-            k.set_device_group(name("tpk-none"), 4242),
+            k.set_device_group(name("tpk-none").into(), 4242),
         )
     });
     assert_eq!(
@@ -771,7 +773,8 @@ fn one_group_delete_against_single_deletes() {
         let group_time = start.elapsed();
         let start = Instant::now();
         for i in 0..N {
-            k.delete_link(name(&format!("tpk-b{i}"))).expect("delete");
+            k.delete_link(name(&format!("tpk-b{i}")).into())
+                .expect("delete");
         }
         (group_time, start.elapsed())
     });

@@ -268,7 +268,7 @@ impl Model {
                 Done::Created(p, r)
             }
             Pending::ReleaseDelete(name) => {
-                let r = k.delete_link(name).map_err(PoolError::from);
+                let r = k.delete_link(name.into()).map_err(PoolError::from);
                 Done::Unit(p, r)
             }
             Pending::Command(ref c) => match *c {
@@ -277,15 +277,17 @@ impl Model {
                     Done::Created(p, r)
                 }
                 Command::Reset { name, spec, mac } => {
-                    let r = k.reset_tap(name, &spec, mac).map_err(PoolError::from);
+                    let r = k
+                        .reset_tap(name.into(), &spec, mac)
+                        .map_err(PoolError::from);
                     Done::Unit(p, r)
                 }
                 Command::Delete { name } => {
-                    let r = k.delete_link(name).map_err(PoolError::from);
+                    let r = k.delete_link(name.into()).map_err(PoolError::from);
                     Done::Unit(p, r)
                 }
                 Command::Ungroup { name } => {
-                    let r = k.set_device_group(name, 0).map_err(PoolError::from);
+                    let r = k.set_device_group(name.into(), 0).map_err(PoolError::from);
                     Done::Unit(p, r)
                 }
                 Command::CheckGroup { group } => {

@@ -176,7 +176,7 @@ impl Handler<CreateTap> for NetlinkActor {
 impl Handler<DeleteTap> for NetlinkActor {
     type Result = Result<(), KernelError>;
     fn handle(&mut self, msg: DeleteTap, _: &mut SyncContext<Self>) -> Self::Result {
-        self.call("delete", Some(msg.name), |k| k.delete_link(msg.name))
+        self.call("delete", Some(msg.name), |k| k.delete_link(msg.name.into()))
     }
 }
 
@@ -191,7 +191,7 @@ impl Handler<ResetTap> for NetlinkActor {
     type Result = Result<(), KernelError>;
     fn handle(&mut self, msg: ResetTap, _: &mut SyncContext<Self>) -> Self::Result {
         self.call("reset", Some(msg.name), |k| {
-            k.reset_tap(msg.name, &msg.spec, msg.mac)
+            k.reset_tap(msg.name.into(), &msg.spec, msg.mac)
         })
     }
 }
@@ -223,7 +223,7 @@ impl Handler<SetDeviceGroup> for NetlinkActor {
     type Result = Result<(), KernelError>;
     fn handle(&mut self, msg: SetDeviceGroup, _: &mut SyncContext<Self>) -> Self::Result {
         self.call("set_device_group", Some(msg.name), |k| {
-            k.set_device_group(msg.name, msg.group)
+            k.set_device_group(msg.name.into(), msg.group)
         })
     }
 }

@@ -625,7 +625,7 @@ pub fn delete_each(ns: &RealNs, n: usize, progress: impl Fn(usize) + Send + Sync
     ns.run(|k| {
         let t0 = Instant::now();
         for i in 0..n {
-            k.delete_link(name(&format!("d{i}"))).unwrap();
+            k.delete_link(name(&format!("d{i}")).into()).unwrap();
             if (i + 1) % 100 == 0 {
                 progress(i + 1);
             }

@@ -17,7 +17,7 @@ pub use netns::{Netns, enter};
 pub use watch::LinuxLinkWatcher;
 
 use crate::kernel::{
-    CreatedTap, Errno, Kernel, KernelError, KernelFactory, LinkInfo, LinkWatcher, TapSpec,
+    CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkInfo, LinkWatcher, TapSpec,
 };
 use crate::name::TapName;
 use rtnl::{LinkConfig, NlError, Rtnl, Target};
@@ -139,7 +139,8 @@ impl LinuxKernel {
         }
     }
 
-    fn reset(&mut self, name: TapName, spec: &TapSpec, mac: [u8; 6]) -> Result<(), KernelError> {
+    fn reset(&mut self, device: Device, spec: &TapSpec, mac: [u8; 6]) -> Result<(), KernelError> {
+        let name = device.name;
         let reset_error = |errno: Errno, ext_ack| {
             if errno.0 == libc::ENODEV {
                 KernelError::NoSuchDevice { name }
@@ -155,10 +156,13 @@ impl LinuxKernel {
             NlError::Kernel { errno, ext_ack } => reset_error(errno, ext_ack),
             NlError::Socket(errno) => KernelError::Socket { errno },
         };
-        let index = self
-            .rtnl
-            .ifindex(name)
-            .map_err(|errno| reset_error(errno, None))?;
+        let index = match device.index {
+            Some(index) => index,
+            None => self
+                .rtnl
+                .ifindex(name)
+                .map_err(|errno| reset_error(errno, None))?,
+        };
         let master = self.resolve_master(name, spec)?;
         // Every address goes, link-local ones too: a tenant may have added
         // its own fe80:: address, or changed the MAC that the kernel's one
@@ -186,9 +190,10 @@ impl LinuxKernel {
         self.set_link(name, index, spec, config, reset_error)
     }
 
-    fn delete(&mut self, name: TapName) -> Result<(), KernelError> {
+    fn delete(&mut self, device: Device) -> Result<(), KernelError> {
+        let name = device.name;
         self.rtnl
-            .del_link(Target::Name(name))
+            .del_link(target(device))
             .map_err(tap_error(name, |errno, ext_ack| KernelError::Delete {
                 name,
                 errno,
@@ -196,13 +201,14 @@ impl LinuxKernel {
             }))
     }
 
-    fn set_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError> {
+    fn set_group(&mut self, device: Device, group: u32) -> Result<(), KernelError> {
+        let name = device.name;
         let config = LinkConfig {
             group: Some(group),
             ..LinkConfig::default()
         };
         self.rtnl
-            .set_link(Target::Name(name), config)
+            .set_link(target(device), config)
             .map_err(tap_error(name, |errno, ext_ack| KernelError::Configure {
                 name,
                 errno,
@@ -232,6 +238,15 @@ impl LinuxKernel {
             }),
             Err(NlError::Socket(errno)) => Err(KernelError::Socket { errno }),
         }
+    }
+}
+
+/// How a request names `device`: by index once known, so that a device
+/// renamed, or a new one made under its old name, is never mistaken for it.
+fn target(device: Device) -> Target {
+    match device.index {
+        Some(index) => Target::Index(index),
+        None => Target::Name(device.name),
     }
 }
 
@@ -281,8 +296,8 @@ impl Kernel for LinuxKernel {
         timed!("create_tap", self.create(name, spec), name = name)
     }
 
-    fn delete_link(&mut self, name: TapName) -> Result<(), KernelError> {
-        timed!("delete_link", self.delete(name), name = name)
+    fn delete_link(&mut self, device: Device) -> Result<(), KernelError> {
+        timed!("delete_link", self.delete(device), device = device)
     }
 
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError> {
@@ -291,18 +306,18 @@ impl Kernel for LinuxKernel {
 
     fn reset_tap(
         &mut self,
-        name: TapName,
+        device: Device,
         spec: &TapSpec,
         mac: [u8; 6],
     ) -> Result<(), KernelError> {
-        timed!("reset_tap", self.reset(name, spec, mac), name = name)
+        timed!("reset_tap", self.reset(device, spec, mac), device = device)
     }
 
-    fn set_device_group(&mut self, name: TapName, group: u32) -> Result<(), KernelError> {
+    fn set_device_group(&mut self, device: Device, group: u32) -> Result<(), KernelError> {
         timed!(
             "set_device_group",
-            self.set_group(name, group),
-            name = name,
+            self.set_group(device, group),
+            device = device,
             group = group
         )
     }

@@ -1273,15 +1273,19 @@ pub fn run_blocking(pool: &mut Pool, kernel: &mut dyn crate::kernel::Kernel) -> 
                 pool.warm_created(name, result);
             }
             Command::Reset { name, spec, mac } => {
-                let result = kernel.reset_tap(name, &spec, mac).map_err(PoolError::from);
+                let result = kernel
+                    .reset_tap(name.into(), &spec, mac)
+                    .map_err(PoolError::from);
                 pool.reset_finished(name, &result);
             }
             Command::Delete { name } => {
-                let result = kernel.delete_link(name).map_err(PoolError::from);
+                let result = kernel.delete_link(name.into()).map_err(PoolError::from);
                 pool.delete_finished(name, &result);
             }
             Command::Ungroup { name } => {
-                let result = kernel.set_device_group(name, 0).map_err(PoolError::from);
+                let result = kernel
+                    .set_device_group(name.into(), 0)
+                    .map_err(PoolError::from);
                 pool.ungrouped(name, &result);
             }
             Command::CheckGroup { group } => {

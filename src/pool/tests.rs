@@ -415,7 +415,7 @@ fn drain_moves_leased_taps_out_of_the_group_then_deletes_it_at_once() {
     };
     p.drain();
     assert_eq!(p.take_command(), Some(Command::Ungroup { name: held }));
-    let r = k.set_device_group(held, 0).map_err(PoolError::from);
+    let r = k.set_device_group(held.into(), 0).map_err(PoolError::from);
     p.ungrouped(held, &r);
     assert_eq!(p.take_command(), Some(Command::CheckGroup { group: 9 }));
     let members = k.list_group(9).map_err(PoolError::from);
@@ -667,7 +667,7 @@ fn a_tap_removed_while_its_reset_succeeds_never_goes_idle() {
     let Some(Command::Reset { name: n, spec, mac }) = p.take_command() else {
         panic!()
     };
-    let r = k.reset_tap(n, &spec, mac).map_err(PoolError::from);
+    let r = k.reset_tap(n.into(), &spec, mac).map_err(PoolError::from);
     let index = k.tap(n).unwrap().index;
     k.remove_externally(n);
     p.link_removed(n, index);
