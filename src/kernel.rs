@@ -245,6 +245,7 @@ impl fmt::Display for Ack<'_> {
 /// `Clone` so that one failure can be reported to every caller waiting on the
 /// same warm-up.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum KernelError {
     /// A device of that name already exists (`EBUSY` from `TUNSETIFF` with
     /// `IFF_TUN_EXCL`, or `EEXIST`). Nothing was changed.
@@ -350,6 +351,14 @@ pub enum KernelError {
         /// What the kernel answered.
         errno: Errno,
     },
+    /// The call's answer never came: the kernel worker carrying it is gone
+    /// (its process is shutting down), so it did not run, or what it made
+    /// was removed again.
+    #[error("kernel call {op} was not answered: the kernel worker is gone")]
+    Unanswered {
+        /// The call.
+        op: &'static str,
+    },
     /// The kernel implementation panicked; the worker survived.
     #[error("kernel call {op} panicked: {message}")]
     Panicked {
@@ -376,7 +385,112 @@ impl KernelError {
             | KernelError::List { errno, .. }
             | KernelError::Socket { errno }
             | KernelError::Namespace { errno, .. } => Some(*errno),
-            KernelError::Panicked { .. } => None,
+            KernelError::Panicked { .. } | KernelError::Unanswered { .. } => None,
+        }
+    }
+}
+
+/// One kernel call the pool asks for (see [`Kernel`] for what each does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Op {
+    /// [`Kernel::create_tap`].
+    Create {
+        /// The name to create.
+        name: TapName,
+        /// How to make it.
+        spec: TapSpec,
+    },
+    /// [`Kernel::reset_tap`].
+    Reset {
+        /// The tap.
+        device: Device,
+        /// Its pooled configuration.
+        spec: TapSpec,
+        /// The Ethernet address it was created with.
+        mac: [u8; 6],
+    },
+    /// [`Kernel::delete_link`].
+    Delete {
+        /// The tap.
+        device: Device,
+    },
+    /// [`Kernel::set_device_group`].
+    SetGroup {
+        /// The tap.
+        device: Device,
+        /// The group (0 is the default).
+        group: u32,
+    },
+    /// [`Kernel::list_group`].
+    ListGroup {
+        /// The group.
+        group: u32,
+    },
+    /// [`Kernel::delete_group`].
+    DeleteGroup {
+        /// The group.
+        group: u32,
+    },
+    /// [`Kernel::list_taps`].
+    ListTaps,
+}
+
+/// What a kernel call answered, when it succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// A create's new tap.
+    Created(CreatedTap),
+    /// A reset, delete, group change or group delete went through.
+    Done,
+    /// A listing of tun/tap devices.
+    Links(Vec<LinkInfo>),
+    /// A listing of a device group's members.
+    Members(Vec<TapName>),
+}
+
+/// How a kernel call ended.
+pub type Outcome = Result<Reply, KernelError>;
+
+impl Op {
+    /// The call's name, for logs and spans.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Create { .. } => "create",
+            Op::Reset { .. } => "reset",
+            Op::Delete { .. } => "delete",
+            Op::SetGroup { .. } => "set_device_group",
+            Op::ListGroup { .. } => "list_group",
+            Op::DeleteGroup { .. } => "delete_group",
+            Op::ListTaps => "list",
+        }
+    }
+
+    /// The device the call is about, if it is about one.
+    pub fn device(&self) -> Option<Device> {
+        match self {
+            Op::Create { name, .. } => Some(Device::from(*name)),
+            Op::Reset { device, .. } | Op::Delete { device } | Op::SetGroup { device, .. } => {
+                Some(*device)
+            }
+            Op::ListGroup { .. } | Op::DeleteGroup { .. } | Op::ListTaps => None,
+        }
+    }
+
+    /// Carries the call out on `kernel`.
+    pub fn run(&self, kernel: &mut dyn Kernel) -> Outcome {
+        match self {
+            Op::Create { name, spec } => kernel.create_tap(*name, spec).map(Reply::Created),
+            Op::Reset { device, spec, mac } => {
+                kernel.reset_tap(*device, spec, *mac).map(|()| Reply::Done)
+            }
+            Op::Delete { device } => kernel.delete_link(*device).map(|()| Reply::Done),
+            Op::SetGroup { device, group } => kernel
+                .set_device_group(*device, *group)
+                .map(|()| Reply::Done),
+            Op::ListGroup { group } => kernel.list_group(*group).map(Reply::Members),
+            Op::DeleteGroup { group } => kernel.delete_group(*group).map(|()| Reply::Done),
+            Op::ListTaps => kernel.list_taps().map(Reply::Links),
         }
     }
 }

@@ -9,25 +9,34 @@
 //! `tap-pool-actors` crate, which re-exports everything here.
 //!
 //! ```
+//! use std::time::Instant;
 //! use tap_pool::sim::SimKernel;
-//! use tap_pool::{AcquireDecision, Command, Pool, PoolConfig, TapName, run_blocking};
+//! use tap_pool::{Answer, Event, LeaseSource, Op, Pool, PoolConfig, Released, TapName};
 //!
-//! let mut pool = Pool::new(PoolConfig { size: 1, ..PoolConfig::default() }).unwrap();
-//! // Warm: the pool queues a create; a driver carries it out and reports back.
-//! pool.warm();
-//! let tap = TapName::new("tap-pool-0").unwrap();
-//! assert!(matches!(pool.take_command(), Some(Command::Create { name, .. }) if name == tap));
-//! pool.warm_created(tap, Ok(tap_pool::CreatedTap { index: 7, mac: [2, 0, 0, 0, 0, 7] }));
-//! // Acquire: served from the pool, with no kernel call.
-//! let vm = TapName::new("vm-1").unwrap();
-//! assert_eq!(pool.acquire(vm).unwrap(), AcquireDecision::Pooled(tap));
+//! let mut config = PoolConfig::default();
+//! config.size = 1;
+//! let mut pool = Pool::new(config).unwrap();
+//! let now = Instant::now();
 //!
-//! // Or let `run_blocking` drive a kernel (here the simulated one).
+//! // Warm: the pool asks for a create; a driver carries it out and reports.
+//! let warm = pool.warm(now);
+//! let batch = pool.poll_batch().unwrap();
+//! let create = &batch.commands[0];
+//! assert!(matches!(&create.op, Op::Create { name, .. } if name == "tap-pool-0"));
 //! let mut kernel = SimKernel::new();
-//! let mut other = Pool::new(PoolConfig { size: 2, ..PoolConfig::default() }).unwrap();
-//! other.warm();
-//! run_blocking(&mut other, &mut kernel);
-//! assert_eq!(kernel.taps().len(), 2);
+//! pool.complete(create.id, create.op.run(&mut kernel), now);
+//! assert!(matches!(pool.poll_event(), Some(Event::Warmed { request, .. }) if request == warm));
+//!
+//! // Acquire: served from the pool, at once, with no kernel call.
+//! let vm = TapName::new("vm-1").unwrap();
+//! let Answer::Now(Ok(lease)) = pool.acquire(vm, now) else { panic!() };
+//! assert_eq!(lease.source, LeaseSource::Pool);
+//!
+//! // Release: back to the pool after a reset, which `run_blocking` carries
+//! // out (it drives every call the pool asks for, on this thread).
+//! assert_eq!(pool.release(lease.name, now), Answer::Now(Ok(Released::Pooled)));
+//! tap_pool::run_blocking(&mut pool, &mut kernel, now);
+//! assert_eq!(pool.stats().idle, 1);
 //! ```
 #![warn(missing_docs)]
 
@@ -42,12 +51,13 @@ pub mod sim;
 pub use config::{Backoff, ConfigError, DEFAULT_PREFIX, PoolConfig};
 pub use kernel::{
     CreateStep, CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
-    LinkWatcher, TapSpec, TunKind,
+    LinkWatcher, Op, Outcome, Reply, TapSpec, TunKind,
 };
 #[cfg(target_os = "linux")]
 pub use linux::{LinuxKernel, LinuxKernelFactory, Netns};
 pub use name::{MAX_NAME_LEN, NameError, TapName};
 pub use pool::{
-    AcquireDecision, Command, DrainReport, Pool, PoolError, PoolStats, ReleaseDecision, SeedReport,
-    TapState, WarmFailure, WarmReport, run_blocking,
+    Answer, Batch, Command, CommandId, DrainReport, Event, Lane, Lease, LeaseSource, Pool,
+    PoolError, PoolStats, RESET_WINDOW, RESYNC_RETRY, Released, RequestId, SeedReport, TapState,
+    WarmFailure, WarmReport, run_blocking,
 };

@@ -1,46 +1,91 @@
-//! The actors of tap-pool: [`TapPoolActor`] keeps the pool's bookkeeping and
-//! answers orchestrators' messages; [`NetlinkActor`] runs every kernel call on
-//! worker threads of its own, so a slow kernel never delays an answer the pool
-//! can give from memory.
+//! The actors of tap-pool: [`TapPoolActor`] keeps a warm pool of Linux TAP
+//! devices and answers an orchestrator's messages, [`Acquire`],
+//! [`Release`], [`Warm`], [`Seed`], [`Drain`] and [`Stats`]; kernel
+//! workers of its own make every kernel call, so a slow kernel never delays
+//! an answer the pool can give from memory.
 //!
-//! This crate re-exports the core crate, so it is the only dependency an
-//! orchestrator needs. It does not choose a kernel: hand it the real Linux one
-//! or the simulated one ([`sim::SimKernel`]), which runs without root.
+//! This crate re-exports what an orchestrator needs from the core crate, so
+//! it is the only dependency an orchestrator needs. It does not start VMs,
+//! open taps for them, manage bridges or route traffic. Run it on the real
+//! Linux kernel, or on the simulated one ([`sim::SimKernel`]), which needs
+//! no root.
+//!
+//! The whole lifecycle, on the simulated kernel:
 //!
 //! ```
 //! use std::sync::Arc;
 //! use tap_pool_actors::sim::SimKernel;
 //! use tap_pool_actors::{
-//!     Acquire, LeaseSource, NetlinkActor, PoolConfig, Release, Released, TapPoolActor, Warm,
+//!     Acquire, Drain, LeaseSource, PoolConfig, Release, Released, Seed, TapPoolActor, Warm,
 //! };
 //!
 //! #[actix::main]
-//! async fn main() {
-//!     let kernel = NetlinkActor::start(Arc::new(SimKernel::new()), 2);
-//!     let config = PoolConfig { size: 4, ..PoolConfig::default() };
-//!     let pool = TapPoolActor::spawn(config, kernel).unwrap();
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let mut config = PoolConfig::default();
+//!     config.size = 4;
+//!     let pool = TapPoolActor::builder(config)
+//!         .kernel(Arc::new(SimKernel::new())) // the default is the real kernel
+//!         .start()?;
 //!
-//!     assert_eq!(pool.send(Warm).await.unwrap().created.len(), 4);
-//!     let lease = pool.send(Acquire::new("vm-42").unwrap()).await.unwrap().unwrap();
+//!     // After a restart: the taps the orchestrator's VMs still hold.
+//!     let seeded = pool.send(Seed { used: vec![] }).await??;
+//!     assert!(seeded.adopted.is_empty());
+//!     assert_eq!(pool.send(Warm).await?.created.len(), 4);
+//!
+//!     let lease = pool.send(Acquire::new("vm-42")?).await??;
 //!     assert_eq!(lease.source, LeaseSource::Pool);
 //!     // ... start the VM on lease.name, and when it stops:
-//!     let released = pool.send(Release { tap: lease.name }).await.unwrap().unwrap();
-//!     assert_eq!(released, Released::Pooled);
+//!     assert_eq!(pool.send(Release { tap: lease.name }).await??, Released::Pooled);
+//!
+//!     // Shutting down: every idle tap goes.
+//!     let drained = pool.send(Drain).await?;
+//!     assert_eq!(drained.deleted, 4);
+//!     Ok(())
 //! }
 //! ```
 #![warn(missing_docs)]
 
-pub mod messages;
-pub mod netlink;
-pub mod pool;
+mod builder;
+mod kernel;
+mod messages;
+mod pool;
 
+use thiserror::Error;
+
+pub use builder::{DEFAULT_WORKERS, PoolBuilder, StartError};
 pub use messages::{Acquire, Drain, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
-pub use netlink::{
-    CreateTap, DEFAULT_WORKERS, DeleteGroup, DeleteTap, ListGroup, ListTaps, NetlinkActor,
-    RESET_REPORT_EVERY, ResetDone, ResetTap, ResetTaps, SetDeviceGroup,
+pub use pool::TapPoolActor;
+pub use tap_pool::{
+    Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, KernelError,
+    MAX_NAME_LEN, NameError, PoolConfig, PoolError, PoolStats, SeedReport, TapName, TapSpec,
+    TapState, WarmFailure, WarmReport,
 };
-pub use pool::{RESET_WINDOW, Reply, TapPoolActor};
-pub use tap_pool::*;
+#[cfg(target_os = "linux")]
+pub use tap_pool::{LinuxKernelFactory, Netns};
+
+/// The simulated kernel, for tests and demos without root.
+pub use tap_pool::sim;
+
+/// For implementers of a kernel of their own: the [`Kernel`](kernel_api::Kernel)
+/// trait and the types it speaks. An orchestrator needs none of it.
+pub mod kernel_api {
+    pub use tap_pool::{
+        CreatedTap, Device, Kernel, KernelFactory, LinkEvent, LinkInfo, LinkWatcher, TunKind,
+    };
+}
+
+/// Why a request to the pool actor failed.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The pool refused the request, or the kernel refused it on the
+    /// pool's behalf. Nothing changed.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The pool stopped before it could answer.
+    #[error("the tap pool stopped before it answered")]
+    Stopped,
+}
 
 /// The README's example, compiled as a doctest so it cannot rot.
 #[cfg(doctest)]

@@ -2,7 +2,10 @@
 //! one per request, named for what the caller means.
 
 use actix::Message;
-use tap_pool::{DrainReport, NameError, PoolError, PoolStats, SeedReport, TapName, WarmReport};
+use tap_pool::{DrainReport, NameError, PoolStats, SeedReport, TapName, WarmReport};
+pub use tap_pool::{Lease, LeaseSource, Released};
+
+use crate::Error;
 
 /// Hands out a ready tap: the most recently pooled idle one, or, when none is
 /// idle, a new tap created under `fallback`.
@@ -10,7 +13,7 @@ use tap_pool::{DrainReport, NameError, PoolError, PoolStats, SeedReport, TapName
 /// Refused (and nothing changes) when `fallback` has the pool's prefix or the
 /// pool already holds a tap of that name.
 #[derive(Clone, Copy, Debug, Message)]
-#[rtype(result = "Result<Lease, PoolError>")]
+#[rtype(result = "Result<Lease, Error>")]
 pub struct Acquire {
     /// The name to create when the pool has no idle tap.
     pub fallback: TapName,
@@ -18,6 +21,9 @@ pub struct Acquire {
 
 impl Acquire {
     /// An `Acquire` whose fallback name is checked against the kernel's rules.
+    ///
+    /// # Errors
+    /// [`NameError`] when the kernel would refuse `fallback` as a name.
     pub fn new(fallback: &str) -> Result<Acquire, NameError> {
         Ok(Acquire {
             fallback: TapName::new(fallback)?,
@@ -25,29 +31,11 @@ impl Acquire {
     }
 }
 
-/// Where a leased tap came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeaseSource {
-    /// An idle tap from the pool: no kernel call was needed.
-    Pool,
-    /// Created for this request under the fallback name.
-    Created,
-}
-
-/// A tap handed to the caller, who holds it until it sends [`Release`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Lease {
-    /// The tap's name: open it with `TUNSETIFF` as a VMM does.
-    pub name: TapName,
-    /// Whether it came from the pool or was created.
-    pub source: LeaseSource,
-}
-
 /// Gives a tap back. A pool-named tap goes back to idle while the pool has
 /// room; any other tap, or a pool tap when the pool is full, is deleted, and a
 /// successful delete refills the pool once it is `size / 8` taps short.
 #[derive(Clone, Copy, Debug, Message)]
-#[rtype(result = "Result<Released, PoolError>")]
+#[rtype(result = "Result<Released, Error>")]
 pub struct Release {
     /// The tap to give back.
     pub tap: TapName,
@@ -55,22 +43,14 @@ pub struct Release {
 
 impl Release {
     /// A `Release` whose name is checked against the kernel's rules.
+    ///
+    /// # Errors
+    /// [`NameError`] when the kernel would refuse `tap` as a name.
     pub fn new(tap: &str) -> Result<Release, NameError> {
         Ok(Release {
             tap: TapName::new(tap)?,
         })
     }
-}
-
-/// What became of a released tap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Released {
-    /// It is idle in the pool again.
-    Pooled,
-    /// It was deleted from the kernel.
-    Deleted,
-    /// Someone had already removed it from the kernel behind the pool's back.
-    Vanished,
 }
 
 /// Creates taps until idle plus being created reaches the pool size. Several
@@ -88,7 +68,7 @@ pub struct Warm;
 /// starts the index above every pool index seen. Deletes finish in the
 /// background.
 #[derive(Clone, Debug, Default, Message)]
-#[rtype(result = "Result<SeedReport, PoolError>")]
+#[rtype(result = "Result<SeedReport, Error>")]
 pub struct Seed {
     /// Every tap name in use by the orchestrator's VMs.
     pub used: Vec<TapName>,

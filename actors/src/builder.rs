@@ -1,0 +1,205 @@
+//! Starting a pool: [`PoolBuilder`].
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use actix::{Actor, Addr, System, WeakAddr};
+use tap_pool::{ConfigError, KernelFactory, LinkEvent, Pool, PoolConfig};
+use thiserror::Error;
+use tracing::warn;
+
+use crate::kernel::KernelActor;
+use crate::pool::{LinkChanged, TapPoolActor};
+
+/// How many kernel worker threads each lane of a pool uses unless told
+/// otherwise.
+pub const DEFAULT_WORKERS: usize = 2;
+
+/// Why a pool did not start. Nothing was started.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is refused.
+    #[error("the pool's configuration is refused")]
+    Config(#[from] ConfigError),
+    /// No actix `System` runs on this thread: start the pool from inside
+    /// one (`#[actix::main]`, `actix::System::new().block_on(..)`).
+    #[error("no actix System is running on this thread")]
+    NoSystem,
+    /// The link watcher's thread could not be started.
+    #[error("cannot start the link watcher thread")]
+    Watcher(#[source] std::io::Error),
+}
+
+/// Starts a [`TapPoolActor`]: the kernel to drive, how many kernel workers,
+/// and whether to watch the kernel's links (on by default).
+///
+/// ```
+/// use std::sync::Arc;
+/// use tap_pool_actors::sim::SimKernel;
+/// use tap_pool_actors::{PoolConfig, TapPoolActor};
+///
+/// #[actix::main]
+/// async fn main() {
+///     let mut config = PoolConfig::default();
+///     config.size = 4;
+///     let pool = TapPoolActor::builder(config)
+///         .kernel(Arc::new(SimKernel::new()))
+///         .workers(2)
+///         .start()
+///         .unwrap();
+///     # drop(pool);
+/// }
+/// ```
+#[must_use]
+pub struct PoolBuilder {
+    config: PoolConfig,
+    kernel: Option<Arc<dyn KernelFactory>>,
+    workers: usize,
+    watch: bool,
+}
+
+impl std::fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("config", &self.config)
+            .field("workers", &self.workers)
+            .field("watch", &self.watch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TapPoolActor {
+    /// A builder for a pool of `config`, on the real Linux kernel in this
+    /// process's network namespace unless told otherwise.
+    pub fn builder(config: PoolConfig) -> PoolBuilder {
+        PoolBuilder {
+            config,
+            kernel: None,
+            workers: DEFAULT_WORKERS,
+            watch: true,
+        }
+    }
+}
+
+impl PoolBuilder {
+    /// The kernel to drive: a [`tap_pool::LinuxKernelFactory`] (for
+    /// example with its own network namespace), the simulated kernel, or
+    /// a kernel of your own.
+    pub fn kernel(mut self, factory: Arc<dyn KernelFactory>) -> PoolBuilder {
+        self.kernel = Some(factory);
+        self
+    }
+
+    /// Drive the real kernel inside the network namespace `netns` (every
+    /// kernel worker and the link watcher enter it).
+    #[cfg(target_os = "linux")]
+    pub fn netns(self, netns: tap_pool::Netns) -> PoolBuilder {
+        self.kernel(Arc::new(tap_pool::LinuxKernelFactory {
+            netns: Some(netns),
+        }))
+    }
+
+    /// How many kernel worker threads each lane gets (at least one): one
+    /// lane for creates, resets and listings, one for deletes, so that
+    /// creates never queue behind slow deletes. Default
+    /// [`DEFAULT_WORKERS`].
+    pub fn workers(mut self, workers: usize) -> PoolBuilder {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Whether a thread watches the kernel's links, so that a tap deleted
+    /// behind the pool's back is noticed at once (default: on). Without it,
+    /// such a tap is noticed only when a kernel call on it fails.
+    pub fn watch_links(mut self, watch: bool) -> PoolBuilder {
+        self.watch = watch;
+        self
+    }
+
+    /// Starts the pool actor on the current arbiter, its kernel workers, and
+    /// (unless turned off) the link watcher.
+    ///
+    /// # Errors
+    /// [`StartError`] says why nothing was started: a refused
+    /// configuration, no actix `System` on this thread, or no thread for
+    /// the watcher.
+    pub fn start(self) -> Result<Addr<TapPoolActor>, StartError> {
+        let pool = Pool::new(self.config)?;
+        if System::try_current().is_none() {
+            return Err(StartError::NoSystem);
+        }
+        let factory: Arc<dyn KernelFactory> = match self.kernel {
+            Some(factory) => factory,
+            #[cfg(target_os = "linux")]
+            None => Arc::new(tap_pool::LinuxKernelFactory::default()),
+            #[cfg(not(target_os = "linux"))]
+            None => Arc::new(tap_pool::sim::SimKernel::new()),
+        };
+        let watcher = if self.watch {
+            let (tx, rx) = std::sync::mpsc::channel::<WeakAddr<TapPoolActor>>();
+            let factory = Arc::clone(&factory);
+            let handle = thread::Builder::new()
+                .name("tap-pool-watch".to_owned())
+                .spawn(move || {
+                    if let Ok(pool) = rx.recv() {
+                        watch_links(factory, pool);
+                    }
+                })
+                .map_err(StartError::Watcher)?;
+            Some((tx, handle))
+        } else {
+            None
+        };
+        let fast = KernelActor::start(Arc::clone(&factory), self.workers);
+        let slow = KernelActor::start(factory, self.workers);
+        let addr = TapPoolActor::create(|ctx| TapPoolActor::new(pool, fast, slow, ctx));
+        if let Some((tx, _)) = watcher {
+            let _ = tx.send(addr.downgrade());
+        }
+        Ok(addr)
+    }
+}
+
+/// Forwards link changes to the pool until the pool is gone. Runs on a
+/// thread of its own, which opens its watcher there (for Linux: inside the
+/// pool's namespace).
+fn watch_links(factory: Arc<dyn KernelFactory>, pool: WeakAddr<TapPoolActor>) {
+    // Hold the pool's address only to deliver an event: a strong address
+    // held while blocked would keep the pool from ever stopping.
+    let alive = || pool.upgrade().is_some();
+    let send = |event| {
+        if let Some(addr) = pool.upgrade() {
+            addr.do_send(LinkChanged(event));
+        }
+    };
+    let mut watcher = None;
+    while alive() {
+        let w = match &mut watcher {
+            Some(w) => w,
+            None => match factory.watch() {
+                Ok(w) => {
+                    // Whatever happened before the watcher listened is
+                    // caught by comparing with a fresh listing.
+                    send(LinkEvent::Resync);
+                    watcher.insert(w)
+                }
+                Err(error) => {
+                    warn!(%error, "cannot watch the kernel's links; retrying");
+                    thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        match w.next_event() {
+            Ok(Some(event)) => send(event),
+            Ok(None) => {}
+            Err(error) => {
+                warn!(%error, "link watcher failed; reopening and resyncing");
+                watcher = None;
+                send(LinkEvent::Resync);
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Deletes: of released taps the pool has no room for, of failed resets,
+//! of Seed's leftovers, and a drain's one by one; a failed delete is retried
+//! with backoff for ever, and the tap stays known meanwhile.
+
+use std::time::Instant;
+
+use super::{Event, Lane, Pool, PoolError, Purpose, Released, RequestId, TapState};
+use crate::kernel::{KernelError, Op};
+use crate::name::TapName;
+
+impl Pool {
+    /// Asks the kernel to delete `name` (by index where known); the outcome
+    /// answers `answer`, if a caller waits on it.
+    pub(super) fn delete(&mut self, name: TapName, answer: Option<RequestId>) {
+        let device = self.device(name);
+        self.send(
+            Lane::Slow,
+            Op::Delete { device },
+            Purpose::Delete { name, answer },
+        );
+    }
+
+    /// Records how a delete ended. A successful delete refills the pool if
+    /// it is `size / 8` taps short, unless the pool is shutting down. A
+    /// device the kernel no longer has is forgotten; any other failure
+    /// leaves the tap known as [`TapState::DeleteFailed`] and schedules a
+    /// retry.
+    pub(super) fn delete_finished(
+        &mut self,
+        name: TapName,
+        answer: Option<RequestId>,
+        result: Result<(), KernelError>,
+        now: Instant,
+    ) {
+        let deleting = matches!(
+            self.taps.get(&name).map(|t| t.state),
+            Some(TapState::Deleting | TapState::Draining)
+        );
+        match &result {
+            Ok(()) => {
+                if deleting {
+                    self.taps.remove(&name);
+                }
+                self.counters.deleted += 1;
+                self.drain.count_deleted(name);
+                self.refill(now);
+            }
+            Err(KernelError::NoSuchDevice { .. }) => {
+                if deleting {
+                    self.taps.remove(&name);
+                }
+                self.drain.forget(name);
+            }
+            Err(_) => {
+                self.counters.failures += 1;
+                if deleting && let Some(tap) = self.taps.get_mut(&name) {
+                    tap.state = TapState::DeleteFailed;
+                    let after = self.delete_retry.delay(tap.delete_attempts);
+                    tap.delete_attempts = tap.delete_attempts.saturating_add(1);
+                    self.delete_retries.insert((now + after, name));
+                }
+                self.drain.forget(name);
+            }
+        }
+        if let Some(request) = answer {
+            let result = result
+                .map(|()| Released::Deleted)
+                .map_err(PoolError::Kernel);
+            self.events.push_back(Event::Released { request, result });
+        }
+    }
+
+    /// Retries the delete of a tap whose delete failed, if it still needs it.
+    pub(super) fn retry_delete(&mut self, name: TapName) {
+        if let Some(tap) = self.taps.get_mut(&name)
+            && tap.state == TapState::DeleteFailed
+        {
+            tap.state = TapState::Deleting;
+            self.delete(name, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::testing::*;
+    use super::super::{Answer, TapState};
+    use crate::sim::{Fault, SimOp};
+
+    #[test]
+    fn a_failed_delete_is_kept_and_retried_with_backoff_until_it_goes() {
+        let (mut p, mut k, now) = warmed(0);
+        let tap = acquire_created(&mut p, &mut k, "vm-1", now);
+        k.inject(Fault::nth(SimOp::Delete, 1, libc::EBUSY));
+        k.inject(Fault::nth(SimOp::Delete, 2, libc::EBUSY));
+        let Answer::Later(_) = p.release(tap, now) else {
+            panic!()
+        };
+        run(&mut p, &mut k, now);
+        assert_eq!(p.state_of(&tap), Some(TapState::DeleteFailed));
+        let first = p.poll_timeout().expect("a retry is due");
+        assert_eq!(first - now, Duration::from_millis(100));
+        // Nothing happens before it is due.
+        p.handle_timeout(first - Duration::from_millis(1));
+        assert!(p.poll_batch().is_none());
+        p.handle_timeout(first);
+        run(&mut p, &mut k, first);
+        assert_eq!(p.state_of(&tap), Some(TapState::DeleteFailed));
+        let second = p.poll_timeout().expect("retried again");
+        assert_eq!(second - first, Duration::from_millis(200), "doubles");
+        p.handle_timeout(second);
+        run(&mut p, &mut k, second);
+        assert_eq!(p.state_of(&tap), None);
+        assert!(!k.contains(tap));
+        assert_eq!(p.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_delete_of_a_device_already_gone_forgets_it() {
+        let (mut p, mut k, now) = warmed(0);
+        let tap = acquire_created(&mut p, &mut k, "vm-1", now);
+        k.remove_externally(tap);
+        p.release(tap, now);
+        run(&mut p, &mut k, now);
+        assert_eq!(p.state_of(&tap), None);
+        assert_eq!(p.poll_timeout(), None);
+    }
+}

@@ -1,0 +1,338 @@
+//! Drain: stop warming for good, let creates and resets in flight land,
+//! then delete every idle tap, in one group delete where the pool has a
+//! device group (leased taps are moved out of the group first), else one by
+//! one.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use super::{Event, Lane, Pool, Purpose, RequestId, TapState};
+use crate::kernel::{KernelError, Op};
+use crate::name::TapName;
+
+/// What a drain did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DrainReport {
+    /// Idle taps deleted.
+    pub deleted: usize,
+    /// Whether they went in one group delete.
+    pub bulk: bool,
+    /// Taps still held by callers, left to them.
+    pub leased: usize,
+    /// Taps whose delete failed; still known and retried.
+    pub delete_failed: usize,
+    /// Devices in the pool's group that the drain must not delete (someone
+    /// else's, or taps held or open); the group was then not deleted in bulk
+    /// (that would take them too).
+    pub foreign_in_group: Vec<TapName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for creates and resets in flight.
+    Settling,
+    /// Moving these leased taps out of the group.
+    Ungrouping(HashSet<TapName>),
+    /// Checking that the group holds only the pool's devices.
+    CheckingGroup,
+    /// The group delete is in flight.
+    GroupDeleting,
+    /// One delete per tap; these are still in flight.
+    PerTap(HashSet<TapName>),
+}
+
+#[derive(Debug)]
+struct Run {
+    phase: Phase,
+    ungroup_failed: bool,
+    report: DrainReport,
+}
+
+/// The drain under way, if any, and who waits for it.
+#[derive(Debug, Default)]
+pub(super) struct Drainer {
+    run: Option<Run>,
+    waiters: Vec<RequestId>,
+}
+
+impl Drainer {
+    pub(super) fn is_running(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// A delete of `name` went through: counted if it was the drain's.
+    pub(super) fn count_deleted(&mut self, name: TapName) {
+        if let Some(Run {
+            phase: Phase::PerTap(pending),
+            report,
+            ..
+        }) = &mut self.run
+            && pending.remove(&name)
+        {
+            report.deleted += 1;
+        }
+    }
+
+    /// The drain no longer waits for a delete of `name` (it failed, or the
+    /// device was gone).
+    pub(super) fn forget(&mut self, name: TapName) {
+        if let Some(Run {
+            phase: Phase::PerTap(pending),
+            ..
+        }) = &mut self.run
+        {
+            pending.remove(&name);
+        }
+    }
+
+    fn phase(&self) -> Option<&Phase> {
+        self.run.as_ref().map(|r| &r.phase)
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        if let Some(run) = &mut self.run {
+            run.phase = phase;
+        }
+    }
+}
+
+impl Pool {
+    /// Drains the pool: stops warming for good, waits for creates and resets
+    /// in flight, then deletes every idle tap: with one group delete where a
+    /// device group is configured (leased taps are first moved out of the
+    /// group, so they stay with their holders), else one delete per tap.
+    /// Answered by [`Event::Drained`] (at once, if there is nothing to wait
+    /// for); a drain during a drain joins it.
+    pub fn drain(&mut self, _now: Instant) -> RequestId {
+        let request = self.request_id();
+        self.drain.waiters.push(request);
+        if self.drain.run.is_none() {
+            self.shutting_down = true;
+            for name in self.idle.drain(..) {
+                if let Some(tap) = self.taps.get_mut(&name) {
+                    tap.state = TapState::Draining;
+                }
+            }
+            for tap in self.taps.values_mut() {
+                if tap.state == TapState::DeleteFailed {
+                    tap.state = TapState::Draining;
+                }
+            }
+            // Their retries are the drain's deletes now.
+            self.delete_retries.clear();
+            self.drain.run = Some(Run {
+                phase: Phase::Settling,
+                ungroup_failed: false,
+                report: DrainReport::default(),
+            });
+        }
+        self.advance_drain();
+        request
+    }
+
+    /// Records how moving a leased tap out of the group ended.
+    pub(super) fn ungrouped(
+        &mut self,
+        name: TapName,
+        result: Result<(), KernelError>,
+        _now: Instant,
+    ) {
+        match result {
+            Ok(()) => {
+                if let Some(tap) = self.taps.get_mut(&name) {
+                    tap.grouped = false;
+                }
+            }
+            Err(KernelError::NoSuchDevice { .. }) => {}
+            Err(_) => {
+                self.counters.failures += 1;
+                if let Some(run) = &mut self.drain.run {
+                    run.ungroup_failed = true;
+                }
+            }
+        }
+        if let Some(Run {
+            phase: Phase::Ungrouping(pending),
+            ..
+        }) = &mut self.drain.run
+        {
+            pending.remove(&name);
+        }
+    }
+
+    /// Records who is in the pool's device group. If every member is a tap
+    /// the pool is deleting, the group is deleted in one request; otherwise,
+    /// or if the listing failed, the pool's taps are deleted one by one and
+    /// the other members are reported.
+    pub(super) fn group_checked(
+        &mut self,
+        result: Result<Vec<TapName>, KernelError>,
+        _now: Instant,
+    ) {
+        if self.drain.phase() != Some(&Phase::CheckingGroup) {
+            return;
+        }
+        match (result, self.tap.device_group) {
+            (Ok(members), Some(group)) => {
+                // Only devices the pool is deleting may go: not a leased tap
+                // (a Seed may have added one during the drain), not a tap
+                // some process has open that Seed left alone, not anyone
+                // else's device.
+                let foreign: Vec<TapName> = members
+                    .into_iter()
+                    .filter(|n| {
+                        !matches!(
+                            self.taps.get(n).map(|t| t.state),
+                            Some(TapState::Draining | TapState::Deleting | TapState::DeleteFailed)
+                        )
+                    })
+                    .collect();
+                if foreign.is_empty() {
+                    self.drain.set_phase(Phase::GroupDeleting);
+                    self.send(Lane::Slow, Op::DeleteGroup { group }, Purpose::DeleteGroup);
+                    return;
+                }
+                if let Some(run) = &mut self.drain.run {
+                    run.report.foreign_in_group = foreign;
+                }
+            }
+            (Ok(_), None) => {}
+            (Err(_), _) => self.counters.failures += 1,
+        }
+        self.delete_draining_one_by_one();
+    }
+
+    /// Records how the drain's group delete ended; on failure, falls back to
+    /// one delete per tap.
+    pub(super) fn group_deleted(&mut self, result: Result<(), KernelError>, _now: Instant) {
+        if self.drain.phase() != Some(&Phase::GroupDeleting) {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                // Only taps in the group went; a draining tap outside it (one
+                // an earlier drain moved out, whose delete then failed) is
+                // deleted on its own.
+                let (gone, outside): (Vec<TapName>, Vec<TapName>) = self
+                    .names_in(TapState::Draining)
+                    .into_iter()
+                    .partition(|n| self.taps.get(n).is_some_and(|t| t.grouped));
+                self.counters.deleted += gone.len() as u64;
+                for name in &gone {
+                    self.taps.remove(name);
+                }
+                for &name in &outside {
+                    self.delete(name, None);
+                }
+                if let Some(run) = &mut self.drain.run {
+                    run.report.deleted += gone.len();
+                    run.report.bulk = true;
+                    run.phase = Phase::PerTap(outside.into_iter().collect());
+                }
+            }
+            Err(_) => {
+                self.counters.failures += 1;
+                self.delete_draining_one_by_one();
+            }
+        }
+    }
+
+    fn delete_draining_one_by_one(&mut self) {
+        let names = self.names_in(TapState::Draining);
+        for &name in &names {
+            self.delete(name, None);
+        }
+        self.drain
+            .set_phase(Phase::PerTap(names.into_iter().collect()));
+    }
+
+    /// Moves the drain on as far as it can go now.
+    pub(super) fn advance_drain(&mut self) {
+        loop {
+            let Some(phase) = self.drain.phase() else {
+                return;
+            };
+            match phase {
+                Phase::Settling => {
+                    // Creates that carry the group (started before the drain)
+                    // and resets must land first; fallback creates started
+                    // since are outside the group and need no waiting.
+                    let grouped_lease_creates = self
+                        .taps
+                        .values()
+                        .filter(|t| t.state == TapState::CreatingForLease && t.grouped)
+                        .count();
+                    if self.creating_for_pool + grouped_lease_creates + self.resetting > 0 {
+                        return;
+                    }
+                    // A group delete takes whatever is in the group when it
+                    // runs: with none of the pool's taps to delete, it could
+                    // only take someone else's device (another pool's that
+                    // shares the group, created after the check).
+                    let grouped_draining = self
+                        .taps
+                        .values()
+                        .any(|t| t.state == TapState::Draining && t.grouped);
+                    if self.tap.device_group.is_none() || !grouped_draining {
+                        self.delete_draining_one_by_one();
+                        continue;
+                    }
+                    let leased: HashSet<TapName> = self
+                        .taps
+                        .iter()
+                        .filter(|(_, t)| t.grouped && t.state == TapState::Leased)
+                        .map(|(n, _)| *n)
+                        .collect();
+                    for &name in &leased {
+                        let device = self.device(name);
+                        self.send(
+                            Lane::Fast,
+                            Op::SetGroup { device, group: 0 },
+                            Purpose::Ungroup(name),
+                        );
+                    }
+                    self.drain.set_phase(Phase::Ungrouping(leased));
+                }
+                Phase::Ungrouping(pending) if pending.is_empty() => {
+                    let failed = self.drain.run.as_ref().is_some_and(|r| r.ungroup_failed);
+                    if failed {
+                        // A leased tap may still be in the group: a group
+                        // delete would take it from its holder.
+                        self.delete_draining_one_by_one();
+                        continue;
+                    }
+                    let Some(group) = self.tap.device_group else {
+                        self.delete_draining_one_by_one();
+                        continue;
+                    };
+                    self.drain.set_phase(Phase::CheckingGroup);
+                    self.send(Lane::Fast, Op::ListGroup { group }, Purpose::CheckGroup);
+                    return;
+                }
+                Phase::PerTap(pending) if pending.is_empty() => {
+                    let Some(run) = self.drain.run.take() else {
+                        return;
+                    };
+                    // The drain is over; a later `drain` starts a new one
+                    // (for taps released since, which are deleted on release).
+                    let mut report = run.report;
+                    let stats = self.stats();
+                    report.leased = stats.leased;
+                    report.delete_failed = stats.delete_failed;
+                    for request in std::mem::take(&mut self.drain.waiters) {
+                        self.events.push_back(Event::Drained {
+                            request,
+                            report: report.clone(),
+                        });
+                    }
+                    return;
+                }
+                Phase::Ungrouping(_)
+                | Phase::CheckingGroup
+                | Phase::GroupDeleting
+                | Phase::PerTap(_) => return,
+            }
+        }
+    }
+}

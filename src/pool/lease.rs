@@ -1,0 +1,324 @@
+//! Leases: `Acquire` hands out an idle tap or creates one under the caller's
+//! fallback name; `Release` gives it back (reset and pooled while the pool
+//! has room, else deleted).
+
+use std::collections::hash_map::Entry;
+use std::time::Instant;
+
+use super::{Answer, Event, Lane, Pool, PoolError, Purpose, Tap, TapState};
+use crate::kernel::{CreatedTap, KernelError, Op};
+use crate::name::TapName;
+
+/// Where a leased tap came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseSource {
+    /// An idle tap from the pool: no kernel call was needed.
+    Pool,
+    /// Created for this request under the fallback name.
+    Created,
+}
+
+/// A tap handed to a caller, who holds it until it releases it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The tap's name: open it with `TUNSETIFF` as a VMM does.
+    pub name: TapName,
+    /// Whether it came from the pool or was created.
+    pub source: LeaseSource,
+}
+
+/// What became of a released tap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Released {
+    /// It is back in the pool (after its reset, where resets are on).
+    Pooled,
+    /// It was deleted from the kernel.
+    Deleted,
+    /// Someone had already removed it from the kernel behind the pool's back.
+    Vanished,
+}
+
+impl Pool {
+    /// An `Acquire`: the most recently pooled idle tap, at once; or, when
+    /// none is idle, a create under `fallback`, answered by
+    /// [`Event::Acquired`].
+    ///
+    /// Refused (and nothing changes) when `fallback` is a pool name or a
+    /// name the pool holds.
+    pub fn acquire(
+        &mut self,
+        fallback: TapName,
+        _now: Instant,
+    ) -> Answer<Result<Lease, PoolError>> {
+        if self.naming.index_of(&fallback).is_some() {
+            return Answer::Now(Err(PoolError::FallbackIsPoolName { name: fallback }));
+        }
+        if let Some(tap) = self.taps.get(&fallback) {
+            return Answer::Now(Err(PoolError::NameInUse {
+                name: fallback,
+                state: tap.state,
+            }));
+        }
+        if let Some(name) = self.idle.pop() {
+            if let Some(tap) = self.taps.get_mut(&name) {
+                tap.state = TapState::Leased;
+            }
+            self.counters.hits += 1;
+            return Answer::Now(Ok(Lease {
+                name,
+                source: LeaseSource::Pool,
+            }));
+        }
+        self.counters.misses += 1;
+        let spec = self.create_spec();
+        self.taps.insert(
+            fallback,
+            Tap {
+                grouped: spec.device_group.is_some(),
+                ..Tap::new(TapState::CreatingForLease)
+            },
+        );
+        let request = self.request_id();
+        self.send(
+            Lane::Fast,
+            Op::Create {
+                name: fallback,
+                spec,
+            },
+            Purpose::LeaseCreate {
+                name: fallback,
+                request,
+            },
+        );
+        Answer::Later(request)
+    }
+
+    /// Records how the create of a fallback tap ended, and answers its
+    /// caller. On failure the name is forgotten: the kernel left nothing
+    /// behind.
+    pub(super) fn lease_created(
+        &mut self,
+        name: TapName,
+        request: super::RequestId,
+        result: Result<CreatedTap, KernelError>,
+        _now: Instant,
+    ) {
+        let vanished = self.removed_in_flight.remove(&name);
+        let result = match result {
+            Ok(created) => {
+                self.counters.created += 1;
+                if let Some(tap) = self.taps.get_mut(&name) {
+                    tap.state = TapState::Leased;
+                    tap.index = Some(created.index);
+                    tap.mac = created.mac;
+                    if vanished == Some(created.index) {
+                        // Removed behind our back before we heard it was made:
+                        // the caller gets the name, which stays reserved until
+                        // they release it (and are told it vanished).
+                        tap.vanished = true;
+                        self.counters.vanished += 1;
+                    }
+                }
+                Ok(Lease {
+                    name,
+                    source: LeaseSource::Created,
+                })
+            }
+            Err(error) => {
+                self.taps.remove(&name);
+                self.counters.failures += 1;
+                Err(PoolError::Kernel(error))
+            }
+        };
+        self.events.push_back(Event::Acquired { request, result });
+    }
+
+    /// A `Release`. A leased pool tap goes back to the pool while idle plus
+    /// resetting plus being created stays within the size (after a reset,
+    /// queued), answered at once; anything else is deleted, answered by
+    /// [`Event::Released`] when the delete is done. A name the pool does not
+    /// know is deleted too (it may be a caller's own tap).
+    pub fn release(&mut self, name: TapName, now: Instant) -> Answer<Result<Released, PoolError>> {
+        let has_room = self.has_room();
+        let is_pool_name = self.naming.index_of(&name).is_some();
+        let reset_on_release = self.reset_on_release;
+        let tap = match self.taps.entry(name) {
+            Entry::Occupied(e) if e.get().state == TapState::Leased && e.get().vanished => {
+                e.remove();
+                return Answer::Now(Ok(Released::Vanished));
+            }
+            Entry::Occupied(mut e) => {
+                let tap = e.get_mut();
+                match tap.state {
+                    TapState::Leased if has_room && is_pool_name => {
+                        if reset_on_release {
+                            tap.state = TapState::Resetting;
+                        } else {
+                            tap.state = TapState::Idle;
+                            self.idle.push(name);
+                        }
+                    }
+                    TapState::Leased => tap.state = TapState::Deleting,
+                    TapState::Idle | TapState::Resetting => {
+                        return Answer::Now(Err(PoolError::AlreadyIdle { name }));
+                    }
+                    TapState::CreatingForLease | TapState::CreatingForPool => {
+                        return Answer::Now(Err(PoolError::NotLeased { name }));
+                    }
+                    state @ (TapState::Deleting | TapState::Draining | TapState::DeleteFailed) => {
+                        return Answer::Now(Err(PoolError::AlreadyReleased { name, state }));
+                    }
+                }
+                *tap
+            }
+            Entry::Vacant(e) => *e.insert(Tap::new(TapState::Deleting)),
+        };
+        match tap.state {
+            TapState::Resetting => {
+                self.queue_reset(name, now);
+                Answer::Now(Ok(Released::Pooled))
+            }
+            TapState::Idle => Answer::Now(Ok(Released::Pooled)),
+            _ => {
+                self.bump_index_past(&name);
+                let request = self.request_id();
+                self.delete(name, Some(request));
+                Answer::Later(request)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    #[test]
+    fn a_warm_acquire_is_answered_at_once_lifo() {
+        let (mut p, mut k, now) = warmed(2);
+        let last = *p.idle().last().unwrap();
+        let lease = acquire_now(&mut p, "vm-1", now).unwrap();
+        assert_eq!(lease.name, last);
+        assert_eq!(lease.source, LeaseSource::Pool);
+        assert_eq!(p.stats().hits, 1);
+        assert!(run(&mut p, &mut k, now).is_empty(), "no kernel call");
+    }
+
+    #[test]
+    fn a_miss_creates_the_fallback_and_answers_by_event() {
+        let (mut p, mut k, now) = warmed(0);
+        let Answer::Later(request) = p.acquire(name("vm-1"), now) else {
+            panic!("a miss waits on the kernel")
+        };
+        assert_eq!(p.state_of(&name("vm-1")), Some(TapState::CreatingForLease));
+        let events = run(&mut p, &mut k, now);
+        assert_eq!(
+            events,
+            [Event::Acquired {
+                request,
+                result: Ok(Lease {
+                    name: name("vm-1"),
+                    source: LeaseSource::Created
+                })
+            }]
+        );
+        assert!(k.contains(name("vm-1")));
+        assert_eq!(p.state_of(&name("vm-1")), Some(TapState::Leased));
+    }
+
+    #[test]
+    fn a_failed_fallback_create_answers_the_error_and_forgets_the_name() {
+        let (mut p, mut k, now) = warmed(0);
+        k.inject(crate::sim::Fault::nth(
+            crate::sim::SimOp::Create,
+            1,
+            libc::EPERM,
+        ));
+        let Answer::Later(request) = p.acquire(name("vm-1"), now) else {
+            panic!()
+        };
+        let events = run(&mut p, &mut k, now);
+        assert!(matches!(
+            &events[..],
+            [Event::Acquired { request: r, result: Err(PoolError::Kernel(_)) }] if *r == request
+        ));
+        assert_eq!(p.state_of(&name("vm-1")), None);
+        assert_eq!(p.stats().failures, 1);
+    }
+
+    #[test]
+    fn refused_acquires_change_nothing() {
+        let (mut p, _k, now) = warmed(1);
+        let before = p.stats();
+        assert_eq!(
+            p.acquire(name("tap-pool-7"), now),
+            Answer::Now(Err(PoolError::FallbackIsPoolName {
+                name: name("tap-pool-7")
+            }))
+        );
+        let held = acquire_now(&mut p, "vm-1", now).unwrap().name;
+        assert!(matches!(
+            p.acquire(held, now),
+            Answer::Now(Err(PoolError::FallbackIsPoolName { .. }))
+        ));
+        assert_eq!(p.stats().idle, before.idle - 1);
+    }
+
+    #[test]
+    fn release_pools_while_there_is_room_and_deletes_beyond() {
+        let (mut p, mut k, now) = warmed(1);
+        let a = acquire_now(&mut p, "vm-a", now).unwrap().name;
+        assert_eq!(p.release(a, now), Answer::Now(Ok(Released::Pooled)));
+        assert_eq!(p.state_of(&a), Some(TapState::Resetting));
+        run(&mut p, &mut k, now);
+        assert_eq!(p.state_of(&a), Some(TapState::Idle));
+        // A fallback tap is never pooled.
+        let _ = acquire_now(&mut p, "vm-a", now).unwrap();
+        let Answer::Later(create) = p.acquire(name("vm-b"), now) else {
+            panic!()
+        };
+        let events = run(&mut p, &mut k, now);
+        assert!(matches!(&events[..], [Event::Acquired { request, .. }] if *request == create));
+        let Answer::Later(request) = p.release(name("vm-b"), now) else {
+            panic!("a fallback tap is deleted")
+        };
+        let events = run(&mut p, &mut k, now);
+        assert_eq!(
+            events,
+            [Event::Released {
+                request,
+                result: Ok(Released::Deleted)
+            }]
+        );
+        assert!(!k.contains(name("vm-b")));
+    }
+
+    #[test]
+    fn double_release_is_refused() {
+        let (mut p, mut k, now) = warmed(1);
+        let a = acquire_now(&mut p, "vm-a", now).unwrap().name;
+        p.release(a, now);
+        assert_eq!(
+            p.release(a, now),
+            Answer::Now(Err(PoolError::AlreadyIdle { name: a }))
+        );
+        run(&mut p, &mut k, now);
+        assert_eq!(
+            p.release(a, now),
+            Answer::Now(Err(PoolError::AlreadyIdle { name: a }))
+        );
+    }
+
+    #[test]
+    fn release_without_reset_pools_at_once() {
+        let mut config = config(1);
+        config.reset_on_release = false;
+        let (mut p, mut k, now) = warmed_with(config);
+        let a = acquire_now(&mut p, "vm-a", now).unwrap().name;
+        assert_eq!(p.release(a, now), Answer::Now(Ok(Released::Pooled)));
+        assert_eq!(p.state_of(&a), Some(TapState::Idle));
+        assert!(run(&mut p, &mut k, now).is_empty());
+        assert_eq!(k.calls(crate::sim::SimOp::Reset), 0);
+    }
+}

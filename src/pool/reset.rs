@@ -1,0 +1,273 @@
+//! Resets: a released tap goes back to its pooled configuration before it
+//! is handed out again, or is deleted if that fails.
+//!
+//! Resets go to the kernel in batches, so that under load one hand-off to a
+//! kernel worker (a cross-thread wake-up each way, a few µs) serves many
+//! releases: a quiet pool resets a released tap at once; a busy one sends
+//! the queue when it holds half the pool (at most 64) or as many taps as are
+//! idle (so the idle stock never runs dry waiting for resets), or when
+//! [`RESET_WINDOW`] has passed since the last batch. A long queue goes in
+//! batches of at most half the pool, so that several workers share it.
+
+use std::time::{Duration, Instant};
+
+use super::{Batch, Lane, Pool, Purpose, Tap, TapState};
+use crate::kernel::{KernelError, Op};
+use crate::name::TapName;
+
+/// How long released taps may wait for their reset while more releases
+/// gather into one batch; a pool that sent no batch for this long resets at
+/// once.
+pub const RESET_WINDOW: Duration = Duration::from_millis(1);
+
+/// Released taps whose reset is not yet sent, and the batching clock.
+#[derive(Debug)]
+pub(super) struct Resets {
+    queue: Vec<super::Command>,
+    /// How many queued resets make a batch due, and the largest batch.
+    batch: usize,
+    /// When the last batch went.
+    last_batch: Option<Instant>,
+    /// When the queue goes even if no batch is due by size.
+    deadline: Option<Instant>,
+}
+
+impl Resets {
+    pub(super) fn new(size: usize) -> Resets {
+        Resets {
+            queue: Vec::new(),
+            batch: (size / 2).clamp(1, 64),
+            last_batch: None,
+            deadline: None,
+        }
+    }
+
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+}
+
+impl Pool {
+    /// Queues the reset of `name`, now `Resetting`, and sends the queue if a
+    /// batch is due.
+    pub(super) fn queue_reset(&mut self, name: TapName, now: Instant) {
+        let Some(&Tap { index, mac, .. }) = self.taps.get(&name) else {
+            return;
+        };
+        self.resetting += 1;
+        let op = Op::Reset {
+            device: crate::kernel::Device { name, index },
+            spec: self.tap,
+            mac,
+        };
+        let command = self.command(op, Purpose::Reset(name));
+        self.resets.queue.push(command);
+        self.flush_resets(now, false);
+    }
+
+    /// Sends the queued resets if a batch is due (or `force`), else makes
+    /// sure a deadline will send them.
+    pub(super) fn flush_resets(&mut self, now: Instant, force: bool) {
+        let r = &mut self.resets;
+        if r.queue.is_empty() {
+            r.deadline = None;
+            return;
+        }
+        let waiting = r.queue.len();
+        let due = force
+            || waiting >= r.batch
+            || waiting >= self.idle.len()
+            || r.last_batch.is_none_or(|at| now >= at + RESET_WINDOW);
+        if !due {
+            if r.deadline.is_none() {
+                r.deadline = r.last_batch.map(|at| at + RESET_WINDOW);
+            }
+            return;
+        }
+        r.last_batch = Some(now);
+        r.deadline = None;
+        let mut queue = std::mem::take(&mut r.queue);
+        while !queue.is_empty() {
+            let rest = queue.split_off(queue.len().min(r.batch));
+            self.batches.push_back(Batch {
+                lane: Lane::Fast,
+                commands: queue,
+            });
+            queue = rest;
+        }
+    }
+
+    /// Records how a reset ended: the tap goes idle, or, if the reset failed,
+    /// is deleted instead.
+    pub(super) fn reset_finished(
+        &mut self,
+        name: TapName,
+        result: Result<(), KernelError>,
+        now: Instant,
+    ) {
+        let Some(tap) = self.taps.get_mut(&name) else {
+            return;
+        };
+        if tap.state != TapState::Resetting {
+            return;
+        }
+        self.resetting -= 1;
+        let removed = tap.index.is_some() && self.removed_in_flight.remove(&name) == tap.index;
+        match result {
+            Ok(()) if removed => {
+                self.taps.remove(&name);
+                self.counters.vanished += 1;
+                self.refill(now);
+            }
+            Ok(()) => {
+                // The reset put it (back) in the pool's group, if any.
+                tap.grouped = self.tap.device_group.is_some();
+                if self.drain.is_running() {
+                    tap.state = TapState::Draining;
+                } else {
+                    tap.state = TapState::Idle;
+                    self.idle.push(name);
+                }
+            }
+            Err(KernelError::NoSuchDevice { .. }) => {
+                self.taps.remove(&name);
+                self.counters.vanished += 1;
+                self.refill(now);
+            }
+            Err(error) => {
+                tracing::warn!(tap = %name, %error, "resetting a released tap failed; deleting it");
+                self.counters.failures += 1;
+                tap.state = TapState::Deleting;
+                self.delete(name, None);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{Answer, Released};
+    use super::*;
+
+    fn batches_of(p: &mut Pool) -> Vec<super::super::Batch> {
+        std::iter::from_fn(|| p.poll_batch()).collect()
+    }
+
+    /// The commands of every batch the pool hands out now, one batch a row.
+    fn batches(p: &mut Pool) -> Vec<Vec<Op>> {
+        std::iter::from_fn(|| p.poll_batch())
+            .map(|b| b.commands.into_iter().map(|c| c.op).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_quiet_pool_resets_at_once_and_a_busy_one_batches_within_the_window() {
+        let (mut p, mut k, t0) = warmed(8);
+        let taps: Vec<TapName> = (0..3)
+            .map(|i| acquire_now(&mut p, &format!("vm-{i}"), t0).unwrap().name)
+            .collect();
+        // Quiet: the first release goes at once.
+        assert_eq!(p.release(taps[0], t0), Answer::Now(Ok(Released::Pooled)));
+        run(&mut p, &mut k, t0);
+        assert_eq!(k.calls(crate::sim::SimOp::Reset), 1);
+        // Within the window, releases gather...
+        let t1 = t0 + Duration::from_micros(100);
+        p.release(taps[1], t1);
+        p.release(taps[2], t1);
+        assert!(p.poll_batch().is_none());
+        assert_eq!(p.poll_timeout(), Some(t0 + RESET_WINDOW));
+        p.handle_timeout(t0 + RESET_WINDOW - Duration::from_nanos(1));
+        assert!(p.poll_batch().is_none());
+        // ...and go together when it closes.
+        p.handle_timeout(t0 + RESET_WINDOW);
+        assert_eq!(p.poll_timeout(), None);
+        let sent = batches_of(&mut p);
+        assert_eq!(
+            sent.iter().map(|b| b.commands.len()).collect::<Vec<_>>(),
+            [2]
+        );
+        for batch in sent {
+            for c in batch.commands {
+                let outcome = c.op.run(&mut k);
+                p.complete(c.id, outcome, t0 + RESET_WINDOW);
+            }
+        }
+        assert_eq!(p.stats().idle, 8);
+    }
+
+    #[test]
+    fn a_queue_as_long_as_the_idle_stock_goes_before_the_window_closes() {
+        let (mut p, _k, t0) = warmed(8);
+        let taps: Vec<TapName> = (0..6)
+            .map(|i| acquire_now(&mut p, &format!("vm-{i}"), t0).unwrap().name)
+            .collect();
+        p.release(taps[0], t0);
+        batches(&mut p);
+        let t1 = t0 + Duration::from_micros(10);
+        p.release(taps[1], t1);
+        assert!(p.poll_batch().is_none(), "1 waits while 2 are idle");
+        p.release(taps[2], t1);
+        assert_eq!(
+            batches(&mut p).iter().map(Vec::len).collect::<Vec<_>>(),
+            [2]
+        );
+    }
+
+    #[test]
+    fn a_queue_of_half_the_pool_goes_at_once_in_batches_of_at_most_64() {
+        let (mut p, _k, t0) = warmed(200);
+        let taps: Vec<TapName> = (0..80)
+            .map(|i| acquire_now(&mut p, &format!("vm-{i}"), t0).unwrap().name)
+            .collect();
+        p.release(taps[0], t0);
+        batches(&mut p);
+        let t1 = t0 + Duration::from_micros(10);
+        for tap in &taps[1..64] {
+            p.release(*tap, t1);
+        }
+        assert!(p.poll_batch().is_none(), "63 wait");
+        p.release(taps[64], t1);
+        assert_eq!(
+            batches(&mut p).iter().map(Vec::len).collect::<Vec<_>>(),
+            [64]
+        );
+        // The rest goes when the window closes.
+        for tap in &taps[65..80] {
+            p.release(*tap, t1);
+        }
+        p.handle_timeout(t1 + RESET_WINDOW);
+        assert_eq!(
+            batches(&mut p).iter().map(Vec::len).collect::<Vec<_>>(),
+            [15]
+        );
+    }
+
+    #[test]
+    fn resets_name_the_device_by_index() {
+        let (mut p, _k, t0) = warmed(1);
+        let tap = acquire_now(&mut p, "vm-0", t0).unwrap().name;
+        p.release(tap, t0);
+        let sent = batches(&mut p);
+        let [ops] = &sent[..] else { panic!() };
+        assert!(matches!(
+            &ops[..],
+            [Op::Reset { device, .. }] if device.name == tap && device.index.is_some()
+        ));
+    }
+
+    #[test]
+    fn a_failed_reset_deletes_the_tap() {
+        let (mut p, mut k, t0) = warmed(1);
+        let tap = acquire_now(&mut p, "vm-0", t0).unwrap().name;
+        k.inject(crate::sim::Fault::nth(
+            crate::sim::SimOp::Reset,
+            1,
+            libc::EIO,
+        ));
+        p.release(tap, t0);
+        run(&mut p, &mut k, t0);
+        assert_eq!(p.state_of(&tap), None);
+        assert!(!k.contains(tap));
+    }
+}
