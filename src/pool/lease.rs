@@ -45,11 +45,7 @@ impl Pool {
     ///
     /// Refused (and nothing changes) when `fallback` is a pool name or a
     /// name the pool holds.
-    pub fn acquire(
-        &mut self,
-        fallback: TapName,
-        _now: Instant,
-    ) -> Answer<Result<Lease, PoolError>> {
+    pub fn acquire(&mut self, fallback: TapName, now: Instant) -> Answer<Result<Lease, PoolError>> {
         if self.naming.index_of(&fallback).is_some() {
             return Answer::Now(Err(PoolError::FallbackIsPoolName { name: fallback }));
         }
@@ -64,6 +60,8 @@ impl Pool {
                 tap.state = TapState::Leased;
             }
             self.counters.hits += 1;
+            // The idle stock just shrank: queued resets may now be due.
+            self.flush_resets(now, false);
             return Answer::Now(Ok(Lease {
                 name,
                 source: LeaseSource::Pool,

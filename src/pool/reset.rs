@@ -70,7 +70,6 @@ impl Pool {
     pub(super) fn flush_resets(&mut self, now: Instant, force: bool) {
         let r = &mut self.resets;
         if r.queue.is_empty() {
-            r.deadline = None;
             return;
         }
         let waiting = r.queue.len();
