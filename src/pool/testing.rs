@@ -84,9 +84,10 @@ pub(super) fn take_commands(p: &mut Pool) -> Vec<Command> {
 
 /// The one command the pool asks for now.
 pub(super) fn take_one(p: &mut Pool) -> Command {
-    match &mut take_commands(p)[..] {
-        [command] => command.clone(),
-        other => panic!("expected one command, got {other:?}"),
+    let mut commands = take_commands(p);
+    match commands.len() {
+        1 => commands.remove(0),
+        _ => panic!("expected one command, got {commands:?}"),
     }
 }
 
