@@ -86,32 +86,52 @@ mod tests {
     use std::time::Duration;
 
     use super::super::testing::*;
-    use super::super::{Answer, TapState};
+    use super::super::{Answer, Event, PoolError, TapState};
+    use crate::kernel::Op;
     use crate::sim::{Fault, SimOp};
 
     #[test]
     fn a_failed_delete_is_kept_and_retried_with_backoff_until_it_goes() {
         let (mut p, mut k, now) = warmed(0);
         let tap = acquire_created(&mut p, &mut k, "vm-1", now);
-        k.inject(Fault::nth(SimOp::Delete, 1, libc::EBUSY));
-        k.inject(Fault::nth(SimOp::Delete, 2, libc::EBUSY));
-        let Answer::Later(_) = p.release(tap, now) else {
+        for n in 1..=4 {
+            k.inject(Fault::nth(SimOp::Delete, n, libc::EIO));
+        }
+        let Answer::Later(request) = p.release(tap, now) else {
             panic!()
         };
-        run(&mut p, &mut k, now);
+        let released = run(&mut p, &mut k, now);
+        assert!(matches!(
+            &released[..],
+            [Event::Released { request: r, result: Err(PoolError::Kernel(_)) }] if *r == request
+        ));
         assert_eq!(p.state_of(&tap), Some(TapState::DeleteFailed));
-        let first = p.poll_timeout().expect("a retry is due");
-        assert_eq!(first - now, Duration::from_millis(100));
-        // Nothing happens before it is due.
-        p.handle_timeout(first - Duration::from_millis(1));
-        assert!(p.poll_batch().is_none());
-        p.handle_timeout(first);
-        run(&mut p, &mut k, first);
-        assert_eq!(p.state_of(&tap), Some(TapState::DeleteFailed));
-        let second = p.poll_timeout().expect("retried again");
-        assert_eq!(second - first, Duration::from_millis(200), "doubles");
-        p.handle_timeout(second);
-        run(&mut p, &mut k, second);
+        assert_eq!(p.stats().delete_failed, 1);
+        // Retried for ever, each wait twice the last.
+        let mut at = now;
+        let mut delays = Vec::new();
+        for attempt in 0..3 {
+            let due = p.poll_timeout().expect("a retry is due");
+            delays.push((due - at).as_millis());
+            // Nothing happens before it is due.
+            p.handle_timeout(due - Duration::from_millis(1));
+            assert!(p.poll_batch().is_none());
+            p.handle_timeout(due);
+            let retry = take_one(&mut p);
+            assert!(
+                matches!(retry.op, Op::Delete { device } if device.name == tap && device.index.is_some()),
+                "{retry:?}"
+            );
+            execute(&mut p, &mut k, &retry, due);
+            assert!(events(&mut p).is_empty(), "nobody waits on a retry");
+            assert_eq!(p.state_of(&tap), Some(TapState::DeleteFailed), "{attempt}");
+            at = due;
+        }
+        assert_eq!(delays, [100, 200, 400]);
+        let last = p.poll_timeout().expect("retried again");
+        assert_eq!(last - at, Duration::from_millis(800));
+        p.handle_timeout(last);
+        run(&mut p, &mut k, last);
         assert_eq!(p.state_of(&tap), None);
         assert!(!k.contains(tap));
         assert_eq!(p.poll_timeout(), None);

@@ -336,3 +336,246 @@ impl Pool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{Answer, Lane, Released};
+    use super::*;
+    use crate::config::{ConfigError, PoolConfig};
+    use crate::kernel::{Device, Kernel, TapSpec};
+
+    #[test]
+    fn drain_moves_leased_taps_out_of_the_group_then_deletes_it_at_once() {
+        let (mut p, mut k, now) = warmed_with(PoolConfig {
+            tap: in_group(),
+            ..windowed(3, 2)
+        });
+        let held = acquire_now(&mut p, "vm-a", now).unwrap().name;
+        let index = k.tap(held).unwrap().index;
+        let request = p.drain(now);
+        let ungroup = take_one(&mut p);
+        assert_eq!(
+            ungroup.op,
+            Op::SetGroup {
+                device: Device::new(held, index),
+                group: 0
+            }
+        );
+        execute(&mut p, &mut k, &ungroup, now);
+        let check = take_one(&mut p);
+        assert_eq!(check.op, Op::ListGroup { group: GROUP });
+        execute(&mut p, &mut k, &check, now);
+        let batches = std::iter::from_fn(|| p.poll_batch()).collect::<Vec<_>>();
+        let [batch] = &batches[..] else {
+            panic!("{batches:?}")
+        };
+        assert_eq!(batch.lane, Lane::Slow);
+        let [delete] = &batch.commands[..] else {
+            panic!("{batch:?}")
+        };
+        assert_eq!(delete.op, Op::DeleteGroup { group: GROUP });
+        execute(&mut p, &mut k, delete, now);
+        let events = run(&mut p, &mut k, now);
+        assert_eq!(
+            events,
+            [Event::Drained {
+                request,
+                report: DrainReport {
+                    deleted: 2,
+                    bulk: true,
+                    leased: 1,
+                    delete_failed: 0,
+                    foreign_in_group: vec![],
+                }
+            }]
+        );
+        // Warming has stopped; the held tap is untouched.
+        p.warm(now);
+        assert!(warm_report(&run(&mut p, &mut k, now)).unwrap().shut_down);
+        assert!(p.poll_batch().is_none());
+        assert_eq!(p.state_of(&held), Some(TapState::Leased));
+        assert_eq!(k.taps().iter().map(|l| l.name).collect::<Vec<_>>(), [held]);
+    }
+
+    #[test]
+    fn drain_waits_for_creates_in_flight_and_deletes_one_by_one_without_a_group() {
+        let (mut p, mut k, now) = fresh(windowed(2, 2));
+        p.warm(now);
+        let creates = take_commands(&mut p);
+        assert_eq!(creates.len(), 2);
+        p.drain(now);
+        assert!(p.poll_batch().is_none(), "waits for the creates");
+        assert!(events(&mut p).is_empty());
+        for create in &creates {
+            execute(&mut p, &mut k, create, now);
+        }
+        let events = run(&mut p, &mut k, now);
+        let report = drain_report(&events).unwrap();
+        assert_eq!((report.deleted, report.bulk), (2, false));
+        assert!(k.taps().is_empty());
+        assert!(warm_report(&events).unwrap().shut_down);
+    }
+
+    #[test]
+    fn after_a_drain_releases_delete() {
+        let (mut p, mut k, now) = warmed_with(windowed(2, 2));
+        let t = acquire_now(&mut p, "vm-a", now).unwrap().name;
+        p.drain(now);
+        run(&mut p, &mut k, now);
+        let Answer::Later(request) = p.release(t, now) else {
+            panic!("a release after a drain deletes")
+        };
+        assert_eq!(
+            run(&mut p, &mut k, now),
+            [Event::Released {
+                request,
+                result: Ok(Released::Deleted)
+            }]
+        );
+        assert!(!k.contains(t));
+    }
+
+    #[test]
+    fn device_group_zero_is_refused() {
+        let err = Pool::new(PoolConfig {
+            tap: TapSpec {
+                device_group: Some(0),
+                ..TapSpec::default()
+            },
+            ..PoolConfig::default()
+        })
+        .unwrap_err();
+        assert_eq!(err, ConfigError::DefaultDeviceGroup);
+    }
+
+    #[test]
+    fn a_foreign_device_in_the_group_stops_the_bulk_delete() {
+        let (mut p, mut k, now) = fresh(grouped(2));
+        k.add_foreign_device(name("eth9"), GROUP);
+        p.warm(now);
+        run(&mut p, &mut k, now);
+        p.drain(now);
+        let events = run(&mut p, &mut k, now);
+        let report = drain_report(&events).unwrap();
+        assert_eq!((report.deleted, report.bulk), (2, false));
+        assert_eq!(report.foreign_in_group, [name("eth9")]);
+        assert!(k.has_foreign_device(name("eth9")), "the NIC survived");
+        assert!(k.taps().is_empty());
+    }
+
+    // Regressions from an independent review: each was a real interleaving.
+
+    #[test]
+    fn a_tap_seed_left_alone_survives_the_drain() {
+        let (mut p, mut k, now) = fresh(grouped(1));
+        k.create_tap(name("tap-pool-0"), &in_group()).unwrap();
+        k.create_tap(name("tap-pool-1"), &in_group()).unwrap();
+        k.set_in_use(name("tap-pool-1"), true);
+        let request = p.seed(vec![], now);
+        let events = run(&mut p, &mut k, now);
+        let [Event::Seeded { request: r, result }] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(*r, request);
+        assert_eq!(result.as_ref().unwrap().left_alone, [name("tap-pool-1")]);
+        p.drain(now);
+        let events = run(&mut p, &mut k, now);
+        assert!(
+            k.contains(name("tap-pool-1")),
+            "a live VM's tap was deleted"
+        );
+        assert_eq!(
+            drain_report(&events).unwrap().foreign_in_group,
+            [name("tap-pool-1")]
+        );
+    }
+
+    #[test]
+    fn a_drain_with_nothing_of_its_own_in_the_group_sends_no_group_delete() {
+        let (mut p, mut k, now) = fresh(grouped(2));
+        p.warm(now);
+        run(&mut p, &mut k, now);
+        p.drain(now);
+        run(&mut p, &mut k, now);
+        // Stopping drains again; by then another pool sharing the group has
+        // made a tap, which a group delete would take.
+        k.create_tap(name("other-0"), &in_group()).unwrap();
+        let request = p.drain(now);
+        let commands = take_commands(&mut p);
+        assert!(
+            !commands
+                .iter()
+                .any(|c| matches!(c.op, Op::ListGroup { .. } | Op::DeleteGroup { .. })),
+            "{commands:?}"
+        );
+        let events = events(&mut p);
+        let [Event::Drained { request: r, report }] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(*r, request);
+        assert_eq!((report.deleted, report.bulk), (0, false));
+        assert!(k.contains(name("other-0")));
+    }
+
+    #[test]
+    fn a_tap_seeded_during_a_drain_survives_the_group_delete() {
+        let (mut p, mut k, now) = fresh(grouped(1));
+        k.create_tap(name("vm-a"), &in_group()).unwrap();
+        k.set_in_use(name("vm-a"), true);
+        p.warm(now);
+        run(&mut p, &mut k, now);
+        p.drain(now);
+        let check = take_one(&mut p);
+        assert!(matches!(check.op, Op::ListGroup { .. }), "{check:?}");
+        // A Seed lands while the group check is in flight.
+        p.seed(vec![name("vm-a")], now);
+        let list = take_one(&mut p);
+        execute(&mut p, &mut k, &list, now);
+        assert_eq!(p.state_of(&name("vm-a")), Some(TapState::Leased));
+        execute(&mut p, &mut k, &check, now);
+        let events = run(&mut p, &mut k, now);
+        assert_eq!(p.state_of(&name("vm-a")), Some(TapState::Leased));
+        assert!(k.contains(name("vm-a")));
+        let report = drain_report(&events).unwrap();
+        assert_eq!(report.foreign_in_group, [name("vm-a")]);
+        assert!(!k.contains(name("tap-pool-0")));
+    }
+
+    #[test]
+    fn fallback_creates_during_a_drain_do_not_hold_it_up() {
+        let (mut p, mut k, now) = fresh(grouped(2));
+        p.warm(now);
+        let creates = take_commands(&mut p);
+        assert_eq!(creates.len(), 2);
+        p.drain(now);
+        // A miss during the drain: created outside the group.
+        let Answer::Later(acquire) = p.acquire(name("vm-0"), now) else {
+            panic!("a miss creates")
+        };
+        let vm = take_one(&mut p);
+        let Op::Create {
+            name: vm_name,
+            spec,
+        } = vm.op
+        else {
+            panic!("{vm:?}")
+        };
+        assert_eq!(vm_name, name("vm-0"));
+        assert_eq!(spec.device_group, None);
+        for create in &creates {
+            execute(&mut p, &mut k, create, now);
+        }
+        // The drain moves on while vm-0's create is still in flight.
+        let drained = run(&mut p, &mut k, now);
+        let report = drain_report(&drained).expect("drain finished");
+        assert_eq!((report.deleted, report.bulk), (2, true));
+        execute(&mut p, &mut k, &vm, now);
+        assert!(matches!(
+            &events(&mut p)[..],
+            [Event::Acquired { request, result: Ok(_) }] if *request == acquire
+        ));
+        assert_eq!(p.state_of(&vm_name), Some(TapState::Leased));
+        assert!(k.contains(vm_name));
+    }
+}

@@ -319,4 +319,130 @@ mod tests {
         assert!(run(&mut p, &mut k, now).is_empty());
         assert_eq!(k.calls(crate::sim::SimOp::Reset), 0);
     }
+
+    #[test]
+    fn acquire_is_lifo_then_creates_the_fallback() {
+        let (mut p, mut k, now) = warmed_with(windowed(2, 2));
+        let idle = p.idle().to_vec();
+        assert_eq!(
+            acquire_now(&mut p, "vm-a", now),
+            Ok(Lease {
+                name: idle[1],
+                source: LeaseSource::Pool
+            })
+        );
+        assert_eq!(
+            acquire_now(&mut p, "vm-b", now),
+            Ok(Lease {
+                name: idle[0],
+                source: LeaseSource::Pool
+            })
+        );
+        let Answer::Later(request) = p.acquire(name("vm-c"), now) else {
+            panic!("a miss creates")
+        };
+        let create = take_one(&mut p);
+        assert_eq!(
+            create.op,
+            Op::Create {
+                name: name("vm-c"),
+                spec: *p.tap_spec()
+            }
+        );
+        execute(&mut p, &mut k, &create, now);
+        assert_eq!(
+            events(&mut p),
+            [Event::Acquired {
+                request,
+                result: Ok(Lease {
+                    name: name("vm-c"),
+                    source: LeaseSource::Created
+                })
+            }]
+        );
+        let s = p.stats();
+        assert_eq!((s.hits, s.misses, s.leased, s.created), (2, 1, 3, 3));
+    }
+
+    #[test]
+    fn room_counts_creates_and_resets_in_flight() {
+        let (mut p, _k, now) = warmed_with(windowed(2, 2));
+        let a = acquire_now(&mut p, "vm-a", now).unwrap().name;
+        let b = acquire_now(&mut p, "vm-b", now).unwrap().name;
+        p.warm(now); // two creates in flight, not yet run
+        assert_eq!(take_commands(&mut p).len(), 2);
+        assert!(matches!(p.release(a, now), Answer::Later(_)), "deleted");
+        assert!(matches!(p.release(b, now), Answer::Later(_)), "deleted");
+
+        // A reset in flight takes room too: with one tap resetting and one
+        // create in flight, a size-2 pool has no room for the other tap.
+        let (mut p, _k, now) = warmed_with(windowed(2, 1));
+        let c = acquire_now(&mut p, "vm-c", now).unwrap().name;
+        let d = acquire_now(&mut p, "vm-d", now).unwrap().name;
+        assert_eq!(p.release(c, now), Answer::Now(Ok(Released::Pooled)));
+        assert_eq!(p.state_of(&c), Some(TapState::Resetting));
+        p.warm(now); // one create: idle 0 + creating 1 + resetting 1 = 2
+        assert_eq!(p.stats().creating, 1);
+        assert!(matches!(p.release(d, now), Answer::Later(_)), "deleted");
+        assert_eq!(p.state_of(&d), Some(TapState::Deleting));
+    }
+
+    #[test]
+    fn bad_releases_change_nothing() {
+        let (mut p, _k, now) = warmed_with(windowed(1, 1));
+        let before = p.stats();
+        assert_eq!(
+            p.release(name("tap-pool-0"), now),
+            Answer::Now(Err(PoolError::AlreadyIdle {
+                name: name("tap-pool-0")
+            }))
+        );
+        assert_eq!(p.stats(), before);
+        assert!(p.poll_batch().is_none());
+        acquire_now(&mut p, "vm-a", now).unwrap();
+        let Answer::Later(_) = p.acquire(name("vm-b"), now) else {
+            panic!("creating vm-b")
+        };
+        assert_eq!(
+            p.release(name("vm-b"), now),
+            Answer::Now(Err(PoolError::NotLeased { name: name("vm-b") }))
+        );
+        assert!(matches!(
+            p.acquire(name("tap-pool-7"), now),
+            Answer::Now(Err(PoolError::FallbackIsPoolName { .. }))
+        ));
+        assert!(matches!(
+            p.acquire(name("vm-b"), now),
+            Answer::Now(Err(PoolError::NameInUse {
+                state: TapState::CreatingForLease,
+                ..
+            }))
+        ));
+        assert_eq!(p.state_of(&name("vm-b")), Some(TapState::CreatingForLease));
+    }
+
+    #[test]
+    fn a_fallback_that_vanished_before_its_create_reported_keeps_its_name() {
+        let (mut p, mut k, now) = fresh(windowed(0, 1));
+        let Answer::Later(request) = p.acquire(name("vm-a"), now) else {
+            panic!("a miss creates")
+        };
+        let create = take_one(&mut p);
+        let created = outcome(&mut k, &create);
+        // Removed before the pool hears the create went through.
+        remove_behind_its_back(&mut p, &k, name("vm-a"), now);
+        p.complete(create.id, created, now);
+        assert!(matches!(
+            &events(&mut p)[..],
+            [Event::Acquired { request: r, result: Ok(_) }] if *r == request
+        ));
+        assert!(
+            matches!(p.acquire(name("vm-a"), now), Answer::Now(Err(_))),
+            "name reused under its holder"
+        );
+        assert_eq!(
+            p.release(name("vm-a"), now),
+            Answer::Now(Ok(Released::Vanished))
+        );
+    }
 }

@@ -226,6 +226,8 @@ mod tests {
     use super::super::testing::*;
     use super::super::{Event, TapState};
     use super::*;
+    use crate::config::PoolConfig;
+    use crate::kernel::{Device, Reply, TapSpec};
 
     fn seed(
         p: &mut Pool,
@@ -289,5 +291,122 @@ mod tests {
         p.handle_timeout(retry);
         run(&mut p, &mut k, retry);
         assert_eq!(p.state_of(&gone), None);
+    }
+
+    fn link(name_: &str, index: u32, in_use: bool, group: u32) -> LinkInfo {
+        LinkInfo {
+            name: name(name_),
+            index,
+            kind: TunKind::Tap,
+            persistent: true,
+            owner: Some(0),
+            group: None,
+            master: None,
+            mtu: 1500,
+            up: true,
+            in_use,
+            device_group: group,
+            mac: [2, 0, 0, 0, 0, index as u8],
+        }
+    }
+
+    #[test]
+    fn reconcile_adopts_deletes_leaves_alone_and_reports_missing() {
+        let mut p = Pool::new(PoolConfig {
+            tap: TapSpec {
+                device_group: Some(77),
+                ..TapSpec::default()
+            },
+            ..windowed(2, 2)
+        })
+        .unwrap();
+        let now = Instant::now();
+        let links = vec![
+            link("tap-pool-1", 11, false, 77),
+            link("tap-pool-2", 12, false, 77),
+            link("tap-pool-3", 13, false, 77), // beyond the size: deleted
+            link("tap-pool-9", 19, true, 77),  // open, unlisted: left alone
+            link("tap-pool-4", 14, true, 77),  // a VM's, listed
+            link("vm-old", 20, false, 77),     // a leaked fallback tap
+            link("vm-live", 21, true, 77),     // a VM's fallback tap, unlisted
+            link("other", 22, false, 0),       // not ours
+        ];
+        let request = p.seed(vec![name("tap-pool-4"), name("vm-gone")], now);
+        let list = take_one(&mut p);
+        assert_eq!(list.op, Op::ListTaps);
+        p.complete(list.id, Ok(Reply::Links(links)), now);
+        let [Event::Seeded { request: r, result }] = &events(&mut p)[..] else {
+            panic!("seed answered")
+        };
+        assert_eq!(*r, request);
+        let r = result.as_ref().unwrap();
+        assert_eq!(r.adopted, [name("tap-pool-1"), name("tap-pool-2")]);
+        assert_eq!(r.deleted, [name("vm-old"), name("tap-pool-3")]);
+        assert_eq!(r.left_alone, [name("vm-live"), name("tap-pool-9")]);
+        assert_eq!(r.missing, [name("vm-gone")]);
+        assert_eq!(r.next_index, 10);
+        assert_eq!(p.state_of(&name("tap-pool-4")), Some(TapState::Leased));
+        assert_eq!(p.state_of(&name("other")), None);
+        let ops: Vec<Op> = take_commands(&mut p).into_iter().map(|c| c.op).collect();
+        assert_eq!(ops.len(), 4, "{ops:?}");
+        assert!(ops.contains(&Op::Reset {
+            device: Device::new(name("tap-pool-1"), 11),
+            spec: *p.tap_spec(),
+            mac: [2, 0, 0, 0, 0, 11]
+        }));
+        assert!(ops.contains(&Op::Delete {
+            device: Device::new(name("vm-old"), 20)
+        }));
+    }
+
+    #[test]
+    fn a_vanished_idle_tap_is_dropped_and_refilled() {
+        let (mut p, mut k, now) = warmed_with(windowed(2, 2));
+        let t = p.idle()[0];
+        let index = k.tap(t).unwrap().index;
+        k.remove_externally(t);
+        p.link_removed(t, index + 1000, now); // another device of that name: ignored
+        assert_eq!(p.state_of(&t), Some(TapState::Idle));
+        p.link_removed(t, index, now);
+        assert_eq!(p.state_of(&t), None);
+        assert!(!p.idle().contains(&t));
+        run(&mut p, &mut k, now);
+        let s = p.stats();
+        assert_eq!((s.idle, s.vanished), (2, 1));
+    }
+
+    #[test]
+    fn a_device_removed_while_being_created_never_goes_idle() {
+        let (mut p, mut k, now) = fresh(windowed(1, 1));
+        p.warm(now);
+        let create = take_one(&mut p);
+        let Op::Create { name: n, .. } = create.op else {
+            panic!("{create:?}")
+        };
+        let created = outcome(&mut k, &create);
+        // Removed before the pool hears the create went through.
+        remove_behind_its_back(&mut p, &k, n, now);
+        p.complete(create.id, created, now);
+        assert_eq!(p.state_of(&n), None);
+        assert_eq!(p.stats().idle, 0);
+        assert!(!p.idle().contains(&n));
+    }
+
+    #[test]
+    fn a_listing_older_than_a_create_does_not_forget_it() {
+        let (mut p, mut k, now) = fresh(windowed(1, 1));
+        p.warm(now);
+        let create = take_one(&mut p);
+        p.resync(now);
+        let list = take_one(&mut p);
+        // The dump is taken before the create runs, and reported after it.
+        let dump = outcome(&mut k, &list);
+        let Op::Create { name: n, .. } = create.op else {
+            panic!("{create:?}")
+        };
+        execute(&mut p, &mut k, &create, now);
+        p.complete(list.id, dump, now);
+        assert_eq!(p.state_of(&n), Some(TapState::Idle));
+        assert_eq!(p.stats().vanished, 0);
     }
 }

@@ -256,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_reset_deletes_the_tap() {
+    fn a_failed_reset_deletes_the_tap_and_refills() {
         let (mut p, mut k, t0) = warmed(1);
         let tap = acquire_now(&mut p, "vm-0", t0).unwrap().name;
         k.inject(crate::sim::Fault::nth(
@@ -268,5 +268,52 @@ mod tests {
         run(&mut p, &mut k, t0);
         assert_eq!(p.state_of(&tap), None);
         assert!(!k.contains(tap));
+        // The delete made room: the pool refilled.
+        let s = p.stats();
+        assert_eq!((s.idle, s.deleted, s.created), (1, 1, 2));
+    }
+
+    #[test]
+    fn release_resets_before_the_tap_goes_idle() {
+        let (mut p, mut k, t0) = warmed_with(windowed(1, 1));
+        let t = acquire_now(&mut p, "vm-a", t0).unwrap().name;
+        let mac = k.tap(t).unwrap().mac;
+        k.tamper(t, |l| {
+            l.mtu = 9000;
+            l.up = false;
+            l.mac = [2, 9, 9, 9, 9, 9];
+        });
+        k.add_address(t, "192.0.2.7/24");
+        assert_eq!(p.release(t, t0), Answer::Now(Ok(Released::Pooled)));
+        assert_eq!(p.state_of(&t), Some(TapState::Resetting));
+        // Not yet idle: an Acquire now misses; a second release is refused.
+        assert!(!p.idle().contains(&t));
+        assert_eq!(
+            p.release(t, t0),
+            Answer::Now(Err(super::super::PoolError::AlreadyIdle { name: t }))
+        );
+        run(&mut p, &mut k, t0);
+        assert_eq!(p.state_of(&t), Some(TapState::Idle));
+        let link = k.tap(t).unwrap();
+        assert_eq!((link.mtu, link.up, link.mac), (1500, true, mac));
+        assert!(k.addresses(t).is_empty());
+    }
+
+    #[test]
+    fn a_tap_removed_while_its_reset_succeeds_never_goes_idle() {
+        let (mut p, mut k, t0) = warmed_with(windowed(1, 1));
+        let t = acquire_now(&mut p, "vm-a", t0).unwrap().name;
+        p.release(t, t0);
+        let reset = take_one(&mut p);
+        assert!(matches!(reset.op, Op::Reset { device, .. } if device.name == t));
+        let done = outcome(&mut k, &reset);
+        assert!(done.is_ok());
+        // Removed after the reset went through, before the pool heard so.
+        remove_behind_its_back(&mut p, &k, t, t0);
+        p.complete(reset.id, done, t0);
+        assert!(!p.idle().contains(&t));
+        assert_eq!(p.state_of(&t), None);
+        run(&mut p, &mut k, t0);
+        assert_eq!(p.stats().idle, 1, "refilled");
     }
 }

@@ -234,32 +234,46 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
+    use super::super::{Answer, Command, Released};
     use super::*;
+    use crate::config::{Backoff, PoolConfig};
     use crate::sim::{Fault, SimOp};
 
+    /// The names `commands` create; panics on any other call.
+    fn create_names(commands: &[Command]) -> Vec<TapName> {
+        commands
+            .iter()
+            .map(|c| match &c.op {
+                Op::Create { name, .. } => *name,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
     fn creates(p: &mut Pool) -> Vec<TapName> {
-        let mut out = Vec::new();
-        while let Some(batch) = p.poll_batch() {
-            for c in batch.commands {
-                match c.op {
-                    Op::Create { name, .. } => out.push(name),
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-        }
-        out
+        create_names(&take_commands(p))
     }
 
     #[test]
     fn warm_fills_to_size_within_the_window_and_coalesces() {
-        let mut config = config(3);
-        config.create_window = 2;
-        let mut p = Pool::new(config).unwrap();
-        let mut k = crate::sim::SimKernel::new();
-        let now = Instant::now();
+        let (mut p, mut k, now) = fresh(windowed(3, 2));
         let first = p.warm(now);
+        let window = take_commands(&mut p);
+        assert_eq!(
+            create_names(&window),
+            [name("tap-pool-0"), name("tap-pool-1")]
+        );
         let second = p.warm(now); // joins: nothing new
-        let events = run(&mut p, &mut k, now);
+        assert!(p.poll_batch().is_none());
+        // As each create lands, the window takes the next.
+        execute(&mut p, &mut k, &window[0], now);
+        let next = take_commands(&mut p);
+        assert_eq!(create_names(&next), [name("tap-pool-2")]);
+        execute(&mut p, &mut k, &window[1], now);
+        assert!(p.poll_batch().is_none(), "the pool is full");
+        assert!(events(&mut p).is_empty(), "still creating");
+        execute(&mut p, &mut k, &next[0], now);
+        let events = events(&mut p);
         assert_eq!(events.len(), 2);
         for (event, request) in events.iter().zip([first, second]) {
             let Event::Warmed { request: r, report } = event else {
@@ -277,57 +291,158 @@ mod tests {
                 report: WarmReport::default()
             })
         );
+        assert!(p.poll_batch().is_none());
     }
 
     #[test]
     fn at_most_the_window_is_in_flight() {
-        let mut config = config(3);
-        config.create_window = 2;
-        let mut p = Pool::new(config).unwrap();
+        let mut p = Pool::new(windowed(3, 2)).unwrap();
         p.warm(Instant::now());
         assert_eq!(creates(&mut p), [name("tap-pool-0"), name("tap-pool-1")]);
     }
 
     #[test]
     fn a_failed_warm_up_stops_and_is_retried_with_backoff() {
-        let mut config = config(4);
-        config.create_window = 1;
-        let mut p = Pool::new(config).unwrap();
-        let mut k = crate::sim::SimKernel::new();
-        let t0 = Instant::now();
+        let (mut p, mut k, t0) = fresh(windowed(4, 1));
         k.inject(Fault::nth(SimOp::Create, 2, libc::ENOMEM));
+        k.inject(Fault::nth(SimOp::Create, 3, libc::ENOMEM));
         p.warm(t0);
         let events = run(&mut p, &mut k, t0);
         let [Event::Warmed { report, .. }] = &events[..] else {
             panic!("{events:?}")
         };
-        assert_eq!(report.created.len(), 1);
+        assert_eq!(report.created, [name("tap-pool-0")]);
         assert_eq!(
             report.failure.as_ref().unwrap().name,
             Some(name("tap-pool-1"))
         );
         assert_eq!(report.retry_in, Some(Duration::from_millis(100)));
-        assert_eq!(p.poll_timeout(), Some(t0 + Duration::from_millis(100)));
-        p.handle_timeout(t0 + Duration::from_millis(100));
-        run(&mut p, &mut k, t0 + Duration::from_millis(100));
+        assert_eq!(k.calls(SimOp::Create), 2, "no create after the failure");
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(p.poll_timeout(), Some(t1));
+        // Nothing happens before it is due.
+        p.handle_timeout(t1 - Duration::from_millis(1));
+        assert!(p.poll_batch().is_none());
+        // The retry (joined by a Warm) fails again: the next delay doubles.
+        p.handle_timeout(t1);
+        let joined = p.warm(t1);
+        let events = run(&mut p, &mut k, t1);
+        let [Event::Warmed { request, report }] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(*request, joined);
+        assert_eq!(report.retry_in, Some(Duration::from_millis(200)));
+        let t2 = t1 + Duration::from_millis(200);
+        assert_eq!(p.poll_timeout(), Some(t2));
+        // The third try succeeds; the failed indices are not reused.
+        p.handle_timeout(t2);
+        let joined = p.warm(t2);
+        let events = run(&mut p, &mut k, t2);
+        let [Event::Warmed { request, report }] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(*request, joined);
+        assert!(report.failure.is_none() && report.retry_in.is_none());
+        assert_eq!(
+            report.created,
+            [name("tap-pool-3"), name("tap-pool-4"), name("tap-pool-5")]
+        );
         assert_eq!(p.stats().idle, 4);
         assert_eq!(p.poll_timeout(), None);
     }
 
     #[test]
-    fn a_refill_waits_until_the_pool_is_an_eighth_short() {
-        let (mut p, k, now) = warmed(16);
-        let idle = p.idle().to_vec();
-        let remove = |p: &mut Pool, name: TapName| {
-            let index = p.taps.get(&name).and_then(|t| t.index).unwrap();
-            k.remove_externally(name);
-            p.link_removed(name, index, now);
-        };
-        // One tap gone: 15 of 16 is not low yet.
-        remove(&mut p, idle[0]);
+    fn warm_retries_are_bounded() {
+        let (mut p, mut k, mut now) = fresh(PoolConfig {
+            warm_retry: Backoff {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(4),
+                max_attempts: 2,
+            },
+            ..windowed(2, 1)
+        });
+        k.inject(Fault::always(SimOp::Create, libc::EIO));
+        let mut retries = 0;
+        p.warm(now);
+        loop {
+            run(&mut p, &mut k, now);
+            let Some(at) = p.poll_timeout() else { break };
+            retries += 1;
+            now = at;
+            p.handle_timeout(now);
+        }
+        assert_eq!(retries, 2);
+        assert_eq!(k.calls(SimOp::Create), 3, "one try and two retries");
+    }
+
+    #[test]
+    fn size_zero_never_pools() {
+        let (mut p, mut k, now) = fresh(windowed(0, 1));
+        let warm = p.warm(now);
+        assert_eq!(
+            p.poll_event(),
+            Some(Event::Warmed {
+                request: warm,
+                report: WarmReport::default()
+            })
+        );
         assert!(p.poll_batch().is_none());
+        let a = acquire_created(&mut p, &mut k, "vm-a", now);
+        let Answer::Later(request) = p.release(a, now) else {
+            panic!("a size-0 pool deletes every release")
+        };
+        let delete = take_one(&mut p);
+        assert!(matches!(delete.op, Op::Delete { device } if device.name == a));
+        execute(&mut p, &mut k, &delete, now);
+        assert_eq!(
+            events(&mut p),
+            [Event::Released {
+                request,
+                result: Ok(Released::Deleted)
+            }]
+        );
+        assert!(p.poll_batch().is_none(), "no refill with size 0");
+    }
+
+    #[test]
+    fn index_exhaustion_is_a_typed_failure_and_not_retried() {
+        let (mut p, mut k, now) = fresh(PoolConfig {
+            prefix: "fourteen-bytes".into(),
+            ..windowed(20, 20)
+        });
+        p.warm(now);
+        let events = run(&mut p, &mut k, now);
+        let report = warm_report(&events).unwrap();
+        assert_eq!(report.created.len(), 10);
+        assert!(matches!(
+            report.failure.as_ref().unwrap().error,
+            PoolError::IndexExhausted { max_index: 9, .. }
+        ));
+        assert!(report.retry_in.is_none());
+        assert_eq!(p.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_refill_waits_until_the_pool_is_an_eighth_short() {
+        // Size 16: a refill starts 16 / 8 = 2 taps short.
+        let (mut p, mut k, now) = warmed_with(windowed(16, 4));
+        // One tap gone: 15 of 16 is not low yet.
+        let gone = p.idle()[0];
+        remove_behind_its_back(&mut p, &k, gone, now);
+        assert!(p.poll_batch().is_none(), "one short: no refill yet");
+        // A holder that gives its tap back finds room (no create raced it).
+        let t = acquire_now(&mut p, "vm-a", now).unwrap().name;
+        assert_eq!(p.release(t, now), Answer::Now(Ok(Released::Pooled)));
+        run(&mut p, &mut k, now);
+        assert_eq!(p.state_of(&t), Some(TapState::Idle));
         // Two gone: 16 / 8 short.
-        remove(&mut p, idle[1]);
-        assert_eq!(creates(&mut p).len(), 2, "refills to the size");
+        let gone = p.idle()[0];
+        remove_behind_its_back(&mut p, &k, gone, now);
+        let refill = take_commands(&mut p);
+        assert_eq!(create_names(&refill).len(), 2, "refills to the size");
+        for command in &refill {
+            execute(&mut p, &mut k, command, now);
+        }
+        assert_eq!(p.stats().idle, 16, "two short: refilled to the size");
     }
 }
