@@ -33,3 +33,75 @@ impl Rtnl {
         self.ack(&mut group_request(group))
     }
 }
+
+/// Golden bytes, one comment per field. Little-endian hosts only.
+#[cfg(all(test, target_endian = "little"))]
+mod tests {
+    use super::*;
+    use crate::name::TapName;
+
+    #[test]
+    fn by_index() {
+        #[rustfmt::skip]
+        let expected = [
+            0x20, 0x00, 0x00, 0x00, // nlmsg_len: 32
+            0x11, 0x00,             // nlmsg_type: RTM_DELLINK (17)
+            0x05, 0x00,             // nlmsg_flags: NLM_F_REQUEST | NLM_F_ACK
+            0x01, 0x00, 0x00, 0x00, // nlmsg_seq: 1
+            0x00, 0x00, 0x00, 0x00, // nlmsg_pid: 0
+            0x00,                   // ifi_family: AF_UNSPEC
+            0x00,                   // padding
+            0x00, 0x00,             // ifi_type: 0
+            0x39, 0x05, 0x00, 0x00, // ifi_index: 1337
+            0x00, 0x00, 0x00, 0x00, // ifi_flags
+            0x00, 0x00, 0x00, 0x00, // ifi_change
+        ];
+        assert_eq!(request(Target::Index(1337)).finish(1), expected);
+    }
+
+    #[test]
+    fn by_name() {
+        let name = TapName::new("tap1").expect("valid");
+        #[rustfmt::skip]
+        let expected = [
+            0x2c, 0x00, 0x00, 0x00, // nlmsg_len: 44
+            0x11, 0x00,             // nlmsg_type: RTM_DELLINK (17)
+            0x05, 0x00,             // nlmsg_flags: NLM_F_REQUEST | NLM_F_ACK
+            0x01, 0x00, 0x00, 0x00, // nlmsg_seq: 1
+            0x00, 0x00, 0x00, 0x00, // nlmsg_pid: 0
+            0x00,                   // ifi_family: AF_UNSPEC
+            0x00,                   // padding
+            0x00, 0x00,             // ifi_type: 0
+            0x00, 0x00, 0x00, 0x00, // ifi_index: 0, the name says which
+            0x00, 0x00, 0x00, 0x00, // ifi_flags
+            0x00, 0x00, 0x00, 0x00, // ifi_change
+            0x09, 0x00,             // nla_len: 9
+            0x03, 0x00,             // nla_type: IFLA_IFNAME
+            b't', b'a', b'p', b'1', 0x00, // "tap1\0"
+            0x00, 0x00, 0x00,       // padding
+        ];
+        assert_eq!(request(Target::Name(name)).finish(1), expected);
+    }
+
+    #[test]
+    fn by_group() {
+        #[rustfmt::skip]
+        let expected = [
+            0x28, 0x00, 0x00, 0x00, // nlmsg_len: 40
+            0x11, 0x00,             // nlmsg_type: RTM_DELLINK (17)
+            0x05, 0x00,             // nlmsg_flags: NLM_F_REQUEST | NLM_F_ACK
+            0x01, 0x00, 0x00, 0x00, // nlmsg_seq: 1
+            0x00, 0x00, 0x00, 0x00, // nlmsg_pid: 0
+            0x00,                   // ifi_family: AF_UNSPEC
+            0x00,                   // padding
+            0x00, 0x00,             // ifi_type: 0
+            0x00, 0x00, 0x00, 0x00, // ifi_index: 0, no one link
+            0x00, 0x00, 0x00, 0x00, // ifi_flags
+            0x00, 0x00, 0x00, 0x00, // ifi_change
+            0x08, 0x00,             // nla_len: 8
+            0x1b, 0x00,             // nla_type: IFLA_GROUP (27)
+            0xe9, 0x03, 0x00, 0x00, // 1001
+        ];
+        assert_eq!(group_request(1001).finish(1), expected);
+    }
+}

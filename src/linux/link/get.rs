@@ -54,3 +54,58 @@ impl Rtnl {
         })
     }
 }
+
+/// Golden bytes, one comment per field. Little-endian hosts only.
+#[cfg(all(test, target_endian = "little"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tun_dump_with_kind_filter_and_no_stats() {
+        #[rustfmt::skip]
+        let expected = [
+            0x34, 0x00, 0x00, 0x00, // nlmsg_len: 52
+            0x12, 0x00,             // nlmsg_type: RTM_GETLINK (18)
+            0x01, 0x03,             // nlmsg_flags: NLM_F_REQUEST | NLM_F_DUMP (0x300)
+            0x01, 0x00, 0x00, 0x00, // nlmsg_seq: 1
+            0x00, 0x00, 0x00, 0x00, // nlmsg_pid: 0
+            0x00,                   // ifi_family: AF_UNSPEC
+            0x00,                   // padding
+            0x00, 0x00,             // ifi_type: 0
+            0x00, 0x00, 0x00, 0x00, // ifi_index: 0, every link
+            0x00, 0x00, 0x00, 0x00, // ifi_flags
+            0x00, 0x00, 0x00, 0x00, // ifi_change
+            0x08, 0x00,             // nla_len: 8
+            0x1d, 0x00,             // nla_type: IFLA_EXT_MASK (29)
+            0x08, 0x00, 0x00, 0x00, // RTEXT_FILTER_SKIP_STATS
+            0x0c, 0x00,             // nla_len: 12
+            0x12, 0x00,             // nla_type: IFLA_LINKINFO (18)
+            0x08, 0x00,             //   nla_len: 8
+            0x01, 0x00,             //   nla_type: IFLA_INFO_KIND
+            b't', b'u', b'n', 0x00, //   "tun\0"
+        ];
+        assert_eq!(tun_dump_request().finish(1), expected);
+    }
+
+    #[test]
+    fn group_dump_with_no_stats() {
+        #[rustfmt::skip]
+        let expected = [
+            0x28, 0x00, 0x00, 0x00, // nlmsg_len: 40
+            0x12, 0x00,             // nlmsg_type: RTM_GETLINK (18)
+            0x01, 0x03,             // nlmsg_flags: NLM_F_REQUEST | NLM_F_DUMP (0x300)
+            0x03, 0x00, 0x00, 0x00, // nlmsg_seq: 3
+            0x00, 0x00, 0x00, 0x00, // nlmsg_pid: 0
+            0x00,                   // ifi_family: AF_UNSPEC
+            0x00,                   // padding
+            0x00, 0x00,             // ifi_type: 0
+            0x00, 0x00, 0x00, 0x00, // ifi_index: 0, every link
+            0x00, 0x00, 0x00, 0x00, // ifi_flags
+            0x00, 0x00, 0x00, 0x00, // ifi_change
+            0x08, 0x00,             // nla_len: 8
+            0x1d, 0x00,             // nla_type: IFLA_EXT_MASK (29)
+            0x08, 0x00, 0x00, 0x00, // RTEXT_FILTER_SKIP_STATS
+        ];
+        assert_eq!(group_dump_request().finish(3), expected);
+    }
+}
