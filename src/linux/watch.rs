@@ -220,4 +220,90 @@ mod tests {
             [removed("tap-a", 5), removed("tap-bb", 9)]
         );
     }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn golden_removal_filter() {
+        let program: Vec<_> = removal_filter()
+            .iter()
+            .map(|i| (i.code, i.jt, i.jf, i.k))
+            .collect();
+        #[rustfmt::skip]
+        let expected = [
+            (0x28, 0, 0, 4),          // ldh [4]: nlmsg_type (BPF_LD | BPF_H | BPF_ABS)
+            (0x15, 0, 3, 0x1100),     // jeq #RTM_DELLINK (17, byte-swapped), else drop
+            (0x30, 0, 0, 16),         // ldb [16]: ifi_family (BPF_LD | BPF_B | BPF_ABS)
+            (0x15, 0, 1, 0),          // jeq #AF_UNSPEC, else drop
+            (0x06, 0, 0, u32::MAX),   // ret #-1: accept the whole message
+            (0x06, 0, 0, 0),          // ret #0: drop
+        ];
+        assert_eq!(program, expected);
+    }
+
+    /// Runs the classic BPF subset `removal_filter` uses on `packet`, as the
+    /// kernel would: `ld` of a half-word (network order) or byte at an
+    /// absolute offset, `jeq #k`, `ret #k`. Returns the bytes accepted.
+    fn run_filter(program: &[libc::sock_filter], packet: &[u8]) -> u32 {
+        let mut a = 0u32;
+        let mut pc = 0;
+        loop {
+            let insn = program[pc];
+            let k = insn.k as usize;
+            match u32::from(insn.code) {
+                c if c == libc::BPF_LD | libc::BPF_H | libc::BPF_ABS => {
+                    a = u32::from(u16::from_be_bytes([packet[k], packet[k + 1]]));
+                }
+                c if c == libc::BPF_LD | libc::BPF_B | libc::BPF_ABS => a = u32::from(packet[k]),
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += usize::from(if a == insn.k { insn.jt } else { insn.jf });
+                }
+                c if c == libc::BPF_RET | libc::BPF_K => return insn.k,
+                other => panic!("opcode {other:#x} not in the subset"),
+            }
+            pc += 1;
+        }
+    }
+
+    /// Notifications captured from Linux 6.18 (`testdata/README.md` says
+    /// how): a tap leaving its bridge, then deleted.
+    const NEWLINK_BRIDGE_PORT: &[u8] = include_bytes!("testdata/newlink_bridge_port.bin");
+    const DELLINK_BRIDGE_PORT: &[u8] = include_bytes!("testdata/dellink_bridge_port.bin");
+    const DELLINK: &[u8] = include_bytes!("testdata/dellink.bin");
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn captured_notifications_through_the_filter() {
+        let program = removal_filter();
+        assert_eq!(run_filter(&program, NEWLINK_BRIDGE_PORT), 0);
+        assert_eq!(run_filter(&program, DELLINK_BRIDGE_PORT), 0);
+        assert_eq!(run_filter(&program, DELLINK), u32::MAX);
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn captured_notifications_only_the_removal_is_queued() {
+        let mut pending = VecDeque::new();
+        for datagram in [NEWLINK_BRIDGE_PORT, DELLINK_BRIDGE_PORT, DELLINK] {
+            assert_eq!(queue_removals(datagram, &mut pending), Ok(()));
+        }
+        let removed = LinkEvent::Removed {
+            name: TapName::new("tapc0").expect("valid"),
+            index: 3,
+        };
+        assert_eq!(Vec::from(pending), [removed]);
+    }
+
+    #[test]
+    fn truncated_datagram_is_malformed() {
+        let mut pending = VecDeque::new();
+        assert_eq!(
+            queue_removals(&DELLINK[..10], &mut pending),
+            Err(Malformed::Truncated {
+                what: "message header",
+                len: 10,
+                need: 16
+            })
+        );
+        assert!(pending.is_empty());
+    }
 }

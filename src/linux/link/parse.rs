@@ -106,7 +106,8 @@ pub(crate) struct TunData {
     pub(crate) group: Option<u32>,
     /// Files attached (enabled and disabled queues).
     pub(crate) attached: u32,
-    /// The kernel (before 4.15) did not say how many.
+    /// The kernel did not say how many: it reports queues only for a
+    /// multi-queue device (and not at all before 4.15).
     pub(crate) attached_unknown: bool,
 }
 
@@ -173,4 +174,132 @@ pub(crate) fn parse_group_member(payload: &[u8], group: u32) -> Result<Option<Ta
     Ok(name
         .filter(|_| in_group)
         .and_then(|name| TapName::new(&name).ok()))
+}
+
+/// Parsers against replies captured from Linux 6.18 (`testdata/README.md`
+/// says how). Little-endian hosts only.
+#[cfg(all(test, target_endian = "little"))]
+mod tests {
+    use super::*;
+    use crate::linux::netlink::split_message;
+
+    /// The data messages' payloads of a captured dump.
+    fn payloads(mut rest: &[u8]) -> Vec<&[u8]> {
+        let mut found = Vec::new();
+        while !rest.is_empty() {
+            let (header, payload, next) = split_message(rest).expect("framed");
+            rest = next;
+            if header.kind == libc::RTM_NEWLINK {
+                found.push(payload);
+            }
+        }
+        found
+    }
+
+    fn name(name: &str) -> TapName {
+        TapName::new(name).expect("valid")
+    }
+
+    #[test]
+    fn captured_tun_dump() {
+        let dump = payloads(include_bytes!("../testdata/tun_dump.bin"));
+        let links: Vec<_> = dump
+            .iter()
+            .map(|payload| parse_tun_link(payload).expect("parses"))
+            .collect();
+        let tap = LinkInfo {
+            name: name("tapc0"),
+            index: 3,
+            kind: TunKind::Tap,
+            persistent: true,
+            owner: Some(1000),
+            group: Some(100),
+            master: Some(2),
+            mtu: 1400,
+            up: true,
+            in_use: false,
+            device_group: 7,
+            mac: [0x02, 0, 0, 0, 0, 0x07],
+        };
+        let tun = LinkInfo {
+            name: name("tunc0"),
+            index: 4,
+            kind: TunKind::Tun,
+            persistent: true,
+            owner: None,
+            group: None,
+            master: None,
+            mtu: 1500,
+            up: false,
+            in_use: false,
+            device_group: 7,
+            mac: [0; 6],
+        };
+        assert_eq!(links, [Some(tap), Some(tun)]);
+    }
+
+    #[test]
+    fn captured_tun_info() {
+        let dump = payloads(include_bytes!("../testdata/tun_dump.bin"));
+        let linkinfo = Attrs(&dump[0][IFINFOMSG_LEN..])
+            .find(|&(kind, _)| kind == libc::IFLA_LINKINFO)
+            .map(|(_, value)| value)
+            .expect("IFLA_LINKINFO");
+        assert_eq!(
+            parse_tun_info(linkinfo),
+            Ok(Some(TunData {
+                kind: TunKind::Tap,
+                persistent: true,
+                owner: Some(1000),
+                group: Some(100),
+                attached: 0,
+                // Not multi-queue: no IFLA_TUN_NUM_QUEUES from the kernel.
+                attached_unknown: true,
+            }))
+        );
+    }
+
+    /// `lo` and the bridge are not tun links: no `LinkInfo`, no error.
+    #[test]
+    fn captured_other_links_are_skipped() {
+        let dump = payloads(include_bytes!("../testdata/group_dump.bin"));
+        assert_eq!(dump.len(), 4);
+        assert_eq!(parse_tun_link(dump[0]), Ok(None)); // lo
+        assert_eq!(parse_tun_link(dump[1]), Ok(None)); // br0
+    }
+
+    #[test]
+    fn captured_group_dump() {
+        let dump = payloads(include_bytes!("../testdata/group_dump.bin"));
+        let members = |group| -> Vec<TapName> {
+            dump.iter()
+                .filter_map(|payload| parse_group_member(payload, group).expect("parses"))
+                .collect()
+        };
+        assert_eq!(members(7), [name("tapc0"), name("tunc0")]);
+        assert_eq!(members(0), [name("lo"), name("br0")]);
+        assert!(members(8).is_empty());
+    }
+
+    #[test]
+    fn short_payload_is_malformed() {
+        let truncated = Malformed::Truncated {
+            what: "ifinfomsg",
+            len: 15,
+            need: IFINFOMSG_LEN,
+        };
+        assert_eq!(parse_tun_link(&[0; 15]), Err(truncated));
+        assert_eq!(parse_group_member(&[0; 15], 0), Err(truncated));
+    }
+
+    #[test]
+    fn unknown_tun_type_is_malformed() {
+        #[rustfmt::skip]
+        let linkinfo = [
+            0x08, 0x00, 0x01, 0x00, b't', b'u', b'n', 0x00, // IFLA_INFO_KIND "tun"
+            0x0c, 0x00, 0x02, 0x00,                         // IFLA_INFO_DATA
+            0x05, 0x00, 0x03, 0x00, 0x09, 0x00, 0x00, 0x00, //   IFLA_TUN_TYPE 9
+        ];
+        assert_eq!(parse_tun_info(&linkinfo), Err(Malformed::TunType(Some(9))));
+    }
 }

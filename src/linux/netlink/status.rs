@@ -150,3 +150,72 @@ mod tests {
         );
     }
 }
+
+/// Against replies captured from Linux 6.18 (`testdata/README.md` says how).
+#[cfg(all(test, target_endian = "little"))]
+mod captured {
+    use super::super::message::{NLM_F_DUMP_INTR, split_message};
+    use super::*;
+
+    /// The status of the one message in `bytes`.
+    fn status(bytes: &[u8]) -> (Header, Status) {
+        let (header, payload, rest) = split_message(bytes).expect("framed");
+        assert!(rest.is_empty());
+        (header, parse_status(header, payload).expect("parses"))
+    }
+
+    #[test]
+    fn ack() {
+        let (header, status) = status(include_bytes!("../testdata/ack.bin"));
+        assert_eq!(header.seq, 4);
+        assert_ne!(header.flags & NLM_F_CAPPED, 0); // acks echo the header only
+        assert_eq!(
+            status,
+            Status {
+                code: 0,
+                ext_ack: None
+            }
+        );
+    }
+
+    #[test]
+    fn error_with_ext_ack() {
+        let (header, status) = status(include_bytes!("../testdata/error_ext_ack.bin"));
+        assert_eq!(header.flags & NLM_F_CAPPED, 0); // the whole request echoed
+        assert_eq!(status.code, -libc::EINVAL);
+        assert_eq!(
+            status.ext_ack.as_deref(),
+            Some("mtu greater than device maximum")
+        );
+    }
+
+    #[test]
+    fn error_without_ext_ack() {
+        let (_, status) = status(include_bytes!("../testdata/error_enodev.bin"));
+        assert_eq!(
+            status,
+            Status {
+                code: -libc::ENODEV,
+                ext_ack: None
+            }
+        );
+    }
+
+    #[test]
+    fn done() {
+        let (header, status) = status(include_bytes!("../testdata/done.bin"));
+        assert_eq!(header.kind, NLMSG_DONE);
+        assert_eq!(header.flags & NLM_F_DUMP_INTR, 0);
+        assert_eq!(status.code, 0);
+    }
+
+    /// The flag is the socket loop's business; the status reads the same.
+    #[test]
+    fn done_interrupted() {
+        let mut bytes = include_bytes!("../testdata/done.bin").to_vec();
+        bytes[6] |= NLM_F_DUMP_INTR as u8; // nlmsg_flags, low byte
+        let (header, status) = status(&bytes);
+        assert_ne!(header.flags & NLM_F_DUMP_INTR, 0);
+        assert_eq!(status.code, 0);
+    }
+}
