@@ -11,6 +11,8 @@ mod ioctl;
 mod link;
 mod netlink;
 mod netns;
+#[cfg(test)]
+mod proptests;
 mod tun;
 mod watch;
 

@@ -99,7 +99,10 @@ fn removal_filter() -> [libc::sock_filter; 6] {
 
 /// Queues the removals among the messages of one datagram (several
 /// notifications may share one).
-fn queue_removals(mut rest: &[u8], pending: &mut VecDeque<LinkEvent>) -> Result<(), Malformed> {
+pub(super) fn queue_removals(
+    mut rest: &[u8],
+    pending: &mut VecDeque<LinkEvent>,
+) -> Result<(), Malformed> {
     while !rest.is_empty() {
         let (header, payload, next) = split_message(rest)?;
         rest = next;
