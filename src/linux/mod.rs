@@ -6,8 +6,13 @@
 //! made by opening `/dev/net/tun` on the calling thread. Use it on the thread
 //! that opened it, as the pool's kernel workers do.
 
+mod addr;
+mod ioctl;
+mod link;
+mod netlink;
 mod netns;
-mod rtnl;
+#[cfg(test)]
+mod proptests;
 mod tun;
 mod watch;
 
@@ -20,7 +25,8 @@ use crate::kernel::{
     CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkInfo, LinkWatcher, TapSpec,
 };
 use crate::name::TapName;
-use rtnl::{LinkConfig, NlError, Rtnl, Target};
+use link::{LinkConfig, Target};
+use netlink::{NlError, Rtnl};
 
 /// The Linux implementation of [`Kernel`].
 pub struct LinuxKernel {
@@ -30,7 +36,7 @@ pub struct LinuxKernel {
 impl LinuxKernel {
     /// Opens a handle in the calling thread's network namespace.
     pub fn open() -> Result<LinuxKernel, KernelError> {
-        let rtnl = Rtnl::open().map_err(|errno| KernelError::Socket { errno })?;
+        let rtnl = Rtnl::open().map_err(|e| socket_error(&e))?;
         Ok(LinuxKernel { rtnl })
     }
 
@@ -68,8 +74,8 @@ impl LinuxKernel {
     ) -> Result<(), KernelError> {
         let (errno, ext_ack) = match self.rtnl.set_link(Target::Index(index), config) {
             Ok(()) => return Ok(()),
-            Err(NlError::Socket(errno)) => return Err(KernelError::Socket { errno }),
-            Err(NlError::Kernel { errno, ext_ack }) => (errno, ext_ack),
+            Err(NlError::Refused { errno, ext_ack }) => (errno, ext_ack),
+            Err(e) => return Err(socket_error(&e)),
         };
         if let Some(bridge) = spec.bridge {
             if errno.0 == libc::EXFULL {
@@ -132,9 +138,9 @@ impl LinuxKernel {
     fn discard(&mut self, name: TapName, index: u32) {
         match self.rtnl.del_link(Target::Index(index)) {
             Ok(()) => {}
-            Err(NlError::Kernel { errno, .. }) if errno.0 == libc::ENODEV => {}
+            Err(NlError::Refused { errno, .. }) if errno.0 == libc::ENODEV => {}
             Err(e) => {
-                tracing::warn!(%name, index, error = ?e, "could not remove a tap that failed to configure; closing it will");
+                tracing::warn!(%name, index, error = %Chain(&e), "could not remove a tap that failed to configure; closing it will");
             }
         }
     }
@@ -153,8 +159,8 @@ impl LinuxKernel {
             }
         };
         let nl_error = |e: NlError| match e {
-            NlError::Kernel { errno, ext_ack } => reset_error(errno, ext_ack),
-            NlError::Socket(errno) => KernelError::Socket { errno },
+            NlError::Refused { errno, ext_ack } => reset_error(errno, ext_ack),
+            e => socket_error(&e),
         };
         let index = match device.index {
             Some(index) => index,
@@ -174,7 +180,7 @@ impl LinuxKernel {
                 Ok(()) => {}
                 // Gone already: an IPv4 primary address takes its
                 // secondaries with it.
-                Err(NlError::Kernel { errno, .. }) if errno.0 == libc::EADDRNOTAVAIL => {}
+                Err(NlError::Refused { errno, .. }) if errno.0 == libc::EADDRNOTAVAIL => {}
                 Err(e) => return Err(nl_error(e)),
             }
             tracing::trace!(family = address.family(), "address removed");
@@ -230,13 +236,13 @@ impl LinuxKernel {
             Ok(()) => Ok(()),
             // The kernel's answer for a group with no device in it: nothing
             // to delete is nothing failed.
-            Err(NlError::Kernel { errno, .. }) if errno.0 == libc::ENODEV => Ok(()),
-            Err(NlError::Kernel { errno, ext_ack }) => Err(KernelError::DeleteGroup {
+            Err(NlError::Refused { errno, .. }) if errno.0 == libc::ENODEV => Ok(()),
+            Err(NlError::Refused { errno, ext_ack }) => Err(KernelError::DeleteGroup {
                 group,
                 errno,
                 ext_ack,
             }),
-            Err(NlError::Socket(errno)) => Err(KernelError::Socket { errno }),
+            Err(e) => Err(socket_error(&e)),
         }
     }
 }
@@ -253,8 +259,32 @@ fn target(device: Device) -> Target {
 /// A dump that failed.
 fn list_error(e: NlError) -> KernelError {
     match e {
-        NlError::Kernel { errno, ext_ack } => KernelError::List { errno, ext_ack },
-        NlError::Socket(errno) => KernelError::Socket { errno },
+        NlError::Refused { errno, ext_ack } => KernelError::List { errno, ext_ack },
+        e => socket_error(&e),
+    }
+}
+
+/// A failure of the socket rather than a refusal by the kernel, as the
+/// caller sees it: [`KernelError::Socket`], which carries only the errno
+/// (it is `Clone` and `Eq`, and an `io::Error` is neither). The whole chain
+/// of causes is logged here, where it is last known.
+fn socket_error(e: &NlError) -> KernelError {
+    tracing::debug!(error = %Chain(e), "netlink socket failure");
+    KernelError::Socket { errno: e.errno() }
+}
+
+/// Renders an error and each of its sources, separated by ": ".
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }
 
@@ -267,11 +297,11 @@ fn tap_error(
     refused: impl FnOnce(Errno, Option<String>) -> KernelError,
 ) -> impl FnOnce(NlError) -> KernelError {
     move |e| match e {
-        NlError::Kernel { errno, .. } if errno.0 == libc::ENODEV => {
+        NlError::Refused { errno, .. } if errno.0 == libc::ENODEV => {
             KernelError::NoSuchDevice { name }
         }
-        NlError::Kernel { errno, ext_ack } => refused(errno, ext_ack),
-        NlError::Socket(errno) => KernelError::Socket { errno },
+        NlError::Refused { errno, ext_ack } => refused(errno, ext_ack),
+        e => socket_error(&e),
     }
 }
 
@@ -364,7 +394,8 @@ impl KernelFactory for LinuxKernelFactory {
     }
 }
 
-/// From linux/capability.h.
+/// `CAP_NET_ADMIN` (linux/capability.h; the libc crate lacks the
+/// capability numbers).
 const CAP_NET_ADMIN: u32 = 12;
 
 /// Checks that this process can make taps: `/dev/net/tun` opens and the

@@ -16,8 +16,9 @@
 //! last copy of the descriptor: see `LinuxKernel::discard`.)
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 
+use super::ioctl::{IfreqIoctl, IntIoctl, ValueIoctl, ifreq, ioctl_ifreq, ioctl_int, ioctl_value};
 use crate::kernel::{CreateStep, Errno, KernelError, TapSpec};
 use crate::name::TapName;
 
@@ -59,21 +60,17 @@ pub(crate) fn new_tap(name: TapName, spec: &TapSpec) -> Result<NewTap, KernelErr
     set_iff(&file, name, flags).map_err(fail(CreateStep::SetIff))?;
     // From here on, an early return drops `file` and with it the device.
 
-    let mut carrier: libc::c_int = 0;
-    // SAFETY: TUNSETCARRIER reads one `int` through its argument, which
-    // points to `carrier`, alive until the call returns.
-    if let Err(errno) = unsafe { ioctl_ptr(&file, libc::TUNSETCARRIER, (&raw mut carrier).cast()) }
-    {
+    if let Err(errno) = ioctl_int(&file, IntIoctl::TunSetCarrier, &0) {
         // Kernels before 4.17 lack it; the tap then just autoconfigures.
         tracing::debug!(%name, %errno, "TUNSETCARRIER refused");
     }
     // SAFETY: geteuid cannot fail and touches no memory.
     let euid = unsafe { libc::geteuid() };
     if let Some(owner) = spec.effective_owner(euid) {
-        ioctl_value(&file, libc::TUNSETOWNER, owner.into()).map_err(fail(CreateStep::SetOwner))?;
+        ioctl_value(&file, ValueIoctl::Owner, owner.into()).map_err(fail(CreateStep::SetOwner))?;
     }
     if let Some(group) = spec.group {
-        ioctl_value(&file, libc::TUNSETGROUP, group.into()).map_err(fail(CreateStep::SetGroup))?;
+        ioctl_value(&file, ValueIoctl::Group, group.into()).map_err(fail(CreateStep::SetGroup))?;
     }
     Ok(NewTap { name, file })
 }
@@ -82,17 +79,10 @@ impl NewTap {
     /// The Ethernet address the kernel gave the tap (`SIOCGIFHWADDR`, which
     /// the tun driver answers on its own file).
     pub(crate) fn mac(&self) -> Result<[u8; 6], Errno> {
-        let mut req = super::rtnl::ifreq(self.name);
-        // SAFETY: SIOCGIFHWADDR reads and writes one `ifreq`, which `req`
-        // is, and `req` lives until the call returns.
-        unsafe {
-            ioctl_ptr(
-                &self.file,
-                libc::SIOCGIFHWADDR as libc::Ioctl,
-                (&raw mut req).cast(),
-            )?
-        };
-        // SAFETY: the call succeeded, so it wrote the hardware address.
+        let mut req = ifreq(self.name);
+        ioctl_ifreq(&self.file, IfreqIoctl::GetHwAddr, &mut req)?;
+        // SAFETY: every member of the `ifr_ifru` union is plain data, valid
+        // for any bytes; SIOCGIFHWADDR wrote the hardware address member.
         let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
         Ok(std::array::from_fn(|i| data[i] as u8))
     }
@@ -100,7 +90,7 @@ impl NewTap {
     /// Makes the tap persistent and closes it. If `TUNSETPERSIST` fails, the
     /// close removes the device.
     pub(crate) fn persist(self) -> Result<(), KernelError> {
-        ioctl_value(&self.file, libc::TUNSETPERSIST, 1).map_err(|errno| KernelError::Create {
+        ioctl_value(&self.file, ValueIoctl::Persist, 1).map_err(|errno| KernelError::Create {
             name: self.name,
             step: CreateStep::SetPersist,
             errno,
@@ -114,7 +104,7 @@ pub(crate) fn open_tun() -> Result<OwnedFd, Errno> {
     // SAFETY: the path is a valid NUL-terminated string with static lifetime.
     let fd = unsafe { libc::open(TUN_DEVICE.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
     if fd < 0 {
-        return Err(last_errno());
+        return Err(Errno::of(&io::Error::last_os_error()));
     }
     // SAFETY: `open` just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -122,37 +112,7 @@ pub(crate) fn open_tun() -> Result<OwnedFd, Errno> {
 
 /// `TUNSETIFF`: binds `file` to the device `name`, creating it if needed.
 pub(crate) fn set_iff(file: &OwnedFd, name: TapName, flags: libc::c_int) -> Result<(), Errno> {
-    let mut req = super::rtnl::ifreq(name);
+    let mut req = ifreq(name);
     req.ifr_ifru.ifru_flags = flags as libc::c_short;
-    // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `req` is, and
-    // `req` lives until the call returns.
-    unsafe { ioctl_ptr(file, libc::TUNSETIFF, (&raw mut req).cast()) }
-}
-
-/// An ioctl whose argument is passed by value.
-fn ioctl_value(file: &OwnedFd, request: libc::Ioctl, value: libc::c_ulong) -> Result<(), Errno> {
-    // SAFETY: the callers pass only requests (TUNSETOWNER, TUNSETGROUP,
-    // TUNSETPERSIST) that take an integer, not a pointer, as argument.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request, value) };
-    if rc < 0 { Err(last_errno()) } else { Ok(()) }
-}
-
-/// An ioctl whose argument is a pointer.
-///
-/// # Safety
-///
-/// `arg` must point to memory of the type `request` expects, valid for reads
-/// and writes for the duration of the call.
-unsafe fn ioctl_ptr(
-    file: &OwnedFd,
-    request: libc::Ioctl,
-    arg: *mut libc::c_void,
-) -> Result<(), Errno> {
-    // SAFETY: upheld by the caller, see above.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request, arg) };
-    if rc < 0 { Err(last_errno()) } else { Ok(()) }
-}
-
-fn last_errno() -> Errno {
-    Errno::of(&io::Error::last_os_error())
+    ioctl_ifreq(file, IfreqIoctl::TunSetIff, &mut req)
 }

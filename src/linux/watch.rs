@@ -2,15 +2,18 @@
 //! `RTNLGRP_LINK`.
 
 use std::collections::VecDeque;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use neli::consts::socket::NlFamily;
 use neli::socket::NlSocket;
 use neli::utils::Groups;
 
-use super::rtnl::{self, Attrs, IFINFOMSG_LEN, NlError, RTM_DELLINK};
-use crate::kernel::{Errno, KernelError, LinkEvent, LinkWatcher};
+use super::link::IFINFOMSG_LEN;
+use super::netlink::{
+    self, Attrs, Malformed, NlError, SocketStep, attach_filter, c_string, read_u32, set_int_option,
+    set_recv_timeout, split_message,
+};
+use crate::kernel::{KernelError, LinkEvent, LinkWatcher};
 use crate::name::TapName;
 
 /// How long [`LinkWatcher::next_event`] waits before answering `None`.
@@ -23,16 +26,6 @@ const WAIT: Duration = Duration::from_secs(1);
 /// `net.core.rmem_max`. An overrun is not fatal: it becomes
 /// [`LinkEvent::Resync`].
 const RECV_BUFFER: libc::c_int = 8 << 20;
-
-/// `SO_RCVBUFFORCE` (asm-generic/socket.h; the libc crate names it only for
-/// Android).
-#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
-const SO_RCVBUFFORCE: libc::c_int = 33;
-#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
-const SO_RCVBUFFORCE: libc::c_int = 0x100b;
-
-// From linux/rtnetlink.h.
-const RTNLGRP_LINK: u32 = 1;
 
 /// The Linux [`LinkWatcher`]: reports every link removed from the network
 /// namespace it was opened in.
@@ -51,15 +44,20 @@ impl LinuxLinkWatcher {
     /// Opens a watcher in the calling thread's network namespace. Changes
     /// made after this returns are seen; earlier ones are not.
     pub fn open() -> Result<LinuxLinkWatcher, KernelError> {
-        let fail = |errno| KernelError::Socket { errno };
-        let socket = NlSocket::connect(NlFamily::Route, None, Groups::new_groups(&[RTNLGRP_LINK]))
-            .map_err(|e| fail(Errno::of(&e)))?;
-        socket.block().map_err(|e| fail(Errno::of(&e)))?;
-        rtnl::set_recv_timeout(&socket, WAIT).map_err(fail)?;
-        attach_removal_filter(&socket).map_err(fail)?;
-        if rtnl::set_int_option(&socket, libc::SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER).is_err() {
-            rtnl::set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUF, RECV_BUFFER)
-                .map_err(fail)?;
+        Self::open_socket().map_err(|e| super::socket_error(&e))
+    }
+
+    fn open_socket() -> Result<LinuxLinkWatcher, NlError> {
+        let fail = |step| move |source| NlError::Open { step, source };
+        let groups = Groups::new_groups(&[libc::RTNLGRP_LINK]);
+        let socket =
+            NlSocket::connect(NlFamily::Route, None, groups).map_err(fail(SocketStep::Connect))?;
+        socket.block().map_err(fail(SocketStep::Block))?;
+        set_recv_timeout(&socket, WAIT).map_err(fail(SocketStep::RecvTimeout))?;
+        attach_filter(&socket, &removal_filter()).map_err(fail(SocketStep::Filter))?;
+        if set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RECV_BUFFER).is_err() {
+            set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUF, RECV_BUFFER)
+                .map_err(fail(SocketStep::RecvBuffer))?;
         }
         Ok(LinuxLinkWatcher {
             socket,
@@ -69,73 +67,56 @@ impl LinuxLinkWatcher {
     }
 }
 
-/// `SO_ATTACH_FILTER` (asm-generic/socket.h; the same number on every
-/// architecture).
-const SO_ATTACH_FILTER: libc::c_int = 26;
-
-/// Classic BPF opcodes (linux/bpf_common.h): `BPF_LD` (0) with
-/// `BPF_H`/`BPF_B` and `BPF_ABS`; `BPF_JMP | BPF_JEQ | BPF_K`; `BPF_RET | BPF_K`.
-const BPF_LD_H_ABS: u16 = 0x08 | 0x20;
-const BPF_LD_B_ABS: u16 = 0x10 | 0x20;
-const BPF_JEQ_K: u16 = 0x05 | 0x10;
-const BPF_RET_K: u16 = 0x06;
-
-/// Lets only link removals into the socket: `nlmsg_type == RTM_DELLINK` and
-/// `ifi_family == AF_UNSPEC`. The kernel runs the filter as it broadcasts, so
-/// the many other link notifications (several per tap a warm-up creates)
-/// are never queued and never wake the watcher thread, a cross-CPU wake-up
-/// the creating thread would pay for each. `queue_removals` checks again.
-fn attach_removal_filter(socket: &NlSocket) -> Result<(), Errno> {
-    // `ld h` reads in network byte order; netlink fields are in host order.
-    let dellink = u32::from(u16::from_be_bytes(RTM_DELLINK.to_ne_bytes()));
-    let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    let mut program = [
-        insn(BPF_LD_H_ABS, 0, 0, 4), // nlmsghdr.nlmsg_type
-        insn(BPF_JEQ_K, 0, 3, dellink),
-        insn(BPF_LD_B_ABS, 0, 0, 16), // ifinfomsg.ifi_family
-        insn(BPF_JEQ_K, 0, 1, libc::AF_UNSPEC as u32),
-        insn(BPF_RET_K, 0, 0, u32::MAX),
-        insn(BPF_RET_K, 0, 0, 0),
-    ];
-    let fprog = libc::sock_fprog {
-        len: program.len() as libc::c_ushort,
-        filter: program.as_mut_ptr(),
-    };
-    // SAFETY: the option reads one `sock_fprog` whose program outlives the
-    // call (the kernel copies it), and the length passed is its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_ATTACH_FILTER,
-            (&fprog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(Errno::of(&std::io::Error::last_os_error()))
+/// A classic BPF instruction (`struct sock_filter`).
+const fn insn(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
     }
+}
+
+/// A filter that lets only link removals into the socket: `nlmsg_type ==
+/// RTM_DELLINK` and `ifi_family == AF_UNSPEC`. The kernel runs it as it
+/// broadcasts, so the many other link notifications (several per tap a
+/// warm-up creates) are never queued and never wake the watcher thread, a
+/// cross-CPU wake-up the creating thread would pay for each.
+/// `queue_removals` checks again.
+fn removal_filter() -> [libc::sock_filter; 6] {
+    use libc::{BPF_ABS, BPF_B, BPF_H, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET};
+    // `ld h` reads in network byte order; netlink fields are in host order.
+    let dellink = u32::from(u16::from_be_bytes(libc::RTM_DELLINK.to_ne_bytes()));
+    [
+        insn(BPF_LD | BPF_H | BPF_ABS, 0, 0, 4), // A = nlmsghdr.nlmsg_type
+        insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, dellink), // not RTM_DELLINK: drop
+        insn(BPF_LD | BPF_B | BPF_ABS, 0, 0, 16), // A = ifinfomsg.ifi_family
+        insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, libc::AF_UNSPEC as u32), // not AF_UNSPEC: drop
+        insn(BPF_RET | BPF_K, 0, 0, u32::MAX),   // accept the whole message
+        insn(BPF_RET | BPF_K, 0, 0, 0),          // drop
+    ]
 }
 
 /// Queues the removals among the messages of one datagram (several
 /// notifications may share one).
-fn queue_removals(mut rest: &[u8], pending: &mut VecDeque<LinkEvent>) -> Result<(), NlError> {
+pub(super) fn queue_removals(
+    mut rest: &[u8],
+    pending: &mut VecDeque<LinkEvent>,
+) -> Result<(), Malformed> {
     while !rest.is_empty() {
-        let (header, payload, next) = rtnl::split_message(rest)?;
+        let (header, payload, next) = split_message(rest)?;
         rest = next;
-        if header.kind != RTM_DELLINK || payload.len() < IFINFOMSG_LEN {
+        if header.kind != libc::RTM_DELLINK || payload.len() < IFINFOMSG_LEN {
             continue;
         }
         // struct ifinfomsg: family, pad, type, index, flags, change.
         if payload[0] != libc::AF_UNSPEC as u8 {
             continue;
         }
-        let index = rtnl::read_u32(payload, 4);
+        let index = read_u32(payload, 4);
         let name = Attrs(&payload[IFINFOMSG_LEN..])
             .find(|&(kind, _)| kind == libc::IFLA_IFNAME)
-            .map(|(_, value)| rtnl::c_string(value));
+            .map(|(_, value)| c_string(value));
         match name.as_deref().map(TapName::new) {
             Some(Ok(name)) => {
                 tracing::debug!(%name, index, "link removed");
@@ -160,26 +141,24 @@ impl LinkWatcher for LinuxLinkWatcher {
             if start.elapsed() >= WAIT {
                 return Ok(None);
             }
-            match rtnl::recv(&self.socket, &mut self.buf) {
-                Ok(len) => {
-                    if let Err(e) = queue_removals(&self.buf[..len], &mut self.pending) {
-                        // A malformed datagram: what it held is unknown.
-                        tracing::warn!(error = ?e, "malformed link notification");
+            let len = match netlink::recv(&self.socket, &mut self.buf) {
+                Ok(len) => len,
+                Err(e) => {
+                    let errno = e.errno();
+                    if errno.0 == libc::ENOBUFS {
+                        tracing::debug!("link notifications overran the socket; resync");
                         return Ok(Some(LinkEvent::Resync));
                     }
+                    if errno.0 == libc::EAGAIN || errno.0 == libc::EWOULDBLOCK {
+                        return Ok(None);
+                    }
+                    return Err(super::socket_error(&e));
                 }
-                Err(NlError::Socket(errno)) if errno.0 == libc::ENOBUFS => {
-                    tracing::debug!("link notifications overran the socket; resync");
-                    return Ok(Some(LinkEvent::Resync));
-                }
-                Err(NlError::Socket(errno))
-                    if errno.0 == libc::EAGAIN || errno.0 == libc::EWOULDBLOCK =>
-                {
-                    return Ok(None);
-                }
-                Err(NlError::Socket(errno)) | Err(NlError::Kernel { errno, .. }) => {
-                    return Err(KernelError::Socket { errno });
-                }
+            };
+            if let Err(e) = queue_removals(&self.buf[..len], &mut self.pending) {
+                // A malformed datagram: what it held is unknown.
+                tracing::warn!(error = %e, "malformed link notification");
+                return Ok(Some(LinkEvent::Resync));
             }
         }
     }
@@ -222,13 +201,17 @@ mod tests {
 
     #[test]
     fn one_datagram_many_notifications_only_real_removals() {
-        const RTM_NEWLINK: u16 = 16;
         let mut datagram = Vec::new();
-        datagram.extend(message(RTM_NEWLINK, 0, 5, "tap-a"));
+        datagram.extend(message(libc::RTM_NEWLINK, 0, 5, "tap-a"));
         // A bridge port leaving its bridge: not a removal.
-        datagram.extend(message(RTM_DELLINK, libc::AF_BRIDGE as u8, 5, "tap-a"));
-        datagram.extend(message(RTM_DELLINK, 0, 5, "tap-a"));
-        datagram.extend(message(RTM_DELLINK, 0, 9, "tap-bb"));
+        datagram.extend(message(
+            libc::RTM_DELLINK,
+            libc::AF_BRIDGE as u8,
+            5,
+            "tap-a",
+        ));
+        datagram.extend(message(libc::RTM_DELLINK, 0, 5, "tap-a"));
+        datagram.extend(message(libc::RTM_DELLINK, 0, 9, "tap-bb"));
         let mut pending = VecDeque::new();
         assert!(queue_removals(&datagram, &mut pending).is_ok());
         let removed = |name: &str, index| LinkEvent::Removed {
@@ -239,5 +222,91 @@ mod tests {
             Vec::from(pending),
             [removed("tap-a", 5), removed("tap-bb", 9)]
         );
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn golden_removal_filter() {
+        let program: Vec<_> = removal_filter()
+            .iter()
+            .map(|i| (i.code, i.jt, i.jf, i.k))
+            .collect();
+        #[rustfmt::skip]
+        let expected = [
+            (0x28, 0, 0, 4),          // ldh [4]: nlmsg_type (BPF_LD | BPF_H | BPF_ABS)
+            (0x15, 0, 3, 0x1100),     // jeq #RTM_DELLINK (17, byte-swapped), else drop
+            (0x30, 0, 0, 16),         // ldb [16]: ifi_family (BPF_LD | BPF_B | BPF_ABS)
+            (0x15, 0, 1, 0),          // jeq #AF_UNSPEC, else drop
+            (0x06, 0, 0, u32::MAX),   // ret #-1: accept the whole message
+            (0x06, 0, 0, 0),          // ret #0: drop
+        ];
+        assert_eq!(program, expected);
+    }
+
+    /// Runs the classic BPF subset `removal_filter` uses on `packet`, as the
+    /// kernel would: `ld` of a half-word (network order) or byte at an
+    /// absolute offset, `jeq #k`, `ret #k`. Returns the bytes accepted.
+    fn run_filter(program: &[libc::sock_filter], packet: &[u8]) -> u32 {
+        let mut a = 0u32;
+        let mut pc = 0;
+        loop {
+            let insn = program[pc];
+            let k = insn.k as usize;
+            match u32::from(insn.code) {
+                c if c == libc::BPF_LD | libc::BPF_H | libc::BPF_ABS => {
+                    a = u32::from(u16::from_be_bytes([packet[k], packet[k + 1]]));
+                }
+                c if c == libc::BPF_LD | libc::BPF_B | libc::BPF_ABS => a = u32::from(packet[k]),
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += usize::from(if a == insn.k { insn.jt } else { insn.jf });
+                }
+                c if c == libc::BPF_RET | libc::BPF_K => return insn.k,
+                other => panic!("opcode {other:#x} not in the subset"),
+            }
+            pc += 1;
+        }
+    }
+
+    /// Notifications captured from Linux 6.18 (`testdata/README.md` says
+    /// how): a tap leaving its bridge, then deleted.
+    const NEWLINK_BRIDGE_PORT: &[u8] = include_bytes!("testdata/newlink_bridge_port.bin");
+    const DELLINK_BRIDGE_PORT: &[u8] = include_bytes!("testdata/dellink_bridge_port.bin");
+    const DELLINK: &[u8] = include_bytes!("testdata/dellink.bin");
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn captured_notifications_through_the_filter() {
+        let program = removal_filter();
+        assert_eq!(run_filter(&program, NEWLINK_BRIDGE_PORT), 0);
+        assert_eq!(run_filter(&program, DELLINK_BRIDGE_PORT), 0);
+        assert_eq!(run_filter(&program, DELLINK), u32::MAX);
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn captured_notifications_only_the_removal_is_queued() {
+        let mut pending = VecDeque::new();
+        for datagram in [NEWLINK_BRIDGE_PORT, DELLINK_BRIDGE_PORT, DELLINK] {
+            assert_eq!(queue_removals(datagram, &mut pending), Ok(()));
+        }
+        let removed = LinkEvent::Removed {
+            name: TapName::new("tapc0").expect("valid"),
+            index: 3,
+        };
+        assert_eq!(Vec::from(pending), [removed]);
+    }
+
+    #[test]
+    fn truncated_datagram_is_malformed() {
+        let mut pending = VecDeque::new();
+        assert_eq!(
+            queue_removals(&DELLINK[..10], &mut pending),
+            Err(Malformed::Truncated {
+                what: "message header",
+                len: 10,
+                need: 16
+            })
+        );
+        assert!(pending.is_empty());
     }
 }

@@ -1,0 +1,305 @@
+//! Reading `RTM_NEWLINK` replies in place (no allocation per attribute: a
+//! dump of thousands of links spends its time here otherwise).
+
+use super::IFINFOMSG_LEN;
+use crate::kernel::{LinkInfo, TunKind};
+use crate::linux::netlink::{Attrs, Malformed, c_str, read_attr_u32, read_u32};
+use crate::name::TapName;
+
+/// `IFLA_TUN_*` (linux/if_link.h; the libc crate lacks them): the tun
+/// driver's attributes inside `IFLA_INFO_DATA`.
+const IFLA_TUN_OWNER: u16 = 1;
+const IFLA_TUN_GROUP: u16 = 2;
+const IFLA_TUN_TYPE: u16 = 3;
+const IFLA_TUN_PERSIST: u16 = 6;
+const IFLA_TUN_NUM_QUEUES: u16 = 8;
+const IFLA_TUN_NUM_DISABLED_QUEUES: u16 = 9;
+
+/// `IFF_TUN` and `IFF_TAP` (libc's values) as the one byte of
+/// `IFLA_TUN_TYPE`.
+const IFF_TUN: u8 = libc::IFF_TUN as u8;
+const IFF_TAP: u8 = libc::IFF_TAP as u8;
+
+/// The `ifinfomsg` at the start of `payload`, and the attributes after it.
+fn split_ifinfomsg(payload: &[u8]) -> Result<(&[u8], Attrs<'_>), Malformed> {
+    if payload.len() < IFINFOMSG_LEN {
+        return Err(Malformed::Truncated {
+            what: "ifinfomsg",
+            len: payload.len(),
+            need: IFINFOMSG_LEN,
+        });
+    }
+    let (ifinfomsg, attrs) = payload.split_at(IFINFOMSG_LEN);
+    Ok((ifinfomsg, Attrs(attrs)))
+}
+
+/// Reads one `RTM_NEWLINK` payload; `None` if the link is not a tun/tap (or
+/// has a name no [`TapName`] can hold).
+pub(crate) fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, Malformed> {
+    // struct ifinfomsg: family, pad, type (u16), index, flags, change.
+    let (ifinfomsg, attrs) = split_ifinfomsg(payload)?;
+    let index = read_u32(ifinfomsg, 4);
+    let flags = read_u32(ifinfomsg, 8);
+    let mut name = None;
+    let mut mtu = 0;
+    let mut master = None;
+    let mut device_group = 0;
+    let mut mac = [0; 6];
+    let mut tun = None;
+    let mut carrier = None;
+    for (kind, data) in attrs {
+        match kind {
+            libc::IFLA_IFNAME => name = Some(c_str(data)),
+            libc::IFLA_MTU => mtu = read_attr_u32(kind, data)?,
+            libc::IFLA_MASTER => master = Some(read_attr_u32(kind, data)?),
+            libc::IFLA_GROUP => device_group = read_attr_u32(kind, data)?,
+            libc::IFLA_CARRIER => carrier = data.first().map(|&c| c != 0),
+            libc::IFLA_ADDRESS => {
+                if let Ok(address) = data.try_into() {
+                    mac = address;
+                }
+            }
+            libc::IFLA_LINKINFO => tun = parse_tun_info(data)?,
+            _ => {}
+        }
+    }
+    let (Some(name), Some(tun)) = (name, tun) else {
+        return Ok(None);
+    };
+    let Ok(name) = TapName::new(&name) else {
+        tracing::warn!(%name, "skipping a tun device whose name TapName refuses");
+        return Ok(None);
+    };
+    let up = flags & libc::IFF_UP as u32 != 0;
+    let lower_up = flags & libc::IFF_LOWER_UP as u32 != 0;
+    Ok(Some(LinkInfo {
+        name,
+        index,
+        kind: tun.kind,
+        persistent: tun.persistent,
+        owner: tun.owner,
+        group: tun.group,
+        master,
+        mtu,
+        up,
+        // Whether a file is attached. Multi-queue taps report their queues;
+        // for the others the tun driver turns the carrier on when a file
+        // attaches and off when the last one goes (the pool creates taps with
+        // the carrier off). IFLA_CARRIER says so even while the device is
+        // down, when LOWER_UP shows nothing though a VMM holds it open.
+        in_use: if tun.attached_unknown {
+            carrier.unwrap_or(lower_up)
+        } else {
+            tun.attached > 0
+        },
+        device_group,
+        mac,
+    }))
+}
+
+/// The tun driver's own view of a device (`IFLA_INFO_DATA`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TunData {
+    pub(crate) kind: TunKind,
+    pub(crate) persistent: bool,
+    pub(crate) owner: Option<u32>,
+    pub(crate) group: Option<u32>,
+    /// Files attached (enabled and disabled queues).
+    pub(crate) attached: u32,
+    /// The kernel did not say how many: it reports queues only for a
+    /// multi-queue device (and not at all before 4.15).
+    pub(crate) attached_unknown: bool,
+}
+
+/// Reads `IFLA_LINKINFO`; `None` unless its kind is `tun`.
+pub(crate) fn parse_tun_info(linkinfo: &[u8]) -> Result<Option<TunData>, Malformed> {
+    let mut is_tun = false;
+    let mut data = None;
+    for (kind, value) in Attrs(linkinfo) {
+        match kind {
+            libc::IFLA_INFO_KIND => is_tun = c_str(value) == "tun",
+            libc::IFLA_INFO_DATA => data = Some(value),
+            _ => {}
+        }
+    }
+    let Some(data) = data.filter(|_| is_tun) else {
+        return Ok(None);
+    };
+    let mut tun = TunData {
+        kind: TunKind::Tun,
+        persistent: false,
+        owner: None,
+        group: None,
+        attached: 0,
+        attached_unknown: true,
+    };
+    // The kernel omits owner and group when unset, and older kernels sent
+    // (u32)-1 for them; both mean "not set".
+    let id = |kind, value| read_attr_u32(kind, value).map(|id| (id != u32::MAX).then_some(id));
+    for (kind, value) in Attrs(data) {
+        match kind {
+            IFLA_TUN_TYPE => {
+                tun.kind = match value.first() {
+                    Some(&IFF_TAP) => TunKind::Tap,
+                    Some(&IFF_TUN) => TunKind::Tun,
+                    other => return Err(Malformed::TunType(other.copied())),
+                }
+            }
+            IFLA_TUN_PERSIST => tun.persistent = value.first().is_some_and(|&b| b != 0),
+            IFLA_TUN_OWNER => tun.owner = id(kind, value)?,
+            IFLA_TUN_GROUP => tun.group = id(kind, value)?,
+            IFLA_TUN_NUM_QUEUES | IFLA_TUN_NUM_DISABLED_QUEUES => {
+                tun.attached = tun.attached.saturating_add(read_attr_u32(kind, value)?);
+                tun.attached_unknown = false;
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(tun))
+}
+
+/// Reads one `RTM_NEWLINK` payload of a group dump: the link's name if it
+/// is in device group `group` (and the name is one a [`TapName`] holds).
+pub(crate) fn parse_group_member(payload: &[u8], group: u32) -> Result<Option<TapName>, Malformed> {
+    let (_, attrs) = split_ifinfomsg(payload)?;
+    let mut name = None;
+    let mut in_group = false;
+    for (kind, data) in attrs {
+        match kind {
+            libc::IFLA_IFNAME => name = Some(c_str(data)),
+            libc::IFLA_GROUP => in_group = read_attr_u32(kind, data)? == group,
+            _ => {}
+        }
+    }
+    Ok(name
+        .filter(|_| in_group)
+        .and_then(|name| TapName::new(&name).ok()))
+}
+
+/// Parsers against replies captured from Linux 6.18 (`testdata/README.md`
+/// says how). Little-endian hosts only.
+#[cfg(all(test, target_endian = "little"))]
+mod tests {
+    use super::*;
+    use crate::linux::netlink::split_message;
+
+    /// The data messages' payloads of a captured dump.
+    fn payloads(mut rest: &[u8]) -> Vec<&[u8]> {
+        let mut found = Vec::new();
+        while !rest.is_empty() {
+            let (header, payload, next) = split_message(rest).expect("framed");
+            rest = next;
+            if header.kind == libc::RTM_NEWLINK {
+                found.push(payload);
+            }
+        }
+        found
+    }
+
+    fn name(name: &str) -> TapName {
+        TapName::new(name).expect("valid")
+    }
+
+    #[test]
+    fn captured_tun_dump() {
+        let dump = payloads(include_bytes!("../testdata/tun_dump.bin"));
+        let links: Vec<_> = dump
+            .iter()
+            .map(|payload| parse_tun_link(payload).expect("parses"))
+            .collect();
+        let tap = LinkInfo {
+            name: name("tapc0"),
+            index: 3,
+            kind: TunKind::Tap,
+            persistent: true,
+            owner: Some(1000),
+            group: Some(100),
+            master: Some(2),
+            mtu: 1400,
+            up: true,
+            in_use: false,
+            device_group: 7,
+            mac: [0x02, 0, 0, 0, 0, 0x07],
+        };
+        let tun = LinkInfo {
+            name: name("tunc0"),
+            index: 4,
+            kind: TunKind::Tun,
+            persistent: true,
+            owner: None,
+            group: None,
+            master: None,
+            mtu: 1500,
+            up: false,
+            in_use: false,
+            device_group: 7,
+            mac: [0; 6],
+        };
+        assert_eq!(links, [Some(tap), Some(tun)]);
+    }
+
+    #[test]
+    fn captured_tun_info() {
+        let dump = payloads(include_bytes!("../testdata/tun_dump.bin"));
+        let linkinfo = Attrs(&dump[0][IFINFOMSG_LEN..])
+            .find(|&(kind, _)| kind == libc::IFLA_LINKINFO)
+            .map(|(_, value)| value)
+            .expect("IFLA_LINKINFO");
+        assert_eq!(
+            parse_tun_info(linkinfo),
+            Ok(Some(TunData {
+                kind: TunKind::Tap,
+                persistent: true,
+                owner: Some(1000),
+                group: Some(100),
+                attached: 0,
+                // Not multi-queue: no IFLA_TUN_NUM_QUEUES from the kernel.
+                attached_unknown: true,
+            }))
+        );
+    }
+
+    /// `lo` and the bridge are not tun links: no `LinkInfo`, no error.
+    #[test]
+    fn captured_other_links_are_skipped() {
+        let dump = payloads(include_bytes!("../testdata/group_dump.bin"));
+        assert_eq!(dump.len(), 4);
+        assert_eq!(parse_tun_link(dump[0]), Ok(None)); // lo
+        assert_eq!(parse_tun_link(dump[1]), Ok(None)); // br0
+    }
+
+    #[test]
+    fn captured_group_dump() {
+        let dump = payloads(include_bytes!("../testdata/group_dump.bin"));
+        let members = |group| -> Vec<TapName> {
+            dump.iter()
+                .filter_map(|payload| parse_group_member(payload, group).expect("parses"))
+                .collect()
+        };
+        assert_eq!(members(7), [name("tapc0"), name("tunc0")]);
+        assert_eq!(members(0), [name("lo"), name("br0")]);
+        assert!(members(8).is_empty());
+    }
+
+    #[test]
+    fn short_payload_is_malformed() {
+        let truncated = Malformed::Truncated {
+            what: "ifinfomsg",
+            len: 15,
+            need: IFINFOMSG_LEN,
+        };
+        assert_eq!(parse_tun_link(&[0; 15]), Err(truncated));
+        assert_eq!(parse_group_member(&[0; 15], 0), Err(truncated));
+    }
+
+    #[test]
+    fn unknown_tun_type_is_malformed() {
+        #[rustfmt::skip]
+        let linkinfo = [
+            0x08, 0x00, 0x01, 0x00, b't', b'u', b'n', 0x00, // IFLA_INFO_KIND "tun"
+            0x0c, 0x00, 0x02, 0x00,                         // IFLA_INFO_DATA
+            0x05, 0x00, 0x03, 0x00, 0x09, 0x00, 0x00, 0x00, //   IFLA_TUN_TYPE 9
+        ];
+        assert_eq!(parse_tun_info(&linkinfo), Err(Malformed::TunType(Some(9))));
+    }
+}
