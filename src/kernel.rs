@@ -104,8 +104,10 @@ pub struct LinkInfo {
     pub mtu: u32,
     /// Whether the device is administratively up (`IFF_UP`).
     pub up: bool,
-    /// Whether a process has the device open (`IFF_LOWER_UP`: a tap has
-    /// carrier exactly while some file has it attached).
+    /// Whether a process has the device attached: the tun driver's count of
+    /// attached queues where it reports one (multi-queue taps), else the
+    /// carrier (`IFLA_CARRIER`), which a tap has exactly while some file is
+    /// attached, even while the device is down.
     pub in_use: bool,
     /// The device group (`IFLA_GROUP`); 0 is the kernel's default group.
     pub device_group: u32,
