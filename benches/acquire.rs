@@ -7,13 +7,11 @@
 //! `cargo bench --bench acquire`; the whole table: `cargo run --release
 //! --example perf_report`.
 
-mod rows;
-
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rows::WarmFixture;
+use tap_pool_testkit::rows::{self, WarmFixture};
 
 fn warm_acquire_release(c: &mut Criterion) {
     let mut g = c.benchmark_group("warm_acquire_release");

@@ -7,11 +7,10 @@
 //!
 //! `cargo bench --bench busy`
 
-mod rows;
-
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use tap_pool_testkit::rows;
 
 fn busy(c: &mut Criterion) {
     let mut g = c.benchmark_group("warm_acquire_busy_kernel");
@@ -26,7 +25,7 @@ fn busy(c: &mut Criterion) {
                 .sum()
         })
     });
-    match rows::RealNs::new() {
+    match tap_pool_testkit::TestNetns::try_new() {
         Err(why) => eprintln!("SKIP real-kernel busy bench: {why}"),
         Ok(ns) => {
             g.bench_function("real_deleting/idle_then_busy_1000_each", |b| {

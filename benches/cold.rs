@@ -5,19 +5,18 @@
 //!
 //! `cargo bench --bench cold`
 
-mod rows;
-
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use tap_pool_testkit::rows;
 
 fn cold(c: &mut Criterion) {
-    let ns = match rows::RealNs::new() {
+    let ns = match tap_pool_testkit::TestNetns::try_new() {
         Ok(ns) => ns,
         Err(why) => return eprintln!("SKIP cold-acquire bench (needs the real kernel): {why}"),
     };
     ns.ip_batch("link add br0 type bridge\nlink set br0 up\n");
-    let br = rows::name("br0");
+    let br = tap_pool_testkit::name("br0");
     let mut g = c.benchmark_group("cold_acquire");
     g.measurement_time(Duration::from_secs(3));
     g.sample_size(10);

@@ -4,14 +4,13 @@
 //!
 //! `cargo bench --bench seed`
 
-mod rows;
-
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use tap_pool_testkit::rows;
 
 fn seed(c: &mut Criterion) {
-    let ns = match rows::RealNs::new() {
+    let ns = match tap_pool_testkit::TestNetns::try_new() {
         Ok(ns) => ns,
         Err(why) => return eprintln!("SKIP seed bench (needs the real kernel): {why}"),
     };
@@ -23,7 +22,7 @@ fn seed(c: &mut Criterion) {
         b.iter_custom(|iters| rows::seed(&ns, &used, iters as usize).iter().sum())
     });
     g.finish();
-    ns.clear();
+    rows::clear(&ns);
 }
 
 criterion_group!(benches, seed);

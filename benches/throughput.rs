@@ -4,12 +4,10 @@
 //!
 //! `cargo bench --bench throughput`
 
-mod rows;
-
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rows::WarmFixture;
+use tap_pool_testkit::rows::{self, WarmFixture};
 
 fn throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("throughput");

@@ -7,16 +7,15 @@
 //!
 //! `cargo bench --bench warmup`
 
-mod rows;
-
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use tap_pool_testkit::rows;
 
 const TAPS: usize = 100;
 
 fn warmup(c: &mut Criterion) {
-    let ns = match rows::RealNs::new() {
+    let ns = match tap_pool_testkit::TestNetns::try_new() {
         Ok(ns) => ns,
         Err(why) => return eprintln!("SKIP warm-up/drain bench (needs the real kernel): {why}"),
     };
@@ -28,7 +27,7 @@ fn warmup(c: &mut Criterion) {
             (0..iters)
                 .map(|_| {
                     let took = rows::create_direct(&ns, TAPS);
-                    ns.clear();
+                    rows::clear(&ns);
                     took
                 })
                 .sum()

@@ -7,13 +7,11 @@
 //! (`CAP_NET_ADMIN`), `/dev/net/tun` and `ip`; without them they are skipped
 //! and the table says so. `--quick` shrinks every count, for a smoke run.
 
-#[path = "../benches/rows/mod.rs"]
-mod rows;
-
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use rows::{RealNs, WarmFixture, median, percentile};
+use tap_pool_testkit::TestNetns;
+use tap_pool_testkit::rows::{self, WarmFixture, median, percentile};
 
 /// One line of the table.
 struct Line {
@@ -224,7 +222,7 @@ fn main() {
         ));
     }
 
-    let real = RealNs::new();
+    let real = TestNetns::try_new();
     match &real {
         Err(why) => {
             progress(&format!("real-kernel rows skipped: {why}"), start);
@@ -271,7 +269,7 @@ fn main() {
 }
 
 fn real_rows(
-    ns: &RealNs,
+    ns: &TestNetns,
     quick: bool,
     want: &dyn Fn(&str) -> bool,
     start: Instant,
@@ -297,7 +295,7 @@ fn real_rows(
     if want("3") {
         progress("row 3: cold Acquire (create + up + master)", start);
         ns.ip_batch("link add br0 type bridge\nlink set br0 up\n");
-        let br = rows::name("br0");
+        let br = tap_pool_testkit::name("br0");
         let n = scale(300);
         let mut direct = rows::cold_direct(ns, br, n);
         let mut pool = rows::cold_pool(ns, br, n);
@@ -352,7 +350,7 @@ fn real_rows(
                 );
                 singles = rows::delete_each(ns, taps, |i| eprintln!("    {i} deleted"));
             } else {
-                ns.run(|k| k.delete_group(rows::GROUP).expect("group delete"));
+                ns.with_kernel(|k| k.delete_group(rows::GROUP).expect("group delete"));
             }
             for (i, workers) in [1, 2, 4].into_iter().enumerate() {
                 progress(
@@ -405,7 +403,7 @@ fn real_rows(
         );
         let used = rows::seed_setup(ns, links);
         let mut seeds = rows::seed(ns, &used, 20);
-        ns.clear();
+        rows::clear(ns);
         let (sm, sp) = stats(&mut seeds);
         lines.push(Line {
             row: "6",

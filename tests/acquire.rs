@@ -1,15 +1,13 @@
 //! `Acquire`: LIFO from the pool, or a create under the caller's fallback name.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{SimPool, name};
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
     Acquire, Kernel, KernelError, LeaseSource, NameError, PoolConfig, PoolError, Released, TapSpec,
     TapState,
 };
+use tap_pool_testkit::{SimPool, name};
 
 #[actix_rt::test]
 async fn acquire_hands_out_the_most_recently_pooled_tap() {
@@ -151,7 +149,7 @@ fn a_fallback_tap_finished_after_the_pool_stopped_is_deleted() {
             },
         );
         let pending = p.pool.send(Acquire { fallback: late });
-        support::eventually("the fallback create to start", || async {
+        tap_pool_testkit::wait_until("the fallback create to start", || async {
             sim.calls(SimOp::Create) == 1
         })
         .await;
@@ -162,7 +160,7 @@ fn a_fallback_tap_finished_after_the_pool_stopped_is_deleted() {
     drop(p);
     system.block_on(async {
         assert_eq!(pending.await.unwrap(), Err(PoolError::Stopped));
-        support::eventually("the orphaned tap to be deleted", || async {
+        tap_pool_testkit::wait_until("the orphaned tap to be deleted", || async {
             !sim.contains(late)
         })
         .await;
@@ -189,7 +187,7 @@ async fn a_failed_fallback_create_after_the_pool_stopped_leaves_the_owners_devic
         },
     );
     let pending = p.pool.send(Acquire::new("vm-taken").unwrap());
-    support::eventually("the fallback create to start", || async {
+    tap_pool_testkit::wait_until("the fallback create to start", || async {
         sim.calls(SimOp::Create) == 1
     })
     .await;
@@ -199,7 +197,7 @@ async fn a_failed_fallback_create_after_the_pool_stopped_leaves_the_owners_devic
         pending.await.unwrap(),
         Err(PoolError::Kernel(KernelError::Exists { .. }))
     ));
-    support::eventually("the pool to stop", || async {
+    tap_pool_testkit::wait_until("the pool to stop", || async {
         weak.upgrade().is_none_or(|pool| !pool.connected())
     })
     .await;

@@ -1,16 +1,14 @@
 //! The pool actor never waits on the kernel, and concurrent clients never share
 //! a tap.
 
-mod support;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{SimPool, name};
 use tap_pool_actors::sim::{SimKernel, SimOp};
 use tap_pool_actors::{Acquire, LeaseSource, PoolConfig, Release, Released};
+use tap_pool_testkit::{SimPool, name};
 
 #[actix_rt::test]
 async fn a_slow_create_does_not_hold_up_requests_served_from_idle_taps() {

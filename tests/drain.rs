@@ -1,13 +1,11 @@
 //! `Drain` and stopping: idle taps are deleted in bulk, leased ones are left
 //! to their holders, and warming stops for good.
 
-mod support;
-
 use std::time::Duration;
 
-use support::SimPool;
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{Drain, PoolConfig, Released, Stats, TapSpec, Warm};
+use tap_pool_testkit::SimPool;
 
 fn grouped(size: usize) -> PoolConfig {
     PoolConfig {

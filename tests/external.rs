@@ -1,12 +1,10 @@
 //! The kernel changes behind the pool's back, and failures heal.
 
-mod support;
-
 use std::time::Duration;
 
-use support::SimPool;
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{Backoff, KernelError, LeaseSource, PoolConfig, PoolError};
+use tap_pool_testkit::SimPool;
 
 #[actix_rt::test]
 async fn an_idle_tap_deleted_behind_the_pools_back_is_dropped_and_replaced() {

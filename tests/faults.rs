@@ -1,20 +1,18 @@
 //! Kernel failures leave the bookkeeping consistent: no tap lost, none handed
 //! out twice, and a kernel worker survives a panic.
 
-mod support;
-
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{SimPool, name};
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
     Acquire, Backoff, CreatedTap, Device, Kernel, KernelError, KernelFactory, LinkInfo,
-    LinkWatcher, NetlinkActor, PoolConfig, PoolError, Release, Released, TapName, TapPoolActor,
-    TapSpec, TapState, Warm,
+    LinkWatcher, NetlinkActor, PoolConfig, PoolError, Release, Released, TapName, TapSpec,
+    TapState, Warm,
 };
+use tap_pool_testkit::{SimPool, name};
 
 #[actix_rt::test]
 async fn a_failed_delete_keeps_the_tap_known() {
@@ -201,15 +199,14 @@ async fn a_kernel_worker_survives_a_panic_and_a_failed_open() {
     };
     // One worker, so every call goes through the same thread.
     let kernel = NetlinkActor::start(Arc::new(factory), 1);
-    let pool = TapPoolActor::spawn(
+    let pool = tap_pool_testkit::pool::spawn(
         PoolConfig {
             size: 0,
             create_window: 1,
             ..PoolConfig::default()
         },
         kernel,
-    )
-    .unwrap();
+    );
     let acquire = |n: &str| pool.send(Acquire::new(n).unwrap());
 
     // The worker cannot open its handle: the error reaches the caller.

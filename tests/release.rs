@@ -1,14 +1,12 @@
 //! `Release`: back to idle while the pool has room, otherwise delete and refill.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{SimPool, name};
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
     Kernel, KernelError, PoolConfig, PoolError, Release, Released, Seed, TapSpec, TapState,
 };
+use tap_pool_testkit::{SimPool, name};
 
 #[actix_rt::test]
 async fn a_pool_tap_goes_back_to_idle_and_stays_in_the_kernel() {

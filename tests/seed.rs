@@ -1,12 +1,10 @@
 //! `Seed`: after a restart, reconcile with what the kernel holds.
 
-mod support;
-
-use support::{SimPool, eventually, name};
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
     Kernel, KernelError, PoolConfig, PoolError, Released, Seed, TapName, TapSpec, TapState,
 };
+use tap_pool_testkit::{SimPool, name, wait_until};
 
 /// A kernel as an earlier run of the pool left it.
 fn leftovers(names: &[&str], spec: TapSpec) -> SimKernel {
@@ -170,7 +168,7 @@ async fn a_failed_listing_is_a_typed_error_and_changes_nothing() {
     );
     // The link watcher lists the links once as it starts; the fault is for
     // Seed's listing, whichever comes first.
-    eventually("the watcher's first listing", || async {
+    wait_until("the watcher's first listing", || async {
         sim.calls(SimOp::List) >= 1
     })
     .await;

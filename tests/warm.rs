@@ -1,14 +1,12 @@
 //! `Warm`: creates taps until the pool is full, never more, and stops at the
 //! first failure.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use support::{SimPool, name};
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{KernelError, PoolConfig, PoolError, TunKind, Warm};
+use tap_pool_testkit::{SimPool, name};
 
 #[actix_rt::test]
 async fn warm_fills_the_pool_with_persistent_owned_taps() {

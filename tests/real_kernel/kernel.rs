@@ -1,17 +1,39 @@
 //! `LinuxKernel` against the real kernel, each test in its own network
 //! namespace, with `ip -j -d link show` as the witness.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{
-    TestNetns, assert_not_in_host, eui64_link_local, eventually, flags, link_mac, name,
-    require_kernel, text,
-};
 use serde_json::Value;
 use tap_pool::kernel::{CreatedTap, LinkEvent};
 use tap_pool::{Errno, KernelError, LinkInfo, Netns, TapSpec, TunKind};
+use tap_pool_testkit::{
+    KernelTest, TestNetns, assert_not_in_host, eui64_link_local, eventually, flags, kernel_test,
+    link_mac, name, text,
+};
+
+/// This file's tests, for `main.rs`.
+pub fn tests() -> Vec<KernelTest> {
+    vec![
+        kernel_test!(create_makes_a_persistent_configured_tap),
+        kernel_test!(factory_takes_a_namespace_path),
+        kernel_test!(list_taps_matches_ip),
+        kernel_test!(delete_removes_the_device),
+        kernel_test!(deleting_a_missing_device_is_no_such_device),
+        kernel_test!(a_taken_name_is_exists_and_the_device_is_untouched),
+        kernel_test!(a_missing_bridge_leaves_no_tap),
+        kernel_test!(a_full_bridge_leaves_no_tap),
+        kernel_test!(a_refused_mtu_carries_the_kernels_ext_ack_and_leaves_no_tap),
+        kernel_test!(a_handle_survives_failures_and_keeps_answering),
+        kernel_test!(create_returns_the_index_and_mac_ip_shows),
+        kernel_test!(reset_puts_back_what_a_tenant_changed),
+        kernel_test!(reset_refusals_name_the_cause),
+        kernel_test!(delete_group_removes_exactly_the_group),
+        kernel_test!(one_group_delete_against_single_deletes),
+        kernel_test!(watcher_reports_removals_in_its_namespace_only),
+        kernel_test!(watcher_sees_every_tap_of_a_group_delete),
+        kernel_test!(a_tap_held_open_counts_as_in_use_even_when_down),
+    ]
+}
 
 // Ids with no passwd/group entry, so `ip` prints them as numbers.
 const UID: u32 = 54321;
@@ -21,11 +43,7 @@ fn info_data(link: &Value) -> &Value {
     &link["linkinfo"]["info_data"]
 }
 
-#[test]
 fn create_makes_a_persistent_configured_tap() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.add_bridge("tpk-br0");
     let full = TapSpec {
@@ -91,11 +109,7 @@ fn create_makes_a_persistent_configured_tap() {
     assert_not_in_host(&["tpk-br0", "tpk-full", "tpk-plain"]);
 }
 
-#[test]
 fn factory_takes_a_namespace_path() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.with_kernel_from(Netns::Path(ns.path().into()), |k| {
         k.create_tap(name("tpk-path"), &TapSpec::default())
@@ -146,15 +160,13 @@ fn witness(ns: &TestNetns, link: &Value) -> LinkInfo {
             n => n.parse().expect("numeric device group"),
         },
         // A tun device has no Ethernet address: the kernel sends none.
-        mac: link["address"].as_str().map_or([0; 6], common::parse_mac),
+        mac: link["address"]
+            .as_str()
+            .map_or([0; 6], tap_pool_testkit::parse_mac),
     }
 }
 
-#[test]
 fn list_taps_matches_ip() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.add_bridge("tpk-br1");
     // Not ours, but tun devices all the same; and one device that is not.
@@ -219,11 +231,7 @@ fn list_taps_matches_ip() {
     assert_not_in_host(&["tpk-a", "tpk-b", "tpk-tun", "tpk-ifb", "tpk-br1"]);
 }
 
-#[test]
 fn delete_removes_the_device() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     let (delete_time, again) = ns.with_kernel(|k| {
         k.create_tap(name("tpk-del"), &TapSpec::default())
@@ -244,11 +252,7 @@ fn delete_removes_the_device() {
     assert_not_in_host(&["tpk-del"]);
 }
 
-#[test]
 fn deleting_a_missing_device_is_no_such_device() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     let result = ns.with_kernel(|k| k.delete_link(name("tpk-none").into()));
     assert_eq!(
@@ -259,11 +263,7 @@ fn deleting_a_missing_device_is_no_such_device() {
     );
 }
 
-#[test]
 fn a_taken_name_is_exists_and_the_device_is_untouched() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.ip(&["link", "add", "tpk-ifb2", "type", "ifb"]);
     let (tap, other, listed) = ns.with_kernel(|k| {
@@ -311,11 +311,7 @@ fn a_taken_name_is_exists_and_the_device_is_untouched() {
     assert_not_in_host(&["tpk-dup", "tpk-ifb2"]);
 }
 
-#[test]
 fn a_missing_bridge_leaves_no_tap() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     let spec = TapSpec {
         bridge: Some(name("tpk-nobr")),
@@ -339,11 +335,7 @@ fn a_missing_bridge_leaves_no_tap() {
     assert_not_in_host(&["tpk-orphan"]);
 }
 
-#[test]
 fn a_full_bridge_leaves_no_tap() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.add_bridge("tpk-brf");
     // A bridge takes at most 1023 ports. (ifb: this kernel has no dummy driver.)
@@ -374,11 +366,7 @@ fn a_full_bridge_leaves_no_tap() {
     assert_not_in_host(&["tpk-1024", "tpk-brf"]);
 }
 
-#[test]
 fn a_refused_mtu_carries_the_kernels_ext_ack_and_leaves_no_tap() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     let (too_big, too_small, listed) = ns.with_kernel(|k| {
         let big = TapSpec {
@@ -418,13 +406,9 @@ fn a_refused_mtu_carries_the_kernels_ext_ack_and_leaves_no_tap() {
     assert_not_in_host(&["tpk-big", "tpk-small"]);
 }
 
-#[test]
 fn a_handle_survives_failures_and_keeps_answering() {
     // Every failure above must leave the socket clean: run a mix of failing
     // and succeeding calls on one handle and check each answer.
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.with_kernel(|k| {
         for round in 0..20 {
@@ -455,11 +439,7 @@ fn a_handle_survives_failures_and_keeps_answering() {
     );
 }
 
-#[test]
 fn create_returns_the_index_and_mac_ip_shows() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.add_bridge("tpk-brc");
     let spec = TapSpec {
@@ -544,11 +524,7 @@ fn assert_pooled(
     assert_eq!(tenant_addresses(ns, dev, mac), vec![], "{dev}");
 }
 
-#[test]
 fn reset_puts_back_what_a_tenant_changed() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.add_bridge("tpk-br0");
     ns.add_bridge("tpk-br1");
@@ -623,11 +599,7 @@ fn reset_puts_back_what_a_tenant_changed() {
     assert_not_in_host(&[tap, "tpk-rst2", "tpk-br0", "tpk-br1"]);
 }
 
-#[test]
 fn reset_refusals_name_the_cause() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.add_bridge("tpk-brx");
     let spec = TapSpec {
@@ -682,11 +654,7 @@ fn reset_refusals_name_the_cause() {
     still_works.expect("a good reset after refused ones");
 }
 
-#[test]
 fn delete_group_removes_exactly_the_group() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.ip(&["link", "add", "tpk-ifbg", "type", "ifb"]);
     let (refused, missing) = ns.with_kernel(|k| {
@@ -750,11 +718,7 @@ fn delete_group_removes_exactly_the_group() {
     assert_not_in_host(&["tpk-g0", "tpk-o0", "tpk-ifbg"]);
 }
 
-#[test]
 fn one_group_delete_against_single_deletes() {
-    if !require_kernel() {
-        return;
-    }
     const N: usize = 50;
     let ns = TestNetns::new();
     let spec = TapSpec {
@@ -799,11 +763,7 @@ fn next_removed(
     }
 }
 
-#[test]
 fn watcher_reports_removals_in_its_namespace_only() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     let other = TestNetns::new();
     ns.add_bridge("tpk-brw");
@@ -854,11 +814,7 @@ fn watcher_reports_removals_in_its_namespace_only() {
     assert!(quiet < Duration::from_secs(3), "{quiet:?}");
 }
 
-#[test]
 fn watcher_sees_every_tap_of_a_group_delete() {
-    if !require_kernel() {
-        return;
-    }
     const N: usize = 100;
     let ns = TestNetns::new();
     ns.add_bridge("tpk-brg");
@@ -898,11 +854,7 @@ fn watcher_sees_every_tap_of_a_group_delete() {
     assert_eq!(seen, expected);
 }
 
-#[test]
 fn a_tap_held_open_counts_as_in_use_even_when_down() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.with_kernel(|k| k.create_tap(name("tpk-down"), &TapSpec::default()))
         .expect("create");

@@ -13,8 +13,6 @@
 //! The child is this same test, run again by itself in a new process: see
 //! [`Child::spawn`].
 
-mod common;
-
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
 use std::io::{BufRead, BufReader};
@@ -26,15 +24,28 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use common::{TestNetns, attach, flags, host_link_names, require_kernel, settled, text};
 use serde_json::Value;
 use tap_pool_actors::{
     Acquire, Drain, LeaseSource, LinuxKernelFactory, Netns, PoolConfig, Release, Released, Seed,
     SeedReport, TapName, TapPoolActor, TapSpec, Warm,
 };
+use tap_pool_testkit::pool::{self, settled};
+use tap_pool_testkit::{
+    KernelTest, TestNetns, attach, flags, host_link_names, kernel_test, name, text,
+};
+
+/// This file's tests, for `main.rs`. Each runs alone: it starts child
+/// processes (the pool that dies, `ip`), which get a copy of every descriptor,
+/// including the file of a tap another test's pool is creating.
+pub fn tests() -> Vec<KernelTest> {
+    vec![
+        kernel_test!(async no_tap_is_leaked_or_held_twice_wherever_the_process_dies).alone(),
+        kernel_test!(async drain_spares_a_tap_that_seed_left_alone).alone(),
+    ]
+}
 
 /// This test's name, which the child is started with (`--exact`).
-const THIS_TEST: &str = "no_tap_is_leaked_or_held_twice_wherever_the_process_dies";
+const THIS_TEST: &str = "crash::no_tap_is_leaked_or_held_twice_wherever_the_process_dies";
 /// Set (to the namespace's path) only in the child: run the pool until killed.
 const CHILD_ENV: &str = "TAP_POOL_CRASH_CHILD";
 /// What the child does: `churn <seed>` or `hold`.
@@ -53,12 +64,6 @@ const CHURN_ROUNDS: u64 = 40;
 /// early ones land while it starts and warms up, the later ones in churn.
 const MAX_DELAY: Duration = Duration::from_millis(150);
 
-/// Runs this file's tests one at a time: a process the test spawns (the
-/// child, `ip`) gets a copy of every descriptor, including the file of a tap
-/// another test's pool is creating, which keeps that tap open (`LOWER_UP`)
-/// for a moment after its pool closed it.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 fn config() -> PoolConfig {
     PoolConfig {
         size: SIZE,
@@ -73,11 +78,7 @@ fn config() -> PoolConfig {
 
 fn start(netns: Netns) -> Addr<TapPoolActor> {
     let factory = LinuxKernelFactory { netns: Some(netns) };
-    TapPoolActor::start_with(config(), Arc::new(factory), 2).expect("valid config")
-}
-
-fn n(s: &str) -> TapName {
-    TapName::new(s).expect("valid name")
+    pool::start(config(), Arc::new(factory), 2)
 }
 
 /// splitmix64: a small seeded generator, so a failing run can be replayed.
@@ -97,15 +98,10 @@ impl Rng {
     }
 }
 
-#[actix_rt::test]
 async fn no_tap_is_leaked_or_held_twice_wherever_the_process_dies() {
-    if !require_kernel() {
-        return;
-    }
     if let Ok(netns) = std::env::var(CHILD_ENV) {
         return run_child(Netns::Path(netns.into())).await;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
     let host_before = host_link_names();
     let seed = std::env::var(SEED_ENV)
@@ -198,12 +194,7 @@ async fn no_tap_is_leaked_or_held_twice_wherever_the_process_dies() {
 /// `Drain` must not take it with a group delete (which removes every device in
 /// the group): it finds it among the group's members and deletes its own taps
 /// one by one instead.
-#[actix_rt::test]
 async fn drain_spares_a_tap_that_seed_left_alone() {
-    if !require_kernel() {
-        return;
-    }
-    let _one = ONE_AT_A_TIME.lock().await;
     let ns = TestNetns::new();
     // What a dead pool leaves: a persistent tap of its group, which a VM the
     // orchestrator does not know about still has open.
@@ -216,7 +207,7 @@ async fn drain_spares_a_tap_that_seed_left_alone() {
         .await
         .expect("pool alive")
         .expect("seed");
-    assert_eq!(report.left_alone, [n("crash-0")], "{report:?}");
+    assert_eq!(report.left_alone, [name("crash-0")], "{report:?}");
     pool.send(Drain).await.expect("pool alive");
     assert!(
         ns.link("crash-0").is_some(),
@@ -277,7 +268,7 @@ async fn recover(ns: &TestNetns, left: &[String], outsider: Option<(&str, OwnedF
         .expect("pool alive")
         .expect("seed");
     assert!(report.missing.is_empty(), "{report:?}");
-    let left_alone: Vec<TapName> = outsider.iter().map(|(t, _)| n(t)).collect();
+    let left_alone: Vec<TapName> = outsider.iter().map(|(t, _)| name(t)).collect();
     assert_eq!(report.left_alone, left_alone, "{report:?}");
     let found: BTreeSet<String> = report
         .adopted
@@ -347,7 +338,11 @@ async fn recover(ns: &TestNetns, left: &[String], outsider: Option<(&str, OwnedF
             .await
             .expect("pool alive")
             .expect("seed");
-        assert_eq!(again.deleted, [n(tap)], "closed, it is deleted: {again:?}");
+        assert_eq!(
+            again.deleted,
+            [name(tap)],
+            "closed, it is deleted: {again:?}"
+        );
         assert!(again.adopted.is_empty() && again.left_alone.is_empty());
     }
 

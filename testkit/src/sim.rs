@@ -1,26 +1,28 @@
-//! Shared helpers for the message-level tests: a pool on a simulated kernel,
-//! and polling with a deadline instead of sleeping.
-#![allow(dead_code)]
+//! A pool on the simulated kernel, for the message-level tests that need no
+//! root: the pool's address and the kernel to inspect it by.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use actix::Addr;
 use tap_pool_actors::sim::SimKernel;
 use tap_pool_actors::{
-    Acquire, Lease, PoolConfig, PoolError, PoolStats, Release, Released, Stats, TapName,
-    TapPoolActor, Warm, WarmReport,
+    Lease, PoolConfig, PoolError, PoolStats, Released, TapName, TapPoolActor, Warm, WarmReport,
 };
+
+use crate::pool;
 
 /// A pool actor on a simulated kernel, and the kernel to inspect it by.
 pub struct SimPool {
+    /// The pool actor.
     pub pool: Addr<TapPoolActor>,
+    /// Its kernel.
     pub sim: SimKernel,
 }
 
 impl SimPool {
+    /// A pool of `size` on a fresh simulated kernel, otherwise as configured
+    /// by default.
     pub fn start(size: usize) -> SimPool {
         SimPool::with(
             SimKernel::new(),
@@ -31,29 +33,27 @@ impl SimPool {
         )
     }
 
+    /// A pool configured by `config` on `sim`, with as many kernel workers
+    /// as its create window.
     pub fn with(sim: SimKernel, config: PoolConfig) -> SimPool {
         let workers = config.create_window;
-        let pool =
-            TapPoolActor::start_with(config, Arc::new(sim.clone()), workers).expect("valid config");
+        let pool = pool::start(config, Arc::new(sim.clone()), workers);
         SimPool { pool, sim }
     }
 
+    /// `Warm`, answered.
     pub async fn warm(&self) -> WarmReport {
         self.pool.send(Warm).await.expect("pool actor alive")
     }
 
+    /// `Acquire` with `fallback`, answered.
     pub async fn acquire(&self, fallback: &str) -> Result<Lease, PoolError> {
-        self.pool
-            .send(Acquire::new(fallback).expect("valid name"))
-            .await
-            .expect("pool actor alive")
+        pool::acquire(&self.pool, fallback).await
     }
 
+    /// `Release` of `tap`, answered.
     pub async fn release(&self, tap: TapName) -> Result<Released, PoolError> {
-        self.pool
-            .send(Release { tap })
-            .await
-            .expect("pool actor alive")
+        pool::release(&self.pool, tap).await
     }
 
     /// Releases `tap` and waits until no released tap is still being reset,
@@ -64,8 +64,9 @@ impl SimPool {
         r
     }
 
+    /// The pool's `Stats`.
     pub async fn stats(&self) -> PoolStats {
-        self.pool.send(Stats).await.expect("pool actor alive")
+        pool::stats(&self.pool).await
     }
 
     /// The names of every tap the simulated kernel holds.
@@ -75,34 +76,6 @@ impl SimPool {
 
     /// Polls `Stats` until `cond` holds, or panics at the deadline.
     pub async fn stats_until(&self, what: &str, cond: impl Fn(&PoolStats) -> bool) -> PoolStats {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let s = self.stats().await;
-            if cond(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {s:?}"
-            );
-            actix_rt::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-}
-
-pub fn name(s: &str) -> TapName {
-    TapName::new(s).expect("valid name")
-}
-
-/// Polls `cond` until it holds, or panics at the deadline.
-pub async fn eventually<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        actix_rt::time::sleep(Duration::from_millis(2)).await;
+        pool::stats_until(&self.pool, what, cond).await
     }
 }

@@ -1,14 +1,11 @@
 //! The measurements behind every row of `docs/performance.md`, shared by the
-//! criterion benches (`benches/*.rs`, `mod rows;`) and the report command
-//! (`examples/perf_report.rs`, `#[path]`), so both measure the same thing the
-//! same way.
+//! criterion benches (`benches/*.rs`) and the report command
+//! (`examples/perf_report.rs`), so both measure the same thing the same way.
 //!
 //! Every function returns raw samples (one `Duration` per operation, or per
 //! run for whole-pool operations); the caller computes medians and
 //! percentiles. Real-kernel measurements run inside a throwaway network
-//! namespace ([`RealNs`]) and never touch the host's.
-
-#![allow(dead_code)]
+//! namespace ([`TestNetns`]) and never touch the host's.
 
 use std::hint::black_box;
 use std::process::{Command, Stdio};
@@ -20,18 +17,15 @@ use actix::{Actor, Addr, Context, Handler, Message};
 use actix_rt::SystemRunner;
 use tap_pool_actors::sim::{SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, Drain, Kernel, KernelFactory, LinuxKernelFactory, NetlinkActor, Netns, PoolConfig,
-    Release, Seed, Stats, TapName, TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, Kernel, NetlinkActor, PoolConfig, Release, Seed, Stats, TapName, TapPoolActor,
+    TapSpec, Warm,
 };
+
+use crate::{TestNetns, name, pool};
 
 /// The device group every real-kernel row tags its devices with, so that one
 /// group delete clears them.
 pub const GROUP: u32 = 4242;
-
-/// A valid name, for brevity.
-pub fn name(s: &str) -> TapName {
-    TapName::new(s).expect("bench names are valid")
-}
 
 /// The median of `samples` (sorted in place).
 pub fn median(samples: &mut [Duration]) -> Duration {
@@ -121,9 +115,13 @@ pub const THROUGHPUT_POOL_SIZE: usize = 1024;
 /// the kernel behind it does not matter, except for the reset a release
 /// queues (`reset_on_release`).
 pub struct WarmFixture {
+    /// The system the pool and the no-op actor run on.
     pub sys: SystemRunner,
+    /// The warm pool.
     pub pool: Addr<TapPoolActor>,
+    /// The no-op actor: the limit of any actor design.
     pub noop: Addr<Noop>,
+    /// The lock-based design.
     pub mutex: MutexPool,
 }
 
@@ -133,15 +131,14 @@ impl WarmFixture {
         let sys = actix_rt::System::new();
         let (pool, noop) = sys.block_on(async move {
             let kernel = NetlinkActor::start(Arc::new(SimKernel::new()), 2);
-            let pool = TapPoolActor::spawn(
+            let pool = pool::spawn(
                 PoolConfig {
                     size,
                     reset_on_release,
                     ..PoolConfig::default()
                 },
                 kernel,
-            )
-            .unwrap();
+            );
             assert_eq!(pool.send(Warm).await.unwrap().created.len(), size);
             (pool, Noop.start())
         });
@@ -350,15 +347,14 @@ pub fn busy_sim(n: u64, latency: Duration) -> (Vec<Duration>, Vec<Duration>, boo
                 k.create_tap(*tap, &TapSpec::default()).unwrap();
             }
             let kernel = NetlinkActor::start(Arc::new(sim.clone()), 2);
-            let pool = TapPoolActor::spawn(
+            let pool = pool::spawn(
                 PoolConfig {
                     size: 64,
                     reset_on_release: false,
                     ..PoolConfig::default()
                 },
                 kernel,
-            )
-            .unwrap();
+            );
             pool.send(Warm).await.unwrap();
             for op in [SimOp::Create, SimOp::Delete, SimOp::Reset, SimOp::List] {
                 sim.set_latency(op, latency);
@@ -372,71 +368,9 @@ pub fn busy_sim(n: u64, latency: Duration) -> (Vec<Duration>, Vec<Duration>, boo
 
 // ------------------------------------------------------- the real kernel
 
-/// A throwaway network namespace for the real-kernel rows, and helpers to
-/// run code and `ip` inside it.
-pub struct RealNs {
-    pub netns: Netns,
-}
-
-impl RealNs {
-    /// A fresh namespace, or why the real kernel cannot be used here.
-    pub fn new() -> Result<RealNs, String> {
-        tap_pool_actors::linux::probe()?;
-        Command::new("ip")
-            .arg("-V")
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("ip is not installed: {e}"))?;
-        let netns = Netns::new_private().map_err(|e| e.to_string())?;
-        Ok(RealNs { netns })
-    }
-
-    /// The pool's kernel factory for this namespace.
-    pub fn factory(&self) -> Arc<dyn KernelFactory> {
-        Arc::new(LinuxKernelFactory {
-            netns: Some(self.netns.clone()),
-        })
-    }
-
-    /// Runs `f` on a fresh thread inside the namespace, with a kernel handle
-    /// opened there. Subprocesses it starts inherit the namespace.
-    pub fn run<R: Send>(&self, f: impl FnOnce(&mut dyn Kernel) -> R + Send) -> R {
-        let factory = LinuxKernelFactory {
-            netns: Some(self.netns.clone()),
-        };
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                let mut kernel = factory.open().expect("open a kernel in the bench netns");
-                f(&mut *kernel)
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
-    }
-
-    /// Runs `ip -batch -` inside the namespace.
-    pub fn ip_batch(&self, script: &str) {
-        self.run(|_| {
-            use std::io::Write;
-            let mut child = Command::new("ip")
-                .args(["-batch", "-"])
-                .stdin(Stdio::piped())
-                .spawn()
-                .expect("run ip -batch");
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(script.as_bytes())
-                .unwrap();
-            assert!(child.wait().unwrap().success(), "ip -batch failed");
-        })
-    }
-
-    /// Deletes every device of [`GROUP`] with one request.
-    pub fn clear(&self) {
-        self.run(|k| k.delete_group(GROUP).expect("group delete"));
-    }
+/// Deletes every device of [`GROUP`] in `ns` with one request.
+pub fn clear(ns: &TestNetns) {
+    ns.with_kernel(|k| k.delete_group(GROUP).expect("group delete"));
 }
 
 /// The spec every real-kernel row uses: tagged with [`GROUP`], on `bridge`.
@@ -450,9 +384,13 @@ pub fn spec(bridge: Option<TapName>) -> TapSpec {
 
 /// Row 2 on the real kernel: the deleter is busy with single deletes of
 /// `background` taps (~20 ms each).
-pub fn busy_real(ns: &RealNs, n: u64, background: usize) -> (Vec<Duration>, Vec<Duration>, bool) {
+pub fn busy_real(
+    ns: &TestNetns,
+    n: u64,
+    background: usize,
+) -> (Vec<Duration>, Vec<Duration>, bool) {
     let names: Vec<TapName> = (0..background).map(|i| name(&format!("x{i}"))).collect();
-    ns.run(|k| {
+    ns.with_kernel(|k| {
         for tap in &names {
             k.create_tap(*tap, &spec(None)).unwrap();
         }
@@ -465,12 +403,12 @@ pub fn busy_real(ns: &RealNs, n: u64, background: usize) -> (Vec<Duration>, Vec<
             tap: spec(None),
             ..PoolConfig::default()
         };
-        let pool = TapPoolActor::start_with(config, ns.factory(), 2).unwrap();
+        let pool = pool::start(config, ns.factory(), 2);
         pool.send(Warm).await.unwrap();
         pool
     });
     let remaining = || {
-        let links = ns.run(|k| k.list_taps().unwrap());
+        let links = ns.with_kernel(|k| k.list_taps().unwrap());
         links.iter().filter(|l| names.contains(&l.name)).count()
     };
     let out = busy_acquire(&sys, &pool, &names, &remaining, n);
@@ -480,16 +418,16 @@ pub fn busy_real(ns: &RealNs, n: u64, background: usize) -> (Vec<Duration>, Vec<
         }
         pool.send(Drain).await.unwrap();
     });
-    ns.clear();
+    clear(ns);
     out
 }
 
 /// Row 3, the pool: `n` cold `Acquire`s (pool size 0: create + up + master),
 /// each timed.
-pub fn cold_pool(ns: &RealNs, bridge: TapName, n: usize) -> Vec<Duration> {
+pub fn cold_pool(ns: &TestNetns, bridge: TapName, n: usize) -> Vec<Duration> {
     let sys = actix_rt::System::new();
     let out = sys.block_on(async {
-        let pool = TapPoolActor::start_with(
+        let pool = pool::start(
             PoolConfig {
                 size: 0,
                 tap: spec(Some(bridge)),
@@ -497,8 +435,7 @@ pub fn cold_pool(ns: &RealNs, bridge: TapName, n: usize) -> Vec<Duration> {
             },
             ns.factory(),
             2,
-        )
-        .unwrap();
+        );
         // The first call opens the worker's socket in the namespace.
         pool.send(Acquire::new("p-open").unwrap())
             .await
@@ -513,13 +450,13 @@ pub fn cold_pool(ns: &RealNs, bridge: TapName, n: usize) -> Vec<Duration> {
         }
         out
     });
-    ns.clear();
+    clear(ns);
     out
 }
 
 /// Row 3, the limit: the same kernel calls made directly in a loop.
-pub fn cold_direct(ns: &RealNs, bridge: TapName, n: usize) -> Vec<Duration> {
-    let out = ns.run(|k| {
+pub fn cold_direct(ns: &TestNetns, bridge: TapName, n: usize) -> Vec<Duration> {
+    let out = ns.with_kernel(|k| {
         (0..n)
             .map(|i| {
                 let tap = name(&format!("d{i}"));
@@ -529,15 +466,15 @@ pub fn cold_direct(ns: &RealNs, bridge: TapName, n: usize) -> Vec<Duration> {
             })
             .collect()
     });
-    ns.clear();
+    clear(ns);
     out
 }
 
 /// Row 3, what many orchestrators do: `ip tuntap add` and `ip link set …
 /// master … up` as subprocesses.
-pub fn cold_subprocess(ns: &RealNs, bridge: TapName, n: usize) -> Vec<Duration> {
+pub fn cold_subprocess(ns: &TestNetns, bridge: TapName, n: usize) -> Vec<Duration> {
     let group = GROUP.to_string();
-    let out = ns.run(|_| {
+    let out = ns.with_kernel(|_| {
         let ip = |args: &[&str]| {
             let status = Command::new("ip")
                 .args(args)
@@ -568,7 +505,7 @@ pub fn cold_subprocess(ns: &RealNs, bridge: TapName, n: usize) -> Vec<Duration> 
             })
             .collect()
     });
-    ns.clear();
+    clear(ns);
     out
 }
 
@@ -576,7 +513,7 @@ pub fn cold_subprocess(ns: &RealNs, bridge: TapName, n: usize) -> Vec<Duration> 
 /// warm-up's duration, and leaves the pool for [`drain`].
 pub fn warm_up(
     sys: &SystemRunner,
-    ns: &RealNs,
+    ns: &TestNetns,
     n: usize,
     workers: usize,
 ) -> (Addr<TapPoolActor>, Duration) {
@@ -587,7 +524,7 @@ pub fn warm_up(
             tap: spec(None),
             ..PoolConfig::default()
         };
-        let pool = TapPoolActor::start_with(config, ns.factory(), workers).unwrap();
+        let pool = pool::start(config, ns.factory(), workers);
         let t0 = Instant::now();
         let report = pool.send(Warm).await.unwrap();
         let took = t0.elapsed();
@@ -609,8 +546,8 @@ pub fn drain(sys: &SystemRunner, pool: Addr<TapPoolActor>) -> Duration {
 
 /// Row 4's limit: `n` creates in a direct loop. Leaves the taps for
 /// [`delete_each`].
-pub fn create_direct(ns: &RealNs, n: usize) -> Duration {
-    ns.run(|k| {
+pub fn create_direct(ns: &TestNetns, n: usize) -> Duration {
+    ns.with_kernel(|k| {
         let t0 = Instant::now();
         for i in 0..n {
             k.create_tap(name(&format!("d{i}")), &spec(None)).unwrap();
@@ -621,8 +558,8 @@ pub fn create_direct(ns: &RealNs, n: usize) -> Duration {
 
 /// Row 5's baseline: deletes the `n` taps of [`create_direct`] with one
 /// `RTM_DELLINK` each, calling `progress` every 100.
-pub fn delete_each(ns: &RealNs, n: usize, progress: impl Fn(usize) + Send + Sync) -> Duration {
-    ns.run(|k| {
+pub fn delete_each(ns: &TestNetns, n: usize, progress: impl Fn(usize) + Send + Sync) -> Duration {
+    ns.with_kernel(|k| {
         let t0 = Instant::now();
         for i in 0..n {
             k.delete_link(name(&format!("d{i}")).into()).unwrap();
@@ -636,7 +573,7 @@ pub fn delete_each(ns: &RealNs, n: usize, progress: impl Fn(usize) + Send + Sync
 
 /// Row 6's namespace: `links` links (foreign taps, 192 taps of the
 /// orchestrator's VMs and 8 pool taps they hold). Returns the 200 taps.
-pub fn seed_setup(ns: &RealNs, links: usize) -> Vec<TapName> {
+pub fn seed_setup(ns: &TestNetns, links: usize) -> Vec<TapName> {
     let taps = 200.min(links);
     let used: Vec<TapName> = (0..taps)
         .map(|i| {
@@ -649,7 +586,7 @@ pub fn seed_setup(ns: &RealNs, links: usize) -> Vec<TapName> {
         .collect();
     // The rest are taps too (this kernel has no dummy driver): the worst
     // case for the dump, which the pool filters for tun/tap devices.
-    ns.run(|k| {
+    ns.with_kernel(|k| {
         for tap in &used {
             k.create_tap(*tap, &spec(None)).unwrap();
         }
@@ -664,13 +601,13 @@ pub fn seed_setup(ns: &RealNs, links: usize) -> Vec<TapName> {
 /// Row 6: times `seeds` `Seed`s, each by a fresh pool told that all of
 /// `used` is in use (list + reconcile; nothing to adopt or delete, so every
 /// run sees the same kernel).
-pub fn seed(ns: &RealNs, used: &[TapName], seeds: usize) -> Vec<Duration> {
+pub fn seed(ns: &TestNetns, used: &[TapName], seeds: usize) -> Vec<Duration> {
     let sys = actix_rt::System::new();
     sys.block_on(async {
         let kernel = NetlinkActor::start(ns.factory(), 2);
         let mut out = Vec::with_capacity(seeds);
         for _ in 0..seeds {
-            let pool = TapPoolActor::spawn(PoolConfig::default(), kernel.clone()).unwrap();
+            let pool = pool::spawn(PoolConfig::default(), kernel.clone());
             let t0 = Instant::now();
             let report = pool
                 .send(Seed {

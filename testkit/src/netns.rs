@@ -1,10 +1,6 @@
-//! Shared helpers for tests that touch the real kernel.
-//!
-//! Every such test gets its own network namespace ([`TestNetns`]) and never
-//! touches the host's. `ip` is used for setup and as an independent witness;
-//! the library itself never shells out.
-
-#![allow(dead_code)]
+//! A network namespace of a test's (or a bench's) own, and what is done in
+//! it: `ip` for set-up and as an independent witness (the library itself
+//! never shells out), a kernel handle, a pool, a tap attached as a VMM does.
 
 use std::fs::File;
 use std::io::Write;
@@ -13,47 +9,12 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::Addr;
 use serde_json::Value;
-use tap_pool::{Kernel, KernelFactory, LinuxKernelFactory, Netns, TapName};
+use tap_pool_actors::{Kernel, KernelFactory, LinuxKernelFactory, Netns, PoolConfig, TapPoolActor};
 
-/// Whether the real-kernel tests can run here. Prints why not and returns
-/// false, unless `TAP_POOL_REQUIRE_KERNEL=1`, in which case it panics.
-pub fn require_kernel() -> bool {
-    let tools = || {
-        for tool in ["ip", "nsenter"] {
-            let found = Command::new(tool)
-                .arg("-V")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok();
-            if !found {
-                return Err(format!("{tool} (the tests' witness) is not installed"));
-            }
-        }
-        Ok(())
-    };
-    match tap_pool::linux::probe().and_then(|()| tools()) {
-        Ok(()) => true,
-        Err(why) if std::env::var("TAP_POOL_REQUIRE_KERNEL").as_deref() == Ok("1") => {
-            panic!(
-                "TAP_POOL_REQUIRE_KERNEL=1 but the real-kernel tests cannot run: {why} \
-                 (they need /dev/net/tun, CAP_NET_ADMIN, ip and nsenter)"
-            )
-        }
-        Err(why) => {
-            eprintln!(
-                "SKIP: real-kernel test needs /dev/net/tun, CAP_NET_ADMIN, ip and nsenter: {why}"
-            );
-            false
-        }
-    }
-}
-
-/// A valid name, for brevity.
-pub fn name(s: &str) -> TapName {
-    TapName::new(s).expect("test names are valid")
-}
+use crate::harness::kernel_usable;
+use crate::witness::text;
 
 /// A fresh, empty network namespace that lives as long as this value.
 pub struct TestNetns {
@@ -64,6 +25,10 @@ impl TestNetns {
     /// Makes the namespace on a short-lived helper thread, so neither the
     /// test's thread nor the host namespace is touched; the open namespace
     /// file keeps it alive after the thread exits.
+    #[expect(
+        clippy::new_without_default,
+        reason = "making a namespace is a system call that can fail, not a default value"
+    )]
     pub fn new() -> TestNetns {
         let fd = std::thread::spawn(|| {
             // SAFETY: unshare only changes the calling (helper) thread's
@@ -84,6 +49,13 @@ impl TestNetns {
         ns
     }
 
+    /// A fresh namespace where the real kernel is usable, or why it is not:
+    /// for the benches and the report, which skip the real-kernel rows.
+    pub fn try_new() -> Result<TestNetns, String> {
+        kernel_usable()?;
+        Ok(TestNetns::new())
+    }
+
     /// The namespace as the library takes it.
     pub fn netns(&self) -> Netns {
         Netns::Fd(self.fd.clone())
@@ -92,6 +64,19 @@ impl TestNetns {
     /// A path naming the namespace, for `nsenter --net=` and `Netns::Path`.
     pub fn path(&self) -> String {
         format!("/proc/{}/fd/{}", std::process::id(), self.fd.as_raw_fd())
+    }
+
+    /// A kernel factory whose handles work in this namespace.
+    pub fn factory(&self) -> Arc<dyn KernelFactory> {
+        Arc::new(LinuxKernelFactory {
+            netns: Some(self.netns()),
+        })
+    }
+
+    /// A pool on the real kernel in this namespace, with two kernel workers:
+    /// see [`crate::pool::start`].
+    pub fn start_pool(&self, config: PoolConfig) -> Addr<TapPoolActor> {
+        crate::pool::start(config, self.factory(), 2)
     }
 
     /// Runs `ip ARGS` in the namespace; panics if it fails.
@@ -188,7 +173,8 @@ impl TestNetns {
     }
 
     /// Runs `f` with a kernel handle opened by [`LinuxKernelFactory`] on a
-    /// fresh thread, which enters the namespace and exits afterwards.
+    /// fresh thread, which enters the namespace and exits afterwards;
+    /// processes `f` starts run in the namespace too.
     pub fn with_kernel<R: Send>(&self, f: impl FnOnce(&mut dyn Kernel) -> R + Send) -> R {
         self.with_kernel_from(self.netns(), f)
     }
@@ -226,7 +212,7 @@ impl TestNetns {
 pub fn attach(netns: Netns, name: &str, vnet_hdr: bool) -> OwnedFd {
     let name = name.to_owned();
     std::thread::spawn(move || {
-        tap_pool::linux::enter(&netns).expect("enter test netns");
+        tap_pool_actors::linux::enter(&netns).expect("enter test netns");
         // A process forked elsewhere in the test binary (tests spawn `ip`)
         // holds a copy of any tun file open at that moment until it execs,
         // and the tap answers EBUSY meanwhile: retry that briefly.
@@ -264,89 +250,6 @@ pub fn attach(netns: Netns, name: &str, vnet_hdr: bool) -> OwnedFd {
     .expect("attach helper thread")
 }
 
-/// Names of every device in the host's namespace (the test process's own).
-pub fn host_link_names() -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["-o", "link", "show"])
-        .output()
-        .expect("run ip");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| line.split(": ").nth(1))
-        .map(|name| name.split('@').next().unwrap_or(name).to_owned())
-        .collect()
-}
-
-/// Panics if any of `names` exists in the host's namespace.
-pub fn assert_not_in_host(names: &[&str]) {
-    let host = host_link_names();
-    for name in names {
-        assert!(
-            !host.iter().any(|h| h == name),
-            "{name} leaked into the host namespace"
-        );
-    }
-}
-
-/// Polls `cond` until it holds or `timeout` passes.
-pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::yield_now();
-    }
-}
-
-/// A link's flags as `ip -j` prints them (`UP`, `LOWER_UP`, ...).
-pub fn flags(link: &Value) -> Vec<String> {
-    link["flags"]
-        .as_array()
-        .expect("flags")
-        .iter()
-        .map(text)
-        .collect()
-}
-
-/// A JSON field as text, whether `ip` printed it as a number or a string.
-pub fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// An Ethernet address as `ip` prints it (`02:ab:...`).
-pub fn parse_mac(text: &str) -> [u8; 6] {
-    let bytes: Vec<u8> = text
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
-        .collect();
-    bytes.try_into().expect("six bytes")
-}
-
-/// The `address` of a device as `ip -j link show` gives it.
-pub fn link_mac(link: &Value) -> [u8; 6] {
-    parse_mac(link["address"].as_str().expect("address"))
-}
-
-/// The modified EUI-64 IPv6 link-local address the kernel derives from
-/// `mac` (`addrgenmode eui64`, the default), as `ip` prints it.
-pub fn eui64_link_local(mac: [u8; 6]) -> String {
-    let groups = [
-        u16::from_be_bytes([mac[0] ^ 0x02, mac[1]]),
-        u16::from_be_bytes([mac[2], 0xff]),
-        u16::from_be_bytes([0xfe, mac[3]]),
-        u16::from_be_bytes([mac[4], mac[5]]),
-    ];
-    let addr = std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, groups[0], groups[1], groups[2], groups[3]);
-    addr.to_string()
-}
-
 impl TestNetns {
     /// The addresses on `dev` as `(family, local, scope)` from
     /// `ip -j address show dev DEV`.
@@ -363,10 +266,8 @@ impl TestNetns {
     /// Opens a link watcher from [`LinuxKernelFactory::watch`] on a fresh
     /// thread in the namespace, and forwards its events (and `None`s) on a
     /// channel until the receiver is dropped.
-    pub fn watch(&self) -> std::sync::mpsc::Receiver<Option<tap_pool::kernel::LinkEvent>> {
-        let factory = LinuxKernelFactory {
-            netns: Some(self.netns()),
-        };
+    pub fn watch(&self) -> std::sync::mpsc::Receiver<Option<tap_pool_actors::kernel::LinkEvent>> {
+        let factory = self.factory();
         let (tx, rx) = std::sync::mpsc::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -381,23 +282,5 @@ impl TestNetns {
         });
         ready_rx.recv().expect("watcher opened");
         rx
-    }
-}
-
-/// Waits until the pool has nothing in flight (no create, reset or delete)
-/// and returns its stats; no delete may be stuck failing.
-pub async fn settled(
-    pool: &actix::Addr<tap_pool_actors::TapPoolActor>,
-    within: Duration,
-) -> tap_pool_actors::PoolStats {
-    let deadline = Instant::now() + within;
-    loop {
-        let s = pool.send(tap_pool_actors::Stats).await.expect("pool alive");
-        if s.creating == 0 && s.resetting == 0 && s.deleting == 0 {
-            assert_eq!(s.delete_failed, 0, "{s:?}");
-            return s;
-        }
-        assert!(Instant::now() < deadline, "pool never settled: {s:?}");
-        actix_rt::time::sleep(Duration::from_millis(1)).await;
     }
 }

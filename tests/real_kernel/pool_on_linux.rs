@@ -1,63 +1,40 @@
 //! The pool's rules through the actors, again on the real kernel: each test in
 //! a network namespace of its own, with `ip -j -d link show` as the witness.
 
-mod common;
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use actix::Addr;
-use common::{TestNetns, assert_not_in_host, flags, require_kernel, text};
 use serde_json::Value;
 use tap_pool_actors::{
-    Acquire, Drain, KernelError, LeaseSource, LinuxKernelFactory, PoolConfig, PoolError, PoolStats,
-    Release, Released, Seed, Stats, TapName, TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, KernelError, LeaseSource, PoolConfig, PoolError, Released, Seed, Stats,
+    TapPoolActor, TapSpec, Warm,
 };
+use tap_pool_testkit::pool::{acquire, release, stats_until};
+use tap_pool_testkit::{KernelTest, TestNetns, assert_not_in_host, flags, kernel_test, name, text};
+
+/// This file's tests, for `main.rs`.
+pub fn tests() -> Vec<KernelTest> {
+    vec![
+        kernel_test!(async warm_acquire_release_and_refill_on_the_real_kernel),
+        kernel_test!(async pool_size_zero_creates_and_deletes_every_time),
+        kernel_test!(async seed_skips_indices_in_use),
+        kernel_test!(async a_fallback_name_that_exists_is_ebusy_and_nothing_is_leaked_or_touched),
+        kernel_test!(async a_missing_bridge_fails_the_warm_up_and_leaves_nothing),
+        kernel_test!(async bad_releases_get_typed_errors_from_pool_and_kernel),
+        kernel_test!(async a_reused_tap_is_reset_to_its_pooled_configuration),
+        kernel_test!(async an_idle_tap_deleted_with_ip_is_dropped_and_replaced),
+        kernel_test!(async drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps),
+        kernel_test!(async drain_never_bulk_deletes_a_group_holding_someone_elses_device),
+    ]
+}
 
 const OWNER: u32 = 54321;
 const GROUP: u32 = 54322;
 
 fn start(ns: &TestNetns, size: usize, tap: TapSpec) -> Addr<TapPoolActor> {
-    let factory = LinuxKernelFactory {
-        netns: Some(ns.netns()),
-    };
-    TapPoolActor::start_with(
-        PoolConfig {
-            size,
-            tap,
-            ..PoolConfig::default()
-        },
-        Arc::new(factory),
-        2,
-    )
-    .expect("valid config")
-}
-
-fn n(s: &str) -> TapName {
-    TapName::new(s).unwrap()
-}
-
-async fn acquire(
-    pool: &Addr<TapPoolActor>,
-    fallback: &str,
-) -> Result<tap_pool_actors::Lease, PoolError> {
-    pool.send(Acquire::new(fallback).unwrap()).await.unwrap()
-}
-
-async fn release(pool: &Addr<TapPoolActor>, tap: TapName) -> Result<Released, PoolError> {
-    pool.send(Release { tap }).await.unwrap()
-}
-
-async fn stats_until(pool: &Addr<TapPoolActor>, cond: impl Fn(&PoolStats) -> bool) -> PoolStats {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = pool.send(Stats).await.unwrap();
-        if cond(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "timed out: {s:?}");
-        actix_rt::time::sleep(Duration::from_millis(2)).await;
-    }
+    ns.start_pool(PoolConfig {
+        size,
+        tap,
+        ..PoolConfig::default()
+    })
 }
 
 /// Asserts what `ip -j -d` shows of a pooled tap made with `configured()`.
@@ -80,16 +57,12 @@ fn configured() -> TapSpec {
         owner: Some(OWNER),
         group: Some(GROUP),
         mtu: Some(1400),
-        bridge: Some(n("br-tp")),
+        bridge: Some(name("br-tp")),
         ..TapSpec::default()
     }
 }
 
-#[actix_rt::test]
 async fn warm_acquire_release_and_refill_on_the_real_kernel() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.add_bridge("br-tp");
     let pool = start(&ns, 3, configured());
@@ -106,29 +79,25 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     let a = acquire(&pool, "vm-a").await.unwrap();
     assert_eq!(a.source, LeaseSource::Pool);
     assert_eq!(release(&pool, a.name).await.unwrap(), Released::Pooled);
-    stats_until(&pool, |s| s.resetting == 0).await;
+    stats_until(&pool, "resets done", |s| s.resetting == 0).await;
     assert!(ns.link(a.name.as_str()).is_some());
     assert_eq!(acquire(&pool, "vm-a").await.unwrap().name, a.name);
     acquire(&pool, "vm-b").await.unwrap();
     acquire(&pool, "vm-c").await.unwrap();
     let d = acquire(&pool, "vm-d").await.unwrap();
-    assert_eq!((d.name, d.source), (n("vm-d"), LeaseSource::Created));
+    assert_eq!((d.name, d.source), (name("vm-d"), LeaseSource::Created));
     assert_configured(&ns.link("vm-d").expect("fallback tap exists"));
 
     // A fallback tap is deleted on release, and the delete refills the pool.
     assert_eq!(release(&pool, d.name).await.unwrap(), Released::Deleted);
     assert!(ns.link("vm-d").is_none(), "deleted from the kernel");
-    let s = stats_until(&pool, |s| s.idle == 3).await;
+    let s = stats_until(&pool, "three idle taps", |s| s.idle == 3).await;
     assert_eq!((s.leased, s.creating, s.hits, s.misses), (3, 0, 4, 1));
     assert_eq!(ns.tun_names().len(), 6);
     assert_not_in_host(&["tap-pool-0", "tap-pool-3", "vm-d"]);
 }
 
-#[actix_rt::test]
 async fn pool_size_zero_creates_and_deletes_every_time() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     let pool = start(&ns, 0, TapSpec::default());
     assert!(pool.send(Warm).await.unwrap().created.is_empty());
@@ -145,16 +114,12 @@ async fn pool_size_zero_creates_and_deletes_every_time() {
     assert!(ns.tun_names().is_empty());
 }
 
-#[actix_rt::test]
 async fn seed_skips_indices_in_use() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     let pool = start(&ns, 2, TapSpec::default());
     let report = pool
         .send(Seed {
-            used: vec![n("tap-pool-41"), n("vm-x")],
+            used: vec![name("tap-pool-41"), name("vm-x")],
         })
         .await
         .unwrap();
@@ -163,11 +128,7 @@ async fn seed_skips_indices_in_use() {
     assert_eq!(ns.tun_names(), ["tap-pool-42", "tap-pool-43"]);
 }
 
-#[actix_rt::test]
 async fn a_fallback_name_that_exists_is_ebusy_and_nothing_is_leaked_or_touched() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.add_bridge("br-tp");
     ns.ip(&["tuntap", "add", "vm-busy", "mode", "tap"]);
@@ -176,7 +137,9 @@ async fn a_fallback_name_that_exists_is_ebusy_and_nothing_is_leaked_or_touched()
     let err = acquire(&pool, "vm-busy").await.unwrap_err();
     assert_eq!(
         err,
-        PoolError::Kernel(KernelError::Exists { name: n("vm-busy") })
+        PoolError::Kernel(KernelError::Exists {
+            name: name("vm-busy")
+        })
     );
     // The other owner's device is exactly as it was: not adopted, not
     // configured, not deleted.
@@ -189,11 +152,7 @@ async fn a_fallback_name_that_exists_is_ebusy_and_nothing_is_leaked_or_touched()
     assert_eq!((s.leased, s.creating, s.failures), (0, 0, 1));
 }
 
-#[actix_rt::test]
 async fn a_missing_bridge_fails_the_warm_up_and_leaves_nothing() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     let pool = start(&ns, 2, configured()); // br-tp is never made
     let report = pool.send(Warm).await.unwrap();
@@ -201,41 +160,33 @@ async fn a_missing_bridge_fails_the_warm_up_and_leaves_nothing() {
     assert_eq!(
         report.failure.unwrap().error,
         PoolError::Kernel(KernelError::BridgeMissing {
-            name: n("tap-pool-0"),
-            bridge: n("br-tp")
+            name: name("tap-pool-0"),
+            bridge: name("br-tp")
         })
     );
     assert!(ns.tun_names().is_empty());
 }
 
-#[actix_rt::test]
 async fn bad_releases_get_typed_errors_from_pool_and_kernel() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     let pool = start(&ns, 1, TapSpec::default());
     pool.send(Warm).await.unwrap();
-    let tap = n("tap-pool-0");
+    let tap = name("tap-pool-0");
     assert_eq!(
         release(&pool, tap).await.unwrap_err(),
         PoolError::AlreadyIdle { name: tap }
     );
     assert_eq!(
-        release(&pool, n("vm-ghost")).await.unwrap_err(),
+        release(&pool, name("vm-ghost")).await.unwrap_err(),
         PoolError::Kernel(KernelError::NoSuchDevice {
-            name: n("vm-ghost")
+            name: name("vm-ghost")
         })
     );
     assert!(Acquire::new("name-of-16-bytes").is_err());
     assert_eq!(ns.tun_names(), ["tap-pool-0"]);
 }
 
-#[actix_rt::test]
 async fn a_reused_tap_is_reset_to_its_pooled_configuration() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.add_bridge("br-tp");
     ns.add_bridge("br-evil");
@@ -254,7 +205,7 @@ async fn a_reused_tap_is_reset_to_its_pooled_configuration() {
     ns.ip(&["link", "set", tap, "down"]);
 
     assert_eq!(release(&pool, lease.name).await.unwrap(), Released::Pooled);
-    stats_until(&pool, |s| s.idle == 1).await;
+    stats_until(&pool, "one idle tap", |s| s.idle == 1).await;
     let after = ns.link(tap).unwrap();
     assert_configured(&after);
     assert_eq!(after["address"], before["address"], "MAC restored");
@@ -268,16 +219,15 @@ async fn a_reused_tap_is_reset_to_its_pooled_configuration() {
     assert_eq!(acquire(&pool, "vm-b").await.unwrap().name, lease.name);
 }
 
-#[actix_rt::test]
 async fn an_idle_tap_deleted_with_ip_is_dropped_and_replaced() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     let pool = start(&ns, 2, TapSpec::default());
     pool.send(Warm).await.unwrap();
     ns.ip(&["link", "del", "tap-pool-1"]);
-    let s = stats_until(&pool, |s| s.vanished == 1 && s.idle == 2).await;
+    let s = stats_until(&pool, "the deleted tap dropped and replaced", |s| {
+        s.vanished == 1 && s.idle == 2
+    })
+    .await;
     assert_eq!(s.created, 3);
     assert_eq!(ns.tun_names(), ["tap-pool-0", "tap-pool-2"]);
     for fallback in ["vm-a", "vm-b"] {
@@ -291,11 +241,7 @@ async fn an_idle_tap_deleted_with_ip_is_dropped_and_replaced() {
     }
 }
 
-#[actix_rt::test]
 async fn drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.ip(&["link", "add", "keep-ifb", "type", "ifb"]);
     let pool = start(
@@ -319,11 +265,7 @@ async fn drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps(
     assert!(ns.tun_names().is_empty());
 }
 
-#[actix_rt::test]
 async fn drain_never_bulk_deletes_a_group_holding_someone_elses_device() {
-    if !require_kernel() {
-        return;
-    }
     let ns = TestNetns::new();
     // An operator put another device in the pool's group by mistake.
     ns.ip(&["link", "add", "not-ours", "type", "ifb"]);
@@ -339,7 +281,7 @@ async fn drain_never_bulk_deletes_a_group_holding_someone_elses_device() {
     pool.send(Warm).await.unwrap();
     let report = pool.send(Drain).await.unwrap();
     assert_eq!((report.deleted, report.bulk), (3, false));
-    assert_eq!(report.foreign_in_group, [n("not-ours")]);
+    assert_eq!(report.foreign_in_group, [name("not-ours")]);
     assert!(ns.link("not-ours").is_some(), "the other device survived");
     assert!(ns.tun_names().is_empty());
 }

@@ -3,19 +3,21 @@
 //! tap another client holds, and at the end the pool's counts are exactly
 //! what the kernel (`ip -j -d link show`) holds.
 
-mod common;
-
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{TestNetns, flags, host_link_names, require_kernel, settled, text};
 use tap_pool_actors::{
-    Acquire, Drain, LeaseSource, LinuxKernelFactory, PoolConfig, Release, Released, TapName,
-    TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, LeaseSource, PoolConfig, Release, Released, TapName, TapSpec, Warm,
 };
+use tap_pool_testkit::pool::settled;
+use tap_pool_testkit::{KernelTest, TestNetns, flags, host_link_names, kernel_test, text};
+
+/// This file's tests, for `main.rs`.
+pub fn tests() -> Vec<KernelTest> {
+    vec![kernel_test!(async sixty_four_clients_share_the_pool_for_100k_cycles_on_the_real_kernel)]
+}
 
 const CLIENTS: u64 = 64;
 const CYCLES: u64 = 100_000;
@@ -24,17 +26,10 @@ const PREFIX: &str = "load-";
 const GROUP: u32 = 4243;
 const BRIDGE: &str = "br-load";
 
-#[actix_rt::test]
 async fn sixty_four_clients_share_the_pool_for_100k_cycles_on_the_real_kernel() {
-    if !require_kernel() {
-        return;
-    }
     let host_before = host_link_names();
     let ns = TestNetns::new();
     ns.add_bridge(BRIDGE);
-    let factory = LinuxKernelFactory {
-        netns: Some(ns.netns()),
-    };
     let config = PoolConfig {
         size: SIZE,
         prefix: PREFIX.to_owned(),
@@ -45,7 +40,7 @@ async fn sixty_four_clients_share_the_pool_for_100k_cycles_on_the_real_kernel() 
         },
         ..PoolConfig::default()
     };
-    let pool = TapPoolActor::start_with(config, Arc::new(factory), 2).expect("valid config");
+    let pool = ns.start_pool(config);
     let warm = pool.send(Warm).await.expect("pool alive");
     assert!(warm.failure.is_none(), "{:?}", warm.failure);
     assert_eq!(warm.created.len(), SIZE);

@@ -9,20 +9,33 @@
 //! so the host's node is never touched), drops to a plain uid and gid, and
 //! only then opens the tap.
 
-mod common;
-
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use common::{TestNetns, assert_not_in_host, eventually, flags, require_kernel, text};
 use tap_pool_actors::{
-    Acquire, Errno, Lease, LeaseSource, LinuxKernelFactory, NetlinkActor, Netns, PoolConfig,
-    TapName, TapPoolActor, TapSpec, Warm,
+    Acquire, Errno, Lease, LeaseSource, NetlinkActor, Netns, PoolConfig, TapName, TapPoolActor,
+    TapSpec, Warm,
 };
+use tap_pool_testkit::{
+    KernelTest, TestNetns, assert_not_in_host, eventually, flags, kernel_test, pool, text,
+};
+
+/// This file's tests, for `main.rs`. Each runs alone: `attach_as` forks, and
+/// the child holds a copy of the `/dev/net/tun` file a concurrent test's kernel
+/// worker holds while it creates a tap, so that tap stays attached (`EBUSY`).
+pub fn tests() -> Vec<KernelTest> {
+    vec![
+        kernel_test!(async a_frame_from_a_firecracker_style_open_reaches_the_bridge_and_is_answered).alone(),
+        kernel_test!(async the_configured_owner_attaches_to_its_leased_tap_without_privileges).alone(),
+        kernel_test!(async under_the_default_owner_no_unprivileged_process_attaches_to_an_idle_tap).alone(),
+        kernel_test!(async under_an_owner_that_uid_attaches_even_to_an_idle_tap).alone(),
+        kernel_test!(async with_owner_and_group_the_kernel_demands_both).alone(),
+        kernel_test!(async with_only_a_group_its_members_attach).alone(),
+    ]
+}
 
 // Ids with no passwd/group entry: nobody on the host has them.
 const OWNER: u32 = 54321;
@@ -34,13 +47,6 @@ const BRIDGE_IP: [u8; 4] = [10, 77, 0, 1];
 const GUEST_IP: [u8; 4] = [10, 77, 0, 2];
 const GUEST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x77, 0x00, 0x02];
 
-/// Runs this file's tests one at a time. `attach_as` forks, and a fork copies
-/// every descriptor of the process, including the `/dev/net/tun` file a kernel
-/// worker of a concurrent test holds while it creates a tap: until the child
-/// closes its copy, that tap stays attached, and whoever opens it next gets
-/// `EBUSY`. The tests take a tenth of a second in all.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// `struct virtio_net_hdr`: the kernel's default `TUNSETVNETHDRSZ`.
 const VNET_HDR_LEN: usize = 10;
 const ETHERTYPE_ARP: u16 = 0x0806;
@@ -48,11 +54,8 @@ const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
 
 fn start(ns: &TestNetns, size: usize, tap: TapSpec) -> Addr<TapPoolActor> {
-    let factory = LinuxKernelFactory {
-        netns: Some(ns.netns()),
-    };
-    let kernel = NetlinkActor::start(Arc::new(factory), 2);
-    TapPoolActor::spawn(
+    let kernel = NetlinkActor::start(ns.factory(), 2);
+    pool::spawn(
         PoolConfig {
             size,
             tap,
@@ -60,7 +63,6 @@ fn start(ns: &TestNetns, size: usize, tap: TapSpec) -> Addr<TapPoolActor> {
         },
         kernel,
     )
-    .expect("valid config")
 }
 
 async fn warm(pool: &Addr<TapPoolActor>, size: usize) -> Vec<TapName> {
@@ -191,12 +193,7 @@ fn mac_of(ns: &TestNetns, dev: &str) -> [u8; 6] {
     bytes.try_into().expect("6-byte MAC")
 }
 
-#[actix_rt::test]
 async fn a_frame_from_a_firecracker_style_open_reaches_the_bridge_and_is_answered() {
-    if !require_kernel() {
-        return;
-    }
-    let _alone = ONE_AT_A_TIME.lock().await;
     let ns = TestNetns::new();
     add_addressed_bridge(&ns);
     let pool = start(
@@ -253,12 +250,7 @@ async fn a_frame_from_a_firecracker_style_open_reaches_the_bridge_and_is_answere
     assert_not_in_host(&[tap, "tap-pool-0", "tap-pool-1", BRIDGE]);
 }
 
-#[actix_rt::test]
 async fn the_configured_owner_attaches_to_its_leased_tap_without_privileges() {
-    if !require_kernel() {
-        return;
-    }
-    let _alone = ONE_AT_A_TIME.lock().await;
     let ns = TestNetns::new();
     let pool = start(
         &ns,
@@ -282,12 +274,7 @@ async fn the_configured_owner_attaches_to_its_leased_tap_without_privileges() {
     assert_not_in_host(&[tap]);
 }
 
-#[actix_rt::test]
 async fn under_the_default_owner_no_unprivileged_process_attaches_to_an_idle_tap() {
-    if !require_kernel() {
-        return;
-    }
-    let _alone = ONE_AT_A_TIME.lock().await;
     let ns = TestNetns::new();
     let pool = start(&ns, 1, TapSpec::default());
     let idle = warm(&pool, 1).await;
@@ -306,12 +293,7 @@ async fn under_the_default_owner_no_unprivileged_process_attaches_to_an_idle_tap
     assert_not_in_host(&[tap]);
 }
 
-#[actix_rt::test]
 async fn under_an_owner_that_uid_attaches_even_to_an_idle_tap() {
-    if !require_kernel() {
-        return;
-    }
-    let _alone = ONE_AT_A_TIME.lock().await;
     let ns = TestNetns::new();
     let pool = start(
         &ns,
@@ -333,12 +315,7 @@ async fn under_an_owner_that_uid_attaches_even_to_an_idle_tap() {
     assert_not_in_host(&[tap]);
 }
 
-#[actix_rt::test]
 async fn with_owner_and_group_the_kernel_demands_both() {
-    if !require_kernel() {
-        return;
-    }
-    let _alone = ONE_AT_A_TIME.lock().await;
     let ns = TestNetns::new();
     let pool = start(
         &ns,
@@ -367,12 +344,7 @@ async fn with_owner_and_group_the_kernel_demands_both() {
     assert_not_in_host(&[tap]);
 }
 
-#[actix_rt::test]
 async fn with_only_a_group_its_members_attach() {
-    if !require_kernel() {
-        return;
-    }
-    let _alone = ONE_AT_A_TIME.lock().await;
     let ns = TestNetns::new();
     let pool = start(
         &ns,

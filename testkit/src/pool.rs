@@ -1,0 +1,82 @@
+//! Starting a pool, and the messages tests send it, answered or with a
+//! deadline. Every test and bench starts its pools here ([`start`], or
+//! [`spawn`] on a kernel actor it shares), so a change to how a pool is
+//! built is made in one place.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use tap_pool_actors::{
+    Acquire, KernelFactory, Lease, NetlinkActor, PoolConfig, PoolError, PoolStats, Release,
+    Released, Stats, TapName, TapPoolActor,
+};
+
+/// The whole pool on `factory` (kernel actors with `workers` threads each,
+/// and a link watcher), as an orchestrator starts it.
+pub fn start(
+    config: PoolConfig,
+    factory: Arc<dyn KernelFactory>,
+    workers: usize,
+) -> Addr<TapPoolActor> {
+    TapPoolActor::start_with(config, factory, workers).expect("valid config")
+}
+
+/// A pool actor alone, on a kernel actor the caller made (and may share
+/// between pools); no link watcher.
+pub fn spawn(config: PoolConfig, kernel: Addr<NetlinkActor>) -> Addr<TapPoolActor> {
+    TapPoolActor::spawn(config, kernel).expect("valid config")
+}
+
+/// `Acquire` with `fallback`, answered.
+pub async fn acquire(pool: &Addr<TapPoolActor>, fallback: &str) -> Result<Lease, PoolError> {
+    pool.send(Acquire::new(fallback).expect("valid name"))
+        .await
+        .expect("pool actor alive")
+}
+
+/// `Release` of `tap`, answered.
+pub async fn release(pool: &Addr<TapPoolActor>, tap: TapName) -> Result<Released, PoolError> {
+    pool.send(Release { tap }).await.expect("pool actor alive")
+}
+
+/// The pool's `Stats`.
+pub async fn stats(pool: &Addr<TapPoolActor>) -> PoolStats {
+    pool.send(Stats).await.expect("pool actor alive")
+}
+
+/// Polls `Stats` until `cond` holds, or panics after ten seconds, naming
+/// `what` it waited for.
+pub async fn stats_until(
+    pool: &Addr<TapPoolActor>,
+    what: &str,
+    cond: impl Fn(&PoolStats) -> bool,
+) -> PoolStats {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = stats(pool).await;
+        if cond(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s:?}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Waits until the pool has nothing in flight (no create, reset or delete)
+/// and returns its stats; no delete may be stuck failing.
+pub async fn settled(pool: &Addr<TapPoolActor>, within: Duration) -> PoolStats {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = stats(pool).await;
+        if s.creating == 0 && s.resetting == 0 && s.deleting == 0 {
+            assert_eq!(s.delete_failed, 0, "{s:?}");
+            return s;
+        }
+        assert!(Instant::now() < deadline, "pool never settled: {s:?}");
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+}

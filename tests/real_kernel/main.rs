@@ -1,0 +1,38 @@
+//! The tests that run on the real kernel, one module per concept, each test
+//! in a network namespace of its own (never the host's), with `ip -j -d` as
+//! the witness:
+//!
+//! - `kernel`: the Linux kernel interface itself (create, list, reset,
+//!   delete, group delete, the link watcher);
+//! - `pool_on_linux`: the pool's rules through the actors;
+//! - `vmm`: what a VMM sees of a pooled tap (opening it, frames, owner and
+//!   group);
+//! - `crash`: no tap leaked or held twice wherever the pool's process dies;
+//! - `load`: 64 clients, 100,000 cycles.
+//!
+//! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip` and `nsenter`. Where this
+//! process lacks them, every test is reported as ignored, with the reason,
+//! unless `TAP_POOL_REQUIRE_KERNEL=1`, which makes each a failure: see
+//! `tap_pool_testkit::harness`, which runs them (`harness = false`).
+
+mod crash;
+mod kernel;
+mod load;
+mod pool_on_linux;
+mod vmm;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tap_pool_testkit::harness::run(
+        [
+            kernel::tests(),
+            pool_on_linux::tests(),
+            vmm::tests(),
+            crash::tests(),
+            load::tests(),
+        ]
+        .into_iter()
+        .flatten(),
+    )
+}
