@@ -11,7 +11,17 @@ use crate::name::{MAX_NAME_LEN, NameError, TapName};
 pub const DEFAULT_PREFIX: &str = "tap-pool-";
 
 /// How a pool behaves.
+///
+/// Start from [`PoolConfig::default`] and set the fields you need (new fields
+/// may come; the struct is `#[non_exhaustive]`):
+///
+/// ```
+/// let mut config = tap_pool::PoolConfig::default();
+/// config.size = 32;
+/// config.tap.device_group = Some(4242);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolConfig {
     /// How many idle taps to keep ready. 0 disables pooling: `Acquire` always
     /// creates, `Release` always deletes, `Warm` does nothing.
@@ -83,6 +93,7 @@ impl Default for PoolConfig {
 
 /// A configuration the pool refuses.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The prefix is empty, so every name of digits would be a pool name.
     #[error("the pool name prefix is empty")]

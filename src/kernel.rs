@@ -14,8 +14,11 @@ use crate::name::TapName;
 
 /// How a new tap is made and configured.
 ///
-/// `Copy`, because it travels with every create request.
+/// `Copy`, because it travels with every create request. Part of the
+/// configuration: start from [`TapSpec::default`] and set the fields you
+/// need (the struct is `#[non_exhaustive]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TapSpec {
     /// The uid allowed to attach to the tap (`TUNSETOWNER`). `None` with no
     /// `group` means the effective uid of the process running the pool: a tap

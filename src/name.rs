@@ -13,6 +13,7 @@ pub const MAX_NAME_LEN: usize = 15;
 /// The rules are the kernel's own (`dev_valid_name` in `net/core/dev.c`), so a
 /// name that passes here is never refused by the kernel for its spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum NameError {
     /// The name is empty.
     #[error("device name is empty")]

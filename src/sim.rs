@@ -127,6 +127,8 @@ struct State {
     next_index: u32,
     latency: [Duration; OPS],
     calls: [u64; OPS],
+    /// Calls that have returned, by operation.
+    returned: [u64; OPS],
     faults: Vec<Fault>,
     rng: u64,
     euid: u32,
@@ -222,6 +224,7 @@ impl SimKernel {
                 next_index: 2, // 1 is the loopback device
                 latency: [Duration::ZERO; OPS],
                 calls: [0; OPS],
+                returned: [0; OPS],
                 faults: Vec::new(),
                 rng: seed | 1,
                 euid,
@@ -252,6 +255,11 @@ impl SimKernel {
     /// Removes every fault.
     pub fn clear_faults(&self) {
         self.lock().faults.clear();
+    }
+
+    /// How many calls of `op` have returned (with their effects done).
+    pub fn returned(&self, op: SimOp) -> u64 {
+        self.lock().returned[op.slot()]
     }
 
     /// How many calls of `op` were made, failed ones included.
@@ -386,6 +394,19 @@ fn check_mtu(name: TapName, mtu: u32) -> Result<(), KernelError> {
     })
 }
 
+/// Counts a call as returned when the call's body ends (dropped last, after
+/// its effects).
+struct Returned<'a> {
+    sim: &'a SimKernel,
+    op: SimOp,
+}
+
+impl Drop for Returned<'_> {
+    fn drop(&mut self) {
+        self.sim.lock().returned[self.op.slot()] += 1;
+    }
+}
+
 impl SimKernel {
     /// Counts a call of `op`, sleeps its latency outside the lock, and returns
     /// the injected errno if a fault fires.
@@ -449,6 +470,10 @@ impl SimKernel {
 
 impl Kernel for SimKernel {
     fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<CreatedTap, KernelError> {
+        let _returned = Returned {
+            sim: self,
+            op: SimOp::Create,
+        };
         if let Some(errno) = self.enter(SimOp::Create) {
             return Err(KernelError::Create {
                 name,
@@ -493,6 +518,10 @@ impl Kernel for SimKernel {
 
     fn delete_link(&mut self, device: Device) -> Result<(), KernelError> {
         let name = device.name;
+        let _returned = Returned {
+            sim: self,
+            op: SimOp::Delete,
+        };
         if let Some(errno) = self.enter(SimOp::Delete) {
             return Err(KernelError::Delete {
                 name,
@@ -523,6 +552,10 @@ impl Kernel for SimKernel {
     }
 
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError> {
+        let _returned = Returned {
+            sim: self,
+            op: SimOp::List,
+        };
         if let Some(errno) = self.enter(SimOp::List) {
             return Err(KernelError::List {
                 errno,
@@ -539,6 +572,10 @@ impl Kernel for SimKernel {
         mac: [u8; 6],
     ) -> Result<(), KernelError> {
         let name = device.name;
+        let _returned = Returned {
+            sim: self,
+            op: SimOp::Reset,
+        };
         if let Some(errno) = self.enter(SimOp::Reset) {
             return Err(KernelError::Reset {
                 name,
@@ -568,6 +605,10 @@ impl Kernel for SimKernel {
 
     fn set_device_group(&mut self, device: Device, group: u32) -> Result<(), KernelError> {
         let name = device.name;
+        let _returned = Returned {
+            sim: self,
+            op: SimOp::SetGroup,
+        };
         if let Some(errno) = self.enter(SimOp::SetGroup) {
             return Err(KernelError::Configure {
                 name,
@@ -589,6 +630,10 @@ impl Kernel for SimKernel {
     }
 
     fn list_group(&mut self, group: u32) -> Result<Vec<TapName>, KernelError> {
+        let _returned = Returned {
+            sim: self,
+            op: SimOp::List,
+        };
         if let Some(errno) = self.enter(SimOp::List) {
             return Err(KernelError::List {
                 errno,
@@ -610,6 +655,10 @@ impl Kernel for SimKernel {
     }
 
     fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
+        let _returned = Returned {
+            sim: self,
+            op: SimOp::DeleteGroup,
+        };
         let fault = self.enter(SimOp::DeleteGroup);
         if group == 0 || fault.is_some() {
             return Err(KernelError::DeleteGroup {

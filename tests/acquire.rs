@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use tap_pool::Kernel;
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, Kernel, KernelError, LeaseSource, NameError, PoolConfig, PoolError, Released, TapSpec,
+    Acquire, Error, KernelError, LeaseSource, NameError, PoolConfig, PoolError, Released, TapSpec,
     TapState,
 };
 use tap_pool_testkit::{SimPool, name};
@@ -56,7 +57,7 @@ async fn a_failed_fallback_create_reaches_the_caller_and_leaks_nothing() {
     p.sim.inject(Fault::nth(SimOp::Create, 1, libc::ENOMEM));
     let err = p.acquire("vm-a").await.unwrap_err();
     assert!(
-        matches!(err, PoolError::Kernel(KernelError::Create { name: n, .. }) if n == name("vm-a")),
+        matches!(err, Error::Pool(PoolError::Kernel(KernelError::Create { name: n, .. })) if n == name("vm-a")),
         "{err}"
     );
     assert!(p.kernel_taps().is_empty());
@@ -70,17 +71,18 @@ async fn a_failed_fallback_create_reaches_the_caller_and_leaks_nothing() {
 async fn a_fallback_name_that_exists_in_the_kernel_is_refused_and_left_alone() {
     let p = SimPool::start(1);
     let mut outside = p.sim.clone();
-    let spec = TapSpec {
-        mtu: Some(9000),
-        ..TapSpec::default()
+    let spec = {
+        let mut t = TapSpec::default();
+        t.mtu = Some(9000);
+        t
     };
     outside.create_tap(name("vm-taken"), &spec).unwrap();
     let err = p.acquire("vm-taken").await.unwrap_err();
     assert_eq!(
         err,
-        PoolError::Kernel(KernelError::Exists {
+        Error::Pool(PoolError::Kernel(KernelError::Exists {
             name: name("vm-taken")
-        })
+        }))
     );
     // The other owner's device is untouched, and the pool does not claim it.
     assert_eq!(p.sim.tap(name("vm-taken")).unwrap().mtu, 9000);
@@ -117,15 +119,15 @@ async fn fallback_names_the_pool_holds_are_refused_and_change_nothing() {
 
     assert_eq!(
         p.acquire("vm-b").await.unwrap_err(),
-        PoolError::NameInUse {
+        Error::Pool(PoolError::NameInUse {
             name: name("vm-b"),
             state: TapState::Leased
-        }
+        })
     );
     // The idle tap's own name (a pool name) as a fallback.
     assert_eq!(
         p.acquire(pooled.name.as_str()).await.unwrap_err(),
-        PoolError::FallbackIsPoolName { name: pooled.name }
+        Error::Pool(PoolError::FallbackIsPoolName { name: pooled.name })
     );
     assert_eq!(p.stats().await, before);
     assert_eq!(p.kernel_taps(), kernel_before);
@@ -141,13 +143,11 @@ fn a_fallback_tap_finished_after_the_pool_stopped_is_deleted() {
     let system = actix_rt::System::new();
     let late = name("vm-late");
     let (p, pending) = system.block_on(async {
-        let p = SimPool::with(
-            sim.clone(),
-            PoolConfig {
-                size: 0,
-                ..PoolConfig::default()
-            },
-        );
+        let p = SimPool::with(sim.clone(), {
+            let mut c = PoolConfig::default();
+            c.size = 0;
+            c
+        });
         let pending = p.pool.send(Acquire { fallback: late });
         tap_pool_testkit::wait_until("the fallback create to start", || async {
             sim.calls(SimOp::Create) == 1
@@ -159,7 +159,7 @@ fn a_fallback_tap_finished_after_the_pool_stopped_is_deleted() {
     // wait for fallback creates).
     drop(p);
     system.block_on(async {
-        assert_eq!(pending.await.unwrap(), Err(PoolError::Stopped));
+        assert_eq!(pending.await.unwrap(), Err(Error::Stopped));
         tap_pool_testkit::wait_until("the orphaned tap to be deleted", || async {
             !sim.contains(late)
         })
@@ -170,7 +170,7 @@ fn a_fallback_tap_finished_after_the_pool_stopped_is_deleted() {
 }
 
 /// Same, but the create fails because the name is someone else's device:
-/// the caller hears why, and the device is left alone.
+/// the caller hears that the pool stopped, and the device is left alone.
 #[actix_rt::test]
 async fn a_failed_fallback_create_after_the_pool_stopped_leaves_the_owners_device_alone() {
     let sim = SimKernel::new();
@@ -179,13 +179,11 @@ async fn a_failed_fallback_create_after_the_pool_stopped_leaves_the_owners_devic
         .create_tap(name("vm-taken"), &TapSpec::default())
         .unwrap();
     sim.set_latency(SimOp::Create, Duration::from_millis(100));
-    let p = SimPool::with(
-        sim.clone(),
-        PoolConfig {
-            size: 0,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim.clone(), {
+        let mut c = PoolConfig::default();
+        c.size = 0;
+        c
+    });
     let pending = p.pool.send(Acquire::new("vm-taken").unwrap());
     tap_pool_testkit::wait_until("the fallback create to start", || async {
         sim.calls(SimOp::Create) == 1
@@ -193,10 +191,11 @@ async fn a_failed_fallback_create_after_the_pool_stopped_leaves_the_owners_devic
     .await;
     let weak = p.pool.downgrade();
     drop(p);
-    assert!(matches!(
-        pending.await.unwrap(),
-        Err(PoolError::Kernel(KernelError::Exists { .. }))
-    ));
+    assert_eq!(pending.await.unwrap(), Err(Error::Stopped));
+    tap_pool_testkit::wait_until("the create to fail", || async {
+        sim.returned(SimOp::Create) == 1
+    })
+    .await;
     tap_pool_testkit::wait_until("the pool to stop", || async {
         weak.upgrade().is_none_or(|pool| !pool.connected())
     })

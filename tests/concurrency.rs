@@ -14,14 +14,12 @@ use tap_pool_testkit::{SimPool, name};
 async fn a_slow_create_does_not_hold_up_requests_served_from_idle_taps() {
     // The in-memory path only: with resets on, each release would also queue
     // a kernel call (see release.rs for resets).
-    let p = SimPool::with(
-        SimKernel::new(),
-        PoolConfig {
-            size: 1,
-            reset_on_release: false,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(SimKernel::new(), {
+        let mut c = PoolConfig::default();
+        c.size = 1;
+        c.reset_on_release = false;
+        c
+    });
     p.warm().await;
     let held = p.acquire("vm-first").await.unwrap();
     p.sim.set_latency(SimOp::Create, Duration::from_millis(50));
@@ -62,14 +60,12 @@ async fn many_clients_never_share_a_tap_and_the_counts_add_up() {
     let sim = SimKernel::new();
     sim.set_latency(SimOp::Create, Duration::from_micros(200));
     sim.set_latency(SimOp::Delete, Duration::from_micros(200));
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 8,
-            create_window: 2,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 8;
+        c.create_window = 2;
+        c
+    });
     p.warm().await;
 
     let held: Arc<Mutex<HashSet<String>>> = Arc::default();

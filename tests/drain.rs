@@ -8,13 +8,15 @@ use tap_pool_actors::{Drain, PoolConfig, Released, Stats, TapSpec, Warm};
 use tap_pool_testkit::SimPool;
 
 fn grouped(size: usize) -> PoolConfig {
-    PoolConfig {
-        size,
-        tap: TapSpec {
-            device_group: Some(4242),
-            ..TapSpec::default()
-        },
-        ..PoolConfig::default()
+    {
+        let mut c = PoolConfig::default();
+        c.size = size;
+        c.tap = {
+            let mut t = TapSpec::default();
+            t.device_group = Some(4242);
+            t
+        };
+        c
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
-use tap_pool_actors::{Backoff, KernelError, LeaseSource, PoolConfig, PoolError};
+use tap_pool_actors::{Backoff, Error, KernelError, LeaseSource, PoolConfig, PoolError};
 use tap_pool_testkit::SimPool;
 
 #[actix_rt::test]
@@ -32,19 +32,17 @@ async fn a_failed_warm_up_is_retried_with_backoff_until_the_pool_is_full() {
     let sim = SimKernel::new();
     sim.inject(Fault::nth(SimOp::Create, 2, libc::ENOMEM));
     sim.inject(Fault::nth(SimOp::Create, 3, libc::ENOMEM));
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 3,
-            create_window: 1,
-            warm_retry: Backoff {
-                initial: Duration::from_millis(5),
-                max: Duration::from_millis(20),
-                max_attempts: 5,
-            },
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 3;
+        c.create_window = 1;
+        c.warm_retry = Backoff {
+            initial: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+            max_attempts: 5,
+        };
+        c
+    });
     let report = p.warm().await;
     assert_eq!(report.created.len(), 1);
     assert_eq!(report.retry_in, Some(Duration::from_millis(5)));
@@ -55,24 +53,22 @@ async fn a_failed_warm_up_is_retried_with_backoff_until_the_pool_is_full() {
 #[actix_rt::test]
 async fn a_failed_delete_is_retried_until_the_tap_is_gone() {
     let sim = SimKernel::new();
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 0,
-            delete_retry: Backoff {
-                initial: Duration::from_millis(5),
-                max: Duration::from_millis(20),
-                max_attempts: u32::MAX,
-            },
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 0;
+        c.delete_retry = Backoff {
+            initial: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+            max_attempts: u32::MAX,
+        };
+        c
+    });
     let lease = p.acquire("vm-a").await.unwrap();
     p.sim.inject(Fault::nth(SimOp::Delete, 1, libc::EBUSY));
     p.sim.inject(Fault::nth(SimOp::Delete, 2, libc::EBUSY));
     assert!(matches!(
         p.release(lease.name).await.unwrap_err(),
-        PoolError::Kernel(KernelError::Delete { .. })
+        Error::Pool(PoolError::Kernel(KernelError::Delete { .. }))
     ));
     assert!(p.sim.contains(lease.name));
     let s = p
@@ -96,7 +92,7 @@ async fn a_leased_tap_deleted_behind_the_pools_back_keeps_its_name_until_release
         .await;
     assert!(matches!(
         p.acquire("vm-a").await.unwrap_err(),
-        PoolError::NameInUse { .. }
+        Error::Pool(PoolError::NameInUse { .. })
     ));
     assert_eq!(
         p.release(lease.name).await.unwrap(),

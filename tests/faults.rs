@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tap_pool::{CreatedTap, Device, Kernel, KernelFactory, LinkInfo, LinkWatcher};
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, Backoff, CreatedTap, Device, Kernel, KernelError, KernelFactory, LinkInfo,
-    LinkWatcher, NetlinkActor, PoolConfig, PoolError, Release, Released, TapName, TapSpec,
-    TapState, Warm,
+    Acquire, Backoff, Error, KernelError, PoolConfig, PoolError, Release, Released, TapName,
+    TapSpec, TapState, Warm,
 };
 use tap_pool_testkit::{SimPool, name};
 
@@ -22,7 +22,7 @@ async fn a_failed_delete_keeps_the_tap_known() {
     let err = p.release(lease.name).await.unwrap_err();
     assert!(matches!(
         err,
-        PoolError::Kernel(KernelError::Delete { name: n, .. }) if n == lease.name
+        Error::Pool(PoolError::Kernel(KernelError::Delete { name: n, .. })) if n == lease.name
     ));
     assert!(p.sim.contains(lease.name), "the device is still there");
     let s = p.stats().await;
@@ -30,14 +30,14 @@ async fn a_failed_delete_keeps_the_tap_known() {
     // Neither handed out again nor released twice.
     assert_eq!(
         p.release(lease.name).await.unwrap_err(),
-        PoolError::AlreadyReleased {
+        Error::Pool(PoolError::AlreadyReleased {
             name: lease.name,
             state: TapState::DeleteFailed
-        }
+        })
     );
     assert!(matches!(
         p.acquire("vm-a").await.unwrap_err(),
-        PoolError::NameInUse { .. }
+        Error::Pool(PoolError::NameInUse { .. })
     ));
 }
 
@@ -48,18 +48,16 @@ async fn random_failures_under_churn_lose_and_duplicate_nothing() {
     let sim = SimKernel::with_seed(42);
     sim.inject(Fault::rate(SimOp::Create, 0.2, libc::ENOMEM));
     sim.inject(Fault::rate(SimOp::Delete, 0.1, libc::EIO));
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 4,
-            delete_retry: Backoff {
-                initial: Duration::from_millis(2),
-                max: Duration::from_millis(20),
-                max_attempts: u32::MAX,
-            },
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 4;
+        c.delete_retry = Backoff {
+            initial: Duration::from_millis(2),
+            max: Duration::from_millis(20),
+            max_attempts: u32::MAX,
+        };
+        c
+    });
     let held: Arc<Mutex<HashSet<TapName>>> = Arc::default();
     let mut clients = Vec::new();
     for c in 0..16 {
@@ -83,7 +81,7 @@ async fn random_failures_under_churn_lose_and_duplicate_nothing() {
                 match pool.send(Release { tap: lease.name }).await.unwrap() {
                     Ok(Released::Pooled | Released::Deleted) => {}
                     Ok(Released::Vanished) => panic!("nothing deletes taps behind the pool here"),
-                    Err(PoolError::Kernel(KernelError::Delete { name, .. })) => {
+                    Err(Error::Pool(PoolError::Kernel(KernelError::Delete { name, .. }))) => {
                         failed_deletes.push(name)
                     }
                     Err(e) => panic!("unexpected release error: {e}"),
@@ -198,26 +196,27 @@ async fn a_kernel_worker_survives_a_panic_and_a_failed_open() {
         refuse_opens: Arc::new(AtomicUsize::new(1)),
     };
     // One worker, so every call goes through the same thread.
-    let kernel = NetlinkActor::start(Arc::new(factory), 1);
     let pool = tap_pool_testkit::pool::spawn(
-        PoolConfig {
-            size: 0,
-            create_window: 1,
-            ..PoolConfig::default()
+        {
+            let mut c = PoolConfig::default();
+            c.size = 0;
+            c.create_window = 1;
+            c
         },
-        kernel,
+        Arc::new(factory),
+        1,
     );
     let acquire = |n: &str| pool.send(Acquire::new(n).unwrap());
 
     // The worker cannot open its handle: the error reaches the caller.
     assert!(matches!(
         acquire("vm-a").await.unwrap(),
-        Err(PoolError::Kernel(KernelError::Socket { .. }))
+        Err(Error::Pool(PoolError::Kernel(KernelError::Socket { .. })))
     ));
     // It opens one on the next call, which panics inside the kernel.
     let err = acquire("vm-a").await.unwrap().unwrap_err();
     assert!(
-        matches!(&err, PoolError::Kernel(KernelError::Panicked { op: "create", message })
+        matches!(&err, Error::Pool(PoolError::Kernel(KernelError::Panicked { op: "create", message }))
             if message.contains("injected panic")),
         "{err}"
     );

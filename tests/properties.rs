@@ -90,14 +90,16 @@ struct Model {
 
 impl Model {
     fn new(size: usize, grouped: bool) -> Model {
-        let config = PoolConfig {
-            size,
-            create_window: 2,
-            tap: TapSpec {
-                device_group: grouped.then_some(4242),
-                ..TapSpec::default()
-            },
-            ..PoolConfig::default()
+        let config = {
+            let mut c = PoolConfig::default();
+            c.size = size;
+            c.create_window = 2;
+            c.tap = {
+                let mut t = TapSpec::default();
+                t.device_group = grouped.then_some(4242);
+                t
+            };
+            c
         };
         Model {
             pool: Pool::new(config.clone()).unwrap(),

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use tap_pool::Kernel;
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
-    Kernel, KernelError, PoolConfig, PoolError, Release, Released, Seed, TapSpec, TapState,
+    Error, KernelError, PoolConfig, PoolError, Release, Released, Seed, TapSpec, TapState,
 };
 use tap_pool_testkit::{SimPool, name};
 
@@ -28,19 +29,18 @@ async fn a_reused_tap_inherits_nothing_from_its_last_tenant() {
     let sim = SimKernel::new();
     sim.add_bridge(name("br0")).unwrap();
     sim.add_bridge(name("br-evil")).unwrap();
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 1,
-            tap: TapSpec {
-                bridge: Some(name("br0")),
-                mtu: Some(1400),
-                device_group: Some(7),
-                ..TapSpec::default()
-            },
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 1;
+        c.tap = {
+            let mut t = TapSpec::default();
+            t.bridge = Some(name("br0"));
+            t.mtu = Some(1400);
+            t.device_group = Some(7);
+            t
+        };
+        c
+    });
     p.warm().await;
     let lease = p.acquire("vm-a").await.unwrap();
     let pooled = p.sim.tap(lease.name).unwrap();
@@ -129,7 +129,7 @@ async fn a_double_release_is_refused_and_changes_nothing() {
     let before = p.stats().await;
     assert_eq!(
         p.release(lease.name).await.unwrap_err(),
-        PoolError::AlreadyIdle { name: lease.name }
+        Error::Pool(PoolError::AlreadyIdle { name: lease.name })
     );
     assert_eq!(p.stats().await, before);
 }
@@ -138,29 +138,29 @@ async fn a_double_release_is_refused_and_changes_nothing() {
 async fn releasing_a_tap_while_it_is_being_deleted_is_refused() {
     let sim = SimKernel::new();
     sim.set_latency(SimOp::Delete, Duration::from_millis(30));
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 0,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 0;
+        c
+    });
     let lease = p.acquire("vm-a").await.unwrap();
     let first = p.pool.send(Release { tap: lease.name });
     let second = p.release(lease.name).await;
     assert_eq!(
         second.unwrap_err(),
-        PoolError::AlreadyReleased {
+        Error::Pool(PoolError::AlreadyReleased {
             name: lease.name,
             state: TapState::Deleting
-        }
+        })
     );
     assert_eq!(first.await.unwrap().unwrap(), Released::Deleted);
     assert_eq!(p.sim.calls(SimOp::Delete), 1);
     // Once deleted and forgotten, a third release gets the kernel's answer.
     assert_eq!(
         p.release(lease.name).await.unwrap_err(),
-        PoolError::Kernel(KernelError::NoSuchDevice { name: lease.name })
+        Error::Pool(PoolError::Kernel(KernelError::NoSuchDevice {
+            name: lease.name
+        }))
     );
     let s = p.stats().await;
     assert_eq!((s.deleting, s.delete_failed, s.leased), (0, 0, 0));
@@ -173,9 +173,9 @@ async fn releasing_a_name_nobody_has_is_a_typed_error() {
     let before = p.kernel_taps();
     assert_eq!(
         p.release(name("vm-ghost")).await.unwrap_err(),
-        PoolError::Kernel(KernelError::NoSuchDevice {
+        Error::Pool(PoolError::Kernel(KernelError::NoSuchDevice {
             name: name("vm-ghost")
-        })
+        }))
     );
     assert_eq!(p.kernel_taps(), before);
     let s = p.stats().await;
@@ -188,18 +188,17 @@ async fn a_burst_of_releases_resets_every_tap_and_a_failed_reset_spoils_only_its
     let sim = SimKernel::new();
     sim.add_bridge(name("br0")).unwrap();
     let size = 24;
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size,
-            tap: TapSpec {
-                bridge: Some(name("br0")),
-                mtu: Some(1400),
-                ..TapSpec::default()
-            },
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = size;
+        c.tap = {
+            let mut t = TapSpec::default();
+            t.bridge = Some(name("br0"));
+            t.mtu = Some(1400);
+            t
+        };
+        c
+    });
     p.warm().await;
     let mut leases = Vec::new();
     for i in 0..size {
@@ -272,14 +271,12 @@ async fn a_tap_is_back_in_service_after_its_own_reset_not_its_whole_batch() {
             .unwrap();
     }
     sim.set_latency(SimOp::Reset, Duration::from_millis(100));
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size,
-            create_window: 2,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = size;
+        c.create_window = 2;
+        c
+    });
     let report = p.pool.send(Seed { used: vec![] }).await.unwrap().unwrap();
     assert_eq!(report.adopted.len(), size);
     p.stats_until("a first tap back in service", |s| s.idle >= 1)

@@ -1,8 +1,9 @@
 //! `Seed`: after a restart, reconcile with what the kernel holds.
 
+use tap_pool::Kernel;
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
-    Kernel, KernelError, PoolConfig, PoolError, Released, Seed, TapName, TapSpec, TapState,
+    Error, KernelError, PoolConfig, PoolError, Released, Seed, TapName, TapSpec, TapState,
 };
 use tap_pool_testkit::{SimPool, name, wait_until};
 
@@ -15,7 +16,7 @@ fn leftovers(names: &[&str], spec: TapSpec) -> SimKernel {
     sim
 }
 
-async fn seed(p: &SimPool, used: &[&str]) -> Result<tap_pool_actors::SeedReport, PoolError> {
+async fn seed(p: &SimPool, used: &[&str]) -> Result<tap_pool_actors::SeedReport, Error> {
     let used: Vec<TapName> = used.iter().map(|n| name(n)).collect();
     p.pool.send(Seed { used }).await.unwrap()
 }
@@ -24,13 +25,11 @@ async fn seed(p: &SimPool, used: &[&str]) -> Result<tap_pool_actors::SeedReport,
 async fn seed_starts_the_index_above_every_pool_index_in_use_or_in_the_kernel() {
     let sim = leftovers(&["tap-pool-7", "tap-pool-3", "vm-x"], TapSpec::default());
     sim.set_in_use(name("tap-pool-7"), true);
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 2,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 2;
+        c
+    });
     let report = seed(&p, &["tap-pool-7", "vm-x", "tap-pool-0012"])
         .await
         .unwrap();
@@ -57,13 +56,11 @@ async fn seed_adopts_up_to_the_size_deletes_the_rest_and_spares_open_taps() {
         TapSpec::default(),
     );
     sim.set_in_use(name("tap-pool-4"), true); // a live VM the caller forgot
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 2,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 2;
+        c
+    });
     let report = seed(&p, &["tap-pool-3"]).await.unwrap();
     assert_eq!(report.adopted, [name("tap-pool-0"), name("tap-pool-1")]);
     assert_eq!(report.deleted, [name("tap-pool-2")]);
@@ -91,9 +88,10 @@ async fn seed_adopts_up_to_the_size_deletes_the_rest_and_spares_open_taps() {
 
 #[actix_rt::test]
 async fn fallback_taps_leaked_by_an_earlier_run_are_found_by_device_group() {
-    let spec = TapSpec {
-        device_group: Some(4242),
-        ..TapSpec::default()
+    let spec = {
+        let mut t = TapSpec::default();
+        t.device_group = Some(4242);
+        t
     };
     let sim = leftovers(&["vm-held", "vm-leaked", "vm-open"], spec);
     sim.set_in_use(name("vm-open"), true);
@@ -102,14 +100,12 @@ async fn fallback_taps_leaked_by_an_earlier_run_are_found_by_device_group() {
     other
         .create_tap(name("vm-foreign"), &TapSpec::default())
         .unwrap();
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 1,
-            tap: spec,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 1;
+        c.tap = spec;
+        c
+    });
     let report = seed(&p, &["vm-held"]).await.unwrap();
     assert_eq!(report.deleted, [name("vm-leaked")]);
     assert_eq!(report.left_alone, [name("vm-open")]);
@@ -133,20 +129,18 @@ async fn seed_never_lowers_the_index() {
 #[actix_rt::test]
 async fn seeded_names_are_held_by_their_callers() {
     let sim = leftovers(&["tap-pool-4", "vm-x"], TapSpec::default());
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 1,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 1;
+        c
+    });
     seed(&p, &["tap-pool-4", "vm-x"]).await.unwrap();
     assert_eq!(
         p.acquire("vm-x").await.unwrap_err(),
-        PoolError::NameInUse {
+        Error::Pool(PoolError::NameInUse {
             name: name("vm-x"),
             state: TapState::Leased
-        }
+        })
     );
     // The VM's pool tap, released, goes back to the pool after a reset.
     assert_eq!(
@@ -159,13 +153,11 @@ async fn seeded_names_are_held_by_their_callers() {
 #[actix_rt::test]
 async fn a_failed_listing_is_a_typed_error_and_changes_nothing() {
     let sim = leftovers(&["tap-pool-9"], TapSpec::default());
-    let p = SimPool::with(
-        sim.clone(),
-        PoolConfig {
-            size: 1,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim.clone(), {
+        let mut c = PoolConfig::default();
+        c.size = 1;
+        c
+    });
     // The link watcher lists the links once as it starts; the fault is for
     // Seed's listing, whichever comes first.
     wait_until("the watcher's first listing", || async {
@@ -180,7 +172,7 @@ async fn a_failed_listing_is_a_typed_error_and_changes_nothing() {
     let before = p.stats().await;
     assert!(matches!(
         seed(&p, &["vm-x"]).await.unwrap_err(),
-        PoolError::Kernel(KernelError::List { .. })
+        Error::Pool(PoolError::Kernel(KernelError::List { .. }))
     ));
     assert_eq!(p.stats().await, before);
     assert_eq!(seed(&p, &[]).await.unwrap().adopted, [name("tap-pool-9")]);

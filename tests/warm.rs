@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use tap_pool::TunKind;
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
-use tap_pool_actors::{KernelError, PoolConfig, PoolError, TunKind, Warm};
+use tap_pool_actors::{KernelError, PoolConfig, PoolError, Warm};
 use tap_pool_testkit::{SimPool, name};
 
 #[actix_rt::test]
@@ -32,14 +33,12 @@ async fn warm_fills_the_pool_with_persistent_owned_taps() {
 async fn concurrent_warms_coalesce_and_never_overshoot() {
     let sim = SimKernel::new();
     sim.set_latency(SimOp::Create, Duration::from_millis(5));
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 6,
-            create_window: 2,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 6;
+        c.create_window = 2;
+        c
+    });
     // Each send is in the mailbox before any is awaited.
     let requests: Vec<_> = (0..4).map(|_| p.pool.send(Warm)).collect();
     let mut reports = Vec::new();
@@ -58,14 +57,12 @@ async fn concurrent_warms_coalesce_and_never_overshoot() {
 async fn warm_stops_at_first_failure_and_resumes_with_fresh_names() {
     let sim = SimKernel::new();
     sim.inject(Fault::nth(SimOp::Create, 3, libc::ENOMEM));
-    let p = SimPool::with(
-        sim,
-        PoolConfig {
-            size: 5,
-            create_window: 1,
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 5;
+        c.create_window = 1;
+        c
+    });
     let report = p.warm().await;
     assert_eq!(report.created, [name("tap-pool-0"), name("tap-pool-1")]);
     let failure = report.failure.expect("third create failed");
@@ -98,17 +95,12 @@ async fn pool_size_zero_warms_nothing() {
 
 #[actix_rt::test]
 async fn warm_with_a_missing_bridge_reports_a_typed_error_and_leaves_nothing() {
-    let p = SimPool::with(
-        SimKernel::new(),
-        PoolConfig {
-            size: 3,
-            tap: tap_pool_actors::TapSpec {
-                bridge: Some(name("br-missing")),
-                ..Default::default()
-            },
-            ..PoolConfig::default()
-        },
-    );
+    let p = SimPool::with(SimKernel::new(), {
+        let mut c = PoolConfig::default();
+        c.size = 3;
+        c.tap.bridge = Some(name("br-missing"));
+        c
+    });
     let report = p.warm().await;
     assert!(report.created.is_empty());
     assert!(matches!(

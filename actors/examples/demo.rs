@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use tap_pool_actors::sim::{SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, Drain, KernelFactory, LeaseSource, LinuxKernelFactory, Netns, PoolConfig, Release,
-    Seed, Stats, TapName, TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, LeaseSource, LinuxKernelFactory, Netns, PoolConfig, Release, Seed, Stats,
+    TapName, TapPoolActor, TapSpec, Warm,
 };
 
 const POOL_SIZE: usize = 16;
@@ -26,7 +26,7 @@ const BRIDGE: &str = "tpdemo-br0";
 const DEVICE_GROUP: u32 = 4242;
 
 struct Setup {
-    factory: Arc<dyn KernelFactory>,
+    factory: Arc<dyn tap_pool_actors::kernel_api::KernelFactory>,
     bridge: Option<TapName>,
     label: String,
     /// Keeps the namespace alive for the demo's duration.
@@ -157,18 +157,23 @@ async fn main() {
         "pool of {POOL_SIZE} taps, {WORKERS} kernel workers, {vms} VMs, up to {concurrency} at once\n"
     );
 
-    let config = PoolConfig {
-        size: POOL_SIZE,
-        create_window: 2 * WORKERS,
-        tap: TapSpec {
-            bridge: setup.bridge,
-            device_group: Some(DEVICE_GROUP),
-            ..TapSpec::default()
-        },
-        ..PoolConfig::default()
+    let config = {
+        let mut c = PoolConfig::default();
+        c.size = POOL_SIZE;
+        c.create_window = 2 * WORKERS;
+        c.tap = {
+            let mut t = TapSpec::default();
+            t.bridge = setup.bridge;
+            t.device_group = Some(DEVICE_GROUP);
+            t
+        };
+        c
     };
-    let pool = TapPoolActor::start_with(config, Arc::clone(&setup.factory), WORKERS)
-        .expect("valid config");
+    let pool = TapPoolActor::builder(config)
+        .kernel(Arc::clone(&setup.factory))
+        .workers(WORKERS)
+        .start()
+        .expect("valid config, inside a System");
     // After a crash, the next run finds what this one left: seed first.
     let seeded = pool
         .send(Seed::default())

@@ -66,6 +66,12 @@ pub use tap_pool::{LinuxKernelFactory, Netns};
 /// The simulated kernel, for tests and demos without root.
 pub use tap_pool::sim;
 
+/// The real kernel: [`linux::probe`] tells whether this process can make
+/// taps; [`linux::LinuxKernelFactory`] drives it in a namespace of your
+/// choice.
+#[cfg(target_os = "linux")]
+pub use tap_pool::linux;
+
 /// For implementers of a kernel of their own: the [`Kernel`](kernel_api::Kernel)
 /// trait and the types it speaks. An orchestrator needs none of it.
 pub mod kernel_api {

@@ -102,7 +102,7 @@ pub fn test_name(module_path: &str, test: &str) -> String {
 
 /// Whether the real-kernel tests can run here, and if not, why.
 pub fn kernel_usable() -> Result<(), String> {
-    tap_pool_actors::linux::probe()?;
+    tap_pool::linux::probe()?;
     for tool in ["ip", "nsenter"] {
         let found = std::process::Command::new(tool)
             .arg("-V")

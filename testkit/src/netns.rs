@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use actix::Addr;
 use serde_json::Value;
-use tap_pool_actors::{Kernel, KernelFactory, LinuxKernelFactory, Netns, PoolConfig, TapPoolActor};
+use tap_pool::{Kernel, KernelFactory, LinuxKernelFactory, Netns};
+use tap_pool_actors::{PoolConfig, TapPoolActor};
 
 use crate::harness::kernel_usable;
 use crate::witness::text;
@@ -212,7 +213,7 @@ impl TestNetns {
 pub fn attach(netns: Netns, name: &str, vnet_hdr: bool) -> OwnedFd {
     let name = name.to_owned();
     std::thread::spawn(move || {
-        tap_pool_actors::linux::enter(&netns).expect("enter test netns");
+        tap_pool::linux::enter(&netns).expect("enter test netns");
         // A process forked elsewhere in the test binary (tests spawn `ip`)
         // holds a copy of any tun file open at that moment until it execs,
         // and the tap answers EBUSY meanwhile: retry that briefly.
@@ -266,7 +267,7 @@ impl TestNetns {
     /// Opens a link watcher from [`LinuxKernelFactory::watch`] on a fresh
     /// thread in the namespace, and forwards its events (and `None`s) on a
     /// channel until the receiver is dropped.
-    pub fn watch(&self) -> std::sync::mpsc::Receiver<Option<tap_pool_actors::kernel::LinkEvent>> {
+    pub fn watch(&self) -> std::sync::mpsc::Receiver<Option<tap_pool::LinkEvent>> {
         let factory = self.factory();
         let (tx, rx) = std::sync::mpsc::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();

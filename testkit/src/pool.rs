@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Addr;
+use tap_pool_actors::kernel_api::KernelFactory;
 use tap_pool_actors::{
-    Acquire, KernelFactory, Lease, NetlinkActor, PoolConfig, PoolError, PoolStats, Release,
-    Released, Stats, TapName, TapPoolActor,
+    Acquire, Error, Lease, PoolConfig, PoolStats, Release, Released, Stats, TapName, TapPoolActor,
 };
 
 /// The whole pool on `factory` (kernel actors with `workers` threads each,
@@ -19,24 +19,37 @@ pub fn start(
     factory: Arc<dyn KernelFactory>,
     workers: usize,
 ) -> Addr<TapPoolActor> {
-    TapPoolActor::start_with(config, factory, workers).expect("valid config")
+    TapPoolActor::builder(config)
+        .kernel(factory)
+        .workers(workers)
+        .start()
+        .expect("valid config")
 }
 
-/// A pool actor alone, on a kernel actor the caller made (and may share
-/// between pools); no link watcher.
-pub fn spawn(config: PoolConfig, kernel: Addr<NetlinkActor>) -> Addr<TapPoolActor> {
-    TapPoolActor::spawn(config, kernel).expect("valid config")
+/// The pool without a link watcher: removals behind its back are noticed
+/// only when a kernel call on them fails.
+pub fn spawn(
+    config: PoolConfig,
+    factory: Arc<dyn KernelFactory>,
+    workers: usize,
+) -> Addr<TapPoolActor> {
+    TapPoolActor::builder(config)
+        .kernel(factory)
+        .workers(workers)
+        .watch_links(false)
+        .start()
+        .expect("valid config")
 }
 
 /// `Acquire` with `fallback`, answered.
-pub async fn acquire(pool: &Addr<TapPoolActor>, fallback: &str) -> Result<Lease, PoolError> {
+pub async fn acquire(pool: &Addr<TapPoolActor>, fallback: &str) -> Result<Lease, Error> {
     pool.send(Acquire::new(fallback).expect("valid name"))
         .await
         .expect("pool actor alive")
 }
 
 /// `Release` of `tap`, answered.
-pub async fn release(pool: &Addr<TapPoolActor>, tap: TapName) -> Result<Released, PoolError> {
+pub async fn release(pool: &Addr<TapPoolActor>, tap: TapName) -> Result<Released, Error> {
     pool.send(Release { tap }).await.expect("pool actor alive")
 }
 

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Context, Handler, Message};
 use actix_rt::SystemRunner;
+use tap_pool::Kernel;
 use tap_pool_actors::sim::{SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, Drain, Kernel, NetlinkActor, PoolConfig, Release, Seed, Stats, TapName, TapPoolActor,
-    TapSpec, Warm,
+    Acquire, Drain, PoolConfig, Release, Seed, Stats, TapName, TapPoolActor, TapSpec, Warm,
 };
 
 use crate::{TestNetns, name, pool};
@@ -130,14 +130,15 @@ impl WarmFixture {
     pub fn new(size: usize, reset_on_release: bool) -> WarmFixture {
         let sys = actix_rt::System::new();
         let (pool, noop) = sys.block_on(async move {
-            let kernel = NetlinkActor::start(Arc::new(SimKernel::new()), 2);
             let pool = pool::spawn(
-                PoolConfig {
-                    size,
-                    reset_on_release,
-                    ..PoolConfig::default()
+                {
+                    let mut c = PoolConfig::default();
+                    c.size = size;
+                    c.reset_on_release = reset_on_release;
+                    c
                 },
-                kernel,
+                Arc::new(SimKernel::new()),
+                2,
             );
             assert_eq!(pool.send(Warm).await.unwrap().created.len(), size);
             (pool, Noop.start())
@@ -346,14 +347,15 @@ pub fn busy_sim(n: u64, latency: Duration) -> (Vec<Duration>, Vec<Duration>, boo
             for tap in &background {
                 k.create_tap(*tap, &TapSpec::default()).unwrap();
             }
-            let kernel = NetlinkActor::start(Arc::new(sim.clone()), 2);
             let pool = pool::spawn(
-                PoolConfig {
-                    size: 64,
-                    reset_on_release: false,
-                    ..PoolConfig::default()
+                {
+                    let mut c = PoolConfig::default();
+                    c.size = 64;
+                    c.reset_on_release = false;
+                    c
                 },
-                kernel,
+                Arc::new(sim.clone()),
+                2,
             );
             pool.send(Warm).await.unwrap();
             for op in [SimOp::Create, SimOp::Delete, SimOp::Reset, SimOp::List] {
@@ -375,10 +377,11 @@ pub fn clear(ns: &TestNetns) {
 
 /// The spec every real-kernel row uses: tagged with [`GROUP`], on `bridge`.
 pub fn spec(bridge: Option<TapName>) -> TapSpec {
-    TapSpec {
-        bridge,
-        device_group: Some(GROUP),
-        ..TapSpec::default()
+    {
+        let mut t = TapSpec::default();
+        t.bridge = bridge;
+        t.device_group = Some(GROUP);
+        t
     }
 }
 
@@ -397,11 +400,12 @@ pub fn busy_real(
     });
     let sys = actix_rt::System::new();
     let pool = sys.block_on(async {
-        let config = PoolConfig {
-            size: 64,
-            reset_on_release: false,
-            tap: spec(None),
-            ..PoolConfig::default()
+        let config = {
+            let mut c = PoolConfig::default();
+            c.size = 64;
+            c.reset_on_release = false;
+            c.tap = spec(None);
+            c
         };
         let pool = pool::start(config, ns.factory(), 2);
         pool.send(Warm).await.unwrap();
@@ -428,10 +432,11 @@ pub fn cold_pool(ns: &TestNetns, bridge: TapName, n: usize) -> Vec<Duration> {
     let sys = actix_rt::System::new();
     let out = sys.block_on(async {
         let pool = pool::start(
-            PoolConfig {
-                size: 0,
-                tap: spec(Some(bridge)),
-                ..PoolConfig::default()
+            {
+                let mut c = PoolConfig::default();
+                c.size = 0;
+                c.tap = spec(Some(bridge));
+                c
             },
             ns.factory(),
             2,
@@ -518,11 +523,12 @@ pub fn warm_up(
     workers: usize,
 ) -> (Addr<TapPoolActor>, Duration) {
     sys.block_on(async {
-        let config = PoolConfig {
-            size: n,
-            create_window: 2 * workers,
-            tap: spec(None),
-            ..PoolConfig::default()
+        let config = {
+            let mut c = PoolConfig::default();
+            c.size = n;
+            c.create_window = 2 * workers;
+            c.tap = spec(None);
+            c
         };
         let pool = pool::start(config, ns.factory(), workers);
         let t0 = Instant::now();
@@ -604,10 +610,18 @@ pub fn seed_setup(ns: &TestNetns, links: usize) -> Vec<TapName> {
 pub fn seed(ns: &TestNetns, used: &[TapName], seeds: usize) -> Vec<Duration> {
     let sys = actix_rt::System::new();
     sys.block_on(async {
-        let kernel = NetlinkActor::start(ns.factory(), 2);
+        // One pool, its kernel handles opened by a first Seed: every timed
+        // Seed lists and reconciles the same kernel (the names it is told
+        // are in use are known after the first).
+        let pool = pool::spawn(PoolConfig::default(), ns.factory(), 2);
+        pool.send(Seed {
+            used: used.to_vec(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
         let mut out = Vec::with_capacity(seeds);
         for _ in 0..seeds {
-            let pool = pool::spawn(PoolConfig::default(), kernel.clone());
             let t0 = Instant::now();
             let report = pool
                 .send(Seed {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::Addr;
 use tap_pool_actors::sim::SimKernel;
 use tap_pool_actors::{
-    Lease, PoolConfig, PoolError, PoolStats, Released, TapName, TapPoolActor, Warm, WarmReport,
+    Error, Lease, PoolConfig, PoolStats, Released, TapName, TapPoolActor, Warm, WarmReport,
 };
 
 use crate::pool;
@@ -24,13 +24,11 @@ impl SimPool {
     /// A pool of `size` on a fresh simulated kernel, otherwise as configured
     /// by default.
     pub fn start(size: usize) -> SimPool {
-        SimPool::with(
-            SimKernel::new(),
-            PoolConfig {
-                size,
-                ..PoolConfig::default()
-            },
-        )
+        SimPool::with(SimKernel::new(), {
+            let mut c = PoolConfig::default();
+            c.size = size;
+            c
+        })
     }
 
     /// A pool configured by `config` on `sim`, with as many kernel workers
@@ -47,18 +45,18 @@ impl SimPool {
     }
 
     /// `Acquire` with `fallback`, answered.
-    pub async fn acquire(&self, fallback: &str) -> Result<Lease, PoolError> {
+    pub async fn acquire(&self, fallback: &str) -> Result<Lease, Error> {
         pool::acquire(&self.pool, fallback).await
     }
 
     /// `Release` of `tap`, answered.
-    pub async fn release(&self, tap: TapName) -> Result<Released, PoolError> {
+    pub async fn release(&self, tap: TapName) -> Result<Released, Error> {
         pool::release(&self.pool, tap).await
     }
 
     /// Releases `tap` and waits until no released tap is still being reset,
     /// so the pool's idle list is settled.
-    pub async fn release_settled(&self, tap: TapName) -> Result<Released, PoolError> {
+    pub async fn release_settled(&self, tap: TapName) -> Result<Released, Error> {
         let r = self.release(tap).await;
         self.stats_until("resets done", |s| s.resetting == 0).await;
         r

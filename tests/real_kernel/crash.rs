@@ -65,14 +65,16 @@ const CHURN_ROUNDS: u64 = 40;
 const MAX_DELAY: Duration = Duration::from_millis(150);
 
 fn config() -> PoolConfig {
-    PoolConfig {
-        size: SIZE,
-        prefix: PREFIX.to_owned(),
-        tap: TapSpec {
-            device_group: Some(GROUP),
-            ..TapSpec::default()
-        },
-        ..PoolConfig::default()
+    {
+        let mut c = PoolConfig::default();
+        c.size = SIZE;
+        c.prefix = PREFIX.to_owned();
+        c.tap = {
+            let mut t = TapSpec::default();
+            t.device_group = Some(GROUP);
+            t
+        };
+        c
     }
 }
 

@@ -46,19 +46,19 @@ fn info_data(link: &Value) -> &Value {
 fn create_makes_a_persistent_configured_tap() {
     let ns = TestNetns::new();
     ns.add_bridge("tpk-br0");
-    let full = TapSpec {
-        owner: Some(UID),
-        group: Some(GID),
-        vnet_hdr: true,
-        multi_queue: false,
-        mtu: Some(1400),
-        bridge: Some(name("tpk-br0")),
-        device_group: Some(42),
-    };
-    let plain = TapSpec {
-        vnet_hdr: false,
-        multi_queue: true,
-        ..TapSpec::default()
+    let mut full = TapSpec::default();
+    full.owner = Some(UID);
+    full.group = Some(GID);
+    full.vnet_hdr = true;
+    full.multi_queue = false;
+    full.mtu = Some(1400);
+    full.bridge = Some(name("tpk-br0"));
+    full.device_group = Some(42);
+    let plain = {
+        let mut t = TapSpec::default();
+        t.vnet_hdr = false;
+        t.multi_queue = true;
+        t
     };
     let (full_time, plain_time) = ns.with_kernel(|k| {
         let start = Instant::now();
@@ -172,13 +172,14 @@ fn list_taps_matches_ip() {
     // Not ours, but tun devices all the same; and one device that is not.
     ns.ip(&["tuntap", "add", "dev", "tpk-tun", "mode", "tun"]);
     ns.ip(&["link", "add", "tpk-ifb", "type", "ifb"]);
-    let spec = TapSpec {
-        owner: Some(UID),
-        group: Some(GID),
-        mtu: Some(9000),
-        bridge: Some(name("tpk-br1")),
-        device_group: Some(7),
-        ..TapSpec::default()
+    let spec = {
+        let mut t = TapSpec::default();
+        t.owner = Some(UID);
+        t.group = Some(GID);
+        t.mtu = Some(9000);
+        t.bridge = Some(name("tpk-br1"));
+        t.device_group = Some(7);
+        t
     };
     let (mut listed, list_time) = ns.with_kernel(|k| {
         k.create_tap(name("tpk-a"), &spec).expect("create tpk-a");
@@ -267,17 +268,19 @@ fn a_taken_name_is_exists_and_the_device_is_untouched() {
     let ns = TestNetns::new();
     ns.ip(&["link", "add", "tpk-ifb2", "type", "ifb"]);
     let (tap, other, listed) = ns.with_kernel(|k| {
-        let first = TapSpec {
-            owner: Some(UID),
-            mtu: Some(1400),
-            ..TapSpec::default()
+        let first = {
+            let mut t = TapSpec::default();
+            t.owner = Some(UID);
+            t.mtu = Some(1400);
+            t
         };
         k.create_tap(name("tpk-dup"), &first).expect("create");
-        let second = TapSpec {
-            owner: Some(UID + 1),
-            mtu: Some(9000),
-            vnet_hdr: false,
-            ..TapSpec::default()
+        let second = {
+            let mut t = TapSpec::default();
+            t.owner = Some(UID + 1);
+            t.mtu = Some(9000);
+            t.vnet_hdr = false;
+            t
         };
         (
             k.create_tap(name("tpk-dup"), &second),
@@ -313,9 +316,10 @@ fn a_taken_name_is_exists_and_the_device_is_untouched() {
 
 fn a_missing_bridge_leaves_no_tap() {
     let ns = TestNetns::new();
-    let spec = TapSpec {
-        bridge: Some(name("tpk-nobr")),
-        ..TapSpec::default()
+    let spec = {
+        let mut t = TapSpec::default();
+        t.bridge = Some(name("tpk-nobr"));
+        t
     };
     let (result, listed) = ns.with_kernel(|k| {
         (
@@ -343,9 +347,10 @@ fn a_full_bridge_leaves_no_tap() {
         .map(|i| format!("link add d{i} type ifb\nlink set d{i} master tpk-brf\n"))
         .collect();
     ns.ip_batch(&script);
-    let spec = TapSpec {
-        bridge: Some(name("tpk-brf")),
-        ..TapSpec::default()
+    let spec = {
+        let mut t = TapSpec::default();
+        t.bridge = Some(name("tpk-brf"));
+        t
     };
     let (result, listed) = ns.with_kernel(|k| {
         (
@@ -369,13 +374,15 @@ fn a_full_bridge_leaves_no_tap() {
 fn a_refused_mtu_carries_the_kernels_ext_ack_and_leaves_no_tap() {
     let ns = TestNetns::new();
     let (too_big, too_small, listed) = ns.with_kernel(|k| {
-        let big = TapSpec {
-            mtu: Some(70000),
-            ..TapSpec::default()
+        let big = {
+            let mut t = TapSpec::default();
+            t.mtu = Some(70000);
+            t
         };
-        let small = TapSpec {
-            mtu: Some(10),
-            ..TapSpec::default()
+        let small = {
+            let mut t = TapSpec::default();
+            t.mtu = Some(10);
+            t
         };
         (
             k.create_tap(name("tpk-big"), &big),
@@ -417,9 +424,10 @@ fn a_handle_survives_failures_and_keeps_answering() {
                 k.delete_link(tap.into()),
                 Err(KernelError::NoSuchDevice { .. })
             ));
-            let bad = TapSpec {
-                mtu: Some(70000),
-                ..TapSpec::default()
+            let bad = {
+                let mut t = TapSpec::default();
+                t.mtu = Some(70000);
+                t
             };
             assert!(matches!(
                 k.create_tap(tap, &bad),
@@ -442,11 +450,12 @@ fn a_handle_survives_failures_and_keeps_answering() {
 fn create_returns_the_index_and_mac_ip_shows() {
     let ns = TestNetns::new();
     ns.add_bridge("tpk-brc");
-    let spec = TapSpec {
-        mtu: Some(1400),
-        bridge: Some(name("tpk-brc")),
-        device_group: Some(3),
-        ..TapSpec::default()
+    let spec = {
+        let mut t = TapSpec::default();
+        t.mtu = Some(1400);
+        t.bridge = Some(name("tpk-brc"));
+        t.device_group = Some(3);
+        t
     };
     let (created, listed, times) = ns.with_kernel(|k| {
         let mut created = Vec::new();
@@ -528,11 +537,12 @@ fn reset_puts_back_what_a_tenant_changed() {
     let ns = TestNetns::new();
     ns.add_bridge("tpk-br0");
     ns.add_bridge("tpk-br1");
-    let spec = TapSpec {
-        mtu: Some(1400),
-        bridge: Some(name("tpk-br0")),
-        device_group: Some(7),
-        ..TapSpec::default()
+    let spec = {
+        let mut t = TapSpec::default();
+        t.mtu = Some(1400);
+        t.bridge = Some(name("tpk-br0"));
+        t.device_group = Some(7);
+        t
     };
     let tap = "tpk-rst";
     let created = ns.with_kernel(|k| k.create_tap(name(tap), &spec).expect("create"));
@@ -602,22 +612,22 @@ fn reset_puts_back_what_a_tenant_changed() {
 fn reset_refusals_name_the_cause() {
     let ns = TestNetns::new();
     ns.add_bridge("tpk-brx");
-    let spec = TapSpec {
-        bridge: Some(name("tpk-brx")),
-        ..TapSpec::default()
+    let spec = {
+        let mut t = TapSpec::default();
+        t.bridge = Some(name("tpk-brx"));
+        t
     };
     let (missing, no_bridge, bad_mtu, still_works) = ns.with_kernel(|k| {
         let created = k.create_tap(name("tpk-rr"), &spec).expect("create");
         let missing = k.reset_tap(name("tpk-none").into(), &spec, created.mac);
-        let gone = TapSpec {
-            bridge: Some(name("tpk-gone")),
-            ..TapSpec::default()
+        let gone = {
+            let mut t = TapSpec::default();
+            t.bridge = Some(name("tpk-gone"));
+            t
         };
         let no_bridge = k.reset_tap(name("tpk-rr").into(), &gone, created.mac);
-        let big = TapSpec {
-            mtu: Some(70000),
-            ..spec
-        };
+        let mut big = spec;
+        big.mtu = Some(70000);
         let bad_mtu = k.reset_tap(name("tpk-rr").into(), &big, created.mac);
         (
             missing,
@@ -721,9 +731,10 @@ fn delete_group_removes_exactly_the_group() {
 fn one_group_delete_against_single_deletes() {
     const N: usize = 50;
     let ns = TestNetns::new();
-    let spec = TapSpec {
-        device_group: Some(9),
-        ..TapSpec::default()
+    let spec = {
+        let mut t = TapSpec::default();
+        t.device_group = Some(9);
+        t
     };
     let (group_time, single_time) = ns.with_kernel(|k| {
         for i in 0..N {
@@ -767,9 +778,10 @@ fn watcher_reports_removals_in_its_namespace_only() {
     let ns = TestNetns::new();
     let other = TestNetns::new();
     ns.add_bridge("tpk-brw");
-    let spec = TapSpec {
-        bridge: Some(name("tpk-brw")),
-        ..TapSpec::default()
+    let spec = {
+        let mut t = TapSpec::default();
+        t.bridge = Some(name("tpk-brw"));
+        t
     };
     let (a, b) = ns.with_kernel(|k| {
         (
@@ -818,10 +830,11 @@ fn watcher_sees_every_tap_of_a_group_delete() {
     const N: usize = 100;
     let ns = TestNetns::new();
     ns.add_bridge("tpk-brg");
-    let spec = TapSpec {
-        bridge: Some(name("tpk-brg")),
-        device_group: Some(31),
-        ..TapSpec::default()
+    let spec = {
+        let mut t = TapSpec::default();
+        t.bridge = Some(name("tpk-brg"));
+        t.device_group = Some(31);
+        t
     };
     let indices: Vec<u32> = ns.with_kernel(|k| {
         (0..N)

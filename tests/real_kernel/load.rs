@@ -30,15 +30,17 @@ async fn sixty_four_clients_share_the_pool_for_100k_cycles_on_the_real_kernel() 
     let host_before = host_link_names();
     let ns = TestNetns::new();
     ns.add_bridge(BRIDGE);
-    let config = PoolConfig {
-        size: SIZE,
-        prefix: PREFIX.to_owned(),
-        tap: TapSpec {
-            bridge: Some(TapName::new(BRIDGE).unwrap()),
-            device_group: Some(GROUP),
-            ..TapSpec::default()
-        },
-        ..PoolConfig::default()
+    let config = {
+        let mut c = PoolConfig::default();
+        c.size = SIZE;
+        c.prefix = PREFIX.to_owned();
+        c.tap = {
+            let mut t = TapSpec::default();
+            t.bridge = Some(TapName::new(BRIDGE).unwrap());
+            t.device_group = Some(GROUP);
+            t
+        };
+        c
     };
     let pool = ns.start_pool(config);
     let warm = pool.send(Warm).await.expect("pool alive");

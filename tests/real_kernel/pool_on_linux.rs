@@ -4,7 +4,7 @@
 use actix::Addr;
 use serde_json::Value;
 use tap_pool_actors::{
-    Acquire, Drain, KernelError, LeaseSource, PoolConfig, PoolError, Released, Seed, Stats,
+    Acquire, Drain, Error, KernelError, LeaseSource, PoolConfig, PoolError, Released, Seed, Stats,
     TapPoolActor, TapSpec, Warm,
 };
 use tap_pool_testkit::pool::{acquire, release, stats_until};
@@ -30,10 +30,11 @@ const OWNER: u32 = 54321;
 const GROUP: u32 = 54322;
 
 fn start(ns: &TestNetns, size: usize, tap: TapSpec) -> Addr<TapPoolActor> {
-    ns.start_pool(PoolConfig {
-        size,
-        tap,
-        ..PoolConfig::default()
+    ns.start_pool({
+        let mut c = PoolConfig::default();
+        c.size = size;
+        c.tap = tap;
+        c
     })
 }
 
@@ -53,12 +54,13 @@ fn assert_configured(link: &Value) {
 }
 
 fn configured() -> TapSpec {
-    TapSpec {
-        owner: Some(OWNER),
-        group: Some(GROUP),
-        mtu: Some(1400),
-        bridge: Some(name("br-tp")),
-        ..TapSpec::default()
+    {
+        let mut t = TapSpec::default();
+        t.owner = Some(OWNER);
+        t.group = Some(GROUP);
+        t.mtu = Some(1400);
+        t.bridge = Some(name("br-tp"));
+        t
     }
 }
 
@@ -137,9 +139,9 @@ async fn a_fallback_name_that_exists_is_ebusy_and_nothing_is_leaked_or_touched()
     let err = acquire(&pool, "vm-busy").await.unwrap_err();
     assert_eq!(
         err,
-        PoolError::Kernel(KernelError::Exists {
+        Error::Pool(PoolError::Kernel(KernelError::Exists {
             name: name("vm-busy")
-        })
+        }))
     );
     // The other owner's device is exactly as it was: not adopted, not
     // configured, not deleted.
@@ -174,13 +176,13 @@ async fn bad_releases_get_typed_errors_from_pool_and_kernel() {
     let tap = name("tap-pool-0");
     assert_eq!(
         release(&pool, tap).await.unwrap_err(),
-        PoolError::AlreadyIdle { name: tap }
+        Error::Pool(PoolError::AlreadyIdle { name: tap })
     );
     assert_eq!(
         release(&pool, name("vm-ghost")).await.unwrap_err(),
-        PoolError::Kernel(KernelError::NoSuchDevice {
+        Error::Pool(PoolError::Kernel(KernelError::NoSuchDevice {
             name: name("vm-ghost")
-        })
+        }))
     );
     assert!(Acquire::new("name-of-16-bytes").is_err());
     assert_eq!(ns.tun_names(), ["tap-pool-0"]);
@@ -244,14 +246,11 @@ async fn an_idle_tap_deleted_with_ip_is_dropped_and_replaced() {
 async fn drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps() {
     let ns = TestNetns::new();
     ns.ip(&["link", "add", "keep-ifb", "type", "ifb"]);
-    let pool = start(
-        &ns,
-        20,
-        TapSpec {
-            device_group: Some(4242),
-            ..TapSpec::default()
-        },
-    );
+    let pool = start(&ns, 20, {
+        let mut t = TapSpec::default();
+        t.device_group = Some(4242);
+        t
+    });
     pool.send(Warm).await.unwrap();
     let held = acquire(&pool, "vm-a").await.unwrap();
     assert_eq!(ns.tun_names().len(), 20);
@@ -270,14 +269,11 @@ async fn drain_never_bulk_deletes_a_group_holding_someone_elses_device() {
     // An operator put another device in the pool's group by mistake.
     ns.ip(&["link", "add", "not-ours", "type", "ifb"]);
     ns.ip(&["link", "set", "not-ours", "group", "4242"]);
-    let pool = start(
-        &ns,
-        3,
-        TapSpec {
-            device_group: Some(4242),
-            ..TapSpec::default()
-        },
-    );
+    let pool = start(&ns, 3, {
+        let mut t = TapSpec::default();
+        t.device_group = Some(4242);
+        t
+    });
     pool.send(Warm).await.unwrap();
     let report = pool.send(Drain).await.unwrap();
     assert_eq!((report.deleted, report.bulk), (3, false));

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use actix::Addr;
 use tap_pool_actors::{
-    Acquire, Errno, Lease, LeaseSource, NetlinkActor, Netns, PoolConfig, TapName, TapPoolActor,
-    TapSpec, Warm,
+    Acquire, Errno, Lease, LeaseSource, Netns, PoolConfig, TapName, TapPoolActor, TapSpec, Warm,
 };
 use tap_pool_testkit::{
     KernelTest, TestNetns, assert_not_in_host, eventually, flags, kernel_test, pool, text,
@@ -54,14 +53,15 @@ const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
 
 fn start(ns: &TestNetns, size: usize, tap: TapSpec) -> Addr<TapPoolActor> {
-    let kernel = NetlinkActor::start(ns.factory(), 2);
     pool::spawn(
-        PoolConfig {
-            size,
-            tap,
-            ..PoolConfig::default()
+        {
+            let mut c = PoolConfig::default();
+            c.size = size;
+            c.tap = tap;
+            c
         },
-        kernel,
+        ns.factory(),
+        2,
     )
 }
 
@@ -196,14 +196,11 @@ fn mac_of(ns: &TestNetns, dev: &str) -> [u8; 6] {
 async fn a_frame_from_a_firecracker_style_open_reaches_the_bridge_and_is_answered() {
     let ns = TestNetns::new();
     add_addressed_bridge(&ns);
-    let pool = start(
-        &ns,
-        2,
-        TapSpec {
-            bridge: Some(TapName::new(BRIDGE).unwrap()),
-            ..TapSpec::default()
-        },
-    );
+    let pool = start(&ns, 2, {
+        let mut t = TapSpec::default();
+        t.bridge = Some(TapName::new(BRIDGE).unwrap());
+        t
+    });
     warm(&pool, 2).await;
     let lease = acquire(&pool, "vm-arp").await;
     let tap = lease.name.as_str();
@@ -252,14 +249,11 @@ async fn a_frame_from_a_firecracker_style_open_reaches_the_bridge_and_is_answere
 
 async fn the_configured_owner_attaches_to_its_leased_tap_without_privileges() {
     let ns = TestNetns::new();
-    let pool = start(
-        &ns,
-        1,
-        TapSpec {
-            owner: Some(OWNER),
-            ..TapSpec::default()
-        },
-    );
+    let pool = start(&ns, 1, {
+        let mut t = TapSpec::default();
+        t.owner = Some(OWNER);
+        t
+    });
     warm(&pool, 1).await;
     let lease = acquire(&pool, "vm-owner").await;
     let tap = lease.name.as_str();
@@ -295,14 +289,11 @@ async fn under_the_default_owner_no_unprivileged_process_attaches_to_an_idle_tap
 
 async fn under_an_owner_that_uid_attaches_even_to_an_idle_tap() {
     let ns = TestNetns::new();
-    let pool = start(
-        &ns,
-        1,
-        TapSpec {
-            owner: Some(OWNER),
-            ..TapSpec::default()
-        },
-    );
+    let pool = start(&ns, 1, {
+        let mut t = TapSpec::default();
+        t.owner = Some(OWNER);
+        t
+    });
     let idle = warm(&pool, 1).await;
     let tap = idle[0].as_str();
 
@@ -317,15 +308,12 @@ async fn under_an_owner_that_uid_attaches_even_to_an_idle_tap() {
 
 async fn with_owner_and_group_the_kernel_demands_both() {
     let ns = TestNetns::new();
-    let pool = start(
-        &ns,
-        1,
-        TapSpec {
-            owner: Some(STRANGER),
-            group: Some(GROUP),
-            ..TapSpec::default()
-        },
-    );
+    let pool = start(&ns, 1, {
+        let mut t = TapSpec::default();
+        t.owner = Some(STRANGER);
+        t.group = Some(GROUP);
+        t
+    });
     let idle = warm(&pool, 1).await;
     let tap = idle[0].as_str();
     let data = &ns.link(tap).expect("tap exists")["linkinfo"]["info_data"];
@@ -346,14 +334,11 @@ async fn with_owner_and_group_the_kernel_demands_both() {
 
 async fn with_only_a_group_its_members_attach() {
     let ns = TestNetns::new();
-    let pool = start(
-        &ns,
-        1,
-        TapSpec {
-            group: Some(GROUP),
-            ..TapSpec::default()
-        },
-    );
+    let pool = start(&ns, 1, {
+        let mut t = TapSpec::default();
+        t.group = Some(GROUP);
+        t
+    });
     let idle = warm(&pool, 1).await;
     let tap = idle[0].as_str();
     assert_eq!(attach_as(&ns, tap, OWNER, GROUP), Ok(()));
