@@ -9,7 +9,7 @@ use tap_pool::{ConfigError, KernelFactory, LinkEvent, Pool, PoolConfig};
 use thiserror::Error;
 use tracing::warn;
 
-use crate::kernel::KernelActor;
+use crate::kernel::Workers;
 use crate::pool::{LinkChanged, TapPoolActor};
 
 /// How many kernel worker threads each lane of a pool uses unless told
@@ -30,6 +30,9 @@ pub enum StartError {
     /// The link watcher's thread could not be started.
     #[error("cannot start the link watcher thread")]
     Watcher(#[source] std::io::Error),
+    /// A kernel worker thread could not be started.
+    #[error("cannot start a kernel worker thread")]
+    Workers(#[source] std::io::Error),
 }
 
 /// Starts a [`TapPoolActor`]: the kernel to drive, how many kernel workers,
@@ -152,8 +155,10 @@ impl PoolBuilder {
         } else {
             None
         };
-        let fast = KernelActor::start(Arc::clone(&factory), self.workers);
-        let slow = KernelActor::start(factory, self.workers);
+        let fast = Workers::start(&factory, self.workers, "tap-pool-kernel")
+            .map_err(StartError::Workers)?;
+        let slow = Workers::start(&factory, self.workers, "tap-pool-delete")
+            .map_err(StartError::Workers)?;
         let addr = TapPoolActor::create(|ctx| TapPoolActor::new(pool, fast, slow, ctx));
         if let Some((tx, _)) = watcher {
             let _ = tx.send(addr.downgrade());

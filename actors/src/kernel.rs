@@ -1,37 +1,120 @@
-//! [`KernelActor`]: the only place kernel calls run.
+//! The kernel workers: the only place kernel calls run.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext, WeakRecipient};
+use actix::{Message, WeakRecipient};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tap_pool::{
     Command, CommandId, Device, Kernel, KernelError, KernelFactory, Op, Outcome, Reply,
 };
 use tracing::{debug, debug_span, warn};
 
-/// Runs kernel calls on worker threads of a [`SyncArbiter`], so that slow
-/// calls never block the pool.
+/// How long an idle worker keeps looking for its next batch before it
+/// sleeps. Waking a sleeping thread costs the waker a futex call and, on a
+/// VM whose other vCPU has halted, the wakee tens of µs before it runs; a
+/// pool under load hands batches every few µs, so a worker that waits a
+/// little finds the next one without either. An idle pool pays this much
+/// CPU once per batch. One worker of a lane waits so at a time: more would
+/// only take CPU from the pool's own thread.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Kernel worker threads sharing one queue of batches.
 ///
 /// Each worker opens its own [`Kernel`] handle on its own thread (for Linux:
 /// its own netlink socket, inside the pool's network namespace). A worker
 /// whose handle fails at the socket level, or panics, drops the handle and
 /// opens a new one on its next call; a worker never dies, and a panic is
-/// answered as [`KernelError::Panicked`].
-pub(crate) struct KernelActor {
+/// answered as [`KernelError::Panicked`]. The workers end when the pool
+/// drops its `Workers` and the queue is empty.
+pub(crate) struct Workers {
+    queue: Sender<Execute>,
+}
+
+impl Workers {
+    /// Starts `workers` threads (at least one) named `name`, each driving
+    /// its own handle from `factory`.
+    pub(crate) fn start(
+        factory: &Arc<dyn KernelFactory>,
+        workers: usize,
+        name: &str,
+    ) -> std::io::Result<Workers> {
+        let (queue, jobs) = crossbeam_channel::unbounded();
+        let spinning = Arc::new(AtomicBool::new(false));
+        for _ in 0..workers.max(1) {
+            let mut worker = KernelActor {
+                factory: Arc::clone(factory),
+                kernel: None,
+                spinning: Arc::clone(&spinning),
+            };
+            let jobs = jobs.clone();
+            thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(move || worker.serve(&jobs))?;
+        }
+        Ok(Workers { queue })
+    }
+
+    /// Queues a batch for the next free worker.
+    pub(crate) fn send(&self, batch: Execute) {
+        // Every worker is gone only if every one panicked outside a call:
+        // the batch is then dropped, and reported as unanswered.
+        let _ = self.queue.send(batch);
+    }
+}
+
+/// One kernel worker: its kernel handle, opened on its own thread.
+struct KernelActor {
     factory: Arc<dyn KernelFactory>,
     kernel: Option<Box<dyn Kernel>>,
+    /// Whether a worker of this lane is waiting for work awake.
+    spinning: Arc<AtomicBool>,
 }
 
 impl KernelActor {
-    /// Starts `workers` worker threads (at least one), each driving its own
-    /// handle from `factory`.
-    pub(crate) fn start(factory: Arc<dyn KernelFactory>, workers: usize) -> Addr<KernelActor> {
-        SyncArbiter::start(workers.max(1), move || KernelActor {
-            factory: Arc::clone(&factory),
-            kernel: None,
-        })
+    /// Carries out batches until the pool is gone.
+    fn serve(&mut self, jobs: &Receiver<Execute>) {
+        loop {
+            let job = match jobs.try_recv() {
+                Ok(job) => Some(job),
+                Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) => self.spin(jobs),
+            };
+            let job = match job {
+                Some(job) => job,
+                None => match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
+            self.execute(job);
+        }
+    }
+
+    /// Waits awake for the next batch for up to [`SPIN`], if no other
+    /// worker of the lane does already.
+    fn spin(&self, jobs: &Receiver<Execute>) -> Option<Execute> {
+        if self
+            .spinning
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        let since = Instant::now();
+        let job = loop {
+            match jobs.try_recv() {
+                Ok(job) => break Some(job),
+                Err(TryRecvError::Empty) if since.elapsed() < SPIN => std::hint::spin_loop(),
+                Err(_) => break None,
+            }
+        };
+        self.spinning.store(false, Ordering::Release);
+        job
     }
 
     /// Carries out one call, in a span named for it.
@@ -98,10 +181,6 @@ impl KernelActor {
     }
 }
 
-impl Actor for KernelActor {
-    type Context = SyncContext<Self>;
-}
-
 /// How long finished calls of a batch may wait to be reported together.
 const REPORT_EVERY: Duration = Duration::from_millis(1);
 
@@ -111,8 +190,7 @@ const REPORT_EVERY: Duration = Duration::from_millis(1);
 /// own reset rather than after its whole batch. Calls the worker never got
 /// to (the worker is gone, the message dropped) are reported as
 /// [`KernelError::Unanswered`].
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub(crate) struct Execute {
     commands: VecDeque<Command>,
     report_to: WeakRecipient<Completed>,
@@ -151,9 +229,8 @@ impl Drop for Execute {
 #[rtype(result = "()")]
 pub(crate) struct Completed(pub(crate) Vec<(CommandId, Outcome)>);
 
-impl Handler<Execute> for KernelActor {
-    type Result = ();
-    fn handle(&mut self, mut msg: Execute, _: &mut SyncContext<Self>) {
+impl KernelActor {
+    fn execute(&mut self, mut msg: Execute) {
         let mut done = Vec::with_capacity(msg.commands.len());
         let mut reported = Instant::now();
         while let Some(command) = msg.commands.pop_front() {

@@ -5,8 +5,8 @@ use std::hash::Hash;
 use std::time::Instant;
 
 use actix::{
-    Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, MessageResult, Response,
-    Running, SpawnHandle, WeakRecipient,
+    Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, Response, Running,
+    SpawnHandle, WeakRecipient,
 };
 use tap_pool::{
     Answer, DrainReport, Event, Lane, LinkEvent, Pool, RequestId, SeedReport, WarmReport,
@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tracing::{debug_span, info};
 
 use crate::Error;
-use crate::kernel::{Completed, Execute, KernelActor};
+use crate::kernel::{Completed, Execute, Workers};
 use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Stats, Warm};
 
 /// Answers [`Acquire`], [`Release`], [`Warm`], [`Seed`], [`Drain`] and
@@ -38,9 +38,9 @@ pub struct TapPoolActor {
     /// Where kernel workers report: this actor, held weakly.
     report_to: WeakRecipient<Completed>,
     /// Creates, resets, listings and group changes.
-    fast: Addr<KernelActor>,
+    fast: Workers,
     /// Deletes: slow kernel waits, kept off the fast lane.
-    slow: Addr<KernelActor>,
+    slow: Workers,
     /// The one timer, and the deadline it is armed for.
     timer: Option<(Instant, SpawnHandle)>,
     waiting: Waiting,
@@ -93,8 +93,8 @@ fn later<T: 'static>(
 impl TapPoolActor {
     pub(crate) fn new(
         pool: Pool,
-        fast: Addr<KernelActor>,
-        slow: Addr<KernelActor>,
+        fast: Workers,
+        slow: Workers,
         ctx: &mut Context<Self>,
     ) -> TapPoolActor {
         TapPoolActor {
@@ -117,25 +117,27 @@ impl TapPoolActor {
                 Lane::Fast => &self.fast,
                 Lane::Slow => &self.slow,
             };
-            to.do_send(Execute::new(batch.commands, self.report_to.clone()));
+            to.send(Execute::new(batch.commands, self.report_to.clone()));
         }
         while let Some(event) = self.pool.poll_event() {
             self.deliver(event, ctx);
         }
-        let next = self.pool.poll_timeout();
-        if next != self.timer.as_ref().map(|(at, _)| *at) {
+        // A timer armed for earlier than the pool's next deadline is kept:
+        // it fires, finds nothing due, and is armed again. Re-arming on
+        // every change would cost a timer registration per reset batch.
+        if let Some(at) = self.pool.poll_timeout()
+            && self.timer.as_ref().is_none_or(|(armed, _)| at < *armed)
+        {
             if let Some((_, handle)) = self.timer.take() {
                 ctx.cancel_future(handle);
             }
-            if let Some(at) = next {
-                let after = at.saturating_duration_since(Instant::now());
-                let handle = ctx.run_later(after, |act, ctx| {
-                    act.timer = None;
-                    act.pool.handle_timeout(Instant::now());
-                    act.pump(ctx);
-                });
-                self.timer = Some((at, handle));
-            }
+            let after = at.saturating_duration_since(Instant::now());
+            let handle = ctx.run_later(after, |act, ctx| {
+                act.timer = None;
+                act.pool.handle_timeout(Instant::now());
+                act.pump(ctx);
+            });
+            self.timer = Some((at, handle));
         }
     }
 
@@ -170,13 +172,11 @@ impl Actor for TapPoolActor {
     type Context = Context<Self>;
 
     /// Stopping drains first: the actor keeps running until the drain's
-    /// report comes back, then stops for good. If the kernel workers are
-    /// already gone, it stops at once.
+    /// report comes back, then stops for good.
     fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
         match self.stop {
             Some((_, true)) => return Running::Stop,
             Some((_, false)) => return Running::Continue,
-            None if !self.fast.connected() => return Running::Stop,
             None => {}
         }
         info!("tap pool stopping: draining first");

@@ -126,6 +126,9 @@ impl Pool {
                 ungroup_failed: false,
                 report: DrainReport::default(),
             });
+            // Taps in reset go with the drain: an Acquire waiting for one
+            // creates its fallback tap (outside the group) instead.
+            self.stop_waiting_beyond(0);
         }
         self.advance_drain();
         request

@@ -5,7 +5,7 @@
 use std::collections::hash_map::Entry;
 use std::time::Instant;
 
-use super::{Answer, Event, Lane, Pool, PoolError, Purpose, Tap, TapState};
+use super::{Answer, Event, Lane, Pool, PoolError, Purpose, RequestId, Tap, TapState};
 use crate::kernel::{CreatedTap, KernelError, Op};
 use crate::name::TapName;
 
@@ -40,8 +40,9 @@ pub enum Released {
 
 impl Pool {
     /// An `Acquire`: the most recently pooled idle tap, at once; or, when
-    /// none is idle, a create under `fallback`, answered by
-    /// [`Event::Acquired`].
+    /// none is idle, the next released tap whose reset is under way (if
+    /// more are resetting than Acquires already wait for), else a create
+    /// under `fallback`; either answered by [`Event::Acquired`].
     ///
     /// Refused (and nothing changes) when `fallback` is a pool name or a
     /// name the pool holds.
@@ -53,6 +54,12 @@ impl Pool {
             return Answer::Now(Err(PoolError::NameInUse {
                 name: fallback,
                 state: tap.state,
+            }));
+        }
+        if self.waiting.iter().any(|(_, name)| *name == fallback) {
+            return Answer::Now(Err(PoolError::NameInUse {
+                name: fallback,
+                state: TapState::CreatingForLease,
             }));
         }
         if let Some(name) = self.idle.pop() {
@@ -67,6 +74,21 @@ impl Pool {
                 source: LeaseSource::Pool,
             }));
         }
+        let request = self.request_id();
+        if self.resetting > self.waiting.len() && !self.shutting_down {
+            // A released tap is on its way back: waiting for its reset
+            // (µs with a worker awake, a fraction of a ms on the real
+            // kernel) beats creating a tap now and deleting one later.
+            self.waiting.push_back((request, fallback));
+            self.flush_resets(now, true);
+        } else {
+            self.create_fallback(request, fallback);
+        }
+        Answer::Later(request)
+    }
+
+    /// Creates `fallback` for the Acquire `request`, which found no tap.
+    fn create_fallback(&mut self, request: RequestId, fallback: TapName) {
         self.counters.misses += 1;
         let spec = self.create_spec();
         self.taps.insert(
@@ -76,7 +98,6 @@ impl Pool {
                 ..Tap::new(TapState::CreatingForLease)
             },
         );
-        let request = self.request_id();
         self.send(
             Lane::Fast,
             Op::Create {
@@ -88,7 +109,17 @@ impl Pool {
                 request,
             },
         );
-        Answer::Later(request)
+    }
+
+    /// Acquires waiting for a tap in reset beyond `keep` (the last to come
+    /// first) create their fallback taps instead: fewer taps are on their
+    /// way back than Acquires wait for them.
+    pub(super) fn stop_waiting_beyond(&mut self, keep: usize) {
+        while self.waiting.len() > keep {
+            if let Some((request, fallback)) = self.waiting.pop_back() {
+                self.create_fallback(request, fallback);
+            }
+        }
     }
 
     /// Records how the create of a fallback tap ended, and answers its
@@ -191,6 +222,7 @@ impl Pool {
 mod tests {
     use super::super::testing::*;
     use super::*;
+    use crate::sim::SimKernel;
 
     #[test]
     fn a_warm_acquire_is_answered_at_once_lifo() {
@@ -444,5 +476,109 @@ mod tests {
             p.release(name("vm-a"), now),
             Answer::Now(Ok(Released::Vanished))
         );
+    }
+
+    /// A pool of one whose only tap was released and is being reset: the
+    /// reset command is taken, not yet carried out.
+    fn one_tap_in_reset() -> (Pool, SimKernel, Instant, TapName, super::super::Command) {
+        let (mut p, k, now) = warmed(1);
+        let tap = acquire_now(&mut p, "vm-a", now).unwrap().name;
+        assert_eq!(p.release(tap, now), Answer::Now(Ok(Released::Pooled)));
+        let reset = take_one(&mut p);
+        (p, k, now, tap, reset)
+    }
+
+    #[test]
+    fn an_acquire_that_finds_the_stock_empty_waits_for_a_tap_in_reset() {
+        let (mut p, mut k, now, tap, reset) = one_tap_in_reset();
+        let Answer::Later(request) = p.acquire(name("vm-b"), now) else {
+            panic!("waits")
+        };
+        assert!(p.poll_batch().is_none(), "no create");
+        // Its fallback name is reserved meanwhile.
+        assert!(matches!(
+            p.acquire(name("vm-b"), now),
+            Answer::Now(Err(PoolError::NameInUse { .. }))
+        ));
+        execute(&mut p, &mut k, &reset, now);
+        assert_eq!(
+            events(&mut p),
+            [Event::Acquired {
+                request,
+                result: Ok(Lease {
+                    name: tap,
+                    source: LeaseSource::Pool
+                })
+            }]
+        );
+        assert_eq!(p.state_of(&tap), Some(TapState::Leased));
+        assert!(!k.contains(name("vm-b")));
+        let s = p.stats();
+        assert_eq!((s.hits, s.misses, s.idle, s.leased), (2, 0, 0, 1));
+    }
+
+    #[test]
+    fn a_waiting_acquire_creates_its_fallback_if_the_reset_fails() {
+        let (mut p, mut k, now, _tap, reset) = one_tap_in_reset();
+        let Answer::Later(request) = p.acquire(name("vm-b"), now) else {
+            panic!("waits")
+        };
+        // A second Acquire has no tap left to wait for: it creates.
+        let Answer::Later(second) = p.acquire(name("vm-c"), now) else {
+            panic!()
+        };
+        k.inject(crate::sim::Fault::nth(
+            crate::sim::SimOp::Reset,
+            1,
+            libc::EIO,
+        ));
+        execute(&mut p, &mut k, &reset, now);
+        let mut answered: Vec<_> = run(&mut p, &mut k, now)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Acquired {
+                    request,
+                    result: Ok(lease),
+                } => Some((request, lease)),
+                _ => None,
+            })
+            .collect();
+        answered.sort_by_key(|(r, _)| *r);
+        assert_eq!(
+            answered,
+            [
+                (
+                    request,
+                    Lease {
+                        name: name("vm-b"),
+                        source: LeaseSource::Created
+                    }
+                ),
+                (
+                    second,
+                    Lease {
+                        name: name("vm-c"),
+                        source: LeaseSource::Created
+                    }
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn a_drain_turns_waiting_acquires_into_creates() {
+        let (mut p, mut k, now, _tap, _reset) = one_tap_in_reset();
+        let Answer::Later(request) = p.acquire(name("vm-b"), now) else {
+            panic!("waits")
+        };
+        p.drain(now);
+        let events = run(&mut p, &mut k, now);
+        assert!(events.contains(&Event::Acquired {
+            request,
+            result: Ok(Lease {
+                name: name("vm-b"),
+                source: LeaseSource::Created
+            })
+        }));
     }
 }

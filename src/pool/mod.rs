@@ -360,6 +360,9 @@ pub struct Pool {
     creating_for_pool: usize,
     /// Resets queued or in flight.
     resetting: usize,
+    /// Acquires that found no idle tap and wait for one in reset, oldest
+    /// first, with their fallback names (reserved meanwhile).
+    waiting: VecDeque<(RequestId, TapName)>,
     warm: warm::Warmer,
     resets: reset::Resets,
     drain: drain::Drainer,
@@ -404,6 +407,7 @@ impl Pool {
             idle: Vec::new(),
             creating_for_pool: 0,
             resetting: 0,
+            waiting: VecDeque::new(),
             warm: warm::Warmer::default(),
             resets: reset::Resets::new(config.size),
             drain: drain::Drainer::default(),

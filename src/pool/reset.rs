@@ -2,16 +2,18 @@
 //! is handed out again, or is deleted if that fails.
 //!
 //! Resets go to the kernel in batches, so that under load one hand-off to a
-//! kernel worker (a cross-thread wake-up each way, a few µs) serves many
-//! releases: a quiet pool resets a released tap at once; a busy one sends
-//! the queue when it holds half the pool (at most 64) or as many taps as are
-//! idle (so the idle stock never runs dry waiting for resets), or when
-//! [`RESET_WINDOW`] has passed since the last batch. A long queue goes in
-//! batches of at most half the pool, so that several workers share it.
+//! kernel worker serves many releases: a quiet pool resets a released tap at
+//! once; a busy one sends the queue when it holds half the pool (at most
+//! 64) or as many taps as are idle (so the idle stock never runs dry waiting
+//! for resets), or when [`RESET_WINDOW`] has passed since the last batch. A
+//! long queue goes in batches of at most half the pool, so that several
+//! workers share it. An Acquire that finds no idle tap while taps are in
+//! reset waits for the next one back rather than creating a tap (see
+//! `lease`), and sends the queue at once.
 
 use std::time::{Duration, Instant};
 
-use super::{Batch, Lane, Pool, Purpose, Tap, TapState};
+use super::{Batch, Event, Lane, Lease, LeaseSource, Pool, Purpose, Tap, TapState};
 use crate::kernel::{KernelError, Op};
 use crate::name::TapName;
 
@@ -123,6 +125,18 @@ impl Pool {
                 tap.grouped = self.tap.device_group.is_some();
                 if self.drain.is_running() {
                     tap.state = TapState::Draining;
+                } else if let Some((request, _)) = self.waiting.pop_front() {
+                    // An Acquire found the stock empty and waits for it.
+                    tap.state = TapState::Leased;
+                    self.counters.hits += 1;
+                    let lease = Lease {
+                        name,
+                        source: LeaseSource::Pool,
+                    };
+                    self.events.push_back(Event::Acquired {
+                        request,
+                        result: Ok(lease),
+                    });
                 } else {
                     tap.state = TapState::Idle;
                     self.idle.push(name);
@@ -140,6 +154,9 @@ impl Pool {
                 self.delete(name, None);
             }
         }
+        // A tap lost to its reset leaves an Acquire waiting for it without
+        // one to come: it creates its fallback tap after all.
+        self.stop_waiting_beyond(self.resetting);
     }
 }
 
