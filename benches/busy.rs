@@ -1,4 +1,4 @@
-//! Row 2: warm `Acquire` while the kernel actor is busy (a simulated kernel
+//! Row 2: warm `Acquire` while the kernel workers are busy (a simulated kernel
 //! whose every call takes 50 ms, or the real kernel deleting taps), against
 //! the same with the kernel idle. Criterion reports the mean; the report
 //! command (`cargo run --release --example perf_report`) gives the p99s the

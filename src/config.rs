@@ -35,7 +35,7 @@ pub struct PoolConfig {
     /// number of kernel workers: each worker then finds its next create
     /// waiting when it finishes one, instead of idling through two thread
     /// hand-offs (tens of µs each on a VM); more only queues in the kernel
-    /// actor's mailbox, where a cold `Acquire`'s create would wait behind it.
+    /// workers' queue, where a cold `Acquire`'s create would wait behind it.
     pub create_window: usize,
     /// Before a released tap goes back to idle, put back its pooled
     /// configuration (addresses, MTU, master, group, MAC, up), so the next VM
@@ -110,7 +110,7 @@ pub enum ConfigError {
         len: usize,
     },
     /// The prefix holds a character no device name may hold.
-    #[error("pool name prefix {prefix:?} cannot start a device name: {source}")]
+    #[error("pool name prefix {prefix:?} cannot start a device name")]
     PrefixInvalid {
         /// The prefix as given.
         prefix: String,
@@ -244,6 +244,18 @@ mod tests {
             Naming::new("tap/"),
             Err(ConfigError::PrefixInvalid { .. })
         ));
+    }
+
+    #[test]
+    fn errors_print_their_source_once() {
+        let e = Naming::new("tap/").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "pool name prefix \"tap/\" cannot start a device name"
+        );
+        let source = std::error::Error::source(&e).expect("the name's error is the source");
+        assert!(source.to_string().contains('/'), "{source}");
+        assert!(!e.to_string().contains(&source.to_string()));
     }
 
     #[test]

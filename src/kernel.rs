@@ -501,7 +501,7 @@ impl Op {
 }
 
 /// The kernel calls the pool needs. Implementations block: they are only ever
-/// called from the kernel actor's worker threads.
+/// called from the pool's kernel worker threads.
 pub trait Kernel: Send {
     /// Creates a persistent tap named `name`, owned as `spec` says, configured
     /// (up, MTU, master, group) and closed. Fails with [`KernelError::Exists`]

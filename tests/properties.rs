@@ -307,11 +307,11 @@ impl Model {
         self.collect();
     }
 
-    /// Calls `handle_timeout` if the pool's deadline has come.
+    /// The pool's timer fires: a driver may fire it early (the actor keeps
+    /// a timer armed for an earlier deadline than the pool's next), so it
+    /// fires whether or not anything is due.
     fn fire_timer(&mut self) {
-        if self.pool.poll_timeout().is_some_and(|at| at <= self.now) {
-            self.pool.handle_timeout(self.now);
-        }
+        self.pool.handle_timeout(self.now);
     }
 
     fn check(&self) {

@@ -130,7 +130,9 @@ impl PoolBuilder {
     /// the watcher.
     pub fn start(self) -> Result<Addr<TapPoolActor>, StartError> {
         let pool = Pool::new(self.config)?;
-        if System::try_current().is_none() {
+        // A System made but not yet running (`System::new()` before its
+        // `block_on`) has no runtime entered, and actix would panic.
+        if System::try_current().is_none() || tokio::runtime::Handle::try_current().is_err() {
             return Err(StartError::NoSystem);
         }
         let factory: Arc<dyn KernelFactory> = match self.kernel {

@@ -46,7 +46,7 @@ impl Workers {
         let (queue, jobs) = crossbeam_channel::unbounded();
         let spinning = Arc::new(AtomicBool::new(false));
         for _ in 0..workers.max(1) {
-            let mut worker = KernelActor {
+            let mut worker = Worker {
                 factory: Arc::clone(factory),
                 kernel: None,
                 spinning: Arc::clone(&spinning),
@@ -68,14 +68,14 @@ impl Workers {
 }
 
 /// One kernel worker: its kernel handle, opened on its own thread.
-struct KernelActor {
+struct Worker {
     factory: Arc<dyn KernelFactory>,
     kernel: Option<Box<dyn Kernel>>,
     /// Whether a worker of this lane is waiting for work awake.
     spinning: Arc<AtomicBool>,
 }
 
-impl KernelActor {
+impl Worker {
     /// Carries out batches until the pool is gone.
     fn serve(&mut self, jobs: &Receiver<Execute>) {
         loop {
@@ -229,7 +229,7 @@ impl Drop for Execute {
 #[rtype(result = "()")]
 pub(crate) struct Completed(pub(crate) Vec<(CommandId, Outcome)>);
 
-impl KernelActor {
+impl Worker {
     fn execute(&mut self, mut msg: Execute) {
         let mut done = Vec::with_capacity(msg.commands.len());
         let mut reported = Instant::now();

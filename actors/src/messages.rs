@@ -7,8 +7,9 @@ pub use tap_pool::{Lease, LeaseSource, Released};
 
 use crate::Error;
 
-/// Hands out a ready tap: the most recently pooled idle one, or, when none is
-/// idle, a new tap created under `fallback`.
+/// Hands out a ready tap: the most recently pooled idle one; when none is
+/// idle, the next released tap to come back from its reset, if one is on its
+/// way; else a new tap created under `fallback`.
 ///
 /// Refused (and nothing changes) when `fallback` has the pool's prefix or the
 /// pool already holds a tap of that name.

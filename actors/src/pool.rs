@@ -163,7 +163,7 @@ impl TapPoolActor {
                 }
                 answer(&mut w.drains, &request, report);
             }
-            _ => {}
+            other => tracing::error!(?other, "an answer this actor does not know; dropped"),
         }
     }
 }

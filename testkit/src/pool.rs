@@ -1,6 +1,6 @@
 //! Starting a pool, and the messages tests send it, answered or with a
 //! deadline. Every test and bench starts its pools here ([`start`], or
-//! [`spawn`] on a kernel actor it shares), so a change to how a pool is
+//! [`spawn`] without a link watcher), so a change to how a pool is
 //! built is made in one place.
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use tap_pool_actors::{
     Acquire, Error, Lease, PoolConfig, PoolStats, Release, Released, Stats, TapName, TapPoolActor,
 };
 
-/// The whole pool on `factory` (kernel actors with `workers` threads each,
+/// The whole pool on `factory` (kernel workers with `workers` threads per lane,
 /// and a link watcher), as an orchestrator starts it.
 pub fn start(
     config: PoolConfig,

@@ -324,7 +324,7 @@ pub fn busy_acquire(
         for tap in background {
             pool.do_send(Release { tap: *tap });
         }
-        // Let the pool hand the deletes to the kernel actor first.
+        // Let the pool hand the deletes to its kernel workers first.
         pool.send(Stats).await.unwrap();
         let busy = measure(n).await;
         // The background taps are not the pool's, so its stats do not count

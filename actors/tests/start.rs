@@ -1,0 +1,59 @@
+//! Starting a pool: the one constructor, and its typed errors.
+
+use std::error::Error as _;
+use std::sync::Arc;
+
+use tap_pool_actors::sim::SimKernel;
+use tap_pool_actors::{ConfigError, PoolConfig, StartError, TapPoolActor, Warm};
+
+fn config() -> PoolConfig {
+    let mut c = PoolConfig::default();
+    c.size = 2;
+    c
+}
+
+#[test]
+fn starting_outside_an_actix_system_is_a_typed_error_not_a_panic() {
+    let start = || {
+        TapPoolActor::builder(config())
+            .kernel(Arc::new(SimKernel::new()))
+            .start()
+    };
+    assert!(matches!(start(), Err(StartError::NoSystem)));
+    // A plain tokio runtime is not an actix System either.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async { assert!(matches!(start(), Err(StartError::NoSystem))) });
+    // A System made but not yet running.
+    let system = actix_rt::System::new();
+    assert!(matches!(start(), Err(StartError::NoSystem)));
+    // Inside it, the pool starts and works.
+    let sim = SimKernel::new();
+    system.block_on(async {
+        let pool = TapPoolActor::builder(config())
+            .kernel(Arc::new(sim.clone()))
+            .start()
+            .unwrap();
+        assert_eq!(pool.send(Warm).await.unwrap().created.len(), 2);
+    });
+    assert_eq!(sim.taps().len(), 2);
+}
+
+#[test]
+fn a_refused_configuration_says_why_once() {
+    let mut c = config();
+    c.prefix = "tap/".to_owned();
+    let err = TapPoolActor::builder(c).start().unwrap_err();
+    assert!(matches!(
+        err,
+        StartError::Config(ConfigError::PrefixInvalid { .. })
+    ));
+    assert_eq!(err.to_string(), "the pool's configuration is refused");
+    let config_error = err.source().unwrap();
+    assert_eq!(
+        config_error.to_string(),
+        "pool name prefix \"tap/\" cannot start a device name"
+    );
+    assert!(config_error.source().is_some(), "the name's error, once");
+}
