@@ -122,14 +122,18 @@ impl Worker {
         let device = op.device().map(|d| d.to_string());
         let span = debug_span!("kernel", op = op.name(), device);
         let _entered = span.enter();
-        let kernel = match &mut self.kernel {
-            Some(k) => k,
-            slot @ None => slot.insert(self.factory.open().inspect_err(|e| {
-                warn!(error = %e, "kernel worker cannot open its kernel handle");
-            })?),
-        };
         let start = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| op.run(kernel.as_mut())));
+        // A panic anywhere in the call, opening the handle included, is
+        // answered: the worker lives on and the pool hears of every command.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let kernel = match &mut self.kernel {
+                Some(k) => k,
+                slot @ None => slot.insert(self.factory.open().inspect_err(|e| {
+                    warn!(error = %e, "kernel worker cannot open its kernel handle");
+                })?),
+            };
+            op.run(kernel.as_mut())
+        }));
         let elapsed_us = start.elapsed().as_micros() as u64;
         let result = result.unwrap_or_else(|panic| {
             let message = panic
@@ -159,7 +163,9 @@ impl Worker {
     /// Hands finished calls to the pool. If the pool is gone, nobody will
     /// ever release what the calls made: taps they created are deleted.
     fn deliver(&mut self, to: &WeakRecipient<Completed>, done: Vec<(Command, Outcome)>) {
-        if let Some(to) = to.upgrade() {
+        // A pool that stopped, even if someone still holds its address,
+        // records nothing more.
+        if let Some(to) = to.upgrade().filter(|to| to.connected()) {
             to.do_send(Completed(
                 done.into_iter()
                     .map(|(c, outcome)| (c.id, outcome))

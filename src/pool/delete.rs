@@ -57,7 +57,7 @@ impl Pool {
                     tap.state = TapState::DeleteFailed;
                     let after = self.delete_retry.delay(tap.delete_attempts);
                     tap.delete_attempts = tap.delete_attempts.saturating_add(1);
-                    self.delete_retries.insert((now + after, name));
+                    self.delete_retries.insert((super::later(now, after), name));
                 }
                 self.drain.forget(name);
             }
@@ -146,5 +146,20 @@ mod tests {
         run(&mut p, &mut k, now);
         assert_eq!(p.state_of(&tap), None);
         assert_eq!(p.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_backoff_beyond_the_clock_waits_for_ever_instead_of_panicking() {
+        let mut config = config(0);
+        config.delete_retry.initial = Duration::MAX;
+        config.delete_retry.max = Duration::MAX;
+        config.warm_retry = config.delete_retry;
+        let (mut p, mut k, now) = warmed_with(config);
+        let tap = acquire_created(&mut p, &mut k, "vm-1", now);
+        k.inject(Fault::nth(SimOp::Delete, 1, libc::EBUSY));
+        p.release(tap, now);
+        run(&mut p, &mut k, now);
+        assert_eq!(p.state_of(&tap), Some(TapState::DeleteFailed));
+        assert!(p.poll_timeout().is_some_and(|at| at > now));
     }
 }

@@ -168,6 +168,11 @@ impl Pool {
     /// [`Event::Released`] when the delete is done. A name the pool does not
     /// know is deleted too (it may be a caller's own tap).
     pub fn release(&mut self, name: TapName, now: Instant) -> Answer<Result<Released, PoolError>> {
+        if self.waiting.iter().any(|(_, fallback)| *fallback == name) {
+            // An Acquire waits with this name reserved: it was never
+            // handed out.
+            return Answer::Now(Err(PoolError::NotLeased { name }));
+        }
         let has_room = self.has_room();
         let is_pool_name = self.naming.index_of(&name).is_some();
         let reset_on_release = self.reset_on_release;
@@ -580,5 +585,29 @@ mod tests {
                 source: LeaseSource::Created
             })
         }));
+    }
+
+    #[test]
+    fn the_fallback_name_of_a_waiting_acquire_cannot_be_released() {
+        let (mut p, mut k, now, _tap, reset) = one_tap_in_reset();
+        let Answer::Later(_) = p.acquire(name("vm-b"), now) else {
+            panic!("waits")
+        };
+        assert_eq!(
+            p.release(name("vm-b"), now),
+            Answer::Now(Err(PoolError::NotLeased { name: name("vm-b") }))
+        );
+        assert!(p.poll_batch().is_none(), "no delete");
+        // The reset fails: the waiter creates its fallback, and nothing
+        // deletes it under them.
+        k.inject(crate::sim::Fault::nth(
+            crate::sim::SimOp::Reset,
+            1,
+            libc::EIO,
+        ));
+        execute(&mut p, &mut k, &reset, now);
+        run(&mut p, &mut k, now);
+        assert!(k.contains(name("vm-b")));
+        assert_eq!(p.state_of(&name("vm-b")), Some(TapState::Leased));
     }
 }

@@ -535,7 +535,7 @@ impl Pool {
                 Err(error) => {
                     tracing::warn!(%error, "cannot list links to resync; retrying");
                     self.counters.failures += 1;
-                    self.resync_retry_at = Some(now + RESYNC_RETRY);
+                    self.resync_retry_at = Some(later(now, RESYNC_RETRY));
                 }
             },
         }
@@ -644,6 +644,25 @@ impl Pool {
             .map(|(n, _)| *n)
             .collect()
     }
+}
+
+/// `now + after`, or as late as an `Instant` goes: a backoff configured
+/// beyond the clock's range waits for ever rather than panicking.
+fn later(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after).unwrap_or_else(|| far_future(now))
+}
+
+/// The latest `Instant` after `now` that can be represented.
+fn far_future(now: Instant) -> Instant {
+    let mut step = Duration::from_secs(u64::MAX / 4);
+    let mut at = now;
+    while !step.is_zero() {
+        match at.checked_add(step) {
+            Some(next) => at = next,
+            None => step /= 2,
+        }
+    }
+    at
 }
 
 /// What the pool reads from an [`Outcome`]: the reply its call should have

@@ -208,7 +208,7 @@ impl Pool {
                 {
                     let after = self.warm_retry.delay(self.warm.attempts);
                     self.warm.attempts += 1;
-                    self.warm.retry_at = Some(now + after);
+                    self.warm.retry_at = Some(super::later(now, after));
                     report.retry_in = Some(after);
                 }
             }
