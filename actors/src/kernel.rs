@@ -119,8 +119,8 @@ impl Worker {
 
     /// Carries out one call, in a span named for it.
     fn run(&mut self, op: &Op) -> Outcome {
-        let device = op.device().map(|d| d.to_string());
-        let span = debug_span!("kernel", op = op.name(), device);
+        // Fields are evaluated only when the span is enabled.
+        let span = debug_span!("kernel", op = op.name(), device = ?op.device());
         let _entered = span.enter();
         let start = Instant::now();
         // A panic anywhere in the call, opening the handle included, is
