@@ -42,6 +42,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
 use thiserror::Error;
 
 use crate::config::{Backoff, ConfigError, Naming, PoolConfig};
@@ -374,7 +375,9 @@ pub struct Pool {
     delete_retries: BTreeSet<(Instant, TapName)>,
     /// When a failed resync is tried again.
     resync_retry_at: Option<Instant>,
-    in_flight: HashMap<CommandId, Purpose>,
+    /// Kernel calls asked for and not yet completed, by id. Ids are the
+    /// pool's own, so a fast hash is safe here.
+    in_flight: FxHashMap<CommandId, Purpose>,
     next_id: u64,
     batches: VecDeque<Batch>,
     events: VecDeque<Event>,
@@ -415,7 +418,7 @@ impl Pool {
             removed_in_flight: HashMap::new(),
             delete_retries: BTreeSet::new(),
             resync_retry_at: None,
-            in_flight: HashMap::new(),
+            in_flight: FxHashMap::default(),
             next_id: 0,
             batches: VecDeque::new(),
             events: VecDeque::new(),
