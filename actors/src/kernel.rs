@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,25 +14,62 @@ use tap_pool::{
 };
 use tracing::{debug, debug_span, warn};
 
-/// How long an idle worker keeps looking for its next batch before it
-/// sleeps. Waking a sleeping thread costs the waker a futex call and, on a
-/// VM whose other vCPU has halted, the wakee tens of µs before it runs; a
-/// pool under load hands batches every few µs, so a worker that waits a
-/// little finds the next one without either. An idle pool pays this much
-/// CPU once per batch. One worker of a lane waits so at a time: more would
-/// only take CPU from the pool's own thread.
+/// How long the lane's watcher keeps looking for the next batch awake
+/// before it sleeps. Waking a sleeping thread costs the waker a futex call
+/// and, on a VM whose other vCPU has halted, tens of µs before the thread
+/// runs; a pool under load hands batches every few µs, so a watcher that
+/// waits a little finds the next one without either. An idle lane pays
+/// this much CPU once per batch.
 const SPIN: Duration = Duration::from_micros(50);
 
 /// Kernel worker threads sharing one queue of batches.
 ///
+/// One worker at a time watches the queue (the lane's watcher): it looks
+/// for work awake for up to [`SPIN`], then sleeps in the queue, so the pool
+/// pays a wake-up only for a lane idle that long. The others sleep on a
+/// condition variable of their own, where the pool's sends never reach
+/// them. A watcher that takes a batch wakes one of them to watch (a wake-up
+/// paid by the worker, off the pool's thread) when more batches are queued
+/// or its batch runs longer than [`SPIN`], so concurrent batches still find
+/// concurrent workers; after a short batch it watches again itself.
+///
 /// Each worker opens its own [`Kernel`] handle on its own thread (for Linux:
 /// its own netlink socket, inside the pool's network namespace). A worker
 /// whose handle fails at the socket level, or panics, drops the handle and
-/// opens a new one on its next call; a worker never dies, and a panic is
-/// answered as [`KernelError::Panicked`]. The workers end when the pool
-/// drops its `Workers` and the queue is empty.
+/// opens a new one on its next call; a panic is answered as
+/// [`KernelError::Panicked`]. The workers end when the pool drops its
+/// `Workers` and the queue is empty.
 pub(crate) struct Workers {
     queue: Sender<Execute>,
+}
+
+/// What the workers of a lane share besides the queue.
+#[derive(Default)]
+struct Watch {
+    state: Mutex<WatchState>,
+    /// Where workers other than the watcher sleep.
+    followers: Condvar,
+}
+
+#[derive(Default)]
+struct WatchState {
+    /// A worker watches the queue.
+    watched: bool,
+    /// The queue is closed: every worker ends.
+    closed: bool,
+    /// Workers asleep on `followers`.
+    sleeping: usize,
+}
+
+impl Watch {
+    /// Wakes a sleeping worker to take the watch, if one sleeps and nobody
+    /// watches.
+    fn wake_follower(&self) {
+        let state = lock(&self.state);
+        if state.sleeping > 0 && !state.watched {
+            self.followers.notify_one();
+        }
+    }
 }
 
 impl Workers {
@@ -44,22 +81,22 @@ impl Workers {
         name: &str,
     ) -> std::io::Result<Workers> {
         let (queue, jobs) = crossbeam_channel::unbounded();
-        let spinning = Arc::new(AtomicBool::new(false));
+        let watch = Arc::new(Watch::default());
         for _ in 0..workers.max(1) {
             let mut worker = Worker {
                 factory: Arc::clone(factory),
                 kernel: None,
-                spinning: Arc::clone(&spinning),
             };
             let jobs = jobs.clone();
+            let watch = Arc::clone(&watch);
             thread::Builder::new()
                 .name(name.to_owned())
-                .spawn(move || worker.serve(&jobs))?;
+                .spawn(move || worker.serve(&jobs, &watch))?;
         }
         Ok(Workers { queue })
     }
 
-    /// Queues a batch for the next free worker.
+    /// Queues a batch for the lane's watcher.
     pub(crate) fn send(&self, batch: Execute) {
         // Every worker is gone only if every one panicked outside a call:
         // the batch is then dropped, and reported as unanswered.
@@ -71,50 +108,61 @@ impl Workers {
 struct Worker {
     factory: Arc<dyn KernelFactory>,
     kernel: Option<Box<dyn Kernel>>,
-    /// Whether a worker of this lane is waiting for work awake.
-    spinning: Arc<AtomicBool>,
 }
 
 impl Worker {
     /// Carries out batches until the pool is gone.
-    fn serve(&mut self, jobs: &Receiver<Execute>) {
+    fn serve(&mut self, jobs: &Receiver<Execute>, watch: &Watch) {
         loop {
-            let job = match jobs.try_recv() {
-                Ok(job) => Some(job),
-                Err(TryRecvError::Disconnected) => return,
-                Err(TryRecvError::Empty) => self.spin(jobs),
+            // Become the watcher, or sleep until the watch is free.
+            {
+                let mut state = lock(&watch.state);
+                while state.watched && !state.closed {
+                    state.sleeping += 1;
+                    state = watch
+                        .followers
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    state.sleeping -= 1;
+                }
+                if state.closed {
+                    return;
+                }
+                state.watched = true;
+            }
+            let job = Self::watch(jobs);
+            {
+                let mut state = lock(&watch.state);
+                state.watched = false;
+                state.closed |= job.is_none();
+            }
+            let Some(job) = job else {
+                watch.followers.notify_all();
+                return;
             };
-            let job = match job {
-                Some(job) => job,
-                None => match jobs.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
-                },
-            };
-            self.execute(job);
+            // More work queued: another worker takes the watch now. Else
+            // this one watches again when done, unless its batch runs long
+            // (see `execute`): waking a follower for every short batch would
+            // put a third thread on the CPUs the pool's own thread needs.
+            if !jobs.is_empty() {
+                watch.wake_follower();
+            }
+            self.execute(job, watch);
         }
     }
 
-    /// Waits awake for the next batch for up to [`SPIN`], if no other
-    /// worker of the lane does already.
-    fn spin(&self, jobs: &Receiver<Execute>) -> Option<Execute> {
-        if self
-            .spinning
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return None;
-        }
+    /// The next batch: looked for awake for up to [`SPIN`], then waited
+    /// for asleep. `None` once the pool is gone and the queue is empty.
+    fn watch(jobs: &Receiver<Execute>) -> Option<Execute> {
         let since = Instant::now();
-        let job = loop {
+        loop {
             match jobs.try_recv() {
-                Ok(job) => break Some(job),
+                Ok(job) => return Some(job),
+                Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) if since.elapsed() < SPIN => std::hint::spin_loop(),
-                Err(_) => break None,
+                Err(TryRecvError::Empty) => return jobs.recv().ok(),
             }
-        };
-        self.spinning.store(false, Ordering::Release);
-        job
+        }
     }
 
     /// Carries out one call, in a span named for it.
@@ -236,12 +284,21 @@ impl Drop for Execute {
 pub(crate) struct Completed(pub(crate) Vec<(CommandId, Outcome)>);
 
 impl Worker {
-    fn execute(&mut self, mut msg: Execute) {
+    fn execute(&mut self, mut msg: Execute, watch: &Watch) {
         let mut done = Vec::with_capacity(msg.commands.len());
-        let mut reported = Instant::now();
+        let started = Instant::now();
+        let mut reported = started;
+        let mut handed_on = false;
         while let Some(command) = msg.commands.pop_front() {
             let outcome = self.run(&command.op);
             done.push((command, outcome));
+            if !handed_on && started.elapsed() >= SPIN {
+                // A long batch (real creates, resets or deletes): another
+                // worker watches meanwhile, so that a cold Acquire's create
+                // does not wait behind it.
+                handed_on = true;
+                watch.wake_follower();
+            }
             if reported.elapsed() >= REPORT_EVERY {
                 self.deliver(&msg.report_to, std::mem::take(&mut done));
                 reported = Instant::now();
@@ -251,4 +308,9 @@ impl Worker {
             self.deliver(&msg.report_to, done);
         }
     }
+}
+
+/// Locks `mutex`, whose state stays valid even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
