@@ -7,11 +7,11 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use actix::{Message, WeakRecipient};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tap_pool::{
     Command, CommandId, Device, Kernel, KernelError, KernelFactory, Op, Outcome, Reply,
 };
+use tokio::sync::mpsc;
 use tracing::{debug, debug_span, warn};
 
 /// How long the lane's watcher keeps looking for the next batch awake
@@ -208,50 +208,57 @@ impl Worker {
         result
     }
 
-    /// Hands finished calls to the pool. If the pool is gone, nobody will
-    /// ever release what the calls made: taps they created are deleted.
-    fn deliver(&mut self, to: &WeakRecipient<Completed>, done: Vec<(Command, Outcome)>) {
-        // A pool that stopped, even if someone still holds its address,
-        // records nothing more.
-        if let Some(to) = to.upgrade().filter(|to| to.connected()) {
-            to.do_send(Completed(
-                done.into_iter()
-                    .map(|(c, outcome)| (c.id, outcome))
-                    .collect(),
-            ));
+    /// Hands a finished call to the pool. If the pool is gone, nobody will
+    /// ever release what the call made: a tap it created is deleted.
+    fn deliver(&mut self, to: &Inbox, command: &Command, outcome: Outcome) {
+        let created = match (&command.op, &outcome) {
+            (Op::Create { name, .. }, Ok(Reply::Created(tap))) => Some((*name, tap.index)),
+            _ => None,
+        };
+        if to.send(Report::Done(command.id, outcome)).is_ok() {
             return;
         }
-        for (command, outcome) in done {
-            if let (Op::Create { name, .. }, Ok(Reply::Created(created))) = (&command.op, outcome) {
-                warn!(tap = %name, "the pool is gone: deleting the tap it asked for");
-                let delete = Op::Delete {
-                    device: Device::new(*name, created.index),
-                };
-                if let Err(error) = self.run(&delete) {
-                    warn!(tap = %name, %error, "deleting an orphaned tap failed");
-                }
+        if let Some((name, index)) = created {
+            warn!(tap = %name, "the pool is gone: deleting the tap it asked for");
+            let delete = Op::Delete {
+                device: Device::new(name, index),
+            };
+            if let Err(error) = self.run(&delete) {
+                warn!(tap = %name, %error, "deleting an orphaned tap failed");
             }
         }
     }
 }
 
-/// How long finished calls of a batch may wait to be reported together.
-const REPORT_EVERY: Duration = Duration::from_millis(1);
+/// Where workers report to the pool: a queue that the pool's thread drains
+/// whenever it runs. A report allocates nothing and wakes the pool only if
+/// it waits; a message per report cost an allocation freed on the other
+/// thread, and with glibc's allocator those made the threads contend on an
+/// arena lock (the tail of a tight pool's Release, docs/performance.md).
+pub(crate) type Inbox = mpsc::UnboundedSender<Report>;
 
-/// Carries out a batch of calls in order. The outcomes go to `report_to` as
-/// [`Completed`]s: all in one when the calls are quick, else at least every
-/// [`REPORT_EVERY`], so that a reset tap is back in service soon after its
-/// own reset rather than after its whole batch. Calls the worker never got
-/// to (the worker is gone, the message dropped) are reported as
-/// [`KernelError::Unanswered`].
+/// What a worker tells the pool.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// A call finished.
+    Done(CommandId, Outcome),
+    /// A batch's emptied command buffer, handed back to be freed on the
+    /// thread that allocated it.
+    Spent(VecDeque<Command>),
+}
+
+/// Carries out a batch of calls in order, reporting each outcome as soon as
+/// it is known, so that a reset tap is back in service right after its own
+/// reset. Calls the worker never got to (the worker is gone, the batch
+/// dropped) are reported as [`KernelError::Unanswered`].
 #[derive(Debug)]
 pub(crate) struct Execute {
     commands: VecDeque<Command>,
-    report_to: WeakRecipient<Completed>,
+    report_to: Inbox,
 }
 
 impl Execute {
-    pub(crate) fn new(commands: Vec<Command>, report_to: WeakRecipient<Completed>) -> Execute {
+    pub(crate) fn new(commands: Vec<Command>, report_to: Inbox) -> Execute {
         Execute {
             commands: commands.into(),
             report_to,
@@ -261,37 +268,22 @@ impl Execute {
 
 impl Drop for Execute {
     fn drop(&mut self) {
-        if self.commands.is_empty() {
-            return;
-        }
-        if let Some(to) = self.report_to.upgrade() {
-            to.do_send(Completed(
-                self.commands
-                    .drain(..)
-                    .map(|c| {
-                        let op = c.op.name();
-                        (c.id, Err(KernelError::Unanswered { op }))
-                    })
-                    .collect(),
-            ));
+        for c in self.commands.drain(..) {
+            let op = c.op.name();
+            let unanswered = Report::Done(c.id, Err(KernelError::Unanswered { op }));
+            // A pool that is gone hears nothing.
+            let _ = self.report_to.send(unanswered);
         }
     }
 }
 
-/// How some calls of an [`Execute`] batch ended.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub(crate) struct Completed(pub(crate) Vec<(CommandId, Outcome)>);
-
 impl Worker {
     fn execute(&mut self, mut msg: Execute, watch: &Watch) {
-        let mut done = Vec::with_capacity(msg.commands.len());
         let started = Instant::now();
-        let mut reported = started;
         let mut handed_on = false;
         while let Some(command) = msg.commands.pop_front() {
             let outcome = self.run(&command.op);
-            done.push((command, outcome));
+            self.deliver(&msg.report_to, &command, outcome);
             if !handed_on && started.elapsed() >= SPIN {
                 // A long batch (real creates, resets or deletes): another
                 // worker watches meanwhile, so that a cold Acquire's create
@@ -299,14 +291,9 @@ impl Worker {
                 handed_on = true;
                 watch.wake_follower();
             }
-            if reported.elapsed() >= REPORT_EVERY {
-                self.deliver(&msg.report_to, std::mem::take(&mut done));
-                reported = Instant::now();
-            }
         }
-        if !done.is_empty() {
-            self.deliver(&msg.report_to, done);
-        }
+        let spent = std::mem::take(&mut msg.commands);
+        let _ = msg.report_to.send(Report::Spent(spent));
     }
 }
 

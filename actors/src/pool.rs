@@ -4,18 +4,22 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Instant;
 
+use std::pin::Pin;
+use std::task::Poll;
+
 use actix::{
-    Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, Response, Running,
-    SpawnHandle, WeakRecipient,
+    Actor, ActorContext, ActorFuture, AsyncContext, Context, Handler, Message, MessageResult,
+    Response, Running, SpawnHandle,
 };
 use tap_pool::{
     Answer, DrainReport, Event, Lane, LinkEvent, Pool, RequestId, SeedReport, WarmReport,
 };
+use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 use tracing::{debug_span, info};
 
 use crate::Error;
-use crate::kernel::{Completed, Execute, Workers};
+use crate::kernel::{Execute, Inbox, Report, Workers};
 use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Stats, Warm};
 
 /// Answers [`Acquire`], [`Release`], [`Warm`], [`Seed`], [`Drain`] and
@@ -35,8 +39,10 @@ use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Stats, War
 /// until the drain is done.
 pub struct TapPoolActor {
     pool: Pool,
-    /// Where kernel workers report: this actor, held weakly.
-    report_to: WeakRecipient<Completed>,
+    /// Where kernel workers report, and where this actor drains it (see
+    /// [`DrainReports`]).
+    report_to: Inbox,
+    reports: mpsc::UnboundedReceiver<Report>,
     /// Creates, resets, listings and group changes.
     fast: Workers,
     /// Deletes: slow kernel waits, kept off the fast lane.
@@ -97,9 +103,12 @@ impl TapPoolActor {
         slow: Workers,
         ctx: &mut Context<Self>,
     ) -> TapPoolActor {
+        let (report_to, reports) = mpsc::unbounded_channel();
+        ctx.spawn(DrainReports);
         TapPoolActor {
             pool,
-            report_to: ctx.address().downgrade().recipient(),
+            report_to,
+            reports,
             fast,
             slow,
             timer: None,
@@ -181,6 +190,8 @@ impl Actor for TapPoolActor {
         }
         info!("tap pool stopping: draining first");
         self.stop = Some((self.pool.drain(Instant::now()), false));
+        // The drain's kernel calls report here.
+        ctx.spawn(DrainReports);
         self.pump(ctx);
         if let Some((_, true)) = self.stop {
             return Running::Stop;
@@ -227,15 +238,39 @@ impl Handler<LinkChanged> for TapPoolActor {
     }
 }
 
-impl Handler<Completed> for TapPoolActor {
-    type Result = ();
+/// Drains the kernel workers' reports into the pool whenever the actor
+/// runs: the one future in the actor's context besides the timer. It ends
+/// when no address to the actor is left (unless the actor is draining to
+/// stop), so that it does not keep an abandoned actor alive.
+struct DrainReports;
 
-    fn handle(&mut self, msg: Completed, ctx: &mut Context<Self>) {
-        let now = Instant::now();
-        for (id, outcome) in msg.0 {
-            self.pool.complete(id, outcome, now);
+impl ActorFuture<TapPoolActor> for DrainReports {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut TapPoolActor,
+        ctx: &mut Context<TapPoolActor>,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<()> {
+        let mut now = None;
+        while let Poll::Ready(Some(report)) = act.reports.poll_recv(task) {
+            match report {
+                Report::Done(id, outcome) => {
+                    let now = *now.get_or_insert_with(Instant::now);
+                    act.pool.complete(id, outcome, now);
+                }
+                // Allocated on this thread, freed here.
+                Report::Spent(buffer) => drop(buffer),
+            }
         }
-        self.pump(ctx);
+        if now.is_some() {
+            act.pump(ctx);
+        }
+        if act.stop.is_none() && !ctx.connected() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
     }
 }
 
