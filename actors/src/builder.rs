@@ -9,7 +9,7 @@ use tap_pool::{ConfigError, KernelFactory, LinkEvent, Pool, PoolConfig};
 use thiserror::Error;
 use tracing::warn;
 
-use crate::kernel::Workers;
+use crate::kernel::{SPIN, Workers};
 use crate::pool::{LinkChanged, TapPoolActor};
 
 /// How many kernel worker threads each lane of a pool uses unless told
@@ -157,9 +157,9 @@ impl PoolBuilder {
         } else {
             None
         };
-        let fast = Workers::start(&factory, self.workers, "tap-pool-kernel")
+        let fast = Workers::start(&factory, self.workers, "tap-pool-kernel", SPIN)
             .map_err(StartError::Workers)?;
-        let slow = Workers::start(&factory, self.workers, "tap-pool-delete")
+        let slow = Workers::start(&factory, self.workers, "tap-pool-delete", Duration::ZERO)
             .map_err(StartError::Workers)?;
         let addr = TapPoolActor::create(|ctx| TapPoolActor::new(pool, fast, slow, ctx));
         if let Some((tx, _)) = watcher {

@@ -20,7 +20,7 @@ use tracing::{debug, debug_span, warn};
 /// runs; a pool under load hands batches every few µs, so a watcher that
 /// waits a little finds the next one without either. An idle lane pays
 /// this much CPU once per batch.
-const SPIN: Duration = Duration::from_micros(50);
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
 
 /// Kernel worker threads sharing one queue of batches.
 ///
@@ -46,6 +46,8 @@ pub(crate) struct Workers {
 /// What the workers of a lane share besides the queue.
 #[derive(Default)]
 struct Watch {
+    /// How long the watcher looks for work awake before it sleeps.
+    spin: Duration,
     state: Mutex<WatchState>,
     /// Where workers other than the watcher sleep.
     followers: Condvar,
@@ -75,13 +77,21 @@ impl Watch {
 impl Workers {
     /// Starts `workers` threads (at least one) named `name`, each driving
     /// its own handle from `factory`.
+    /// `spin` is how long the watcher looks for work awake ([`SPIN`] for
+    /// the lane of quick calls; none for deletes, whose ~16 ms kernel wait
+    /// dwarfs a wake-up, and whose spin would only take a CPU from the
+    /// pool's own thread).
     pub(crate) fn start(
         factory: &Arc<dyn KernelFactory>,
         workers: usize,
         name: &str,
+        spin: Duration,
     ) -> std::io::Result<Workers> {
         let (queue, jobs) = crossbeam_channel::unbounded();
-        let watch = Arc::new(Watch::default());
+        let watch = Arc::new(Watch {
+            spin,
+            ..Watch::default()
+        });
         for _ in 0..workers.max(1) {
             let mut worker = Worker {
                 factory: Arc::clone(factory),
@@ -130,7 +140,7 @@ impl Worker {
                 }
                 state.watched = true;
             }
-            let job = Self::watch(jobs);
+            let job = Self::watch(jobs, watch.spin);
             {
                 let mut state = lock(&watch.state);
                 state.watched = false;
@@ -151,15 +161,15 @@ impl Worker {
         }
     }
 
-    /// The next batch: looked for awake for up to [`SPIN`], then waited
+    /// The next batch: looked for awake for up to `spin`, then waited
     /// for asleep. `None` once the pool is gone and the queue is empty.
-    fn watch(jobs: &Receiver<Execute>) -> Option<Execute> {
+    fn watch(jobs: &Receiver<Execute>, spin: Duration) -> Option<Execute> {
         let since = Instant::now();
         loop {
             match jobs.try_recv() {
                 Ok(job) => return Some(job),
                 Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if since.elapsed() < SPIN => std::hint::spin_loop(),
+                Err(TryRecvError::Empty) if since.elapsed() < spin => std::hint::spin_loop(),
                 Err(TryRecvError::Empty) => return jobs.recv().ok(),
             }
         }
@@ -215,7 +225,7 @@ impl Worker {
             (Op::Create { name, .. }, Ok(Reply::Created(tap))) => Some((*name, tap.index)),
             _ => None,
         };
-        if to.send(Report::Done(command.id, outcome)).is_ok() {
+        if to.reports.send(Report::Done(command.id, outcome)).is_ok() {
             return;
         }
         if let Some((name, index)) = created {
@@ -231,11 +241,27 @@ impl Worker {
 }
 
 /// Where workers report to the pool: a queue that the pool's thread drains
-/// whenever it runs. A report allocates nothing and wakes the pool only if
-/// it waits; a message per report cost an allocation freed on the other
-/// thread, and with glibc's allocator those made the threads contend on an
-/// arena lock (the tail of a tight pool's Release, docs/performance.md).
-pub(crate) type Inbox = mpsc::UnboundedSender<Report>;
+/// whenever it runs, and a bell rung once a batch is done (and at least
+/// every [`REPORT_EVERY`] during a long one) to wake the pool if it waits.
+/// A report allocates nothing; a message per batch cost allocations freed
+/// on the other thread, and with glibc's allocator those made the threads
+/// contend on an arena lock (the tail of a tight pool's Release,
+/// docs/performance.md).
+#[derive(Clone, Debug)]
+pub(crate) struct Inbox {
+    pub(crate) reports: crossbeam_channel::Sender<Report>,
+    pub(crate) bell: mpsc::UnboundedSender<()>,
+}
+
+impl Inbox {
+    fn ring(&self) {
+        // A pool that is gone hears nothing.
+        let _ = self.bell.send(());
+    }
+}
+
+/// How long finished calls of a long batch may wait for the bell.
+const REPORT_EVERY: Duration = Duration::from_millis(1);
 
 /// What a worker tells the pool.
 #[derive(Debug)]
@@ -247,9 +273,8 @@ pub(crate) enum Report {
     Spent(VecDeque<Command>),
 }
 
-/// Carries out a batch of calls in order, reporting each outcome as soon as
-/// it is known, so that a reset tap is back in service right after its own
-/// reset. Calls the worker never got to (the worker is gone, the batch
+/// Carries out a batch of calls in order, reporting each outcome as it is
+/// known and ringing once the batch is done (or every [`REPORT_EVERY`]). Calls the worker never got to (the worker is gone, the batch
 /// dropped) are reported as [`KernelError::Unanswered`].
 #[derive(Debug)]
 pub(crate) struct Execute {
@@ -272,18 +297,26 @@ impl Drop for Execute {
             let op = c.op.name();
             let unanswered = Report::Done(c.id, Err(KernelError::Unanswered { op }));
             // A pool that is gone hears nothing.
-            let _ = self.report_to.send(unanswered);
+            let _ = self.report_to.reports.send(unanswered);
         }
+        self.report_to.ring();
     }
 }
 
 impl Worker {
     fn execute(&mut self, mut msg: Execute, watch: &Watch) {
         let started = Instant::now();
+        let mut rung = started;
         let mut handed_on = false;
         while let Some(command) = msg.commands.pop_front() {
             let outcome = self.run(&command.op);
             self.deliver(&msg.report_to, &command, outcome);
+            if rung.elapsed() >= REPORT_EVERY && !msg.commands.is_empty() {
+                // A reset tap is back in service soon after its own reset,
+                // not after its whole batch.
+                msg.report_to.ring();
+                rung = Instant::now();
+            }
             if !handed_on && started.elapsed() >= SPIN {
                 // A long batch (real creates, resets or deletes): another
                 // worker watches meanwhile, so that a cold Acquire's create
@@ -293,7 +326,8 @@ impl Worker {
             }
         }
         let spent = std::mem::take(&mut msg.commands);
-        let _ = msg.report_to.send(Report::Spent(spent));
+        let _ = msg.report_to.reports.send(Report::Spent(spent));
+        msg.report_to.ring();
     }
 }
 

@@ -42,7 +42,8 @@ pub struct TapPoolActor {
     /// Where kernel workers report, and where this actor drains it (see
     /// [`DrainReports`]).
     report_to: Inbox,
-    reports: mpsc::UnboundedReceiver<Report>,
+    reports: crossbeam_channel::Receiver<Report>,
+    bell: mpsc::UnboundedReceiver<()>,
     /// Creates, resets, listings and group changes.
     fast: Workers,
     /// Deletes: slow kernel waits, kept off the fast lane.
@@ -103,12 +104,17 @@ impl TapPoolActor {
         slow: Workers,
         ctx: &mut Context<Self>,
     ) -> TapPoolActor {
-        let (report_to, reports) = mpsc::unbounded_channel();
+        let (reports_to, reports) = crossbeam_channel::unbounded();
+        let (bell_to, bell) = mpsc::unbounded_channel();
         ctx.spawn(DrainReports);
         TapPoolActor {
             pool,
-            report_to,
+            report_to: Inbox {
+                reports: reports_to,
+                bell: bell_to,
+            },
             reports,
+            bell,
             fast,
             slow,
             timer: None,
@@ -253,8 +259,10 @@ impl ActorFuture<TapPoolActor> for DrainReports {
         ctx: &mut Context<TapPoolActor>,
         task: &mut std::task::Context<'_>,
     ) -> Poll<()> {
+        // Every ring is answered by one drain of everything reported so far.
+        while let Poll::Ready(Some(())) = act.bell.poll_recv(task) {}
         let mut now = None;
-        while let Poll::Ready(Some(report)) = act.reports.poll_recv(task) {
+        while let Ok(report) = act.reports.try_recv() {
             match report {
                 Report::Done(id, outcome) => {
                     let now = *now.get_or_insert_with(Instant::now);
