@@ -30,8 +30,9 @@ use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Stats, War
 /// the kernel calls the pool asks for to the kernel workers, hands their
 /// outcomes back, answers callers when the pool says, and arms one timer
 /// for the pool's next deadline. It never makes a syscall and never blocks
-/// its mailbox, and no future lives in its context but that timer (actix
-/// polls every future in an actor's context each time the actor wakes).
+/// its mailbox, and no future lives in its context but that timer and the
+/// drain of the workers' reports (actix polls every future in an actor's
+/// context each time the actor wakes).
 /// A warm `Acquire`, and a `Release` back to the pool, are answered in
 /// place.
 ///
