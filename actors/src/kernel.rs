@@ -317,10 +317,10 @@ impl Worker {
                 msg.report_to.ring();
                 rung = Instant::now();
             }
-            if !handed_on && started.elapsed() >= SPIN {
-                // A long batch (real creates, resets or deletes): another
-                // worker watches meanwhile, so that a cold Acquire's create
-                // does not wait behind it.
+            if !handed_on && !msg.commands.is_empty() && started.elapsed() >= SPIN {
+                // A long batch (real resets, creates or deletes) with more
+                // to do: another worker watches meanwhile, so that a cold
+                // Acquire's create does not wait behind the rest of it.
                 handed_on = true;
                 watch.wake_follower();
             }
