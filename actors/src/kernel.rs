@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,14 +25,14 @@ pub(crate) const SPIN: Duration = Duration::from_micros(50);
 
 /// Kernel worker threads sharing one queue of batches.
 ///
-/// One worker at a time watches the queue (the lane's watcher): it looks
-/// for work awake for up to [`SPIN`], then sleeps in the queue, so the pool
-/// pays a wake-up only for a lane idle that long. The others sleep on a
-/// condition variable of their own, where the pool's sends never reach
-/// them. A watcher that takes a batch wakes one of them to watch (a wake-up
-/// paid by the worker, off the pool's thread) when more batches are queued
-/// or its batch runs longer than [`SPIN`], so concurrent batches still find
-/// concurrent workers; after a short batch it watches again itself.
+/// One worker at a time watches the queue (the lane's watcher); the others
+/// sleep on a condition variable of their own, which a send rings only when
+/// nobody watches (every worker is busy with a call), so a batch never waits
+/// behind another while a worker is free. Where the lane's calls are quick
+/// (the last batch's took less than [`SPIN`] each: the simulated kernel), the
+/// watcher looks for work awake for up to [`SPIN`] before it sleeps in the
+/// queue, so a busy pool pays no wake-up per batch; against real kernel
+/// waits it sleeps at once, leaving the CPU to the worker making the call.
 ///
 /// Each worker opens its own [`Kernel`] handle on its own thread (for Linux:
 /// its own netlink socket, inside the pool's network namespace). A worker
@@ -41,6 +42,7 @@ pub(crate) const SPIN: Duration = Duration::from_micros(50);
 /// `Workers` and the queue is empty.
 pub(crate) struct Workers {
     queue: Sender<Execute>,
+    watch: Arc<Watch>,
 }
 
 /// What the workers of a lane share besides the queue.
@@ -51,6 +53,8 @@ struct Watch {
     state: Mutex<WatchState>,
     /// Where workers other than the watcher sleep.
     followers: Condvar,
+    /// Nobody watches while a worker sleeps (see `publish`).
+    unwatched: AtomicBool,
 }
 
 #[derive(Default)]
@@ -61,16 +65,31 @@ struct WatchState {
     closed: bool,
     /// Workers asleep on `followers`.
     sleeping: usize,
+    /// The calls of the lane's last batch took [`SPIN`] or longer each
+    /// (assumed until they did not): they are real kernel waits.
+    slow_calls: bool,
 }
 
 impl Watch {
     /// Wakes a sleeping worker to take the watch, if one sleeps and nobody
     /// watches.
     fn wake_follower(&self) {
+        // Read without the lock on the pool's thread: a send that finds the
+        // queue watched (the usual case) costs one atomic load.
+        if !self.unwatched.load(Ordering::Acquire) {
+            return;
+        }
         let state = lock(&self.state);
         if state.sleeping > 0 && !state.watched {
             self.followers.notify_one();
         }
+    }
+
+    /// Publishes whether nobody watches while a worker sleeps; called after
+    /// every change of either, under the lock.
+    fn publish(&self, state: &WatchState) {
+        self.unwatched
+            .store(state.sleeping > 0 && !state.watched, Ordering::Release);
     }
 }
 
@@ -90,6 +109,10 @@ impl Workers {
         let (queue, jobs) = crossbeam_channel::unbounded();
         let watch = Arc::new(Watch {
             spin,
+            state: Mutex::new(WatchState {
+                slow_calls: true,
+                ..WatchState::default()
+            }),
             ..Watch::default()
         });
         for _ in 0..workers.max(1) {
@@ -103,14 +126,17 @@ impl Workers {
                 .name(name.to_owned())
                 .spawn(move || worker.serve(&jobs, &watch))?;
         }
-        Ok(Workers { queue })
+        Ok(Workers { queue, watch })
     }
 
-    /// Queues a batch for the lane's watcher.
+    /// Queues a batch for the lane's watcher, and wakes a sleeping worker
+    /// to watch if nobody does (every worker is busy with a call, or gave
+    /// the watch up to make one): a batch never waits behind another.
     pub(crate) fn send(&self, batch: Execute) {
         // Every worker is gone only if every one panicked outside a call:
         // the batch is then dropped, and reported as unanswered.
         let _ = self.queue.send(batch);
+        self.watch.wake_follower();
     }
 }
 
@@ -123,41 +149,71 @@ struct Worker {
 impl Worker {
     /// Carries out batches until the pool is gone.
     fn serve(&mut self, jobs: &Receiver<Execute>, watch: &Watch) {
+        let mut watching = false;
         loop {
-            // Become the watcher, or sleep until the watch is free.
-            {
+            // Become the watcher (unless this worker kept the watch), or
+            // sleep until the watch is free.
+            let spin = {
                 let mut state = lock(&watch.state);
-                while state.watched && !state.closed {
+                while !watching && state.watched && !state.closed {
                     state.sleeping += 1;
+                    watch.publish(&state);
                     state = watch
                         .followers
                         .wait(state)
                         .unwrap_or_else(PoisonError::into_inner);
                     state.sleeping -= 1;
+                    watch.publish(&state);
                 }
                 if state.closed {
                     return;
                 }
                 state.watched = true;
-            }
-            let job = Self::watch(jobs, watch.spin);
+                watch.publish(&state);
+                watching = false;
+                // Looking awake pays only where calls are quick: against a
+                // real kernel wait a wake-up is cheap, and a spinning watcher
+                // would take a CPU from the worker making the call.
+                if state.slow_calls {
+                    Duration::ZERO
+                } else {
+                    watch.spin
+                }
+            };
+            let job = Self::watch(jobs, spin);
             {
                 let mut state = lock(&watch.state);
                 state.watched = false;
                 state.closed |= job.is_none();
+                watch.publish(&state);
             }
             let Some(job) = job else {
                 watch.followers.notify_all();
                 return;
             };
-            // More work queued: another worker takes the watch now. Else
-            // this one watches again when done, unless its batch runs long
-            // (see `execute`): waking a follower for every short batch would
-            // put a third thread on the CPUs the pool's own thread needs.
+            // More work queued: another worker takes the watch now. A batch
+            // that arrives later, while this one is busy, wakes one itself
+            // (`Workers::send`); otherwise this one watches again when done.
             if !jobs.is_empty() {
                 watch.wake_follower();
             }
-            self.execute(job, watch);
+            let started = Instant::now();
+            let calls = job.commands.len().max(1) as u32;
+            let report_to = job.report_to.clone();
+            self.execute(job);
+            {
+                let mut state = lock(&watch.state);
+                state.slow_calls = started.elapsed() / calls >= SPIN;
+                // Take the watch back before the pool hears (and, maybe,
+                // sends the next batch at once): else that batch would wake
+                // a sleeping worker for nothing.
+                if !state.watched {
+                    state.watched = true;
+                    watch.publish(&state);
+                    watching = true;
+                }
+            }
+            report_to.ring();
         }
     }
 
@@ -293,21 +349,22 @@ impl Execute {
 
 impl Drop for Execute {
     fn drop(&mut self) {
+        let any = !self.commands.is_empty();
         for c in self.commands.drain(..) {
             let op = c.op.name();
             let unanswered = Report::Done(c.id, Err(KernelError::Unanswered { op }));
             // A pool that is gone hears nothing.
             let _ = self.report_to.reports.send(unanswered);
         }
-        self.report_to.ring();
+        if any {
+            self.report_to.ring();
+        }
     }
 }
 
 impl Worker {
-    fn execute(&mut self, mut msg: Execute, watch: &Watch) {
-        let started = Instant::now();
-        let mut rung = started;
-        let mut handed_on = false;
+    fn execute(&mut self, mut msg: Execute) {
+        let mut rung = Instant::now();
         while let Some(command) = msg.commands.pop_front() {
             let outcome = self.run(&command.op);
             self.deliver(&msg.report_to, &command, outcome);
@@ -317,17 +374,9 @@ impl Worker {
                 msg.report_to.ring();
                 rung = Instant::now();
             }
-            if !handed_on && !msg.commands.is_empty() && started.elapsed() >= SPIN {
-                // A long batch (real resets, creates or deletes) with more
-                // to do: another worker watches meanwhile, so that a cold
-                // Acquire's create does not wait behind the rest of it.
-                handed_on = true;
-                watch.wake_follower();
-            }
         }
         let spent = std::mem::take(&mut msg.commands);
         let _ = msg.report_to.reports.send(Report::Spent(spent));
-        msg.report_to.ring();
     }
 }
 

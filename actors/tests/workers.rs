@@ -56,3 +56,62 @@ async fn a_panic_while_a_worker_opens_its_handle_is_answered_and_the_worker_live
     assert_eq!(report.created.len(), 2);
     assert_eq!(sim.taps().len(), 2);
 }
+
+/// Two deletes that arrive one after the other run side by side on a lane
+/// of two workers: the second does not wait for the first's kernel wait.
+#[actix_rt::test]
+async fn a_second_slow_call_does_not_wait_behind_the_first() {
+    use std::time::Duration;
+    use tap_pool_actors::sim::SimOp;
+    use tap_pool_actors::{Acquire, Release};
+
+    let sim = SimKernel::new();
+    let mut config = PoolConfig::default();
+    config.size = 0;
+    let pool = TapPoolActor::builder(config)
+        .kernel(Arc::new(sim.clone()))
+        .workers(2)
+        .watch_links(false)
+        .start()
+        .unwrap();
+    let a = pool
+        .send(Acquire::new("vm-a").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let b = pool
+        .send(Acquire::new("vm-b").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    sim.set_latency(SimOp::Delete, Duration::from_secs(2));
+    let first = pool.send(Release { tap: a.name });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sim.calls(SimOp::Delete) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first delete never started"
+        );
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The first delete is under way; the second arrives now.
+    let second = pool.send(Release { tap: b.name });
+    while sim.calls(SimOp::Delete) < 2 {
+        assert!(
+            sim.returned(SimOp::Delete) == 0,
+            "the second delete waited for the first to return"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second delete never started"
+        );
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        sim.returned(SimOp::Delete),
+        0,
+        "both were in flight together"
+    );
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+}
