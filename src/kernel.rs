@@ -178,6 +178,17 @@ pub enum LinkEvent {
         /// Its interface index.
         index: u32,
     },
+    /// A device was renamed, by anyone: the device at `index`, last seen
+    /// as `from`, is now `to`. (Watchers report renames of devices they
+    /// have seen; a device first seen under its new name is not reported.)
+    Renamed {
+        /// Its interface index.
+        index: u32,
+        /// The name it had.
+        from: TapName,
+        /// The name it has now.
+        to: TapName,
+    },
     /// Notifications were lost (the socket overran): the watcher's owner
     /// should compare its view with a fresh [`Kernel::list_taps`].
     Resync,
@@ -356,6 +367,28 @@ pub enum KernelError {
         /// What the kernel answered.
         errno: Errno,
     },
+    /// The device at the interface index the call targets is not a tun/tap
+    /// device: whatever the pool made there is gone, and the device now
+    /// there was not touched.
+    #[error("device {index} (expected {name}) is not a tun/tap device; left alone")]
+    NotATap {
+        /// The name the pool knows the device by.
+        name: TapName,
+        /// The interface index targeted.
+        index: u32,
+    },
+    /// The tap at the targeted interface index has been renamed behind the
+    /// pool's back: its holder (or the next) could not open it by its old
+    /// name. Nothing was changed.
+    #[error("tap {name} (index {index}) has been renamed to {now}")]
+    Renamed {
+        /// The name the pool knows the tap by.
+        name: TapName,
+        /// Its interface index.
+        index: u32,
+        /// Its name now.
+        now: TapName,
+    },
     /// The call's answer never came: the kernel worker carrying it is gone
     /// (its process is shutting down), so it did not run, or what it made
     /// was removed again.
@@ -390,6 +423,7 @@ impl KernelError {
             | KernelError::List { errno, .. }
             | KernelError::Socket { errno }
             | KernelError::Namespace { errno, .. } => Some(*errno),
+            KernelError::NotATap { .. } | KernelError::Renamed { .. } => None,
             KernelError::Panicked { .. } | KernelError::Unanswered { .. } => None,
         }
     }

@@ -236,6 +236,10 @@ impl Handler<LinkChanged> for TapPoolActor {
                 let _span = debug_span!("link_removed", tap = %name, index).entered();
                 self.pool.link_removed(name, index, now);
             }
+            LinkEvent::Renamed { index, from, to } => {
+                let _span = debug_span!("link_renamed", index, %from, %to).entered();
+                self.pool.link_renamed(index, from, to, now);
+            }
             LinkEvent::Resync => {
                 let _span = debug_span!("resync").entered();
                 self.pool.resync(now);

@@ -190,6 +190,14 @@ impl Pool {
         self.advance_drain();
     }
 
+    /// A device was renamed behind the pool's back (seen by the link
+    /// watcher): the device at `index`, last seen as `from`, is now `to`.
+    /// A pool tap so renamed can no longer be opened by its name: see
+    /// `docs/architecture.md` for what becomes of it.
+    pub fn link_renamed(&mut self, index: u32, from: TapName, to: TapName, now: Instant) {
+        let _ = (index, from, to, now);
+    }
+
     /// Notifications were lost (or the watcher just started): lists the
     /// kernel's taps, and treats every idle or leased tap that the listing
     /// lacks (by name and index) as removed. A failed listing is retried
