@@ -24,10 +24,14 @@ pub const DEFAULT_PREFIX: &str = "tap-pool-";
 #[non_exhaustive]
 pub struct PoolConfig {
     /// How many idle taps to keep ready. 0 disables pooling: `Acquire` always
-    /// creates, `Release` always deletes, `Warm` does nothing.
+    /// creates, `Release` always deletes, `Warm` does nothing. At most
+    /// [`MAX_SIZE`], and at most the number of names the prefix leaves.
     pub size: usize,
-    /// Pool taps are named `<prefix><N>`, N monotonic and never reused within
-    /// a run.
+    /// Pool taps are named `<prefix><N>`. N goes up while higher indices
+    /// remain, so a name just released is not soon seen again; past the last
+    /// index that fits in 15 bytes it starts over from the lowest index that
+    /// no device and no holder has. A pool never runs out of names while
+    /// some are free.
     pub prefix: String,
     /// How every tap the pool creates is made and configured.
     pub tap: TapSpec,
@@ -58,6 +62,44 @@ pub struct Backoff {
     pub max: Duration,
     /// How many retries in a row, where bounded.
     pub max_attempts: u32,
+}
+
+/// The largest pool size: far above what one host runs (a bridge takes
+/// 1,023 ports), a guard against a mistyped size.
+pub const MAX_SIZE: usize = 100_000;
+
+/// The shortest first delay of a [`Backoff`]: a retry loop with no delay
+/// would spin on a failing kernel.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(1);
+
+impl PoolConfig {
+    /// Checks the settings that do not depend on the naming scheme's own
+    /// checks, given the names the prefix leaves.
+    pub(crate) fn check(&self, naming: &Naming) -> Result<(), ConfigError> {
+        let names = usize::try_from(naming.max_index())
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        let max = MAX_SIZE.min(names);
+        if self.size > max {
+            return Err(ConfigError::SizeTooLarge {
+                size: self.size,
+                max,
+            });
+        }
+        for (setting, backoff) in [
+            ("warm_retry", &self.warm_retry),
+            ("delete_retry", &self.delete_retry),
+        ] {
+            if backoff.initial < MIN_BACKOFF || backoff.max < backoff.initial {
+                return Err(ConfigError::Backoff {
+                    setting,
+                    initial: backoff.initial,
+                    max: backoff.max,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Backoff {
@@ -125,6 +167,29 @@ pub enum ConfigError {
     /// `create_window` is 0, so a warm-up could never start a create.
     #[error("create_window must be at least 1")]
     ZeroCreateWindow,
+    /// The size is beyond [`MAX_SIZE`] or the names the prefix leaves.
+    #[error(
+        "a pool size of {size} is too large: at most {max} (MAX_SIZE, and the names the prefix leaves)"
+    )]
+    SizeTooLarge {
+        /// The size given.
+        size: usize,
+        /// The largest allowed with this prefix.
+        max: usize,
+    },
+    /// A backoff would spin: its first delay is under [`MIN_BACKOFF`], or its
+    /// largest delay is shorter than its first.
+    #[error(
+        "{setting}: a backoff needs initial >= 1 ms and max >= initial (got {initial:?}, {max:?})"
+    )]
+    Backoff {
+        /// Which setting: `warm_retry` or `delete_retry`.
+        setting: &'static str,
+        /// Its first delay.
+        initial: Duration,
+        /// Its largest delay.
+        max: Duration,
+    },
 }
 
 /// The naming scheme `<prefix><N>`, checked.
@@ -221,6 +286,59 @@ mod tests {
             (100, 200, 400, 800, 1000)
         );
         assert_eq!(ms(40), 1000);
+    }
+
+    #[test]
+    fn sizes_beyond_the_bound_or_the_names_and_spinning_backoffs_are_refused() {
+        let check = |f: &dyn Fn(&mut PoolConfig)| {
+            let mut c = PoolConfig::default();
+            f(&mut c);
+            c.check(&Naming::new(&c.prefix).unwrap())
+        };
+        assert_eq!(check(&|_| {}), Ok(()));
+        assert_eq!(check(&|c| c.size = MAX_SIZE), Ok(()));
+        for size in [MAX_SIZE + 1, 1_000_000_000, usize::MAX] {
+            assert_eq!(
+                check(&|c| c.size = size),
+                Err(ConfigError::SizeTooLarge {
+                    size,
+                    max: MAX_SIZE
+                })
+            );
+        }
+        // Ten names: a pool of eleven could never be full.
+        assert_eq!(
+            check(&|c| {
+                c.prefix = "fourteen-bytes".into();
+                c.size = 11;
+            }),
+            Err(ConfigError::SizeTooLarge { size: 11, max: 10 })
+        );
+        for (initial, max) in [
+            (Duration::ZERO, Duration::ZERO),
+            (Duration::from_micros(999), Duration::from_secs(1)),
+            (Duration::from_secs(2), Duration::from_secs(1)),
+        ] {
+            let backoff = Backoff {
+                initial,
+                max,
+                max_attempts: 3,
+            };
+            assert!(matches!(
+                check(&|c| c.delete_retry = backoff),
+                Err(ConfigError::Backoff {
+                    setting: "delete_retry",
+                    ..
+                })
+            ));
+            assert!(matches!(
+                check(&|c| c.warm_retry = backoff),
+                Err(ConfigError::Backoff {
+                    setting: "warm_retry",
+                    ..
+                })
+            ));
+        }
     }
 
     #[test]

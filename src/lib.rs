@@ -32,9 +32,11 @@
 //! let Answer::Now(Ok(lease)) = pool.acquire(vm, now) else { panic!() };
 //! assert_eq!(lease.source, LeaseSource::Pool);
 //!
-//! // Release: back to the pool after a reset, which `run_blocking` carries
-//! // out (it drives every call the pool asks for, on this thread).
-//! assert_eq!(pool.release(lease.name, now), Answer::Now(Ok(Released::Pooled)));
+//! // Release takes the lease's token: back to the pool after a reset, which
+//! // `run_blocking` carries out (it drives every call the pool asks for, on
+//! // this thread). The lease has ended: a second release is refused.
+//! assert_eq!(pool.release(lease.token, now), Answer::Now(Ok(Released::Pooled)));
+//! assert!(matches!(pool.release(lease.token, now), Answer::Now(Err(_))));
 //! tap_pool::run_blocking(&mut pool, &mut kernel, now);
 //! assert_eq!(pool.stats().idle, 1);
 //! ```
@@ -48,7 +50,7 @@ pub mod name;
 pub mod pool;
 pub mod sim;
 
-pub use config::{Backoff, ConfigError, DEFAULT_PREFIX, PoolConfig};
+pub use config::{Backoff, ConfigError, DEFAULT_PREFIX, MAX_SIZE, MIN_BACKOFF, PoolConfig};
 pub use kernel::{
     CreateStep, CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
     LinkWatcher, Op, Outcome, Reply, TapSpec, TunKind,
@@ -57,7 +59,7 @@ pub use kernel::{
 pub use linux::{LinuxKernel, LinuxKernelFactory, Netns};
 pub use name::{MAX_NAME_LEN, NameError, TapName};
 pub use pool::{
-    Answer, Batch, Command, CommandId, DrainReport, Event, Lane, Lease, LeaseSource, Pool,
-    PoolError, PoolStats, RESET_WINDOW, RESYNC_RETRY, Released, RequestId, SeedReport, TapState,
-    WarmFailure, WarmReport, run_blocking,
+    Answer, Batch, Command, CommandId, DrainReport, Event, Lane, Lease, LeaseSource, LeaseToken,
+    Pool, PoolError, PoolStats, RESET_WINDOW, RESYNC_RETRY, Released, RequestId, SeedReport,
+    TapState, WarmFailure, WarmReport, run_blocking,
 };

@@ -18,8 +18,8 @@ async fn acquire_hands_out_the_most_recently_pooled_tap() {
     let b = p.acquire("vm-b").await.unwrap();
     assert_eq!((a.source, b.source), (LeaseSource::Pool, LeaseSource::Pool));
     assert_ne!(a.name, b.name);
-    assert_eq!(p.release_settled(b.name).await.unwrap(), Released::Pooled);
-    assert_eq!(p.release_settled(a.name).await.unwrap(), Released::Pooled);
+    assert_eq!(p.release_settled(&b).await.unwrap(), Released::Pooled);
+    assert_eq!(p.release_settled(&a).await.unwrap(), Released::Pooled);
     // a went back last, so it comes out first.
     assert_eq!(p.acquire("vm-c").await.unwrap().name, a.name);
     assert_eq!(p.acquire("vm-d").await.unwrap().name, b.name);
@@ -113,7 +113,7 @@ async fn fallback_names_the_pool_holds_are_refused_and_change_nothing() {
     let pooled = p.acquire("vm-a").await.unwrap(); // hit
     let created = p.acquire("vm-b").await.unwrap(); // miss: vm-b created
     assert_eq!(created.name, name("vm-b"));
-    p.release_settled(pooled.name).await.unwrap(); // idle again
+    p.release_settled(&pooled).await.unwrap(); // idle again
     let before = p.stats().await;
     let kernel_before = p.kernel_taps();
 

@@ -35,12 +35,12 @@ async fn a_slow_create_does_not_hold_up_requests_served_from_idle_taps() {
             lease
         })
     };
-    p.release(held.name).await.unwrap();
+    p.release(&held).await.unwrap();
 
     for i in 0..1000 {
         let lease = p.acquire(&format!("vm-{i}")).await.unwrap();
         assert_eq!(lease.source, LeaseSource::Pool);
-        assert_eq!(p.release(lease.name).await.unwrap(), Released::Pooled);
+        assert_eq!(p.release(&lease).await.unwrap(), Released::Pooled);
         assert!(
             !slow_done.load(Ordering::SeqCst),
             "the slow create finished before pair {i}: the pool waited on the kernel"
@@ -91,10 +91,7 @@ async fn many_clients_never_share_a_tap_and_the_counts_add_up() {
                     actix_rt::task::yield_now().await;
                 }
                 held.lock().unwrap().remove(lease.name.as_str());
-                pool.send(Release { tap: lease.name })
-                    .await
-                    .unwrap()
-                    .unwrap();
+                pool.send(Release::from(lease)).await.unwrap().unwrap();
             }
         }));
     }

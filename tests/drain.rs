@@ -34,7 +34,7 @@ async fn drain_deletes_idle_taps_with_one_group_delete_and_spares_leased_ones() 
     assert_eq!(p.sim.tap(held.name).unwrap().device_group, 0);
     // Warming has stopped; the held tap's release deletes it.
     assert!(p.warm().await.shut_down);
-    assert_eq!(p.release(held.name).await.unwrap(), Released::Deleted);
+    assert_eq!(p.release(&held).await.unwrap(), Released::Deleted);
     assert!(p.kernel_taps().is_empty());
 }
 

@@ -67,7 +67,7 @@ async fn a_failed_delete_is_retried_until_the_tap_is_gone() {
     p.sim.inject(Fault::nth(SimOp::Delete, 1, libc::EBUSY));
     p.sim.inject(Fault::nth(SimOp::Delete, 2, libc::EBUSY));
     assert!(matches!(
-        p.release(lease.name).await.unwrap_err(),
+        p.release(&lease).await.unwrap_err(),
         Error::Pool(PoolError::Kernel(KernelError::Delete { .. }))
     ));
     assert!(p.sim.contains(lease.name));
@@ -95,7 +95,7 @@ async fn a_leased_tap_deleted_behind_the_pools_back_keeps_its_name_until_release
         Error::Pool(PoolError::NameInUse { .. })
     ));
     assert_eq!(
-        p.release(lease.name).await.unwrap(),
+        p.release(&lease).await.unwrap(),
         tap_pool_actors::Released::Vanished
     );
     // Now the name is free again, for a new device.

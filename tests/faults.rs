@@ -10,7 +10,7 @@ use tap_pool::{CreatedTap, Device, Kernel, KernelFactory, LinkInfo, LinkWatcher}
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
     Acquire, Backoff, Error, KernelError, PoolConfig, PoolError, Release, Released, TapName,
-    TapSpec, TapState, Warm,
+    TapSpec, Warm,
 };
 use tap_pool_testkit::{SimPool, name};
 
@@ -19,7 +19,7 @@ async fn a_failed_delete_keeps_the_tap_known() {
     let p = SimPool::start(0);
     let lease = p.acquire("vm-a").await.unwrap();
     p.sim.inject(Fault::nth(SimOp::Delete, 1, libc::EIO));
-    let err = p.release(lease.name).await.unwrap_err();
+    let err = p.release(&lease).await.unwrap_err();
     assert!(matches!(
         err,
         Error::Pool(PoolError::Kernel(KernelError::Delete { name: n, .. })) if n == lease.name
@@ -29,11 +29,8 @@ async fn a_failed_delete_keeps_the_tap_known() {
     assert_eq!((s.delete_failed, s.leased, s.failures), (1, 0, 1));
     // Neither handed out again nor released twice.
     assert_eq!(
-        p.release(lease.name).await.unwrap_err(),
-        Error::Pool(PoolError::AlreadyReleased {
-            name: lease.name,
-            state: TapState::DeleteFailed
-        })
+        p.release(&lease).await.unwrap_err(),
+        Error::Pool(PoolError::LeaseEnded { token: lease.token })
     );
     assert!(matches!(
         p.acquire("vm-a").await.unwrap_err(),
@@ -78,9 +75,9 @@ async fn random_failures_under_churn_lose_and_duplicate_nothing() {
                 };
                 assert!(held.lock().unwrap().insert(lease.name), "held twice");
                 held.lock().unwrap().remove(&lease.name);
-                match pool.send(Release { tap: lease.name }).await.unwrap() {
+                match pool.send(Release::from(lease)).await.unwrap() {
                     Ok(Released::Pooled | Released::Deleted) => {}
-                    Ok(Released::Vanished) => panic!("nothing deletes taps behind the pool here"),
+                    Ok(other) => panic!("nothing deletes taps behind the pool here: {other:?}"),
                     Err(Error::Pool(PoolError::Kernel(KernelError::Delete { name, .. }))) => {
                         failed_deletes.push(name)
                     }

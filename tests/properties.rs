@@ -7,20 +7,26 @@
 //! runs as it does in production, driven by `poll_timeout` and
 //! `handle_timeout`. After every step the invariants are checked.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use tap_pool::sim::{Fault, SimKernel, SimOp};
 use tap_pool::{
-    Answer, Command, CommandId, Event, Kernel, Op, Outcome, Pool, PoolConfig, PoolError, RequestId,
-    TapName, TapSpec, TapState,
+    Answer, Command, CommandId, Event, Kernel, Lease, LeaseToken, Op, Outcome, Pool, PoolConfig,
+    PoolError, RequestId, TapName, TapSpec, TapState,
 };
 
 #[derive(Clone, Debug)]
 enum Step {
     Acquire(u8),
+    /// An Acquire whose caller gives up: the driver releases the lease
+    /// when it comes.
+    AcquireAndGiveUp(u8),
     Release(usize),
+    /// A release of a lease that has ended (stale, duplicate, or from
+    /// before a restart).
+    StaleRelease(usize),
     Warm,
     Seed,
     Drain,
@@ -44,7 +50,9 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => any::<u8>().prop_map(|i| Step::Acquire(i % 24)),
+        1 => any::<u8>().prop_map(|i| Step::AcquireAndGiveUp(i % 24)),
         4 => any::<usize>().prop_map(Step::Release),
+        1 => any::<usize>().prop_map(Step::StaleRelease),
         2 => Just(Step::Warm),
         1 => Just(Step::Seed),
         1 => Just(Step::Drain),
@@ -82,8 +90,12 @@ struct Model {
     events: Vec<(TapName, u32)>,
     /// Requests the pool owes an answer, and what they asked.
     owed: HashMap<RequestId, &'static str>,
-    /// What the clients hold.
-    held: BTreeSet<TapName>,
+    /// What the clients hold, and their tokens.
+    held: BTreeMap<TapName, LeaseToken>,
+    /// Leases that have ended (released, or from before a restart).
+    ended: Vec<LeaseToken>,
+    /// Acquires whose callers have gone.
+    gave_up: HashSet<RequestId>,
     /// Every pool name ever asked for: none may be asked for twice.
     pool_names: HashSet<TapName>,
 }
@@ -112,7 +124,9 @@ impl Model {
             done: Vec::new(),
             events: Vec::new(),
             owed: HashMap::new(),
-            held: BTreeSet::new(),
+            held: BTreeMap::new(),
+            ended: Vec::new(),
+            gave_up: HashSet::new(),
             pool_names: HashSet::new(),
         }
     }
@@ -120,7 +134,15 @@ impl Model {
     /// Takes what the pool asked for: kernel calls become pending, answers
     /// are checked off what is owed.
     fn collect(&mut self) {
+        // Answering an event may ask for more (a lease nobody wants goes
+        // back): until nothing is left.
+        while self.collect_once() {}
+    }
+
+    fn collect_once(&mut self) -> bool {
+        let mut any = false;
         while let Some(batch) = self.pool.poll_batch() {
+            any = true;
             for c in batch.commands {
                 if let Op::Create { name, .. } = &c.op
                     && self.pool.pool_index(name).is_some()
@@ -131,6 +153,7 @@ impl Model {
             }
         }
         while let Some(event) = self.pool.poll_event() {
+            any = true;
             let (request, kind) = match &event {
                 Event::Acquired { request, .. } => (*request, "acquire"),
                 Event::Released { request, .. } => (*request, "release"),
@@ -146,20 +169,39 @@ impl Model {
             );
             match event {
                 Event::Acquired {
-                    result: Ok(lease), ..
-                } => self.hold(lease.name),
+                    request,
+                    result: Ok(lease),
+                } => {
+                    if self.gave_up.remove(&request) {
+                        self.give_back(lease);
+                    } else {
+                        self.hold(lease);
+                    }
+                }
                 Event::Seeded {
                     result: Ok(report), ..
                 } => {
                     // A VM whose tap vanished is told so.
                     for name in &report.missing {
                         assert!(!self.kernel.contains(*name));
-                        self.held.remove(name);
+                        if let Some(token) = self.held.remove(name) {
+                            self.ended.push(token);
+                        }
+                    }
+                    // Every other held tap has its lease (a new one after
+                    // a restart).
+                    for lease in &report.held {
+                        if let Some(old) = self.held.insert(lease.name, lease.token)
+                            && old != lease.token
+                        {
+                            self.ended.push(old);
+                        }
                     }
                 }
                 _ => {}
             }
         }
+        any
     }
 
     fn owe<T>(&mut self, answer: Answer<T>, kind: &'static str) {
@@ -172,17 +214,38 @@ impl Model {
         assert!(self.owed.insert(request, kind).is_none(), "id reused");
     }
 
-    fn hold(&mut self, name: TapName) {
-        assert!(self.held.insert(name), "{name} handed to two holders");
+    fn hold(&mut self, lease: Lease) {
+        let name = lease.name;
+        assert!(
+            self.held.insert(name, lease.token).is_none(),
+            "{name} handed to two holders"
+        );
+        assert!(!self.ended.contains(&lease.token), "a token reused");
         // Its VM has it open.
         self.kernel.set_in_use(name, true);
+    }
+
+    /// The driver releases a lease whose caller has gone.
+    fn give_back(&mut self, lease: Lease) {
+        assert!(
+            !self.held.contains_key(&lease.name),
+            "{} held twice",
+            lease.name
+        );
+        let answer = self.pool.release(lease.token, self.now);
+        assert!(
+            !matches!(answer, Answer::Now(Err(_))),
+            "a lease nobody wants goes back: {answer:?}"
+        );
+        self.ended.push(lease.token);
+        self.owe(answer, "release");
     }
 
     /// A Seed whose listing runs and is reported at once (a Seed racing
     /// other calls is not modelled here).
     fn seed(&mut self) {
         self.collect();
-        let used: Vec<TapName> = self.held.iter().copied().collect();
+        let used: Vec<TapName> = self.held.keys().copied().collect();
         let request = self.pool.seed(used, self.now);
         self.owe_id(request, "seed");
         let batch = self.pool.poll_batch().expect("Seed lists the kernel");
@@ -200,24 +263,55 @@ impl Model {
             Step::Acquire(i) => {
                 let fallback = TapName::new(&format!("vm-{i}")).unwrap();
                 match self.pool.acquire(fallback, now) {
-                    Answer::Now(Ok(lease)) => self.hold(lease.name),
+                    Answer::Now(Ok(lease)) => self.hold(lease),
                     Answer::Now(Err(PoolError::NameInUse { .. })) => {}
                     Answer::Now(Err(e)) => panic!("unexpected acquire error {e}"),
                     later => self.owe(later, "acquire"),
                 }
             }
+            Step::AcquireAndGiveUp(i) => {
+                let fallback = TapName::new(&format!("vm-{i}")).unwrap();
+                match self.pool.acquire(fallback, now) {
+                    Answer::Now(Ok(lease)) => self.give_back(lease),
+                    Answer::Now(Err(PoolError::NameInUse { .. })) => {}
+                    Answer::Now(Err(e)) => panic!("unexpected acquire error {e}"),
+                    Answer::Later(request) => {
+                        self.owe_id(request, "acquire");
+                        self.gave_up.insert(request);
+                    }
+                }
+            }
             Step::Release(i) => {
-                let Some(&name) = self.held.iter().nth(i % self.held.len().max(1)) else {
+                let Some((&name, &token)) = self.held.iter().nth(i % self.held.len().max(1)) else {
                     return;
                 };
                 self.held.remove(&name);
                 self.kernel.set_in_use(name, false);
-                let answer = self.pool.release(name, now);
+                let answer = self.pool.release(token, now);
                 assert!(
                     !matches!(answer, Answer::Now(Err(_))),
                     "a held tap can be released: {answer:?}"
                 );
+                self.ended.push(token);
                 self.owe(answer, "release");
+            }
+            Step::StaleRelease(i) => {
+                let Some(&token) = self.ended.get(i % self.ended.len().max(1)) else {
+                    return;
+                };
+                let before = self.pool.stats();
+                let answer = self.pool.release(token, now);
+                assert!(
+                    matches!(
+                        answer,
+                        Answer::Now(Err(
+                            PoolError::LeaseEnded { .. } | PoolError::UnknownLease { .. }
+                        ))
+                    ),
+                    "a stale release is refused: {answer:?}"
+                );
+                assert_eq!(self.pool.stats(), before, "a stale release changes nothing");
+                assert!(self.pool.poll_batch().is_none(), "and calls no kernel");
             }
             Step::Warm => {
                 let request = self.pool.warm(now);
@@ -291,6 +385,7 @@ impl Model {
                 self.done.clear();
                 self.events.clear();
                 self.owed.clear();
+                self.gave_up.clear();
                 self.pool = Pool::new(self.config.clone()).unwrap();
                 let links = self.kernel.list_taps().unwrap();
                 self.seed();
@@ -341,8 +436,9 @@ impl Model {
                 tap.name
             );
         }
-        for name in &self.held {
+        for (name, token) in &self.held {
             assert_eq!(self.pool.state_of(name), Some(TapState::Leased), "{name}");
+            assert_eq!(self.pool.leased_tap(*token), Some(*name), "{name}'s lease");
         }
         assert_eq!(s.leased, self.held.len());
         // A deadline never lies in the past for long: the driver is told
@@ -395,12 +491,12 @@ proptest! {
         // the held ones, and nothing else.
         m.settle();
         let s = m.pool.stats();
-        prop_assert_eq!(s.creating + s.resetting + s.deleting + s.delete_failed, 0);
+        prop_assert_eq!(s.creating + s.resetting + s.deleting + s.delete_failed, 0, "{:?} {:?}", s, m.pool.taps().collect::<Vec<_>>());
         // Every request was answered, once.
         prop_assert!(m.owed.is_empty(), "unanswered: {:?}", m.owed);
         let kernel: BTreeSet<TapName> = m.kernel.taps().iter().map(|t| t.name).collect();
         let mut expected: BTreeSet<TapName> = m.pool.idle().iter().copied().collect();
-        expected.extend(m.held.iter().copied().filter(|n| m.kernel.contains(*n)));
+        expected.extend(m.held.keys().copied().filter(|n| m.kernel.contains(*n)));
         prop_assert_eq!(kernel, expected);
     }
 }

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use tap_pool::Kernel;
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
-use tap_pool_actors::{
-    Error, KernelError, PoolConfig, PoolError, Release, Released, Seed, TapSpec, TapState,
-};
+use tap_pool_actors::{Error, LeaseToken, PoolConfig, PoolError, Release, Released, Seed, TapSpec};
 use tap_pool_testkit::{SimPool, name};
 
 #[actix_rt::test]
@@ -14,10 +12,7 @@ async fn a_pool_tap_goes_back_to_idle_and_stays_in_the_kernel() {
     let p = SimPool::start(2);
     p.warm().await;
     let lease = p.acquire("vm-a").await.unwrap();
-    assert_eq!(
-        p.release_settled(lease.name).await.unwrap(),
-        Released::Pooled
-    );
+    assert_eq!(p.release_settled(&lease).await.unwrap(), Released::Pooled);
     assert!(p.sim.contains(lease.name));
     let s = p.stats().await;
     assert_eq!((s.idle, s.leased, s.deleted), (2, 0, 0));
@@ -53,10 +48,7 @@ async fn a_reused_tap_inherits_nothing_from_its_last_tenant() {
         l.device_group = 0;
     });
     p.sim.add_address(lease.name, "198.51.100.7/24");
-    assert_eq!(
-        p.release_settled(lease.name).await.unwrap(),
-        Released::Pooled
-    );
+    assert_eq!(p.release_settled(&lease).await.unwrap(), Released::Pooled);
     assert_eq!(p.sim.tap(lease.name).unwrap(), pooled);
     assert!(p.sim.addresses(lease.name).is_empty());
     assert_eq!(p.sim.bridge_ports(name("br-evil")), Some(0));
@@ -70,7 +62,7 @@ async fn a_tap_whose_reset_fails_is_deleted_instead_of_pooled() {
     p.warm().await;
     let lease = p.acquire("vm-a").await.unwrap();
     p.sim.inject(Fault::nth(SimOp::Reset, 1, libc::EIO));
-    assert_eq!(p.release(lease.name).await.unwrap(), Released::Pooled);
+    assert_eq!(p.release(&lease).await.unwrap(), Released::Pooled);
     let s = p
         .stats_until("deleted and refilled", |s| s.deleted == 1 && s.idle == 1)
         .await;
@@ -84,7 +76,7 @@ async fn a_pool_tap_released_into_a_full_pool_is_deleted() {
     p.warm().await;
     let lease = p.acquire("vm-a").await.unwrap();
     p.warm().await; // refill the slot
-    assert_eq!(p.release(lease.name).await.unwrap(), Released::Deleted);
+    assert_eq!(p.release(&lease).await.unwrap(), Released::Deleted);
     assert!(!p.sim.contains(lease.name));
     // The refill the delete starts finds the pool full and creates nothing.
     let s = p.stats_until("quiet", |s| s.creating == 0).await;
@@ -100,7 +92,7 @@ async fn a_fallback_tap_is_deleted_and_the_delete_starts_a_refill() {
     let b = p.acquire("vm-b").await.unwrap();
     let c = p.acquire("vm-c").await.unwrap();
     assert_eq!(c.name, name("vm-c"));
-    assert_eq!(p.release(c.name).await.unwrap(), Released::Deleted);
+    assert_eq!(p.release(&c).await.unwrap(), Released::Deleted);
     assert!(!p.sim.contains(c.name));
     let s = p.stats_until("refill", |s| s.idle == 2).await;
     assert_eq!((s.creating, s.leased, s.created), (0, 2, 5));
@@ -112,7 +104,7 @@ async fn a_fallback_tap_is_deleted_and_the_delete_starts_a_refill() {
 async fn pool_size_zero_always_deletes() {
     let p = SimPool::start(0);
     let lease = p.acquire("vm-a").await.unwrap();
-    assert_eq!(p.release(lease.name).await.unwrap(), Released::Deleted);
+    assert_eq!(p.release(&lease).await.unwrap(), Released::Deleted);
     assert!(p.kernel_taps().is_empty());
     // The pool decided on any refill before it answered the release.
     let s = p.stats().await;
@@ -125,13 +117,39 @@ async fn a_double_release_is_refused_and_changes_nothing() {
     let p = SimPool::start(2);
     p.warm().await;
     let lease = p.acquire("vm-a").await.unwrap();
-    p.release_settled(lease.name).await.unwrap();
+    p.release_settled(&lease).await.unwrap();
     let before = p.stats().await;
+    let resets = p.sim.calls(SimOp::Reset);
     assert_eq!(
-        p.release(lease.name).await.unwrap_err(),
-        Error::Pool(PoolError::AlreadyIdle { name: lease.name })
+        p.release(&lease).await.unwrap_err(),
+        Error::Pool(PoolError::LeaseEnded { token: lease.token })
     );
-    assert_eq!(p.stats().await, before);
+    assert_eq!(p.settle().await, before);
+    assert_eq!(p.sim.calls(SimOp::Reset), resets, "no kernel call");
+}
+
+#[actix_rt::test]
+async fn a_stale_release_never_takes_the_tap_from_its_next_holder() {
+    // Size 1: A's tap goes to B; A's second release must not take it back
+    // into the pool, where C would get it while B runs on it.
+    let p = SimPool::start(1);
+    p.warm().await;
+    let a = p.acquire("vm-a").await.unwrap();
+    p.release_settled(&a).await.unwrap();
+    let b = p.acquire("vm-b").await.unwrap();
+    assert_eq!(b.name, a.name, "the same tap, a new lease");
+    assert_ne!(b.token, a.token);
+    assert_eq!(
+        p.release(&a).await.unwrap_err(),
+        Error::Pool(PoolError::LeaseEnded { token: a.token })
+    );
+    let c = p.acquire("vm-c").await.unwrap();
+    assert_ne!(c.name, b.name, "B still holds its tap");
+    let s = p.settle().await;
+    assert_eq!((s.leased, s.idle), (2, 0));
+    // B's own release still works, once.
+    assert_eq!(p.release(&b).await.unwrap(), Released::Pooled);
+    assert!(p.release(&b).await.is_err());
 }
 
 #[actix_rt::test]
@@ -144,43 +162,70 @@ async fn releasing_a_tap_while_it_is_being_deleted_is_refused() {
         c
     });
     let lease = p.acquire("vm-a").await.unwrap();
-    let first = p.pool.send(Release { tap: lease.name });
-    let second = p.release(lease.name).await;
+    let first = p.pool.send(Release::from(lease));
+    let second = p.release(&lease).await;
     assert_eq!(
         second.unwrap_err(),
-        Error::Pool(PoolError::AlreadyReleased {
-            name: lease.name,
-            state: TapState::Deleting
-        })
+        Error::Pool(PoolError::LeaseEnded { token: lease.token })
     );
     assert_eq!(first.await.unwrap().unwrap(), Released::Deleted);
-    assert_eq!(p.sim.calls(SimOp::Delete), 1);
-    // Once deleted and forgotten, a third release gets the kernel's answer.
+    // Once deleted and forgotten, a third release is refused the same way.
     assert_eq!(
-        p.release(lease.name).await.unwrap_err(),
-        Error::Pool(PoolError::Kernel(KernelError::NoSuchDevice {
-            name: lease.name
-        }))
+        p.release(&lease).await.unwrap_err(),
+        Error::Pool(PoolError::LeaseEnded { token: lease.token })
     );
+    assert_eq!(p.sim.calls(SimOp::Delete), 1);
     let s = p.stats().await;
     assert_eq!((s.deleting, s.delete_failed, s.leased), (0, 0, 0));
 }
 
 #[actix_rt::test]
-async fn releasing_a_name_nobody_has_is_a_typed_error() {
-    let p = SimPool::start(1);
+async fn a_made_up_token_is_refused_with_no_kernel_call() {
+    let sim = SimKernel::new();
+    sim.add_bridge(name("br0")).unwrap();
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 1;
+        c
+    });
     p.warm().await;
-    let before = p.kernel_taps();
+    let held = p.acquire("vm-a").await.unwrap();
+    let before = p.stats().await;
+    let calls =
+        |p: &SimPool| [SimOp::Create, SimOp::Delete, SimOp::Reset].map(|op| p.sim.calls(op));
+    let calls_before = calls(&p);
+    // Neighbours of a live token, and tokens of another run.
+    let live = held.token.to_u128();
+    for made_up in [live + 1, live - 1, live ^ (1 << 100), 0, u128::MAX] {
+        let token = LeaseToken::from_u128(made_up);
+        let err = p.release_token(token).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Pool(PoolError::UnknownLease { .. } | PoolError::LeaseEnded { .. })
+            ),
+            "{err}"
+        );
+    }
+    assert_eq!(p.stats().await, before);
+    assert_eq!(calls(&p), calls_before, "no kernel call");
+    assert!(p.sim.bridge_index(name("br0")).is_some());
+    // The live lease is untouched by all that.
+    assert_eq!(p.release(&held).await.unwrap(), Released::Pooled);
+}
+
+#[actix_rt::test]
+async fn a_token_from_another_pool_is_unknown() {
+    let one = SimPool::start(1);
+    let two = SimPool::start(1);
+    one.warm().await;
+    two.warm().await;
+    let lease = one.acquire("vm-a").await.unwrap();
     assert_eq!(
-        p.release(name("vm-ghost")).await.unwrap_err(),
-        Error::Pool(PoolError::Kernel(KernelError::NoSuchDevice {
-            name: name("vm-ghost")
-        }))
+        two.release(&lease).await.unwrap_err(),
+        Error::Pool(PoolError::UnknownLease { token: lease.token })
     );
-    assert_eq!(p.kernel_taps(), before);
-    let s = p.stats().await;
-    assert_eq!((s.idle, s.deleting, s.delete_failed), (1, 0, 0));
-    assert!(Release::new("bad name").is_err());
+    assert_eq!(two.stats().await.idle, 1);
 }
 
 #[actix_rt::test]
@@ -202,10 +247,10 @@ async fn a_burst_of_releases_resets_every_tap_and_a_failed_reset_spoils_only_its
     p.warm().await;
     let mut leases = Vec::new();
     for i in 0..size {
-        leases.push(p.acquire(&format!("vm-{i}")).await.unwrap().name);
+        leases.push(p.acquire(&format!("vm-{i}")).await.unwrap());
     }
-    let pooled = p.sim.tap(leases[0]).unwrap();
-    for &tap in &leases {
+    let pooled = p.sim.tap(leases[0].name).unwrap();
+    for tap in leases.iter().map(|l| l.name) {
         p.sim.tamper(tap, |l| l.mtu = 9000);
         p.sim.add_address(tap, "198.51.100.7/24");
     }
@@ -214,17 +259,17 @@ async fn a_burst_of_releases_resets_every_tap_and_a_failed_reset_spoils_only_its
     // Released all at once: the resets go to the kernel together.
     let releases: Vec<_> = leases
         .iter()
-        .map(|&tap| p.pool.send(Release { tap }))
+        .map(|lease| p.pool.send(Release::from(lease)))
         .collect();
     let mut back = Vec::new();
     let mut deleted_on_release = Vec::new();
-    for (r, &tap) in releases.into_iter().zip(&leases) {
+    for (r, tap) in releases.into_iter().zip(leases.iter().map(|l| l.name)) {
         match r.await.unwrap().unwrap() {
             Released::Pooled => back.push(tap),
             // Once the failed reset's tap is deleted, the refill's create
             // counts against the size: a later release may find no room.
             Released::Deleted => deleted_on_release.push(tap),
-            Released::Vanished => panic!("{tap} vanished"),
+            other => panic!("{tap}: {other:?}"),
         }
     }
     let s = p

@@ -3,7 +3,8 @@
 use tap_pool::Kernel;
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
-    Error, KernelError, PoolConfig, PoolError, Released, Seed, TapName, TapSpec, TapState,
+    Error, KernelError, LeaseSource, PoolConfig, PoolError, Released, Seed, TapName, TapSpec,
+    TapState,
 };
 use tap_pool_testkit::{SimPool, name, wait_until};
 
@@ -114,8 +115,12 @@ async fn fallback_taps_leaked_by_an_earlier_run_are_found_by_device_group() {
     let kernel: Vec<String> = p.kernel_taps().iter().map(|n| n.to_string()).collect();
     // The delete of the leaked tap started a refill of the pool.
     assert_eq!(kernel, ["tap-pool-0", "vm-foreign", "vm-held", "vm-open"]);
-    // The VM's tap is known as held: its release deletes it (not a pool name).
-    assert_eq!(p.release(name("vm-held")).await.unwrap(), Released::Deleted);
+    // The VM's tap is known as held, under a new lease: its release deletes
+    // it (not a pool name).
+    assert_eq!(report.held.len(), 1);
+    assert_eq!(report.held[0].name, name("vm-held"));
+    assert_eq!(report.held[0].source, LeaseSource::Seeded);
+    assert_eq!(p.release(&report.held[0]).await.unwrap(), Released::Deleted);
 }
 
 #[actix_rt::test]
@@ -134,7 +139,7 @@ async fn seeded_names_are_held_by_their_callers() {
         c.size = 1;
         c
     });
-    seed(&p, &["tap-pool-4", "vm-x"]).await.unwrap();
+    let report = seed(&p, &["tap-pool-4", "vm-x"]).await.unwrap();
     assert_eq!(
         p.acquire("vm-x").await.unwrap_err(),
         Error::Pool(PoolError::NameInUse {
@@ -143,9 +148,18 @@ async fn seeded_names_are_held_by_their_callers() {
         })
     );
     // The VM's pool tap, released, goes back to the pool after a reset.
+    let pool_tap = report
+        .held
+        .iter()
+        .find(|l| l.name == name("tap-pool-4"))
+        .unwrap();
+    assert_eq!(p.release(pool_tap).await.unwrap(), Released::Pooled);
+    // A second Seed listing the same names hands out the same leases.
+    let again = seed(&p, &["vm-x"]).await.unwrap();
+    assert_eq!(again.held.len(), 1);
     assert_eq!(
-        p.release(name("tap-pool-4")).await.unwrap(),
-        Released::Pooled
+        Some(&again.held[0]),
+        report.held.iter().find(|l| l.name == name("vm-x"))
     );
     p.stats_until("reset", |s| s.idle == 1).await;
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use tap_pool_actors::sim::{SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, Drain, LeaseSource, LinuxKernelFactory, Netns, PoolConfig, Release, Seed, Stats,
-    TapName, TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, LeaseGuard, LeaseSource, LinuxKernelFactory, Netns, PoolConfig, Seed, Settle,
+    Stats, TapName, TapPoolActor, TapSpec, Warm,
 };
 
 const POOL_SIZE: usize = 16;
@@ -120,10 +120,9 @@ async fn run_vm(
 ) -> (LeaseSource, Duration) {
     let fallback = format!("vm-{vm}");
     let start = Instant::now();
-    let lease = pool
-        .send(Acquire::new(&fallback).expect("valid name"))
+    // A guard: the tap goes back however this task ends.
+    let lease = LeaseGuard::acquire(&pool, Acquire::new(&fallback).expect("valid name"))
         .await
-        .expect("pool running")
         .expect("acquire");
     let took = start.elapsed();
     // The pool ran dry: top it up in the background while the VM runs.
@@ -131,11 +130,9 @@ async fn run_vm(
         pool.do_send(Warm);
     }
     actix_rt::time::sleep(lifetime).await;
-    pool.send(Release { tap: lease.name })
-        .await
-        .expect("pool running")
-        .expect("release");
-    (lease.source, took)
+    let source = lease.source;
+    lease.release().await.expect("release");
+    (source, took)
 }
 
 #[actix::main]
@@ -212,7 +209,7 @@ async fn main() {
             let (source, took) = futures_first(&mut running).await;
             match source {
                 LeaseSource::Pool => warm.push(took),
-                LeaseSource::Created => cold.push(took),
+                _ => cold.push(took),
             }
         }
         let lifetime = Duration::from_millis(1 + rng.below(30));
@@ -233,17 +230,18 @@ async fn main() {
         let (source, took) = handle.await.expect("vm task");
         match source {
             LeaseSource::Pool => warm.push(took),
-            LeaseSource::Created => cold.push(took),
+            _ => cold.push(took),
         }
     }
     let churn_time = churn.elapsed();
 
-    // Let refills in flight settle before reading the counters.
-    let mut s = pool.send(Stats).await.expect("pool running");
-    while s.creating + s.deleting + s.resetting > 0 {
-        actix_rt::time::sleep(Duration::from_millis(5)).await;
-        s = pool.send(Stats).await.expect("pool running");
-    }
+    // Let refills, resets and deletes in flight settle before reading the
+    // counters.
+    let s = pool
+        .send(Settle)
+        .await
+        .expect("pool running")
+        .expect("pool running");
     println!("\nafter {vms} VMs in {churn_time:.1?}:");
     println!(
         "  pool hits {} against {} creations on the acquire path ({:.1}% hits)",

@@ -33,7 +33,16 @@ pub enum StartError {
     /// A kernel worker thread could not be started.
     #[error("cannot start a kernel worker thread")]
     Workers(#[source] std::io::Error),
+    /// The number of kernel workers per lane is out of range.
+    #[error("{workers} kernel workers per lane: between 1 and {MAX_WORKERS}")]
+    WorkerCount {
+        /// The number asked for.
+        workers: usize,
+    },
 }
+
+/// The most kernel workers a lane may have.
+pub const MAX_WORKERS: usize = 256;
 
 /// Starts a [`TapPoolActor`]: the kernel to drive, how many kernel workers,
 /// and whether to watch the kernel's links (on by default).
@@ -104,12 +113,13 @@ impl PoolBuilder {
         }))
     }
 
-    /// How many kernel worker threads each lane gets (at least one): one
-    /// lane for creates, resets and listings, one for deletes, so that
-    /// creates never queue behind slow deletes. Default
-    /// [`DEFAULT_WORKERS`].
+    /// How many kernel worker threads each lane gets, from 1 to
+    /// [`MAX_WORKERS`] (else `start` refuses with
+    /// [`StartError::WorkerCount`]): one lane for resets, one for creates
+    /// and listings, one for deletes, so that no call queues behind another
+    /// lane's. Default [`DEFAULT_WORKERS`].
     pub fn workers(mut self, workers: usize) -> PoolBuilder {
-        self.workers = workers.max(1);
+        self.workers = workers;
         self
     }
 
@@ -130,6 +140,11 @@ impl PoolBuilder {
     /// the watcher.
     pub fn start(self) -> Result<Addr<TapPoolActor>, StartError> {
         let pool = Pool::new(self.config)?;
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(StartError::WorkerCount {
+                workers: self.workers,
+            });
+        }
         // A System made but not yet running (`System::new()` before its
         // `block_on`) has no runtime entered, and actix would panic.
         if System::try_current().is_none() || tokio::runtime::Handle::try_current().is_err() {
@@ -157,11 +172,14 @@ impl PoolBuilder {
         } else {
             None
         };
-        let fast = Workers::start(&factory, self.workers, "tap-pool-kernel", SPIN)
+        let reset = Workers::start(&factory, self.workers, "tap-pool-reset", SPIN)
             .map_err(StartError::Workers)?;
-        let slow = Workers::start(&factory, self.workers, "tap-pool-delete", Duration::ZERO)
+        let create = Workers::start(&factory, self.workers, "tap-pool-create", SPIN)
             .map_err(StartError::Workers)?;
-        let addr = TapPoolActor::create(|ctx| TapPoolActor::new(pool, fast, slow, ctx));
+        let delete = Workers::start(&factory, self.workers, "tap-pool-delete", Duration::ZERO)
+            .map_err(StartError::Workers)?;
+        let addr =
+            TapPoolActor::create(|ctx| TapPoolActor::new(pool, [reset, create, delete], ctx));
         if let Some((tx, _)) = watcher {
             let _ = tx.send(addr.downgrade());
         }

@@ -16,7 +16,7 @@
 //! use std::sync::Arc;
 //! use tap_pool_actors::sim::SimKernel;
 //! use tap_pool_actors::{
-//!     Acquire, Drain, LeaseSource, PoolConfig, Release, Released, Seed, TapPoolActor, Warm,
+//!     Acquire, Drain, LeaseSource, PoolConfig, Release, Released, Seed, Settle, TapPoolActor, Warm,
 //! };
 //!
 //! #[actix::main]
@@ -35,7 +35,11 @@
 //!     let lease = pool.send(Acquire::new("vm-42")?).await??;
 //!     assert_eq!(lease.source, LeaseSource::Pool);
 //!     // ... start the VM on lease.name, and when it stops:
-//!     assert_eq!(pool.send(Release { tap: lease.name }).await??, Released::Pooled);
+//!     assert_eq!(pool.send(Release::from(lease)).await??, Released::Pooled);
+//!     // The lease has ended: a second release is refused, changing nothing.
+//!     assert!(pool.send(Release::from(lease)).await?.is_err());
+//!     // Wait for the tap's reset: it is idle again.
+//!     assert_eq!(pool.send(Settle).await??.idle, 4);
 //!
 //!     // Shutting down: every idle tap goes.
 //!     let drained = pool.send(Drain).await?;
@@ -46,19 +50,23 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod guard;
 mod kernel;
 mod messages;
 mod pool;
 
 use thiserror::Error;
 
-pub use builder::{DEFAULT_WORKERS, PoolBuilder, StartError};
-pub use messages::{Acquire, Drain, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
-pub use pool::TapPoolActor;
+pub use builder::{DEFAULT_WORKERS, MAX_WORKERS, PoolBuilder, StartError};
+pub use guard::LeaseGuard;
+pub use messages::{
+    Acquire, Drain, Lease, LeaseSource, LeaseToken, Release, Released, Seed, Settle, Stats, Warm,
+};
+pub use pool::{Reply, TapPoolActor};
 pub use tap_pool::{
     Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, KernelError,
-    MAX_NAME_LEN, NameError, PoolConfig, PoolError, PoolStats, SeedReport, TapName, TapSpec,
-    TapState, WarmFailure, WarmReport,
+    MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, NameError, PoolConfig, PoolError, PoolStats, SeedReport,
+    TapName, TapSpec, TapState, WarmFailure, WarmReport,
 };
 #[cfg(target_os = "linux")]
 pub use tap_pool::{LinuxKernelFactory, Netns};

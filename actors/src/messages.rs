@@ -3,16 +3,20 @@
 
 use actix::Message;
 use tap_pool::{DrainReport, NameError, PoolStats, SeedReport, TapName, WarmReport};
-pub use tap_pool::{Lease, LeaseSource, Released};
+pub use tap_pool::{Lease, LeaseSource, LeaseToken, Released};
 
 use crate::Error;
 
 /// Hands out a ready tap: the most recently pooled idle one; when none is
 /// idle, the next released tap to come back from its reset, if one is on its
-/// way; else a new tap created under `fallback`.
+/// way; else a new tap created under `fallback`. The [`Lease`] carries a
+/// token no other lease has: [`Release`] takes it back.
 ///
 /// Refused (and nothing changes) when `fallback` has the pool's prefix or the
 /// pool already holds a tap of that name.
+///
+/// Safe to give up on (a timeout, a dropped future): a lease whose caller
+/// has gone when it comes is released at once, never left to nobody.
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "Result<Lease, Error>")]
 pub struct Acquire {
@@ -32,25 +36,31 @@ impl Acquire {
     }
 }
 
-/// Gives a tap back. A pool-named tap goes back to idle while the pool has
-/// room; any other tap, or a pool tap when the pool is full, is deleted, and a
-/// successful delete refills the pool once it is `size / 8` taps short.
+/// Gives a lease back. A pool tap goes back to idle (after its reset) while
+/// the pool has room; a fallback tap, or a pool tap when the pool is full, is
+/// deleted (by interface index), and a successful delete refills a warmed
+/// pool once it is `size / 8` taps short.
+///
+/// Only a live lease's token is taken: a stale or duplicate release
+/// ([`PoolError::LeaseEnded`](tap_pool::PoolError::LeaseEnded)) or a made-up
+/// one ([`PoolError::UnknownLease`](tap_pool::PoolError::UnknownLease)) is
+/// refused with no kernel call, and changes nothing.
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "Result<Released, Error>")]
 pub struct Release {
-    /// The tap to give back.
-    pub tap: TapName,
+    /// The lease to end.
+    pub token: LeaseToken,
 }
 
-impl Release {
-    /// A `Release` whose name is checked against the kernel's rules.
-    ///
-    /// # Errors
-    /// [`NameError`] when the kernel would refuse `tap` as a name.
-    pub fn new(tap: &str) -> Result<Release, NameError> {
-        Ok(Release {
-            tap: TapName::new(tap)?,
-        })
+impl From<Lease> for Release {
+    fn from(lease: Lease) -> Release {
+        Release { token: lease.token }
+    }
+}
+
+impl From<&Lease> for Release {
+    fn from(lease: &Lease) -> Release {
+        Release { token: lease.token }
     }
 }
 
@@ -63,6 +73,8 @@ pub struct Warm;
 
 /// Reconciles with the kernel after a restart. `used` lists every tap the
 /// orchestrator's VMs hold. The pool lists the kernel's tun/tap devices, then:
+/// gives each listed tap the kernel has a lease ([`SeedReport::held`]: release
+/// those tokens when the VMs are done),
 /// adopts its idle taps from the earlier run (up to the size, after a reset),
 /// deletes its other taps nobody holds, leaves alone any a process has open
 /// (and reports them), reports listed names the kernel does not have, and
@@ -74,6 +86,16 @@ pub struct Seed {
     /// Every tap name in use by the orchestrator's VMs.
     pub used: Vec<TapName>,
 }
+
+/// Waits until the pool's background work is done, and reports its counts
+/// then: no kernel call in flight or queued (released taps are back in the
+/// pool, Seed's resets and deletes are done, the warm-up has ended) and no
+/// `Acquire` waiting. Retries scheduled for later (a failed delete's, a
+/// failed warm-up's) do not count; the stats tell them
+/// (`delete_failed`). Where nothing is under way, answered at once.
+#[derive(Clone, Copy, Debug, Default, Message)]
+#[rtype(result = "Result<PoolStats, Error>")]
+pub struct Settle;
 
 /// Reports the pool's counts and counters.
 #[derive(Clone, Copy, Debug, Default, Message)]

@@ -1,29 +1,31 @@
 //! [`TapPoolActor`]: the pool behind a mailbox.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::rc::Rc;
 use std::time::Instant;
 
 use std::pin::Pin;
 use std::task::Poll;
 
+use actix::dev::{MessageResponse, OneshotSender};
 use actix::{
     Actor, ActorContext, ActorFuture, AsyncContext, Context, Handler, Message, MessageResult,
-    Response, Running, SpawnHandle,
+    Running, SpawnHandle,
 };
 use tap_pool::{
-    Answer, DrainReport, Event, Lane, LinkEvent, Pool, RequestId, SeedReport, WarmReport,
+    Answer, DrainReport, Event, Lane, LeaseToken, LinkEvent, Pool, PoolStats, RequestId,
+    SeedReport, WarmReport,
 };
 use tokio::sync::mpsc;
-use tokio::sync::oneshot;
-use tracing::{debug_span, info};
+use tracing::{debug_span, info, warn};
 
 use crate::Error;
 use crate::kernel::{Execute, Inbox, Report, Workers};
-use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Stats, Warm};
+use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Settle, Stats, Warm};
 
-/// Answers [`Acquire`], [`Release`], [`Warm`], [`Seed`], [`Drain`] and
-/// [`Stats`], with no locks. Start it with [`TapPoolActor::builder`].
+/// Answers [`Acquire`], [`Release`], [`Warm`], [`Seed`], [`Drain`],
+/// [`Settle`] and [`Stats`], with no locks. Start it with [`TapPoolActor::builder`].
 ///
 /// It is a thin shell around [`Pool`], the state machine that owns every
 /// rule and deadline: it hands the pool each message with the time, sends
@@ -36,6 +38,10 @@ use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Stats, War
 /// A warm `Acquire`, and a `Release` back to the pool, are answered in
 /// place.
 ///
+/// A caller may give up on any request (a timeout, a dropped future,
+/// `do_send`): a lease that comes when nobody waits for it any more is
+/// released at once (back to the pool, or deleted), never left to nobody.
+///
 /// Stopping it (or its arbiter) drains the pool first: it keeps running
 /// until the drain is done.
 pub struct TapPoolActor {
@@ -45,66 +51,222 @@ pub struct TapPoolActor {
     report_to: Inbox,
     reports: crossbeam_channel::Receiver<Report>,
     bell: mpsc::UnboundedReceiver<()>,
-    /// Creates, resets, listings and group changes.
-    fast: Workers,
-    /// Deletes: slow kernel waits, kept off the fast lane.
-    slow: Workers,
+    /// The kernel workers of each lane: resets, creates (and listings and
+    /// group changes), deletes.
+    reset: Workers,
+    create: Workers,
+    delete: Workers,
     /// The one timer, and the deadline it is armed for.
     timer: Option<(Instant, SpawnHandle)>,
-    waiting: Waiting,
+    callers: Rc<RefCell<Callers>>,
     /// The drain that stopping the actor started, and whether it is done.
     stop: Option<(RequestId, bool)>,
 }
 
-/// Callers waiting for an answer the pool will give by [`Event`].
+/// Where the answer to one request stands.
+pub(crate) enum Slot<T> {
+    /// The handler has returned; its reply sender comes next.
+    Pending,
+    /// Answered before the reply sender came (within the handler).
+    Ready(T),
+    /// The caller waits on this sender.
+    Waiting(OneshotSender<T>),
+    /// Nobody will take the answer (`do_send`).
+    Unwanted,
+}
+
+/// The callers waiting for answers the pool gives by [`Event`], shared
+/// between the actor and its replies (everything runs on the actor's
+/// thread).
 #[derive(Default)]
-struct Waiting {
-    acquires: HashMap<RequestId, oneshot::Sender<Result<Lease, Error>>>,
-    releases: HashMap<RequestId, oneshot::Sender<Result<Released, Error>>>,
-    warms: HashMap<RequestId, oneshot::Sender<WarmReport>>,
-    seeds: HashMap<RequestId, oneshot::Sender<Result<SeedReport, Error>>>,
-    drains: HashMap<RequestId, oneshot::Sender<DrainReport>>,
+pub(crate) struct Callers {
+    acquires: HashMap<RequestId, Slot<Result<Lease, Error>>>,
+    releases: HashMap<RequestId, Slot<Result<Released, Error>>>,
+    warms: HashMap<RequestId, Slot<WarmReport>>,
+    seeds: HashMap<RequestId, Slot<Result<SeedReport, Error>>>,
+    drains: HashMap<RequestId, Slot<DrainReport>>,
+    settles: HashMap<RequestId, Slot<Result<PoolStats, Error>>>,
+    /// Leases whose caller had given up when they came: released as soon
+    /// as the actor runs.
+    abandoned: Vec<LeaseToken>,
 }
 
-/// Sends `answer` to whoever waits on `request` in `waiting` (a caller that
-/// went away no longer wants it).
-fn answer<K: Eq + Hash, T>(waiting: &mut HashMap<K, oneshot::Sender<T>>, request: &K, answer: T) {
-    if let Some(tx) = waiting.remove(request) {
-        let _ = tx.send(answer);
+/// An answer type, and where its callers wait.
+pub(crate) trait Routed: Sized + 'static {
+    fn slots(callers: &mut Callers) -> &mut HashMap<RequestId, Slot<Self>>;
+    /// The answer a caller gets when the pool stops first.
+    fn stopped() -> Self;
+    /// What becomes of an answer whose caller has gone.
+    fn unwanted(self, _callers: &mut Callers) {}
+}
+
+impl Routed for Result<Lease, Error> {
+    fn slots(c: &mut Callers) -> &mut HashMap<RequestId, Slot<Self>> {
+        &mut c.acquires
+    }
+    fn stopped() -> Self {
+        Err(Error::Stopped)
+    }
+    fn unwanted(self, c: &mut Callers) {
+        if let Ok(lease) = self {
+            warn!(tap = %lease.name, token = %lease.token, "the caller gave up on its Acquire; releasing the lease");
+            c.abandoned.push(lease.token);
+        }
     }
 }
 
-/// A reply for a request the pool answers now or by a later event: the
-/// sender goes in `waiting`, and the caller gets `unanswered` if the pool
-/// stops first.
-fn respond<T: 'static>(
+impl Routed for Result<Released, Error> {
+    fn slots(c: &mut Callers) -> &mut HashMap<RequestId, Slot<Self>> {
+        &mut c.releases
+    }
+    fn stopped() -> Self {
+        Err(Error::Stopped)
+    }
+}
+
+impl Routed for WarmReport {
+    fn slots(c: &mut Callers) -> &mut HashMap<RequestId, Slot<Self>> {
+        &mut c.warms
+    }
+    fn stopped() -> Self {
+        let mut report = WarmReport::default();
+        report.shut_down = true;
+        report
+    }
+}
+
+impl Routed for Result<SeedReport, Error> {
+    fn slots(c: &mut Callers) -> &mut HashMap<RequestId, Slot<Self>> {
+        &mut c.seeds
+    }
+    fn stopped() -> Self {
+        Err(Error::Stopped)
+    }
+}
+
+impl Routed for DrainReport {
+    fn slots(c: &mut Callers) -> &mut HashMap<RequestId, Slot<Self>> {
+        &mut c.drains
+    }
+    fn stopped() -> Self {
+        DrainReport::default()
+    }
+}
+
+impl Routed for Result<PoolStats, Error> {
+    fn slots(c: &mut Callers) -> &mut HashMap<RequestId, Slot<Self>> {
+        &mut c.settles
+    }
+    fn stopped() -> Self {
+        Err(Error::Stopped)
+    }
+}
+
+impl Callers {
+    /// Hands `answer` to whoever waits on `request`; an answer nobody takes
+    /// is [`Routed::unwanted`].
+    fn answer<T: Routed>(&mut self, request: RequestId, answer: T) {
+        let slots = T::slots(self);
+        match slots.remove(&request) {
+            Some(Slot::Pending) => {
+                slots.insert(request, Slot::Ready(answer));
+            }
+            Some(Slot::Waiting(tx)) => {
+                if let Err(answer) = tx.send(answer) {
+                    answer.unwanted(self);
+                }
+            }
+            Some(Slot::Ready(_) | Slot::Unwanted) | None => answer.unwanted(self),
+        }
+    }
+
+    /// The reply sender for `request` has come (or none will: `tx` is
+    /// `None` for `do_send`).
+    fn attach<T: Routed>(&mut self, request: RequestId, tx: Option<OneshotSender<T>>) {
+        let slots = T::slots(self);
+        match (slots.remove(&request), tx) {
+            (Some(Slot::Ready(answer)), Some(tx)) => {
+                if let Err(answer) = tx.send(answer) {
+                    answer.unwanted(self);
+                }
+            }
+            (Some(Slot::Ready(answer)), None) => answer.unwanted(self),
+            (_, Some(tx)) => {
+                slots.insert(request, Slot::Waiting(tx));
+            }
+            (_, None) => {
+                slots.insert(request, Slot::Unwanted);
+            }
+        }
+    }
+}
+
+impl Drop for Callers {
+    /// The actor is gone: every caller still waiting hears so.
+    fn drop(&mut self) {
+        fn stop_all<T: Routed>(slots: &mut HashMap<RequestId, Slot<T>>) {
+            for (_, slot) in slots.drain() {
+                if let Slot::Waiting(tx) = slot {
+                    let _ = tx.send(T::stopped());
+                }
+            }
+        }
+        stop_all(&mut self.acquires);
+        stop_all(&mut self.releases);
+        stop_all(&mut self.warms);
+        stop_all(&mut self.seeds);
+        stop_all(&mut self.drains);
+        stop_all(&mut self.settles);
+    }
+}
+
+/// A handler's reply: the answer now, or the request the pool answers later
+/// by an [`Event`]. Either way it notices a caller who has gone.
+pub struct Reply<T> {
     answer: Answer<T>,
-    waiting: &mut HashMap<RequestId, oneshot::Sender<T>>,
-    unanswered: T,
-) -> Response<T> {
-    match answer {
-        Answer::Now(answer) => Response::reply(answer),
-        Answer::Later(request) => later(request, waiting, unanswered),
+    callers: Rc<RefCell<Callers>>,
+}
+
+impl<M, T> MessageResponse<TapPoolActor, M> for Reply<T>
+where
+    M: Message<Result = T>,
+    T: Routed,
+{
+    fn handle(self, ctx: &mut Context<TapPoolActor>, tx: Option<OneshotSender<T>>) {
+        let mut callers = self.callers.borrow_mut();
+        match self.answer {
+            Answer::Now(answer) => {
+                let left = match tx {
+                    Some(tx) => tx.send(answer).err(),
+                    None => Some(answer),
+                };
+                if let Some(answer) = left {
+                    answer.unwanted(&mut callers);
+                }
+            }
+            Answer::Later(request) => callers.attach(request, tx),
+        }
+        if !callers.abandoned.is_empty() {
+            ctx.notify(ReleaseAbandoned);
+        }
     }
 }
 
-fn later<T: 'static>(
-    request: RequestId,
-    waiting: &mut HashMap<RequestId, oneshot::Sender<T>>,
-    unanswered: T,
-) -> Response<T> {
-    let (tx, rx) = oneshot::channel();
-    waiting.insert(request, tx);
-    Response::fut(async move { rx.await.unwrap_or(unanswered) })
+/// Releases the leases whose callers gave up.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct ReleaseAbandoned;
+
+impl Handler<ReleaseAbandoned> for TapPoolActor {
+    type Result = ();
+    fn handle(&mut self, _: ReleaseAbandoned, ctx: &mut Context<Self>) {
+        self.pump(ctx);
+    }
 }
 
 impl TapPoolActor {
-    pub(crate) fn new(
-        pool: Pool,
-        fast: Workers,
-        slow: Workers,
-        ctx: &mut Context<Self>,
-    ) -> TapPoolActor {
+    pub(crate) fn new(pool: Pool, lanes: [Workers; 3], ctx: &mut Context<Self>) -> TapPoolActor {
+        let [reset, create, delete] = lanes;
         let (reports_to, reports) = crossbeam_channel::unbounded();
         let (bell_to, bell) = mpsc::unbounded_channel();
         ctx.spawn(DrainReports);
@@ -116,10 +278,11 @@ impl TapPoolActor {
             },
             reports,
             bell,
-            fast,
-            slow,
+            reset,
+            create,
+            delete,
             timer: None,
-            waiting: Waiting::default(),
+            callers: Rc::default(),
             stop: None,
         }
     }
@@ -128,15 +291,28 @@ impl TapPoolActor {
     /// workers, answers to the callers waiting on them, and the timer is
     /// set for the pool's next deadline.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        while let Some(batch) = self.pool.poll_batch() {
-            let to = match batch.lane {
-                Lane::Fast => &self.fast,
-                Lane::Slow => &self.slow,
-            };
-            to.send(Execute::new(batch.commands, self.report_to.clone()));
-        }
-        while let Some(event) = self.pool.poll_event() {
-            self.deliver(event, ctx);
+        loop {
+            while let Some(batch) = self.pool.poll_batch() {
+                let to = match batch.lane {
+                    Lane::Reset => &self.reset,
+                    Lane::Delete => &self.delete,
+                    _ => &self.create,
+                };
+                to.send(Execute::new(batch.commands, self.report_to.clone()));
+            }
+            while let Some(event) = self.pool.poll_event() {
+                self.deliver(event, ctx);
+            }
+            // Leases nobody waited for any more go back.
+            let abandoned = std::mem::take(&mut self.callers.borrow_mut().abandoned);
+            if abandoned.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            for token in abandoned {
+                // Its answer has no caller either.
+                let _ = self.pool.release(token, now);
+            }
         }
         // A timer armed for earlier than the pool's next deadline is kept:
         // it fires, finds nothing due, and is armed again. Re-arming on
@@ -158,18 +334,19 @@ impl TapPoolActor {
     }
 
     fn deliver(&mut self, event: Event, ctx: &mut Context<Self>) {
-        let w = &mut self.waiting;
+        let mut c = self.callers.borrow_mut();
         match event {
             Event::Acquired { request, result } => {
-                answer(&mut w.acquires, &request, result.map_err(Error::from));
+                c.answer(request, result.map_err(Error::from));
             }
             Event::Released { request, result } => {
-                answer(&mut w.releases, &request, result.map_err(Error::from));
+                c.answer(request, result.map_err(Error::from));
             }
-            Event::Warmed { request, report } => answer(&mut w.warms, &request, report),
+            Event::Warmed { request, report } => c.answer(request, report),
             Event::Seeded { request, result } => {
-                answer(&mut w.seeds, &request, result.map_err(Error::from));
+                c.answer(request, result.map_err(Error::from));
             }
+            Event::Settled { request, stats } => c.answer(request, Ok(stats)),
             Event::Drained { request, report } => {
                 if let Some((stop, done)) = &mut self.stop
                     && *stop == request
@@ -177,7 +354,7 @@ impl TapPoolActor {
                     *done = true;
                     ctx.stop();
                 }
-                answer(&mut w.drains, &request, report);
+                c.answer(request, report);
             }
             other => tracing::error!(?other, "an answer this actor does not know; dropped"),
         }
@@ -287,8 +464,24 @@ impl ActorFuture<TapPoolActor> for DrainReports {
     }
 }
 
+impl TapPoolActor {
+    /// The reply for `answer`, after carrying out what the request asked of
+    /// the pool. The slot for a later answer is made first: the pool may
+    /// answer within `pump` (a warm-up with nothing to do).
+    fn reply<T: Routed>(&mut self, answer: Answer<T>, ctx: &mut Context<Self>) -> Reply<T> {
+        if let Answer::Later(request) = answer {
+            T::slots(&mut self.callers.borrow_mut()).insert(request, Slot::Pending);
+        }
+        self.pump(ctx);
+        Reply {
+            answer,
+            callers: Rc::clone(&self.callers),
+        }
+    }
+}
+
 impl Handler<Acquire> for TapPoolActor {
-    type Result = Response<Result<Lease, Error>>;
+    type Result = Reply<Result<Lease, Error>>;
 
     fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("acquire", fallback = %msg.fallback).entered();
@@ -296,62 +489,60 @@ impl Handler<Acquire> for TapPoolActor {
             Answer::Now(result) => Answer::Now(result.map_err(Error::from)),
             Answer::Later(request) => Answer::Later(request),
         };
-        let response = respond(answer, &mut self.waiting.acquires, Err(Error::Stopped));
-        self.pump(ctx);
-        response
+        self.reply(answer, ctx)
     }
 }
 
 impl Handler<Release> for TapPoolActor {
-    type Result = Response<Result<Released, Error>>;
+    type Result = Reply<Result<Released, Error>>;
 
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = debug_span!("release", tap = %msg.tap).entered();
-        let answer = match self.pool.release(msg.tap, Instant::now()) {
+        let _span = debug_span!("release", token = %msg.token).entered();
+        let answer = match self.pool.release(msg.token, Instant::now()) {
             Answer::Now(result) => Answer::Now(result.map_err(Error::from)),
             Answer::Later(request) => Answer::Later(request),
         };
-        let response = respond(answer, &mut self.waiting.releases, Err(Error::Stopped));
-        self.pump(ctx);
-        response
+        self.reply(answer, ctx)
     }
 }
 
 impl Handler<Warm> for TapPoolActor {
-    type Result = Response<WarmReport>;
+    type Result = Reply<WarmReport>;
 
     fn handle(&mut self, _: Warm, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("warm").entered();
         let request = self.pool.warm(Instant::now());
-        let mut shut_down = WarmReport::default();
-        shut_down.shut_down = true;
-        let response = later(request, &mut self.waiting.warms, shut_down);
-        self.pump(ctx);
-        response
+        self.reply(Answer::Later(request), ctx)
     }
 }
 
 impl Handler<Drain> for TapPoolActor {
-    type Result = Response<DrainReport>;
+    type Result = Reply<DrainReport>;
 
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("drain").entered();
         let request = self.pool.drain(Instant::now());
-        let response = later(request, &mut self.waiting.drains, DrainReport::default());
-        self.pump(ctx);
-        response
+        self.reply(Answer::Later(request), ctx)
     }
 }
 
 impl Handler<Seed> for TapPoolActor {
-    type Result = Response<Result<SeedReport, Error>>;
+    type Result = Reply<Result<SeedReport, Error>>;
 
     fn handle(&mut self, msg: Seed, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("seed", used = msg.used.len()).entered();
         let request = self.pool.seed(msg.used, Instant::now());
-        let response = later(request, &mut self.waiting.seeds, Err(Error::Stopped));
-        self.pump(ctx);
-        response
+        self.reply(Answer::Later(request), ctx)
+    }
+}
+
+impl Handler<Settle> for TapPoolActor {
+    type Result = Reply<Result<PoolStats, Error>>;
+
+    fn handle(&mut self, _: Settle, ctx: &mut Context<Self>) -> Self::Result {
+        let _span = debug_span!("settle").entered();
+        let request = self.pool.settle(Instant::now());
+        self.reply(Answer::Later(request), ctx)
     }
 }
 

@@ -85,7 +85,7 @@ async fn a_second_slow_call_does_not_wait_behind_the_first() {
         .unwrap()
         .unwrap();
     sim.set_latency(SimOp::Delete, Duration::from_secs(2));
-    let first = pool.send(Release { tap: a.name });
+    let first = pool.send(Release::from(a));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while sim.calls(SimOp::Delete) < 1 {
         assert!(
@@ -95,7 +95,7 @@ async fn a_second_slow_call_does_not_wait_behind_the_first() {
         actix_rt::time::sleep(Duration::from_millis(1)).await;
     }
     // The first delete is under way; the second arrives now.
-    let second = pool.send(Release { tap: b.name });
+    let second = pool.send(Release::from(b));
     while sim.calls(SimOp::Delete) < 2 {
         assert!(
             sim.returned(SimOp::Delete) == 0,

@@ -14,7 +14,7 @@ impl Pool {
     pub(super) fn delete(&mut self, name: TapName, answer: Option<RequestId>) {
         let device = self.device(name);
         self.send(
-            Lane::Slow,
+            Lane::Delete,
             Op::Delete { device },
             Purpose::Delete { name, answer },
         );
@@ -39,15 +39,17 @@ impl Pool {
         match &result {
             Ok(()) => {
                 if deleting {
-                    self.taps.remove(&name);
+                    self.forget(&name);
                 }
                 self.counters.deleted += 1;
                 self.drain.count_deleted(name);
                 self.refill(now);
             }
-            Err(KernelError::NoSuchDevice { .. }) => {
+            // Gone already, or the index is no longer a tap (whatever is
+            // there now was not touched): nothing of the pool's is left.
+            Err(KernelError::NoSuchDevice { .. } | KernelError::NotATap { .. }) => {
                 if deleting {
-                    self.taps.remove(&name);
+                    self.forget(&name);
                 }
                 self.drain.forget(name);
             }
@@ -97,7 +99,7 @@ mod tests {
         for n in 1..=4 {
             k.inject(Fault::nth(SimOp::Delete, n, libc::EIO));
         }
-        let Answer::Later(request) = p.release(tap, now) else {
+        let Answer::Later(request) = p.release_tap(tap, now) else {
             panic!()
         };
         let released = run(&mut p, &mut k, now);
@@ -142,7 +144,7 @@ mod tests {
         let (mut p, mut k, now) = warmed(0);
         let tap = acquire_created(&mut p, &mut k, "vm-1", now);
         k.remove_externally(tap);
-        p.release(tap, now);
+        p.release_tap(tap, now);
         run(&mut p, &mut k, now);
         assert_eq!(p.state_of(&tap), None);
         assert_eq!(p.poll_timeout(), None);
@@ -157,7 +159,7 @@ mod tests {
         let (mut p, mut k, now) = warmed_with(config);
         let tap = acquire_created(&mut p, &mut k, "vm-1", now);
         k.inject(Fault::nth(SimOp::Delete, 1, libc::EBUSY));
-        p.release(tap, now);
+        p.release_tap(tap, now);
         run(&mut p, &mut k, now);
         assert_eq!(p.state_of(&tap), Some(TapState::DeleteFailed));
         assert!(p.poll_timeout().is_some_and(|at| at > now));

@@ -147,7 +147,7 @@ impl Pool {
                     tap.grouped = false;
                 }
             }
-            Err(KernelError::NoSuchDevice { .. }) => {}
+            Err(KernelError::NoSuchDevice { .. } | KernelError::NotATap { .. }) => {}
             Err(_) => {
                 self.counters.failures += 1;
                 if let Some(run) = &mut self.drain.run {
@@ -193,7 +193,11 @@ impl Pool {
                     .collect();
                 if foreign.is_empty() {
                     self.drain.set_phase(Phase::GroupDeleting);
-                    self.send(Lane::Slow, Op::DeleteGroup { group }, Purpose::DeleteGroup);
+                    self.send(
+                        Lane::Delete,
+                        Op::DeleteGroup { group },
+                        Purpose::DeleteGroup,
+                    );
                     return;
                 }
                 if let Some(run) = &mut self.drain.run {
@@ -223,7 +227,7 @@ impl Pool {
                     .partition(|n| self.taps.get(n).is_some_and(|t| t.grouped));
                 self.counters.deleted += gone.len() as u64;
                 for name in &gone {
-                    self.taps.remove(name);
+                    self.forget(name);
                 }
                 for &name in &outside {
                     self.delete(name, None);
@@ -290,7 +294,7 @@ impl Pool {
                     for &name in &leased {
                         let device = self.device(name);
                         self.send(
-                            Lane::Fast,
+                            Lane::Create,
                             Op::SetGroup { device, group: 0 },
                             Purpose::Ungroup(name),
                         );
@@ -310,7 +314,7 @@ impl Pool {
                         continue;
                     };
                     self.drain.set_phase(Phase::CheckingGroup);
-                    self.send(Lane::Fast, Op::ListGroup { group }, Purpose::CheckGroup);
+                    self.send(Lane::Create, Op::ListGroup { group }, Purpose::CheckGroup);
                     return;
                 }
                 Phase::PerTap(pending) if pending.is_empty() => {
@@ -373,7 +377,7 @@ mod tests {
         let [batch] = &batches[..] else {
             panic!("{batches:?}")
         };
-        assert_eq!(batch.lane, Lane::Slow);
+        assert_eq!(batch.lane, Lane::Delete);
         let [delete] = &batch.commands[..] else {
             panic!("{batch:?}")
         };
@@ -426,7 +430,7 @@ mod tests {
         let t = acquire_now(&mut p, "vm-a", now).unwrap().name;
         p.drain(now);
         run(&mut p, &mut k, now);
-        let Answer::Later(request) = p.release(t, now) else {
+        let Answer::Later(request) = p.release_tap(t, now) else {
             panic!("a release after a drain deletes")
         };
         assert_eq!(

@@ -1,8 +1,13 @@
 //! Leases: `Acquire` hands out an idle tap or creates one under the caller's
-//! fallback name; `Release` gives it back (reset and pooled while the pool
-//! has room, else deleted).
+//! fallback name, with a token no other lease has; `Release` takes the
+//! token back (reset and pooled while the pool has room, else deleted).
+//!
+//! The token is the lease: a release names its token, never a device, so a
+//! stale or duplicate release (its lease has ended, the tap may be someone
+//! else's) and a made-up one are refused with no kernel call, and nothing a
+//! caller sends can make the pool touch a device it does not hold.
 
-use std::collections::hash_map::Entry;
+use std::fmt;
 use std::time::Instant;
 
 use super::{Answer, Event, Lane, Pool, PoolError, Purpose, RequestId, Tap, TapState};
@@ -11,24 +16,69 @@ use crate::name::TapName;
 
 /// Where a leased tap came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LeaseSource {
     /// An idle tap from the pool: no kernel call was needed.
     Pool,
     /// Created for this request under the fallback name.
     Created,
+    /// Held by a running VM when the pool started: `Seed`'s `used` list.
+    Seeded,
 }
 
-/// A tap handed to a caller, who holds it until it releases it.
+/// The token of one lease: no other lease of any pool has it (a random run
+/// id, and a serial within the run).
+///
+/// It is plain data, to keep with the VM's record (as a `u128`, see
+/// [`LeaseToken::to_u128`]); after a restart `Seed` gives the taps running
+/// VMs hold new tokens, and the old ones are refused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LeaseToken {
+    run: u64,
+    serial: u64,
+}
+
+impl LeaseToken {
+    /// The token as one number, to store.
+    pub fn to_u128(self) -> u128 {
+        (u128::from(self.run) << 64) | u128::from(self.serial)
+    }
+
+    /// A token from [`LeaseToken::to_u128`].
+    pub fn from_u128(value: u128) -> LeaseToken {
+        LeaseToken {
+            run: (value >> 64) as u64,
+            serial: value as u64,
+        }
+    }
+}
+
+impl fmt::Debug for LeaseToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LeaseToken({self})")
+    }
+}
+
+impl fmt::Display for LeaseToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lease {:016x}-{}", self.run, self.serial)
+    }
+}
+
+/// A tap handed to a caller, who holds it until it releases the token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lease {
     /// The tap's name: open it with `TUNSETIFF` as a VMM does.
     pub name: TapName,
-    /// Whether it came from the pool or was created.
+    /// What `Release` takes back: this lease and no other.
+    pub token: LeaseToken,
+    /// Whether it came from the pool, was created, or was seeded.
     pub source: LeaseSource,
 }
 
 /// What became of a released tap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Released {
     /// It is back in the pool (after its reset, where resets are on).
     Pooled,
@@ -36,6 +86,17 @@ pub enum Released {
     Deleted,
     /// Someone had already removed it from the kernel behind the pool's back.
     Vanished,
+}
+
+/// A run id for this pool's tokens: random, so that tokens of another pool
+/// or an earlier run are not this run's.
+pub(super) fn run_id() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        // No entropy source (a sandbox without getrandom(2)): the std
+        // library's per-process random hash keys are the next best thing.
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(std::process::id())
+    })
 }
 
 impl Pool {
@@ -46,6 +107,10 @@ impl Pool {
     ///
     /// Refused (and nothing changes) when `fallback` is a pool name or a
     /// name the pool holds.
+    ///
+    /// A driver whose caller is gone by the time the lease comes (it gave
+    /// up waiting) releases the lease at once: a lease is never left to
+    /// nobody.
     pub fn acquire(&mut self, fallback: TapName, now: Instant) -> Answer<Result<Lease, PoolError>> {
         if self.naming.index_of(&fallback).is_some() {
             return Answer::Now(Err(PoolError::FallbackIsPoolName { name: fallback }));
@@ -63,16 +128,11 @@ impl Pool {
             }));
         }
         if let Some(name) = self.idle.pop() {
-            if let Some(tap) = self.taps.get_mut(&name) {
-                tap.state = TapState::Leased;
-            }
             self.counters.hits += 1;
+            let lease = self.grant(name, LeaseSource::Pool);
             // The idle stock just shrank: queued resets may now be due.
             self.flush_resets(now, false);
-            return Answer::Now(Ok(Lease {
-                name,
-                source: LeaseSource::Pool,
-            }));
+            return Answer::Now(Ok(lease));
         }
         let request = self.request_id();
         if self.resetting > self.waiting.len() && !self.shutting_down {
@@ -87,6 +147,30 @@ impl Pool {
         Answer::Later(request)
     }
 
+    /// Leases `name` under a new token.
+    pub(super) fn grant(&mut self, name: TapName, source: LeaseSource) -> Lease {
+        self.serial += 1;
+        let token = LeaseToken {
+            run: self.run_id,
+            serial: self.serial,
+        };
+        if let Some(tap) = self.taps.get_mut(&name) {
+            tap.state = TapState::Leased;
+            tap.lease = Some(token);
+        }
+        self.leases.insert(token, name);
+        Lease {
+            name,
+            token,
+            source,
+        }
+    }
+
+    /// The tap a live lease holds.
+    pub fn leased_tap(&self, token: LeaseToken) -> Option<TapName> {
+        self.leases.get(&token).copied()
+    }
+
     /// Creates `fallback` for the Acquire `request`, which found no tap.
     fn create_fallback(&mut self, request: RequestId, fallback: TapName) {
         self.counters.misses += 1;
@@ -99,7 +183,7 @@ impl Pool {
             },
         );
         self.send(
-            Lane::Fast,
+            Lane::Create,
             Op::Create {
                 name: fallback,
                 spec,
@@ -128,16 +212,16 @@ impl Pool {
     pub(super) fn lease_created(
         &mut self,
         name: TapName,
-        request: super::RequestId,
+        request: RequestId,
         result: Result<CreatedTap, KernelError>,
         _now: Instant,
     ) {
         let vanished = self.removed_in_flight.remove(&name);
+        let renamed = self.renamed_in_flight.remove(&name);
         let result = match result {
             Ok(created) => {
                 self.counters.created += 1;
                 if let Some(tap) = self.taps.get_mut(&name) {
-                    tap.state = TapState::Leased;
                     tap.index = Some(created.index);
                     tap.mac = created.mac;
                     if vanished == Some(created.index) {
@@ -147,14 +231,17 @@ impl Pool {
                         tap.vanished = true;
                         self.counters.vanished += 1;
                     }
+                    if renamed == Some(created.index) {
+                        // Renamed before we heard it was made: its holder
+                        // cannot open it by this name; it is deleted (by
+                        // index) when released.
+                        tap.renamed = true;
+                    }
                 }
-                Ok(Lease {
-                    name,
-                    source: LeaseSource::Created,
-                })
+                Ok(self.grant(name, LeaseSource::Created))
             }
             Err(error) => {
-                self.taps.remove(&name);
+                self.forget(&name);
                 self.counters.failures += 1;
                 Err(PoolError::Kernel(error))
             }
@@ -162,64 +249,55 @@ impl Pool {
         self.events.push_back(Event::Acquired { request, result });
     }
 
-    /// A `Release`. A leased pool tap goes back to the pool while idle plus
-    /// resetting plus being created stays within the size (after a reset,
-    /// queued), answered at once; anything else is deleted, answered by
-    /// [`Event::Released`] when the delete is done. A name the pool does not
-    /// know is deleted too (it may be a caller's own tap).
-    pub fn release(&mut self, name: TapName, now: Instant) -> Answer<Result<Released, PoolError>> {
-        if self.waiting.iter().any(|(_, fallback)| *fallback == name) {
-            // An Acquire waits with this name reserved: it was never
-            // handed out.
-            return Answer::Now(Err(PoolError::NotLeased { name }));
-        }
+    /// A `Release` of the lease `token`. Its tap goes back to the pool while
+    /// idle plus resetting plus being created stays within the size and it
+    /// is a pool tap (after a reset, queued), answered at once; else it is
+    /// deleted (by interface index), answered by [`Event::Released`] when
+    /// the delete is done.
+    ///
+    /// A token that is not a live lease of this pool is refused, with no
+    /// kernel call: [`PoolError::LeaseEnded`] for a stale or duplicate
+    /// release, [`PoolError::UnknownLease`] for any other.
+    pub fn release(
+        &mut self,
+        token: LeaseToken,
+        now: Instant,
+    ) -> Answer<Result<Released, PoolError>> {
+        let Some(name) = self.leases.remove(&token) else {
+            return Answer::Now(Err(
+                if token.run == self.run_id && token.serial <= self.serial {
+                    PoolError::LeaseEnded { token }
+                } else {
+                    PoolError::UnknownLease { token }
+                },
+            ));
+        };
         let has_room = self.has_room();
         let is_pool_name = self.naming.index_of(&name).is_some();
-        let reset_on_release = self.reset_on_release;
-        let tap = match self.taps.entry(name) {
-            Entry::Occupied(e) if e.get().state == TapState::Leased && e.get().vanished => {
-                e.remove();
-                return Answer::Now(Ok(Released::Vanished));
-            }
-            Entry::Occupied(mut e) => {
-                let tap = e.get_mut();
-                match tap.state {
-                    TapState::Leased if has_room && is_pool_name => {
-                        if reset_on_release {
-                            tap.state = TapState::Resetting;
-                        } else {
-                            tap.state = TapState::Idle;
-                            self.idle.push(name);
-                        }
-                    }
-                    TapState::Leased => tap.state = TapState::Deleting,
-                    TapState::Idle | TapState::Resetting => {
-                        return Answer::Now(Err(PoolError::AlreadyIdle { name }));
-                    }
-                    TapState::CreatingForLease | TapState::CreatingForPool => {
-                        return Answer::Now(Err(PoolError::NotLeased { name }));
-                    }
-                    state @ (TapState::Deleting | TapState::Draining | TapState::DeleteFailed) => {
-                        return Answer::Now(Err(PoolError::AlreadyReleased { name, state }));
-                    }
-                }
-                *tap
-            }
-            Entry::Vacant(e) => *e.insert(Tap::new(TapState::Deleting)),
+        let Some(tap) = self.taps.get_mut(&name) else {
+            // Unreachable: a live lease's tap is known. Nothing to do.
+            tracing::error!(%token, tap = %name, "a live lease without its tap");
+            return Answer::Now(Ok(Released::Vanished));
         };
-        match tap.state {
-            TapState::Resetting => {
-                self.queue_reset(name, now);
-                Answer::Now(Ok(Released::Pooled))
-            }
-            TapState::Idle => Answer::Now(Ok(Released::Pooled)),
-            _ => {
-                self.bump_index_past(&name);
-                let request = self.request_id();
-                self.delete(name, Some(request));
-                Answer::Later(request)
-            }
+        tap.lease = None;
+        if tap.vanished {
+            self.forget(&name);
+            return Answer::Now(Ok(Released::Vanished));
         }
+        if has_room && is_pool_name && !tap.renamed {
+            if self.reset_on_release {
+                tap.state = TapState::Resetting;
+                self.queue_reset(name, now);
+            } else {
+                tap.state = TapState::Idle;
+                self.idle.push(name);
+            }
+            return Answer::Now(Ok(Released::Pooled));
+        }
+        tap.state = TapState::Deleting;
+        let request = self.request_id();
+        self.delete(name, Some(request));
+        Answer::Later(request)
     }
 }
 
@@ -247,15 +325,12 @@ mod tests {
             panic!("a miss waits on the kernel")
         };
         assert_eq!(p.state_of(&name("vm-1")), Some(TapState::CreatingForLease));
-        let events = run(&mut p, &mut k, now);
+        let events = untoken(run(&mut p, &mut k, now));
         assert_eq!(
             events,
             [Event::Acquired {
                 request,
-                result: Ok(Lease {
-                    name: name("vm-1"),
-                    source: LeaseSource::Created
-                })
+                result: Ok(lease(name("vm-1"), LeaseSource::Created))
             }]
         );
         assert!(k.contains(name("vm-1")));
@@ -304,7 +379,7 @@ mod tests {
     fn release_pools_while_there_is_room_and_deletes_beyond() {
         let (mut p, mut k, now) = warmed(1);
         let a = acquire_now(&mut p, "vm-a", now).unwrap().name;
-        assert_eq!(p.release(a, now), Answer::Now(Ok(Released::Pooled)));
+        assert_eq!(p.release_tap(a, now), Answer::Now(Ok(Released::Pooled)));
         assert_eq!(p.state_of(&a), Some(TapState::Resetting));
         run(&mut p, &mut k, now);
         assert_eq!(p.state_of(&a), Some(TapState::Idle));
@@ -315,7 +390,7 @@ mod tests {
         };
         let events = run(&mut p, &mut k, now);
         assert!(matches!(&events[..], [Event::Acquired { request, .. }] if *request == create));
-        let Answer::Later(request) = p.release(name("vm-b"), now) else {
+        let Answer::Later(request) = p.release_tap(name("vm-b"), now) else {
             panic!("a fallback tap is deleted")
         };
         let events = run(&mut p, &mut k, now);
@@ -332,17 +407,19 @@ mod tests {
     #[test]
     fn double_release_is_refused() {
         let (mut p, mut k, now) = warmed(1);
-        let a = acquire_now(&mut p, "vm-a", now).unwrap().name;
-        p.release(a, now);
-        assert_eq!(
-            p.release(a, now),
-            Answer::Now(Err(PoolError::AlreadyIdle { name: a }))
-        );
+        let a = acquire_now(&mut p, "vm-a", now).unwrap();
+        p.release(a.token, now);
+        let ended = Answer::Now(Err(PoolError::LeaseEnded { token: a.token }));
+        assert_eq!(p.release(a.token, now), ended);
         run(&mut p, &mut k, now);
-        assert_eq!(
-            p.release(a, now),
-            Answer::Now(Err(PoolError::AlreadyIdle { name: a }))
-        );
+        assert_eq!(p.release(a.token, now), ended);
+        // The tap's next lease has a token of its own; the old one still
+        // ends nothing.
+        let b = acquire_now(&mut p, "vm-b", now).unwrap();
+        assert_eq!(b.name, a.name);
+        assert_eq!(p.release(a.token, now), ended);
+        assert_eq!(p.state_of(&b.name), Some(TapState::Leased));
+        assert_eq!(p.release(b.token, now), Answer::Now(Ok(Released::Pooled)));
     }
 
     #[test]
@@ -351,7 +428,7 @@ mod tests {
         config.reset_on_release = false;
         let (mut p, mut k, now) = warmed_with(config);
         let a = acquire_now(&mut p, "vm-a", now).unwrap().name;
-        assert_eq!(p.release(a, now), Answer::Now(Ok(Released::Pooled)));
+        assert_eq!(p.release_tap(a, now), Answer::Now(Ok(Released::Pooled)));
         assert_eq!(p.state_of(&a), Some(TapState::Idle));
         assert!(run(&mut p, &mut k, now).is_empty());
         assert_eq!(k.calls(crate::sim::SimOp::Reset), 0);
@@ -362,18 +439,12 @@ mod tests {
         let (mut p, mut k, now) = warmed_with(windowed(2, 2));
         let idle = p.idle().to_vec();
         assert_eq!(
-            acquire_now(&mut p, "vm-a", now),
-            Ok(Lease {
-                name: idle[1],
-                source: LeaseSource::Pool
-            })
+            acquire_now(&mut p, "vm-a", now).map(untoken_lease),
+            Ok(lease(idle[1], LeaseSource::Pool))
         );
         assert_eq!(
-            acquire_now(&mut p, "vm-b", now),
-            Ok(Lease {
-                name: idle[0],
-                source: LeaseSource::Pool
-            })
+            acquire_now(&mut p, "vm-b", now).map(untoken_lease),
+            Ok(lease(idle[0], LeaseSource::Pool))
         );
         let Answer::Later(request) = p.acquire(name("vm-c"), now) else {
             panic!("a miss creates")
@@ -388,13 +459,10 @@ mod tests {
         );
         execute(&mut p, &mut k, &create, now);
         assert_eq!(
-            events(&mut p),
+            untoken(events(&mut p)),
             [Event::Acquired {
                 request,
-                result: Ok(Lease {
-                    name: name("vm-c"),
-                    source: LeaseSource::Created
-                })
+                result: Ok(lease(name("vm-c"), LeaseSource::Created))
             }]
         );
         let s = p.stats();
@@ -408,19 +476,19 @@ mod tests {
         let b = acquire_now(&mut p, "vm-b", now).unwrap().name;
         p.warm(now); // two creates in flight, not yet run
         assert_eq!(take_commands(&mut p).len(), 2);
-        assert!(matches!(p.release(a, now), Answer::Later(_)), "deleted");
-        assert!(matches!(p.release(b, now), Answer::Later(_)), "deleted");
+        assert!(matches!(p.release_tap(a, now), Answer::Later(_)), "deleted");
+        assert!(matches!(p.release_tap(b, now), Answer::Later(_)), "deleted");
 
         // A reset in flight takes room too: with one tap resetting and one
         // create in flight, a size-2 pool has no room for the other tap.
         let (mut p, _k, now) = warmed_with(windowed(2, 1));
         let c = acquire_now(&mut p, "vm-c", now).unwrap().name;
         let d = acquire_now(&mut p, "vm-d", now).unwrap().name;
-        assert_eq!(p.release(c, now), Answer::Now(Ok(Released::Pooled)));
+        assert_eq!(p.release_tap(c, now), Answer::Now(Ok(Released::Pooled)));
         assert_eq!(p.state_of(&c), Some(TapState::Resetting));
         p.warm(now); // one create: idle 0 + creating 1 + resetting 1 = 2
         assert_eq!(p.stats().creating, 1);
-        assert!(matches!(p.release(d, now), Answer::Later(_)), "deleted");
+        assert!(matches!(p.release_tap(d, now), Answer::Later(_)), "deleted");
         assert_eq!(p.state_of(&d), Some(TapState::Deleting));
     }
 
@@ -428,11 +496,10 @@ mod tests {
     fn bad_releases_change_nothing() {
         let (mut p, _k, now) = warmed_with(windowed(1, 1));
         let before = p.stats();
+        let made_up = LeaseToken::from_u128(7);
         assert_eq!(
-            p.release(name("tap-pool-0"), now),
-            Answer::Now(Err(PoolError::AlreadyIdle {
-                name: name("tap-pool-0")
-            }))
+            p.release(made_up, now),
+            Answer::Now(Err(PoolError::UnknownLease { token: made_up }))
         );
         assert_eq!(p.stats(), before);
         assert!(p.poll_batch().is_none());
@@ -440,10 +507,10 @@ mod tests {
         let Answer::Later(_) = p.acquire(name("vm-b"), now) else {
             panic!("creating vm-b")
         };
-        assert_eq!(
-            p.release(name("vm-b"), now),
-            Answer::Now(Err(PoolError::NotLeased { name: name("vm-b") }))
-        );
+        assert!(matches!(
+            p.release_tap(name("vm-b"), now),
+            Answer::Now(Err(PoolError::UnknownLease { .. }))
+        ));
         assert!(matches!(
             p.acquire(name("tap-pool-7"), now),
             Answer::Now(Err(PoolError::FallbackIsPoolName { .. }))
@@ -478,7 +545,7 @@ mod tests {
             "name reused under its holder"
         );
         assert_eq!(
-            p.release(name("vm-a"), now),
+            p.release_tap(name("vm-a"), now),
             Answer::Now(Ok(Released::Vanished))
         );
     }
@@ -488,7 +555,7 @@ mod tests {
     fn one_tap_in_reset() -> (Pool, SimKernel, Instant, TapName, super::super::Command) {
         let (mut p, k, now) = warmed(1);
         let tap = acquire_now(&mut p, "vm-a", now).unwrap().name;
-        assert_eq!(p.release(tap, now), Answer::Now(Ok(Released::Pooled)));
+        assert_eq!(p.release_tap(tap, now), Answer::Now(Ok(Released::Pooled)));
         let reset = take_one(&mut p);
         (p, k, now, tap, reset)
     }
@@ -507,13 +574,10 @@ mod tests {
         ));
         execute(&mut p, &mut k, &reset, now);
         assert_eq!(
-            events(&mut p),
+            untoken(events(&mut p)),
             [Event::Acquired {
                 request,
-                result: Ok(Lease {
-                    name: tap,
-                    source: LeaseSource::Pool
-                })
+                result: Ok(lease(tap, LeaseSource::Pool))
             }]
         );
         assert_eq!(p.state_of(&tap), Some(TapState::Leased));
@@ -544,7 +608,7 @@ mod tests {
                 Event::Acquired {
                     request,
                     result: Ok(lease),
-                } => Some((request, lease)),
+                } => Some((request, untoken_lease(lease))),
                 _ => None,
             })
             .collect();
@@ -552,20 +616,8 @@ mod tests {
         assert_eq!(
             answered,
             [
-                (
-                    request,
-                    Lease {
-                        name: name("vm-b"),
-                        source: LeaseSource::Created
-                    }
-                ),
-                (
-                    second,
-                    Lease {
-                        name: name("vm-c"),
-                        source: LeaseSource::Created
-                    }
-                )
+                (request, lease(name("vm-b"), LeaseSource::Created)),
+                (second, lease(name("vm-c"), LeaseSource::Created))
             ]
         );
     }
@@ -577,13 +629,10 @@ mod tests {
             panic!("waits")
         };
         p.drain(now);
-        let events = run(&mut p, &mut k, now);
+        let events = untoken(run(&mut p, &mut k, now));
         assert!(events.contains(&Event::Acquired {
             request,
-            result: Ok(Lease {
-                name: name("vm-b"),
-                source: LeaseSource::Created
-            })
+            result: Ok(lease(name("vm-b"), LeaseSource::Created))
         }));
     }
 
@@ -593,10 +642,10 @@ mod tests {
         let Answer::Later(_) = p.acquire(name("vm-b"), now) else {
             panic!("waits")
         };
-        assert_eq!(
-            p.release(name("vm-b"), now),
-            Answer::Now(Err(PoolError::NotLeased { name: name("vm-b") }))
-        );
+        assert!(matches!(
+            p.release_tap(name("vm-b"), now),
+            Answer::Now(Err(PoolError::UnknownLease { .. }))
+        ));
         assert!(p.poll_batch().is_none(), "no delete");
         // The reset fails: the waiter creates its fallback, and nothing
         // deletes it under them.

@@ -38,7 +38,7 @@ mod reconcile;
 mod reset;
 mod warm;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -50,7 +50,7 @@ use crate::kernel::{CreatedTap, Device, KernelError, LinkInfo, Op, Outcome, Repl
 use crate::name::TapName;
 
 pub use drain::DrainReport;
-pub use lease::{Lease, LeaseSource, Released};
+pub use lease::{Lease, LeaseSource, LeaseToken, Released};
 pub use reconcile::SeedReport;
 pub use reset::RESET_WINDOW;
 pub use warm::{WarmFailure, WarmReport};
@@ -99,28 +99,24 @@ pub enum PoolError {
         /// Where that tap stands.
         state: TapState,
     },
-    /// The tap is already back in the pool: a double release.
-    #[error("tap {name} is already back in the pool (released twice?)")]
-    AlreadyIdle {
-        /// The tap released.
-        name: TapName,
+    /// The lease was released already: a stale or duplicate release. Its
+    /// tap may be someone else's now; nothing was changed.
+    #[error("{token} has ended (released already); nothing changed")]
+    LeaseEnded {
+        /// The token given.
+        token: LeaseToken,
     },
-    /// The tap is still being created and was never handed out.
-    #[error("tap {name} was never handed out: it is still being created")]
-    NotLeased {
-        /// The tap released.
-        name: TapName,
+    /// No lease of this pool ever had this token: made up, or from another
+    /// pool or an earlier run (after a restart, `Seed` gives the taps that
+    /// running VMs hold new tokens). Nothing was changed.
+    #[error("{token} is not a lease of this pool; nothing changed")]
+    UnknownLease {
+        /// The token given.
+        token: LeaseToken,
     },
-    /// The tap was already released and is being (or failed to be) deleted.
-    #[error("tap {name} was already released ({state:?})")]
-    AlreadyReleased {
-        /// The tap released.
-        name: TapName,
-        /// Where that tap stands.
-        state: TapState,
-    },
-    /// Every index that fits in a 15-byte name has been used in this run.
-    #[error("pool names with prefix {prefix:?} are used up (the last index is {max_index})")]
+    /// Every pool name is taken: held by callers, in the pool, or by devices
+    /// the pool does not own.
+    #[error("pool names with prefix {prefix:?} are all taken (the last index is {max_index})")]
     IndexExhausted {
         /// The pool's prefix.
         prefix: String,
@@ -173,15 +169,24 @@ pub struct Command {
     pub op: Op,
 }
 
-/// Which kernel workers should carry a batch.
+/// Which kernel workers should carry a batch: each lane has workers of its
+/// own, so that no call waits behind another lane's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Lane {
-    /// Creates, resets, listings and group changes: quick calls that a
-    /// caller or the idle stock waits on.
-    Fast,
-    /// Deletes: slow kernel waits (~16 ms each) that run in parallel, kept
-    /// off the fast lane so that creates and resets never queue behind them.
-    Slow,
+    /// Resets of released taps: the quickest calls, which the idle stock
+    /// (and an Acquire that waits for a tap in reset) waits on; never
+    /// behind a create storm or a delete.
+    Reset,
+    /// Creates, listings and group changes.
+    Create,
+    /// Deletes: slow kernel waits (~16 ms each) that run in parallel.
+    Delete,
+}
+
+impl Lane {
+    /// Every lane.
+    pub const ALL: [Lane; 3] = [Lane::Reset, Lane::Create, Lane::Delete];
 }
 
 /// Kernel calls to hand to one worker together, carried out in order.
@@ -235,6 +240,14 @@ pub enum Event {
         /// What the drain did.
         report: DrainReport,
     },
+    /// The answer to a [`Pool::settle`]: no kernel call is in flight or
+    /// queued and no caller waits on one.
+    Settled {
+        /// The request answered.
+        request: RequestId,
+        /// The pool's counts then.
+        stats: PoolStats,
+    },
 }
 
 /// The pool's counts and counters.
@@ -285,6 +298,11 @@ struct Tap {
     delete_attempts: u32,
     /// Removed from the kernel behind the pool's back while leased.
     vanished: bool,
+    /// Renamed behind the pool's back: it cannot be handed out again, and
+    /// is deleted (by index) once nobody holds it.
+    renamed: bool,
+    /// The lease that holds it, while leased.
+    lease: Option<LeaseToken>,
 }
 
 impl Tap {
@@ -296,6 +314,8 @@ impl Tap {
             grouped: false,
             delete_attempts: 0,
             vanished: false,
+            renamed: false,
+            lease: None,
         }
     }
 }
@@ -352,9 +372,29 @@ pub struct Pool {
     delete_retry: Backoff,
     tap: TapSpec,
     naming: Naming,
-    /// The next pool index.
+    /// The next pool index to try.
     next: u64,
+    /// Pool names the kernel holds for devices the pool does not own (it
+    /// found them taken): never created while they stand.
+    taken: HashSet<TapName>,
     taps: HashMap<TapName, Tap>,
+    /// This run's lease tokens: a random run id, and the next serial.
+    run_id: u64,
+    serial: u64,
+    /// The live leases.
+    leases: FxHashMap<LeaseToken, TapName>,
+    /// Whether a warm-up was ever asked for: until then the pool never
+    /// fills itself.
+    warm_asked: bool,
+    /// Seed listings in flight, and the names the pool forgot since the
+    /// first of them was asked: a listing older than that forgetting must
+    /// not bring them back.
+    seed_listings: usize,
+    forgotten_since_listing: HashSet<TapName>,
+    /// Devices renamed (by index) while a create of them was in flight.
+    renamed_in_flight: HashMap<TapName, u32>,
+    /// Callers waiting for the pool to settle.
+    settle_waiters: Vec<RequestId>,
     /// Idle taps, most recently pooled last (handed out LIFO).
     idle: Vec<TapName>,
     /// Pool creates in flight (all of them belong to the warm run, if any).
@@ -397,6 +437,7 @@ impl Pool {
         if config.tap.device_group == Some(0) {
             return Err(ConfigError::DefaultDeviceGroup);
         }
+        config.check(&naming)?;
         Ok(Pool {
             size: config.size,
             create_window: config.create_window,
@@ -406,7 +447,16 @@ impl Pool {
             tap: config.tap,
             naming,
             next: 0,
+            taken: HashSet::new(),
             taps: HashMap::new(),
+            run_id: lease::run_id(),
+            serial: 0,
+            leases: FxHashMap::default(),
+            warm_asked: false,
+            seed_listings: 0,
+            forgotten_since_listing: HashSet::new(),
+            renamed_in_flight: HashMap::new(),
+            settle_waiters: Vec::new(),
             idle: Vec::new(),
             creating_for_pool: 0,
             resetting: 0,
@@ -531,6 +581,10 @@ impl Pool {
                     .links()
                     .map(|links| self.reconcile(&used, &links, now))
                     .map_err(PoolError::Kernel);
+                self.seed_listings -= 1;
+                if self.seed_listings == 0 {
+                    self.forgotten_since_listing.clear();
+                }
                 self.events.push_back(Event::Seeded { request, result });
             }
             Purpose::Resync(snapshot) => match outcome.links() {
@@ -544,6 +598,51 @@ impl Pool {
         }
         self.advance_warm(now);
         self.advance_drain();
+        self.answer_settled();
+    }
+
+    /// A `Settle`: answered by [`Event::Settled`] once no kernel call is in
+    /// flight or queued and no caller waits on one (at once, if none is):
+    /// released taps are back in the pool, Seed's resets and deletes are
+    /// done, the warm-up has ended. Retries scheduled for later (a failed
+    /// delete's, a failed warm-up's) do not count: the stats tell them.
+    pub fn settle(&mut self, _now: Instant) -> RequestId {
+        let request = self.request_id();
+        self.settle_waiters.push(request);
+        self.answer_settled();
+        request
+    }
+
+    /// Whether no kernel call is in flight or queued and no caller waits.
+    pub fn is_settled(&self) -> bool {
+        self.in_flight.is_empty() && self.waiting.is_empty()
+    }
+
+    fn answer_settled(&mut self) {
+        if self.settle_waiters.is_empty() || !self.is_settled() {
+            return;
+        }
+        let stats = self.stats();
+        for request in std::mem::take(&mut self.settle_waiters) {
+            self.events.push_back(Event::Settled {
+                request,
+                stats: stats.clone(),
+            });
+        }
+    }
+
+    /// Forgets `name`: the pool no longer knows a device of that name. A
+    /// Seed listing in flight was taken before this, so it must not bring
+    /// the name back.
+    fn forget(&mut self, name: &TapName) -> Option<Tap> {
+        let tap = self.taps.remove(name)?;
+        if let Some(token) = tap.lease {
+            self.leases.remove(&token);
+        }
+        if self.seed_listings > 0 {
+            self.forgotten_since_listing.insert(*name);
+        }
+        Some(tap)
     }
 
     /// The pool's counts and counters.
@@ -632,12 +731,6 @@ impl Pool {
                 .tap
                 .device_group
                 .is_some_and(|g| g == link.device_group)
-    }
-
-    fn bump_index_past(&mut self, name: &TapName) {
-        if let Some(index) = self.naming.index_of(name) {
-            self.next = self.next.max(index.saturating_add(1));
-        }
     }
 
     fn names_in(&self, state: TapState) -> Vec<TapName> {

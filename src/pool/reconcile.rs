@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use super::{Lane, Pool, Purpose, RequestId, Tap, TapState};
+use super::{Lane, Lease, LeaseSource, Pool, Purpose, RequestId, Tap, TapState};
 use crate::kernel::{LinkInfo, Op, TunKind};
 use crate::name::TapName;
 
@@ -15,6 +15,10 @@ use crate::name::TapName;
 pub struct SeedReport {
     /// The index the next pool name will use.
     pub next_index: u64,
+    /// A lease for every name the caller listed that the kernel holds as a
+    /// tap: release these tokens when those VMs are done. A name already
+    /// leased in this run keeps its token.
+    pub held: Vec<Lease>,
     /// Pool taps from an earlier run, idle in the kernel, now in the pool
     /// (after a reset).
     pub adopted: Vec<TapName>,
@@ -26,7 +30,8 @@ pub struct SeedReport {
     /// left alone (a live VM must not lose its device); their indices are
     /// skipped.
     pub left_alone: Vec<TapName>,
-    /// Names the caller listed that the kernel does not have.
+    /// Names the caller listed that the kernel does not have as a tap (no
+    /// such device, or one that is not a tap): not leased, not touched.
     pub missing: Vec<TapName>,
 }
 
@@ -36,15 +41,18 @@ impl Pool {
     /// Answered by [`super::Event::Seeded`].
     pub fn seed(&mut self, used: Vec<TapName>, _now: Instant) -> RequestId {
         let request = self.request_id();
-        self.send(Lane::Fast, Op::ListTaps, Purpose::Seed { request, used });
+        self.seed_listings += 1;
+        self.send(Lane::Create, Op::ListTaps, Purpose::Seed { request, used });
         request
     }
 
     /// Reconciles with what the kernel holds: starts the index above every
-    /// pool index seen; records `used` names as held; adopts idle pool taps
-    /// up to the size (after a reset), deletes the pool's other taps nobody
-    /// holds, and leaves alone any a process has open. Names the pool
-    /// already knows are not touched.
+    /// pool index seen; leases `used` names the kernel holds as taps; adopts
+    /// idle pool taps up to the size (after a reset), deletes the pool's
+    /// other taps nobody holds, and leaves alone any a process has open.
+    /// Names the pool already knows are not touched, nor are names it
+    /// forgot since the listing was asked for (the listing is older than
+    /// that).
     pub(super) fn reconcile(
         &mut self,
         used: &[TapName],
@@ -53,23 +61,32 @@ impl Pool {
     ) -> SeedReport {
         let mut report = SeedReport::default();
         let used_set: HashSet<TapName> = used.iter().copied().collect();
-        for name in used {
-            self.bump_index_past(name);
-        }
-        let mut links: Vec<&LinkInfo> = links.iter().collect();
+        let mut links: Vec<&LinkInfo> = links
+            .iter()
+            .filter(|l| !self.forgotten_since_listing.contains(&l.name))
+            .collect();
         links.sort_by_key(|l| (self.naming.index_of(&l.name), l.name));
         for link in &links {
-            if self.is_ours(link) {
-                self.bump_index_past(&link.name);
+            if self.is_ours(link)
+                && let Some(index) = self.naming.index_of(&link.name)
+            {
+                self.next = self.next.max(index.saturating_add(1));
             }
         }
         let by_name: HashMap<TapName, &LinkInfo> = links.iter().map(|l| (l.name, *l)).collect();
-        for &name in used {
-            if self.taps.contains_key(&name) {
+        for &name in &used_set {
+            if let Some(tap) = self.taps.get(&name) {
+                if let (TapState::Leased, Some(token)) = (tap.state, tap.lease) {
+                    report.held.push(Lease {
+                        name,
+                        token,
+                        source: LeaseSource::Seeded,
+                    });
+                }
                 continue;
             }
             match by_name.get(&name) {
-                Some(link) => {
+                Some(link) if link.kind == TunKind::Tap => {
                     self.taps.insert(
                         name,
                         Tap {
@@ -79,10 +96,15 @@ impl Pool {
                             ..Tap::new(TapState::Leased)
                         },
                     );
+                    report.held.push(self.grant(name, LeaseSource::Seeded));
                 }
-                None => report.missing.push(name),
+                _ => report.missing.push(name),
             }
         }
+        report.held.sort_by_key(|l| l.name);
+        report.missing.sort();
+        // Pool names the kernel holds for devices left alone: never created.
+        self.taken.clear();
         for link in links {
             if used_set.contains(&link.name)
                 || self.taps.contains_key(&link.name)
@@ -92,6 +114,7 @@ impl Pool {
             }
             if link.in_use {
                 report.left_alone.push(link.name);
+                self.taken.insert(link.name);
                 continue;
             }
             let tap = Tap {
@@ -166,7 +189,7 @@ impl Pool {
             _ if tap.index != Some(index) => {}
             TapState::Idle => {
                 self.idle.retain(|n| *n != name);
-                self.taps.remove(&name);
+                self.forget(&name);
                 self.counters.vanished += 1;
                 self.refill(now);
             }
@@ -194,8 +217,39 @@ impl Pool {
     /// watcher): the device at `index`, last seen as `from`, is now `to`.
     /// A pool tap so renamed can no longer be opened by its name: see
     /// `docs/architecture.md` for what becomes of it.
+    ///
+    /// An idle tap so renamed leaves the pool and is deleted (by index: the
+    /// tap itself, whatever now has its old name), and the pool refills; a
+    /// leased one stays with its holder and is deleted, not pooled, when
+    /// released; one in reset or being created is deleted when that call
+    /// reports. A device that takes a pool tap's old name is never touched.
     pub fn link_renamed(&mut self, index: u32, from: TapName, to: TapName, now: Instant) {
-        let _ = (index, from, to, now);
+        let Some(tap) = self.taps.get_mut(&from) else {
+            return;
+        };
+        match tap.state {
+            TapState::CreatingForPool | TapState::CreatingForLease => {
+                self.renamed_in_flight.insert(from, index);
+                return;
+            }
+            _ if tap.index != Some(index) => return,
+            TapState::Idle => {
+                tracing::warn!(tap = %from, renamed = %to, index, "an idle tap was renamed behind the pool's back; deleting it");
+                tap.state = TapState::Deleting;
+                tap.renamed = true;
+                self.idle.retain(|n| *n != from);
+                self.counters.vanished += 1;
+                self.delete(from, None);
+                self.refill(now);
+            }
+            TapState::Leased | TapState::Resetting => {
+                tracing::warn!(tap = %from, renamed = %to, index, state = ?tap.state, "a tap was renamed behind the pool's back; it goes when released");
+                tap.renamed = true;
+            }
+            // Deleted by index already.
+            TapState::Deleting | TapState::DeleteFailed | TapState::Draining => {}
+        }
+        self.advance_drain();
     }
 
     /// Notifications were lost (or the watcher just started): lists the
@@ -211,7 +265,7 @@ impl Pool {
             .filter(|(_, t)| matches!(t.state, TapState::Idle | TapState::Leased) && !t.vanished)
             .filter_map(|(n, t)| Some((*n, t.index?)))
             .collect();
-        self.send(Lane::Fast, Op::ListTaps, Purpose::Resync(snapshot));
+        self.send(Lane::Create, Op::ListTaps, Purpose::Resync(snapshot));
     }
 
     pub(super) fn resynced(

@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Batch, Event, Lane, Lease, LeaseSource, Pool, Purpose, Tap, TapState};
+use super::{Batch, Event, Lane, LeaseSource, Pool, Purpose, Tap, TapState};
 use crate::kernel::{KernelError, Op};
 use crate::name::TapName;
 
@@ -91,7 +91,7 @@ impl Pool {
         while !queue.is_empty() {
             let rest = queue.split_off(queue.len().min(r.batch));
             self.batches.push_back(Batch {
-                lane: Lane::Fast,
+                lane: Lane::Reset,
                 commands: queue,
             });
             queue = rest;
@@ -114,9 +114,10 @@ impl Pool {
         }
         self.resetting -= 1;
         let removed = tap.index.is_some() && self.removed_in_flight.remove(&name) == tap.index;
+        let renamed = tap.renamed;
         match result {
             Ok(()) if removed => {
-                self.taps.remove(&name);
+                self.forget(&name);
                 self.counters.vanished += 1;
                 self.refill(now);
             }
@@ -125,14 +126,15 @@ impl Pool {
                 tap.grouped = self.tap.device_group.is_some();
                 if self.drain.is_running() {
                     tap.state = TapState::Draining;
+                } else if renamed {
+                    // Renamed behind the pool's back while in reset: it
+                    // cannot be handed out by its name; it goes, by index.
+                    tap.state = TapState::Deleting;
+                    self.delete(name, None);
                 } else if let Some((request, _)) = self.waiting.pop_front() {
                     // An Acquire found the stock empty and waits for it.
-                    tap.state = TapState::Leased;
                     self.counters.hits += 1;
-                    let lease = Lease {
-                        name,
-                        source: LeaseSource::Pool,
-                    };
+                    let lease = self.grant(name, LeaseSource::Pool);
                     self.events.push_back(Event::Acquired {
                         request,
                         result: Ok(lease),
@@ -142,9 +144,21 @@ impl Pool {
                     self.idle.push(name);
                 }
             }
-            Err(KernelError::NoSuchDevice { .. }) => {
-                self.taps.remove(&name);
+            // Gone, or the index is no longer a tap: nothing of the pool's
+            // is left there, and whatever is there now was not touched.
+            Err(KernelError::NoSuchDevice { .. } | KernelError::NotATap { .. }) => {
+                self.forget(&name);
                 self.counters.vanished += 1;
+                self.refill(now);
+            }
+            Err(KernelError::Renamed { now: to, .. }) => {
+                // The tap itself, under another name: nobody can open it by
+                // its pool name, so it goes (by index; the reset changed
+                // nothing).
+                tracing::warn!(tap = %name, renamed = %to, "a released tap was renamed behind the pool's back; deleting it");
+                tap.state = TapState::Deleting;
+                self.counters.vanished += 1;
+                self.delete(name, None);
                 self.refill(now);
             }
             Err(error) => {
@@ -184,13 +198,16 @@ mod tests {
             .map(|i| acquire_now(&mut p, &format!("vm-{i}"), t0).unwrap().name)
             .collect();
         // Quiet: the first release goes at once.
-        assert_eq!(p.release(taps[0], t0), Answer::Now(Ok(Released::Pooled)));
+        assert_eq!(
+            p.release_tap(taps[0], t0),
+            Answer::Now(Ok(Released::Pooled))
+        );
         run(&mut p, &mut k, t0);
         assert_eq!(k.calls(crate::sim::SimOp::Reset), 1);
         // Within the window, releases gather...
         let t1 = t0 + Duration::from_micros(100);
-        p.release(taps[1], t1);
-        p.release(taps[2], t1);
+        p.release_tap(taps[1], t1);
+        p.release_tap(taps[2], t1);
         assert!(p.poll_batch().is_none());
         assert_eq!(p.poll_timeout(), Some(t0 + RESET_WINDOW));
         p.handle_timeout(t0 + RESET_WINDOW - Duration::from_nanos(1));
@@ -218,12 +235,12 @@ mod tests {
         let taps: Vec<TapName> = (0..6)
             .map(|i| acquire_now(&mut p, &format!("vm-{i}"), t0).unwrap().name)
             .collect();
-        p.release(taps[0], t0);
+        p.release_tap(taps[0], t0);
         batches(&mut p);
         let t1 = t0 + Duration::from_micros(10);
-        p.release(taps[1], t1);
+        p.release_tap(taps[1], t1);
         assert!(p.poll_batch().is_none(), "1 waits while 2 are idle");
-        p.release(taps[2], t1);
+        p.release_tap(taps[2], t1);
         assert_eq!(
             batches(&mut p).iter().map(Vec::len).collect::<Vec<_>>(),
             [2]
@@ -236,21 +253,21 @@ mod tests {
         let taps: Vec<TapName> = (0..80)
             .map(|i| acquire_now(&mut p, &format!("vm-{i}"), t0).unwrap().name)
             .collect();
-        p.release(taps[0], t0);
+        p.release_tap(taps[0], t0);
         batches(&mut p);
         let t1 = t0 + Duration::from_micros(10);
         for tap in &taps[1..64] {
-            p.release(*tap, t1);
+            p.release_tap(*tap, t1);
         }
         assert!(p.poll_batch().is_none(), "63 wait");
-        p.release(taps[64], t1);
+        p.release_tap(taps[64], t1);
         assert_eq!(
             batches(&mut p).iter().map(Vec::len).collect::<Vec<_>>(),
             [64]
         );
         // The rest goes when the window closes.
         for tap in &taps[65..80] {
-            p.release(*tap, t1);
+            p.release_tap(*tap, t1);
         }
         p.handle_timeout(t1 + RESET_WINDOW);
         assert_eq!(
@@ -263,7 +280,7 @@ mod tests {
     fn resets_name_the_device_by_index() {
         let (mut p, _k, t0) = warmed(1);
         let tap = acquire_now(&mut p, "vm-0", t0).unwrap().name;
-        p.release(tap, t0);
+        p.release_tap(tap, t0);
         let sent = batches(&mut p);
         let [ops] = &sent[..] else { panic!() };
         assert!(matches!(
@@ -281,7 +298,7 @@ mod tests {
             1,
             libc::EIO,
         ));
-        p.release(tap, t0);
+        p.release_tap(tap, t0);
         run(&mut p, &mut k, t0);
         assert_eq!(p.state_of(&tap), None);
         assert!(!k.contains(tap));
@@ -301,14 +318,14 @@ mod tests {
             l.mac = [2, 9, 9, 9, 9, 9];
         });
         k.add_address(t, "192.0.2.7/24");
-        assert_eq!(p.release(t, t0), Answer::Now(Ok(Released::Pooled)));
+        assert_eq!(p.release_tap(t, t0), Answer::Now(Ok(Released::Pooled)));
         assert_eq!(p.state_of(&t), Some(TapState::Resetting));
         // Not yet idle: an Acquire now misses; a second release is refused.
         assert!(!p.idle().contains(&t));
-        assert_eq!(
-            p.release(t, t0),
-            Answer::Now(Err(super::super::PoolError::AlreadyIdle { name: t }))
-        );
+        assert!(matches!(
+            p.release_tap(t, t0),
+            Answer::Now(Err(super::super::PoolError::UnknownLease { .. }))
+        ));
         run(&mut p, &mut k, t0);
         assert_eq!(p.state_of(&t), Some(TapState::Idle));
         let link = k.tap(t).unwrap();
@@ -320,7 +337,7 @@ mod tests {
     fn a_tap_removed_while_its_reset_succeeds_never_goes_idle() {
         let (mut p, mut k, t0) = warmed_with(windowed(1, 1));
         let t = acquire_now(&mut p, "vm-a", t0).unwrap().name;
-        p.release(t, t0);
+        p.release_tap(t, t0);
         let reset = take_one(&mut p);
         assert!(matches!(reset.op, Op::Reset { device, .. } if device.name == t));
         let done = outcome(&mut k, &reset);

@@ -166,3 +166,51 @@ pub(super) fn acquire_created(
         other => panic!("{other:?}"),
     }
 }
+
+impl Pool {
+    /// Releases the live lease on `tap`, as its holder would; a tap no
+    /// live lease holds gets a made-up token (refused).
+    pub(super) fn release_tap(
+        &mut self,
+        tap: TapName,
+        now: Instant,
+    ) -> Answer<Result<super::Released, PoolError>> {
+        let token = self
+            .taps
+            .get(&tap)
+            .and_then(|t| t.lease)
+            .unwrap_or(super::LeaseToken::from_u128(u128::MAX));
+        self.release(token, now)
+    }
+}
+
+/// A lease as the tests compare it: its token blanked (tokens are random).
+pub(super) fn lease(name: TapName, source: super::LeaseSource) -> Lease {
+    Lease {
+        name,
+        token: super::LeaseToken::from_u128(0),
+        source,
+    }
+}
+
+/// `lease` with its token blanked.
+pub(super) fn untoken_lease(lease: Lease) -> Lease {
+    self::lease(lease.name, lease.source)
+}
+
+/// `events` with every lease's token blanked.
+pub(super) fn untoken(events: Vec<Event>) -> Vec<Event> {
+    events
+        .into_iter()
+        .map(|e| match e {
+            Event::Acquired {
+                request,
+                result: Ok(l),
+            } => Event::Acquired {
+                request,
+                result: Ok(untoken_lease(l)),
+            },
+            other => other,
+        })
+        .collect()
+}

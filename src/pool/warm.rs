@@ -59,6 +59,7 @@ impl Pool {
     /// coalesce). Answered by [`Event::Warmed`] when it ends (in the same
     /// call's events if there is nothing to do).
     pub fn warm(&mut self, now: Instant) -> RequestId {
+        self.warm_asked = true;
         let request = self.request_id();
         self.warm.waiters.push(request);
         self.start_warm_run();
@@ -81,10 +82,43 @@ impl Pool {
     /// fills to the size at once.
     pub(super) fn refill(&mut self, now: Instant) {
         let low = (self.size / 8).max(1);
-        if self.warm.run.is_none() && !self.shutting_down && self.occupancy() + low <= self.size {
+        if self.warm_asked
+            && self.warm.run.is_none()
+            && !self.shutting_down
+            && self.occupancy() + low <= self.size
+        {
             self.start_warm_run();
             self.advance_warm(now);
         }
+    }
+
+    /// The next pool name to create: the lowest index from the next one up
+    /// that no tap the pool knows and no other device has; past the last
+    /// index, from 0 again. `None` when every name is taken.
+    fn free_pool_name(&mut self) -> Option<TapName> {
+        let names = self.naming.max_index().saturating_add(1);
+        let start = if self.next > self.naming.max_index() {
+            0
+        } else {
+            self.next
+        };
+        // Every taken name is a known tap or a known foreign device, so
+        // at most that many are skipped before a free one.
+        let limit = (self.taps.len() + self.taken.len()).saturating_add(1) as u64;
+        let mut index = start;
+        for _ in 0..limit.min(names) {
+            let name = self.naming.name(index)?;
+            index = if index == self.naming.max_index() {
+                0
+            } else {
+                index + 1
+            };
+            if !self.taps.contains_key(&name) && !self.taken.contains(&name) {
+                self.next = index;
+                return Some(name);
+            }
+        }
+        None
     }
 
     /// A retry of a failed warm-up is due.
@@ -105,11 +139,30 @@ impl Pool {
     ) {
         self.creating_for_pool -= 1;
         let vanished = self.removed_in_flight.remove(&name);
+        let renamed = self.renamed_in_flight.remove(&name);
         match result {
             Ok(created) if vanished == Some(created.index) => {
-                self.taps.remove(&name);
+                self.forget(&name);
                 self.counters.created += 1;
                 self.counters.vanished += 1;
+            }
+            Ok(created) if renamed == Some(created.index) => {
+                // Renamed before we heard it was made: it can never be
+                // handed out by its name; it goes, by index.
+                self.counters.created += 1;
+                self.counters.vanished += 1;
+                if let Some(tap) = self.taps.get_mut(&name) {
+                    tap.index = Some(created.index);
+                    tap.state = TapState::Deleting;
+                }
+                self.delete(name, None);
+            }
+            Err(KernelError::Exists { .. }) => {
+                // A device the pool does not own has this name: it is left
+                // alone, and its name is skipped from now on.
+                tracing::debug!(tap = %name, "a pool name is taken by another device; skipping it");
+                self.forget(&name);
+                self.taken.insert(name);
             }
             Ok(created) => {
                 if let Some(tap) = self.taps.get_mut(&name) {
@@ -129,7 +182,7 @@ impl Pool {
             }
             Err(error) => {
                 tracing::warn!(tap = %name, %error, "tap pool warm-up failed");
-                self.taps.remove(&name);
+                self.forget(&name);
                 self.counters.failures += 1;
                 if let Some(run) = &mut self.warm.run {
                     run.failure.get_or_insert(WarmFailure {
@@ -157,7 +210,7 @@ impl Pool {
             && self.creating_for_pool < self.create_window
             && self.has_room()
         {
-            let Some(name) = self.naming.name(self.next) else {
+            let Some(name) = self.free_pool_name() else {
                 let error = PoolError::IndexExhausted {
                     prefix: self.naming.prefix().to_owned(),
                     max_index: self.naming.max_index(),
@@ -167,11 +220,6 @@ impl Pool {
                 }
                 break;
             };
-            self.next += 1;
-            if self.taps.contains_key(&name) {
-                // A caller holds this pool name from an earlier run; skip it.
-                continue;
-            }
             let spec = self.tap;
             self.taps.insert(
                 name,
@@ -182,7 +230,7 @@ impl Pool {
             );
             self.creating_for_pool += 1;
             self.send(
-                Lane::Fast,
+                Lane::Create,
                 Op::Create { name, spec },
                 Purpose::WarmCreate(name),
             );
@@ -237,6 +285,7 @@ mod tests {
     use super::super::{Answer, Command, Released};
     use super::*;
     use crate::config::{Backoff, PoolConfig};
+    use crate::kernel::TapSpec;
     use crate::sim::{Fault, SimOp};
 
     /// The names `commands` create; panics on any other call.
@@ -388,7 +437,7 @@ mod tests {
         );
         assert!(p.poll_batch().is_none());
         let a = acquire_created(&mut p, &mut k, "vm-a", now);
-        let Answer::Later(request) = p.release(a, now) else {
+        let Answer::Later(request) = p.release_tap(a, now) else {
             panic!("a size-0 pool deletes every release")
         };
         let delete = take_one(&mut p);
@@ -406,20 +455,78 @@ mod tests {
 
     #[test]
     fn index_exhaustion_is_a_typed_failure_and_not_retried() {
+        // Ten names, all held: a warm-up finds none free.
         let (mut p, mut k, now) = fresh(PoolConfig {
             prefix: "fourteen-bytes".into(),
-            ..windowed(20, 20)
+            ..windowed(10, 10)
         });
         p.warm(now);
         let events = run(&mut p, &mut k, now);
         let report = warm_report(&events).unwrap();
         assert_eq!(report.created.len(), 10);
+        let held: Vec<_> = (0..10)
+            .map(|i| acquire_now(&mut p, &format!("vm-{i}"), now).unwrap())
+            .collect();
+        p.warm(now);
+        let events = run(&mut p, &mut k, now);
+        let report = warm_report(&events).unwrap();
+        assert!(report.created.is_empty());
         assert!(matches!(
             report.failure.as_ref().unwrap().error,
             PoolError::IndexExhausted { max_index: 9, .. }
         ));
         assert!(report.retry_in.is_none());
         assert_eq!(p.poll_timeout(), None);
+        // A name comes free when its holder gives it back.
+        p.release(held[3].token, now);
+        run(&mut p, &mut k, now);
+        assert_eq!(p.idle(), [held[3].name]);
+    }
+
+    #[test]
+    fn indices_wrap_to_the_lowest_free_one_past_the_end() {
+        // Ten names: churn through them many times over.
+        let (mut p, mut k, now) = fresh(PoolConfig {
+            prefix: "fourteen-bytes".into(),
+            ..windowed(2, 2)
+        });
+        p.warm(now);
+        run(&mut p, &mut k, now);
+        let mut created = Vec::new();
+        for i in 0..40 {
+            let a = acquire_now(&mut p, &format!("vm-{i}"), now).unwrap();
+            // Keep one of every eight: its name must never be created again
+            // while held.
+            p.warm(now);
+            for e in run(&mut p, &mut k, now) {
+                if let Event::Warmed { report, .. } = e {
+                    assert!(report.failure.is_none(), "{report:?}");
+                    created.extend(report.created);
+                }
+            }
+            if i % 8 != 0 {
+                p.release(a.token, now);
+                run(&mut p, &mut k, now);
+            } else {
+                assert_eq!(p.state_of(&a.name), Some(TapState::Leased));
+            }
+        }
+        assert!(created.len() >= 40, "{}", created.len());
+        assert!(p.stats().next_index <= 9);
+        // Every idle tap and every held one is a distinct kernel device.
+        assert_eq!(k.taps().len(), p.stats().idle + p.stats().leased);
+    }
+
+    #[test]
+    fn a_pool_name_taken_by_another_device_is_skipped_not_a_failure() {
+        let (mut p, mut k, now) = fresh(windowed(2, 2));
+        // Someone else's tap holds the pool's first name.
+        crate::kernel::Kernel::create_tap(&mut k, name("tap-pool-0"), &TapSpec::default()).unwrap();
+        p.warm(now);
+        let events = run(&mut p, &mut k, now);
+        let report = warm_report(&events).unwrap();
+        assert!(report.failure.is_none(), "{report:?}");
+        assert_eq!(report.created, [name("tap-pool-1"), name("tap-pool-2")]);
     }
 
     #[test]
@@ -432,7 +539,7 @@ mod tests {
         assert!(p.poll_batch().is_none(), "one short: no refill yet");
         // A holder that gives its tap back finds room (no create raced it).
         let t = acquire_now(&mut p, "vm-a", now).unwrap().name;
-        assert_eq!(p.release(t, now), Answer::Now(Ok(Released::Pooled)));
+        assert_eq!(p.release_tap(t, now), Answer::Now(Ok(Released::Pooled)));
         run(&mut p, &mut k, now);
         assert_eq!(p.state_of(&t), Some(TapState::Idle));
         // Two gone: 16 / 8 short.

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use tap_pool_actors::kernel_api::KernelFactory;
 use tap_pool_actors::{
-    Acquire, Error, Lease, PoolConfig, PoolStats, Release, Released, Stats, TapName, TapPoolActor,
+    Acquire, Error, Lease, LeaseToken, PoolConfig, PoolStats, Release, Released, Settle, Stats,
+    TapPoolActor,
 };
 
 /// The whole pool on `factory` (kernel workers with `workers` threads per lane,
@@ -48,9 +49,27 @@ pub async fn acquire(pool: &Addr<TapPoolActor>, fallback: &str) -> Result<Lease,
         .expect("pool actor alive")
 }
 
-/// `Release` of `tap`, answered.
-pub async fn release(pool: &Addr<TapPoolActor>, tap: TapName) -> Result<Released, Error> {
-    pool.send(Release { tap }).await.expect("pool actor alive")
+/// `Release` of `lease`, answered.
+pub async fn release(pool: &Addr<TapPoolActor>, lease: &Lease) -> Result<Released, Error> {
+    release_token(pool, lease.token).await
+}
+
+/// `Release` of the token `token`, answered.
+pub async fn release_token(
+    pool: &Addr<TapPoolActor>,
+    token: LeaseToken,
+) -> Result<Released, Error> {
+    pool.send(Release { token })
+        .await
+        .expect("pool actor alive")
+}
+
+/// `Settle`: waits until the pool's background work is done; its stats then.
+pub async fn settle(pool: &Addr<TapPoolActor>) -> PoolStats {
+    pool.send(Settle)
+        .await
+        .expect("pool actor alive")
+        .expect("pool running")
 }
 
 /// The pool's `Stats`.

@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Context, Handler, Message};
 use actix_rt::SystemRunner;
-use tap_pool::Kernel;
 use tap_pool_actors::sim::{SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, Drain, PoolConfig, Release, Seed, Stats, TapName, TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, Lease, PoolConfig, Release, Seed, Stats, TapName, TapPoolActor, TapSpec, Warm,
 };
 
 use crate::{TestNetns, name, pool};
@@ -170,10 +169,7 @@ impl WarmFixture {
                 let t0 = Instant::now();
                 let lease = pool.send(Acquire { fallback }).await.unwrap().unwrap();
                 let t1 = Instant::now();
-                pool.send(Release { tap: lease.name })
-                    .await
-                    .unwrap()
-                    .unwrap();
+                pool.send(Release::from(lease)).await.unwrap().unwrap();
                 let t2 = Instant::now();
                 acquires.push(t1 - t0);
                 releases.push(t2 - t1);
@@ -228,10 +224,7 @@ impl WarmFixture {
                     actix_rt::spawn(async move {
                         while done.fetch_add(1, Ordering::Relaxed) < total {
                             let lease = pool.send(Acquire { fallback }).await.unwrap().unwrap();
-                            pool.send(Release { tap: lease.name })
-                                .await
-                                .unwrap()
-                                .unwrap();
+                            pool.send(Release::from(lease)).await.unwrap().unwrap();
                         }
                     })
                 })
@@ -290,7 +283,7 @@ impl WarmFixture {
 // ------------------------------------------------------------------ row 2
 
 /// Warm `Acquire` latency with the kernel idle, then while it is busy with
-/// `background` deletes (of taps made beforehand outside the pool). Returns
+/// `background` deletes (of fallback taps leased before the pool warmed). Returns
 /// (idle samples, busy samples, whether the kernel was still busy when the
 /// busy measurement ended).
 ///
@@ -299,7 +292,7 @@ impl WarmFixture {
 pub fn busy_acquire(
     sys: &SystemRunner,
     pool: &Addr<TapPoolActor>,
-    background: &[TapName],
+    background: &[Lease],
     remaining: &dyn Fn() -> usize,
     n: u64,
 ) -> (Vec<Duration>, Vec<Duration>, bool) {
@@ -316,13 +309,13 @@ pub fn busy_acquire(
                 // Not awaited: with the kernel slow, a Release that finds
                 // the pool full (a refill is under way) waits for a delete,
                 // and the loop would time the kernel instead of Acquire.
-                pool.do_send(Release { tap: lease.name });
+                pool.do_send(Release::from(lease));
             }
             out
         };
         let idle = measure(n).await;
-        for tap in background {
-            pool.do_send(Release { tap: *tap });
+        for lease in background {
+            pool.do_send(Release::from(lease));
         }
         // Let the pool hand the deletes to its kernel workers first.
         pool.send(Stats).await.unwrap();
@@ -338,15 +331,9 @@ pub fn busy_acquire(
 pub fn busy_sim(n: u64, latency: Duration) -> (Vec<Duration>, Vec<Duration>, bool) {
     let sys = actix_rt::System::new();
     let sim = SimKernel::new();
-    let background: Vec<TapName> = (0..100).map(|i| name(&format!("x{i}"))).collect();
-    let pool = sys.block_on({
+    let (pool, background) = sys.block_on({
         let sim = sim.clone();
-        let background = background.clone();
         async move {
-            let mut k = sim.clone();
-            for tap in &background {
-                k.create_tap(*tap, &TapSpec::default()).unwrap();
-            }
             let pool = pool::spawn(
                 {
                     let mut c = PoolConfig::default();
@@ -357,15 +344,27 @@ pub fn busy_sim(n: u64, latency: Duration) -> (Vec<Duration>, Vec<Duration>, boo
                 Arc::new(sim.clone()),
                 2,
             );
+            let background = lease_fallbacks(&pool, 100).await;
             pool.send(Warm).await.unwrap();
             for op in [SimOp::Create, SimOp::Delete, SimOp::Reset, SimOp::List] {
                 sim.set_latency(op, latency);
             }
-            pool
+            (pool, background)
         }
     });
-    let remaining = || background.iter().filter(|t| sim.contains(**t)).count();
+    let remaining = || background.iter().filter(|l| sim.contains(l.name)).count();
     busy_acquire(&sys, &pool, &background, &remaining, n)
+}
+
+/// `n` fallback taps `x0`.. leased from `pool` before it warms (so each is
+/// created): releasing them deletes them.
+async fn lease_fallbacks(pool: &Addr<TapPoolActor>, n: usize) -> Vec<Lease> {
+    let mut leases = Vec::with_capacity(n);
+    for i in 0..n {
+        let fallback = name(&format!("x{i}"));
+        leases.push(pool.send(Acquire { fallback }).await.unwrap().unwrap());
+    }
+    leases
 }
 
 // ------------------------------------------------------- the real kernel
@@ -392,14 +391,8 @@ pub fn busy_real(
     n: u64,
     background: usize,
 ) -> (Vec<Duration>, Vec<Duration>, bool) {
-    let names: Vec<TapName> = (0..background).map(|i| name(&format!("x{i}"))).collect();
-    ns.with_kernel(|k| {
-        for tap in &names {
-            k.create_tap(*tap, &spec(None)).unwrap();
-        }
-    });
     let sys = actix_rt::System::new();
-    let pool = sys.block_on(async {
+    let (pool, leases) = sys.block_on(async {
         let config = {
             let mut c = PoolConfig::default();
             c.size = 64;
@@ -408,14 +401,16 @@ pub fn busy_real(
             c
         };
         let pool = pool::start(config, ns.factory(), 2);
+        let leases = lease_fallbacks(&pool, background).await;
         pool.send(Warm).await.unwrap();
-        pool
+        (pool, leases)
     });
+    let names: Vec<TapName> = leases.iter().map(|l| l.name).collect();
     let remaining = || {
         let links = ns.with_kernel(|k| k.list_taps().unwrap());
         links.iter().filter(|l| names.contains(&l.name)).count()
     };
-    let out = busy_acquire(&sys, &pool, &names, &remaining, n);
+    let out = busy_acquire(&sys, &pool, &leases, &remaining, n);
     sys.block_on(async {
         while remaining() > 0 {
             actix_rt::time::sleep(Duration::from_millis(20)).await;

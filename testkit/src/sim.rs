@@ -7,7 +7,8 @@ use std::sync::Arc;
 use actix::Addr;
 use tap_pool_actors::sim::SimKernel;
 use tap_pool_actors::{
-    Error, Lease, PoolConfig, PoolStats, Released, TapName, TapPoolActor, Warm, WarmReport,
+    Error, Lease, LeaseToken, PoolConfig, PoolStats, Released, TapName, TapPoolActor, Warm,
+    WarmReport,
 };
 
 use crate::pool;
@@ -49,17 +50,27 @@ impl SimPool {
         pool::acquire(&self.pool, fallback).await
     }
 
-    /// `Release` of `tap`, answered.
-    pub async fn release(&self, tap: TapName) -> Result<Released, Error> {
-        pool::release(&self.pool, tap).await
+    /// `Release` of `lease`, answered.
+    pub async fn release(&self, lease: &Lease) -> Result<Released, Error> {
+        pool::release(&self.pool, lease).await
     }
 
-    /// Releases `tap` and waits until no released tap is still being reset,
-    /// so the pool's idle list is settled.
-    pub async fn release_settled(&self, tap: TapName) -> Result<Released, Error> {
-        let r = self.release(tap).await;
-        self.stats_until("resets done", |s| s.resetting == 0).await;
+    /// `Release` of the token `token`, answered.
+    pub async fn release_token(&self, token: LeaseToken) -> Result<Released, Error> {
+        pool::release_token(&self.pool, token).await
+    }
+
+    /// Releases `lease` and waits until the pool has settled (its reset,
+    /// or delete, is done).
+    pub async fn release_settled(&self, lease: &Lease) -> Result<Released, Error> {
+        let r = self.release(lease).await;
+        self.settle().await;
         r
+    }
+
+    /// `Settle`: waits until the pool's background work is done.
+    pub async fn settle(&self) -> PoolStats {
+        pool::settle(&self.pool).await
     }
 
     /// The pool's `Stats`.

@@ -307,6 +307,7 @@ async fn recover(ns: &TestNetns, left: &[String], outsider: Option<(&str, OwnedF
     // Every idle tap once: adopted ones too, never the one held open.
     settled(&pool, Duration::from_secs(10)).await;
     let mut leases = HashSet::new();
+    let mut tokens = Vec::new();
     for i in 0..SIZE {
         let lease = pool
             .send(Acquire::new(&format!("after-{i}")).unwrap())
@@ -321,10 +322,11 @@ async fn recover(ns: &TestNetns, left: &[String], outsider: Option<(&str, OwnedF
             lease.name
         );
         assert!(!in_use(ns, lease.name.as_str()), "{} is idle", lease.name);
+        tokens.push(lease);
     }
-    for tap in leases {
+    for lease in tokens {
         let released = pool
-            .send(Release { tap })
+            .send(Release::from(lease))
             .await
             .expect("pool alive")
             .expect("release");
@@ -473,14 +475,15 @@ fn churn(pool: Addr<TapPoolActor>, netns: Netns, seed: u64) {
                         lease.name
                     );
                     let file = attach(netns.clone(), lease.name.as_str(), true);
-                    vms.push((lease.name, file));
+                    vms.push((lease, file));
                 }
                 actix_rt::task::yield_now().await;
-                for (tap, file) in vms {
+                for (lease, file) in vms {
+                    let tap = lease.name;
                     drop(file);
                     held.borrow_mut().remove(&tap);
                     let released = pool
-                        .send(Release { tap })
+                        .send(Release::from(lease))
                         .await
                         .expect("pool alive")
                         .unwrap_or_else(|e| panic!("release {tap}: {e}"));

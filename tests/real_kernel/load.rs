@@ -82,7 +82,7 @@ async fn sixty_four_clients_share_the_pool_for_100k_cycles_on_the_real_kernel() 
                     }
                     held.borrow_mut().remove(&lease.name);
                     let released = pool
-                        .send(Release { tap: lease.name })
+                        .send(Release::from(lease))
                         .await
                         .expect("pool alive")
                         .unwrap_or_else(|e| panic!("release {}: {e}", lease.name));

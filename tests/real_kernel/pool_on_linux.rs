@@ -4,10 +4,10 @@
 use actix::Addr;
 use serde_json::Value;
 use tap_pool_actors::{
-    Acquire, Drain, Error, KernelError, LeaseSource, PoolConfig, PoolError, Released, Seed, Stats,
-    TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, Error, KernelError, LeaseSource, LeaseToken, PoolConfig, PoolError, Released,
+    Seed, Stats, TapPoolActor, TapSpec, Warm,
 };
-use tap_pool_testkit::pool::{acquire, release, stats_until};
+use tap_pool_testkit::pool::{acquire, release, release_token, settle, stats_until};
 use tap_pool_testkit::{KernelTest, TestNetns, assert_not_in_host, flags, kernel_test, name, text};
 
 /// This file's tests, for `main.rs`.
@@ -15,10 +15,10 @@ pub fn tests() -> Vec<KernelTest> {
     vec![
         kernel_test!(async warm_acquire_release_and_refill_on_the_real_kernel),
         kernel_test!(async pool_size_zero_creates_and_deletes_every_time),
-        kernel_test!(async seed_skips_indices_in_use),
+        kernel_test!(async seed_starts_above_the_kernels_pool_names_and_no_input_pushes_the_index),
         kernel_test!(async a_fallback_name_that_exists_is_ebusy_and_nothing_is_leaked_or_touched),
         kernel_test!(async a_missing_bridge_fails_the_warm_up_and_leaves_nothing),
-        kernel_test!(async bad_releases_get_typed_errors_from_pool_and_kernel),
+        kernel_test!(async bad_releases_get_typed_errors_and_touch_nothing),
         kernel_test!(async a_reused_tap_is_reset_to_its_pooled_configuration),
         kernel_test!(async an_idle_tap_deleted_with_ip_is_dropped_and_replaced),
         kernel_test!(async drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps),
@@ -80,7 +80,7 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     // Hits, LIFO, then a fallback create.
     let a = acquire(&pool, "vm-a").await.unwrap();
     assert_eq!(a.source, LeaseSource::Pool);
-    assert_eq!(release(&pool, a.name).await.unwrap(), Released::Pooled);
+    assert_eq!(release(&pool, &a).await.unwrap(), Released::Pooled);
     stats_until(&pool, "resets done", |s| s.resetting == 0).await;
     assert!(ns.link(a.name.as_str()).is_some());
     assert_eq!(acquire(&pool, "vm-a").await.unwrap().name, a.name);
@@ -91,7 +91,7 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     assert_configured(&ns.link("vm-d").expect("fallback tap exists"));
 
     // A fallback tap is deleted on release, and the delete refills the pool.
-    assert_eq!(release(&pool, d.name).await.unwrap(), Released::Deleted);
+    assert_eq!(release(&pool, &d).await.unwrap(), Released::Deleted);
     assert!(ns.link("vm-d").is_none(), "deleted from the kernel");
     let s = stats_until(&pool, "three idle taps", |s| s.idle == 3).await;
     assert_eq!((s.leased, s.creating, s.hits, s.misses), (3, 0, 4, 1));
@@ -112,22 +112,33 @@ async fn pool_size_zero_creates_and_deletes_every_time() {
     let me = unsafe { libc::geteuid() };
     let user = text(&link["linkinfo"]["info_data"]["user"]);
     assert!(user == me.to_string() || user == "root", "owner {user}");
-    assert_eq!(release(&pool, lease.name).await.unwrap(), Released::Deleted);
+    assert_eq!(release(&pool, &lease).await.unwrap(), Released::Deleted);
     assert!(ns.tun_names().is_empty());
 }
 
-async fn seed_skips_indices_in_use() {
+async fn seed_starts_above_the_kernels_pool_names_and_no_input_pushes_the_index() {
     let ns = TestNetns::new();
+    // A VM of an earlier run holds tap-pool-41.
+    ns.with_kernel(|k| k.create_tap(name("tap-pool-41"), &TapSpec::default()))
+        .unwrap();
     let pool = start(&ns, 2, TapSpec::default());
+    // Names the kernel does not have (one at the very end of the index
+    // space) are reported missing and push nothing.
     let report = pool
         .send(Seed {
-            used: vec![name("tap-pool-41"), name("vm-x")],
+            used: vec![name("tap-pool-41"), name("vm-x"), name("tap-pool-999999")],
         })
         .await
+        .unwrap()
         .unwrap();
-    assert_eq!(report.unwrap().next_index, 42);
+    assert_eq!(report.next_index, 42);
+    assert_eq!(report.missing, [name("tap-pool-999999"), name("vm-x")]);
+    assert_eq!(report.held.len(), 1);
     pool.send(Warm).await.unwrap();
-    assert_eq!(ns.tun_names(), ["tap-pool-42", "tap-pool-43"]);
+    assert_eq!(
+        ns.tun_names(),
+        ["tap-pool-41", "tap-pool-42", "tap-pool-43"]
+    );
 }
 
 async fn a_fallback_name_that_exists_is_ebusy_and_nothing_is_leaked_or_touched() {
@@ -169,23 +180,47 @@ async fn a_missing_bridge_fails_the_warm_up_and_leaves_nothing() {
     assert!(ns.tun_names().is_empty());
 }
 
-async fn bad_releases_get_typed_errors_from_pool_and_kernel() {
+async fn bad_releases_get_typed_errors_and_touch_nothing() {
     let ns = TestNetns::new();
+    ns.ip(&["link", "add", "br0", "type", "bridge"]);
+    ns.ip(&[
+        "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b",
+    ]);
+    let others = |ns: &TestNetns| -> Vec<serde_json::Value> {
+        ns.links()
+            .into_iter()
+            .filter(|l| l["linkinfo"]["info_kind"] != "tun")
+            .collect()
+    };
+    let before = others(&ns);
     let pool = start(&ns, 1, TapSpec::default());
     pool.send(Warm).await.unwrap();
-    let tap = name("tap-pool-0");
+    let lease = acquire(&pool, "vm-a").await.unwrap();
+    assert_eq!(release(&pool, &lease).await.unwrap(), Released::Pooled);
+    // Stale, duplicate, made up: refused, and no device changes.
     assert_eq!(
-        release(&pool, tap).await.unwrap_err(),
-        Error::Pool(PoolError::AlreadyIdle { name: tap })
+        release(&pool, &lease).await.unwrap_err(),
+        Error::Pool(PoolError::LeaseEnded { token: lease.token })
     );
+    let made_up = LeaseToken::from_u128(lease.token.to_u128() ^ (1 << 90));
     assert_eq!(
-        release(&pool, name("vm-ghost")).await.unwrap_err(),
-        Error::Pool(PoolError::Kernel(KernelError::NoSuchDevice {
-            name: name("vm-ghost")
-        }))
+        release_token(&pool, made_up).await.unwrap_err(),
+        Error::Pool(PoolError::UnknownLease { token: made_up })
     );
+    // Seed with names that are not taps the pool could hold: no lease.
+    let seeded = pool
+        .send(Seed {
+            used: vec![name("br0"), name("veth-a"), name("lo")],
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(seeded.held.is_empty(), "{seeded:?}");
+    assert_eq!(seeded.missing.len(), 3);
+    settle(&pool).await;
     assert!(Acquire::new("name-of-16-bytes").is_err());
     assert_eq!(ns.tun_names(), ["tap-pool-0"]);
+    assert_eq!(others(&ns), before, "no other device changed");
 }
 
 async fn a_reused_tap_is_reset_to_its_pooled_configuration() {
@@ -206,7 +241,7 @@ async fn a_reused_tap_is_reset_to_its_pooled_configuration() {
     ns.ip(&["link", "set", tap, "group", "0"]);
     ns.ip(&["link", "set", tap, "down"]);
 
-    assert_eq!(release(&pool, lease.name).await.unwrap(), Released::Pooled);
+    assert_eq!(release(&pool, &lease).await.unwrap(), Released::Pooled);
     stats_until(&pool, "one idle tap", |s| s.idle == 1).await;
     let after = ns.link(tap).unwrap();
     assert_configured(&after);
@@ -260,7 +295,7 @@ async fn drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps(
     let link = ns.link(held.name.as_str()).unwrap();
     assert_eq!(link["group"], "default", "the held tap left the group");
     assert!(ns.link("keep-ifb").is_some(), "other devices untouched");
-    assert_eq!(release(&pool, held.name).await.unwrap(), Released::Deleted);
+    assert_eq!(release(&pool, &held).await.unwrap(), Released::Deleted);
     assert!(ns.tun_names().is_empty());
 }
 
