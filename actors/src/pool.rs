@@ -292,6 +292,16 @@ impl TapPoolActor {
     /// set for the pool's next deadline.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         loop {
+            // Leases nobody waits for any more go back before anything
+            // else is answered (a Settle must not overtake them).
+            let abandoned = std::mem::take(&mut self.callers.borrow_mut().abandoned);
+            if !abandoned.is_empty() {
+                let now = Instant::now();
+                for token in abandoned {
+                    // Its answer has no caller either.
+                    let _ = self.pool.release(token, now);
+                }
+            }
             while let Some(batch) = self.pool.poll_batch() {
                 let to = match batch.lane {
                     Lane::Reset => &self.reset,
@@ -300,19 +310,10 @@ impl TapPoolActor {
                 };
                 to.send(Execute::new(batch.commands, self.report_to.clone()));
             }
-            while let Some(event) = self.pool.poll_event() {
-                self.deliver(event, ctx);
-            }
-            // Leases nobody waited for any more go back.
-            let abandoned = std::mem::take(&mut self.callers.borrow_mut().abandoned);
-            if abandoned.is_empty() {
+            let Some(event) = self.pool.poll_event() else {
                 break;
-            }
-            let now = Instant::now();
-            for token in abandoned {
-                // Its answer has no caller either.
-                let _ = self.pool.release(token, now);
-            }
+            };
+            self.deliver(event, ctx);
         }
         // A timer armed for earlier than the pool's next deadline is kept:
         // it fires, finds nothing due, and is armed again. Re-arming on

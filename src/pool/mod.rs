@@ -517,7 +517,15 @@ impl Pool {
     }
 
     /// The next answer owed to a caller, if any.
+    ///
+    /// A `Settle` is answered only once every other answer has been taken:
+    /// a driver that releases a lease whose caller has gone (see
+    /// [`Pool::acquire`]) does so before it asks for the next event, so the
+    /// pool is not called settled while that release is still to come.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            self.answer_settled();
+        }
         self.events.pop_front()
     }
 
@@ -598,7 +606,6 @@ impl Pool {
         }
         self.advance_warm(now);
         self.advance_drain();
-        self.answer_settled();
     }
 
     /// A `Settle`: answered by [`Event::Settled`] once no kernel call is in
@@ -609,7 +616,6 @@ impl Pool {
     pub fn settle(&mut self, _now: Instant) -> RequestId {
         let request = self.request_id();
         self.settle_waiters.push(request);
-        self.answer_settled();
         request
     }
 
