@@ -115,3 +115,43 @@ fn stopping_the_pool_drains_it_in_bulk_after_creates_in_flight() {
         "the held tap left the group"
     );
 }
+
+#[actix_rt::test]
+async fn a_drain_counts_its_own_deletes_not_seeds() {
+    for group in [true, false] {
+        let sim = SimKernel::new();
+        let config = if group {
+            grouped(3)
+        } else {
+            let mut c = PoolConfig::default();
+            c.size = 3;
+            c
+        };
+        // Leftovers of an earlier run that Seed deletes: pool taps beyond
+        // the size.
+        let mut k = sim.clone();
+        for i in 0..5 {
+            tap_pool::Kernel::create_tap(
+                &mut k,
+                tap_pool_testkit::name(&format!("tap-pool-{i}")),
+                &config.tap,
+            )
+            .unwrap();
+        }
+        let p = SimPool::with(sim, config);
+        p.sim.set_latency(SimOp::Delete, Duration::from_millis(30));
+        let seeded = p
+            .pool
+            .send(tap_pool_actors::Seed { used: vec![] })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((seeded.adopted.len(), seeded.deleted.len()), (3, 2));
+        // The drain starts while Seed's deletes are under way.
+        let report = p.pool.send(Drain).await.unwrap();
+        assert_eq!(report.deleted, 3, "group {group}: {report:?}");
+        let s = p.settle().await;
+        assert_eq!(s.deleted, 5, "group {group}: {s:?}");
+        assert!(p.kernel_taps().is_empty());
+    }
+}

@@ -265,12 +265,18 @@ impl Pool {
                     // Creates that carry the group (started before the drain)
                     // and resets must land first; fallback creates started
                     // since are outside the group and need no waiting.
-                    let grouped_lease_creates = self
+                    // So must deletes of grouped taps in flight (a release's,
+                    // Seed's): the group delete would take their taps too,
+                    // and each count would be off.
+                    let grouped_in_flight = self
                         .taps
                         .values()
-                        .filter(|t| t.state == TapState::CreatingForLease && t.grouped)
+                        .filter(|t| {
+                            matches!(t.state, TapState::CreatingForLease | TapState::Deleting)
+                                && t.grouped
+                        })
                         .count();
-                    if self.creating_for_pool + grouped_lease_creates + self.resetting > 0 {
+                    if self.creating_for_pool + grouped_in_flight + self.resetting > 0 {
                         return;
                     }
                     // A group delete takes whatever is in the group when it

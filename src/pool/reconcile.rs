@@ -286,7 +286,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{Event, TapState};
+    use super::super::{Answer, Event, TapState};
     use super::*;
     use crate::config::PoolConfig;
     use crate::kernel::{Device, Reply, TapSpec};
@@ -333,6 +333,61 @@ mod tests {
         let report = seed(&mut p, &mut k, &[], now);
         assert_eq!(report.left_alone, [tap]);
         assert!(k.contains(tap));
+    }
+
+    #[test]
+    fn a_listing_older_than_a_release_leases_nothing_nobody_holds() {
+        // A VM holds vm-a; the orchestrator seeds (its periodic reconcile),
+        // and the VM's tap is released and deleted while the listing, taken
+        // before the delete, is on its way back.
+        let (mut p, mut k, now) = warmed(0);
+        let a = acquire_created(&mut p, &mut k, "vm-a", now);
+        let token = p.taps[&a].lease.unwrap();
+        let request = p.seed(vec![a], now);
+        let listing = take_one(&mut p);
+        let listed = outcome(&mut k, &listing);
+        let Answer::Later(_) = p.release(token, now) else {
+            panic!("a fallback tap is deleted")
+        };
+        run(&mut p, &mut k, now);
+        assert!(!k.contains(a));
+        p.complete(listing.id, listed, now);
+        let Some(Event::Seeded {
+            request: r,
+            result: Ok(report),
+        }) = p.poll_event()
+        else {
+            panic!("seed answered")
+        };
+        assert_eq!(r, request);
+        assert!(report.held.is_empty(), "{report:?}");
+        assert_eq!(report.missing, [a]);
+        assert_eq!(p.state_of(&a), None);
+        assert_eq!(p.stats().leased, 0);
+    }
+
+    #[test]
+    fn seed_deletes_do_not_warm_a_pool_nobody_warmed() {
+        // Fallback taps an earlier run left in the pool's group: deleted.
+        let (mut p, mut k, now) = fresh(grouped(4));
+        for i in 0..2 {
+            crate::kernel::Kernel::create_tap(&mut k, name(&format!("vm-old-{i}")), &in_group())
+                .unwrap();
+        }
+        let report = seed(&mut p, &mut k, &[], now);
+        assert_eq!((report.adopted.len(), report.deleted.len()), (0, 2));
+        run(&mut p, &mut k, now);
+        assert!(k.taps().is_empty());
+        assert_eq!(k.calls(crate::sim::SimOp::Create), 2, "no create by the pool");
+        let s = p.stats();
+        assert_eq!((s.idle, s.created, s.deleted), (0, 0, 2));
+        // Once warmed, the pool refills itself after a loss as before.
+        p.warm(now);
+        run(&mut p, &mut k, now);
+        let gone = p.idle()[0];
+        remove_behind_its_back(&mut p, &k, gone, now);
+        run(&mut p, &mut k, now);
+        assert_eq!(p.stats().idle, 4);
     }
 
     #[test]
