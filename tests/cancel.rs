@@ -71,10 +71,7 @@ async fn a_warm_acquire_nobody_waits_for_goes_back_to_the_pool() {
     let a = p.acquire("vm-c").await.unwrap();
     let b = p.acquire("vm-d").await.unwrap();
     assert_ne!(a.name, b.name);
-    assert_eq!(
-        (a.source, b.source),
-        (LeaseSource::Pool, LeaseSource::Pool)
-    );
+    assert_eq!((a.source, b.source), (LeaseSource::Pool, LeaseSource::Pool));
 }
 
 #[actix_rt::test]

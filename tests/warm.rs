@@ -109,3 +109,66 @@ async fn warm_with_a_missing_bridge_reports_a_typed_error_and_leaves_nothing() {
     ));
     assert!(p.kernel_taps().is_empty());
 }
+
+/// A long-lived pool never runs out of names: more than a million pool
+/// creates (the default prefix leaves 1,000,000 names), with taps held
+/// across the wrap, and it still warms, never creating a name that is held.
+#[test]
+fn a_pool_still_warms_after_more_than_a_million_creates() {
+    use std::time::Instant;
+    use tap_pool::{Answer, Event, Pool, run_blocking};
+
+    const SIZE: usize = 1000;
+    let mut config = PoolConfig::default();
+    config.size = SIZE;
+    config.create_window = SIZE;
+    config.reset_on_release = false;
+    let mut pool = Pool::new(config).unwrap();
+    let mut kernel = SimKernel::new();
+    let now = Instant::now();
+    // Held for the whole run: their names must never be created again.
+    pool.warm(now);
+    run_blocking(&mut pool, &mut kernel, now);
+    let kept: Vec<_> = (0..10)
+        .map(|i| match pool.acquire(name(&format!("vm-k{i}")), now) {
+            Answer::Now(Ok(lease)) => lease,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let mut creates = 0u64;
+    let mut round = 0;
+    while creates <= 1_000_000 {
+        // Take the whole stock, refill it, give the old stock back: the
+        // pool is full, so each one given back is deleted.
+        let taken: Vec<_> = (0..pool.idle().len())
+            .map(|i| match pool.acquire(name(&format!("vm-{i}")), now) {
+                Answer::Now(Ok(lease)) => lease,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        pool.warm(now);
+        for event in run_blocking(&mut pool, &mut kernel, now) {
+            if let Event::Warmed { report, .. } = event {
+                assert!(report.failure.is_none(), "round {round}: {report:?}");
+                assert_eq!(report.created.len(), SIZE, "round {round}");
+                for k in &kept {
+                    assert!(
+                        !report.created.contains(&k.name),
+                        "{} created while held",
+                        k.name
+                    );
+                }
+                creates += report.created.len() as u64;
+            }
+        }
+        for lease in taken {
+            assert!(matches!(pool.release(lease.token, now), Answer::Later(_)));
+        }
+        run_blocking(&mut pool, &mut kernel, now);
+        round += 1;
+    }
+    let s = pool.stats();
+    assert_eq!((s.idle, s.leased), (SIZE, kept.len()));
+    assert!(s.created > 1_000_000);
+    assert_eq!(kernel.taps().len(), SIZE + kept.len());
+}

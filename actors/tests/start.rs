@@ -57,3 +57,54 @@ fn a_refused_configuration_says_why_once() {
     );
     assert!(config_error.source().is_some(), "the name's error, once");
 }
+
+#[actix_rt::test]
+async fn no_configuration_panics_or_aborts_and_bad_ones_start_nothing() {
+    use std::time::Duration;
+    use tap_pool_actors::{Backoff, MAX_SIZE, MAX_WORKERS};
+    let sim = SimKernel::new();
+    let start = |f: &dyn Fn(&mut PoolConfig), workers: usize| {
+        let mut c = config();
+        f(&mut c);
+        TapPoolActor::builder(c)
+            .kernel(Arc::new(sim.clone()))
+            .workers(workers)
+            .start()
+    };
+    // Sizes that used to overflow a multiply or abort on allocation.
+    for size in [usize::MAX, 1_000_000_000, MAX_SIZE + 1] {
+        assert!(matches!(
+            start(&|c| c.size = size, 2),
+            Err(StartError::Config(ConfigError::SizeTooLarge { .. }))
+        ));
+    }
+    // A zero backoff would retry a failing delete ~840 times a second.
+    let zero = Backoff {
+        initial: Duration::ZERO,
+        max: Duration::ZERO,
+        max_attempts: u32::MAX,
+    };
+    assert!(matches!(
+        start(&|c| c.delete_retry = zero, 2),
+        Err(StartError::Config(ConfigError::Backoff { .. }))
+    ));
+    assert!(matches!(
+        start(&|c| c.warm_retry = zero, 2),
+        Err(StartError::Config(ConfigError::Backoff { .. }))
+    ));
+    for workers in [0, MAX_WORKERS + 1, usize::MAX] {
+        assert!(matches!(
+            start(&|_| {}, workers),
+            Err(StartError::WorkerCount { .. })
+        ));
+    }
+    // Nothing was started by any of them.
+    assert!(sim.taps().is_empty());
+    assert_eq!(sim.calls(tap_pool_actors::sim::SimOp::Create), 0);
+    // The largest size starts.
+    let pool = start(&|c| c.size = MAX_SIZE, 1).unwrap();
+    assert_eq!(
+        pool.send(tap_pool_actors::Stats).await.unwrap().size,
+        MAX_SIZE
+    );
+}

@@ -115,3 +115,66 @@ async fn a_second_slow_call_does_not_wait_behind_the_first() {
     first.await.unwrap().unwrap();
     second.await.unwrap().unwrap();
 }
+
+/// A reset never waits behind creates or deletes: each lane has workers of
+/// its own. (Before, resets shared a lane with creates: in a storm every
+/// released tap sat resetting behind the creates.)
+#[actix_rt::test]
+async fn a_reset_never_waits_behind_creates_or_deletes() {
+    use std::time::Duration;
+    use tap_pool_actors::sim::SimOp;
+    use tap_pool_actors::{Acquire, Release, Released};
+
+    let sim = SimKernel::new();
+    let mut config = PoolConfig::default();
+    config.size = 2;
+    let pool = TapPoolActor::builder(config)
+        .kernel(Arc::new(sim.clone()))
+        .workers(1)
+        .watch_links(false)
+        .start()
+        .unwrap();
+    pool.send(Warm).await.unwrap();
+    let a = pool
+        .send(Acquire::new("vm-a").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let b = pool
+        .send(Acquire::new("vm-b").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let fallback = pool
+        .send(Acquire::new("vm-c").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // A storm: the kernel's creates and deletes are slow, and queued.
+    sim.set_latency(SimOp::Create, Duration::from_millis(300));
+    sim.set_latency(SimOp::Delete, Duration::from_millis(300));
+    for i in 0..4 {
+        pool.do_send(Acquire::new(&format!("vm-storm-{i}")).unwrap());
+    }
+    pool.do_send(Release::from(fallback));
+    while sim.calls(SimOp::Create) < 4 || sim.calls(SimOp::Delete) < 1 {
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Released now, the pool taps are reset at once.
+    assert_eq!(
+        pool.send(Release::from(a)).await.unwrap().unwrap(),
+        Released::Pooled
+    );
+    assert_eq!(
+        pool.send(Release::from(b)).await.unwrap().unwrap(),
+        Released::Pooled
+    );
+    while sim.returned(SimOp::Reset) < 2 {
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        (sim.returned(SimOp::Create), sim.returned(SimOp::Delete)),
+        (2 + 1, 0),
+        "the resets returned while the first storm create and the delete were still under way"
+    );
+}

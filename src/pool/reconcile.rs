@@ -378,7 +378,11 @@ mod tests {
         assert_eq!((report.adopted.len(), report.deleted.len()), (0, 2));
         run(&mut p, &mut k, now);
         assert!(k.taps().is_empty());
-        assert_eq!(k.calls(crate::sim::SimOp::Create), 2, "no create by the pool");
+        assert_eq!(
+            k.calls(crate::sim::SimOp::Create),
+            2,
+            "no create by the pool"
+        );
         let s = p.stats();
         assert_eq!((s.idle, s.created, s.deleted), (0, 0, 2));
         // Once warmed, the pool refills itself after a loss as before.
