@@ -23,6 +23,8 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(async an_idle_tap_deleted_with_ip_is_dropped_and_replaced),
         kernel_test!(async drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps),
         kernel_test!(async drain_never_bulk_deletes_a_group_holding_someone_elses_device),
+        kernel_test!(async acquires_whose_callers_gave_up_leave_no_lease_and_no_tap),
+        kernel_test!(async seed_deletes_do_not_warm_a_pool_nobody_warmed),
     ]
 }
 
@@ -315,4 +317,67 @@ async fn drain_never_bulk_deletes_a_group_holding_someone_elses_device() {
     assert_eq!(report.foreign_in_group, [name("not-ours")]);
     assert!(ns.link("not-ours").is_some(), "the other device survived");
     assert!(ns.tun_names().is_empty());
+}
+
+async fn acquires_whose_callers_gave_up_leave_no_lease_and_no_tap() {
+    let ns = TestNetns::new();
+    // Size 0: every Acquire creates; its caller is gone before the create
+    // is done.
+    let pool = start(&ns, 0, TapSpec::default());
+    // A caller that times out (whether before the actor took the request,
+    // which actix then drops, or while its create runs), and one that
+    // never waits.
+    for i in 0..8 {
+        let gave_up = pool
+            .send(Acquire::new(&format!("vm-t{i}")).unwrap())
+            .timeout(std::time::Duration::from_micros(200 * i))
+            .await;
+        if let Ok(answer) = gave_up {
+            release(&pool, &answer.unwrap()).await.unwrap();
+        }
+    }
+    pool.do_send(Acquire::new("vm-a").unwrap());
+    let s = settle(&pool).await;
+    assert_eq!(s.leased, 0, "{s:?}");
+    assert!(s.created >= 1, "{s:?}");
+    assert_eq!(s.created, s.deleted, "{s:?}");
+    assert!(ns.tun_names().is_empty(), "{:?}", ns.tun_names());
+    // The names are free again.
+    let again = acquire(&pool, "vm-a").await.unwrap();
+    assert_eq!(ns.tun_names(), ["vm-a"]);
+    release(&pool, &again).await.unwrap();
+
+    // A warm pool: the taps go back to it, each handed out once later.
+    let pool = start(&ns, 2, TapSpec::default());
+    pool.send(Warm).await.unwrap();
+    pool.do_send(Acquire::new("vm-c").unwrap());
+    pool.do_send(Acquire::new("vm-d").unwrap());
+    let s = settle(&pool).await;
+    assert_eq!((s.idle, s.leased), (2, 0), "{s:?}");
+    assert_eq!(ns.tun_names(), ["tap-pool-0", "tap-pool-1"]);
+    let c = acquire(&pool, "vm-c").await.unwrap();
+    let d = acquire(&pool, "vm-d").await.unwrap();
+    assert_ne!(c.name, d.name);
+    pool.send(Drain).await.unwrap();
+}
+
+async fn seed_deletes_do_not_warm_a_pool_nobody_warmed() {
+    let ns = TestNetns::new();
+    let spec = {
+        let mut t = TapSpec::default();
+        t.device_group = Some(GROUP);
+        t
+    };
+    // Fallback taps an earlier run left in the pool's group.
+    ns.with_kernel(|k| {
+        for n in ["vm-old-0", "vm-old-1"] {
+            k.create_tap(name(n), &spec).unwrap();
+        }
+    });
+    let pool = start(&ns, 4, spec);
+    let report = pool.send(Seed { used: vec![] }).await.unwrap().unwrap();
+    assert_eq!(report.deleted.len(), 2);
+    let s = settle(&pool).await;
+    assert_eq!((s.idle, s.created, s.deleted), (0, 0, 2), "{s:?}");
+    assert!(ns.tun_names().is_empty(), "{:?}", ns.tun_names());
 }
