@@ -632,3 +632,57 @@ pub fn seed(ns: &TestNetns, used: &[TapName], seeds: usize) -> Vec<Duration> {
         out
     })
 }
+
+// ------------------------------------------------------------------ row 8
+
+/// Row 8: reset turnaround on the real kernel. A pool of one: its tap is
+/// released, and an Acquire that finds the stock empty waits for that tap's
+/// reset; each sample is the time from the Release to that Acquire's lease.
+/// With `storm`, each Release follows `storm` fallback creates sent just
+/// before it (callers that keep the kernel's create lane busy), so the reset
+/// is asked for behind them.
+pub fn reset_turnaround(ns: &TestNetns, n: usize, storm: usize) -> Vec<Duration> {
+    let sys = actix_rt::System::new();
+    let out = sys.block_on(async {
+        let pool = pool::start(
+            {
+                let mut c = PoolConfig::default();
+                c.size = 1;
+                c.tap = spec(None);
+                c
+            },
+            ns.factory(),
+            2,
+        );
+        pool.send(Warm).await.unwrap();
+        let mut lease = pool
+            .send(Acquire::new("r-first").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut storms = Vec::new();
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            for j in 0..storm {
+                // Held until the end (a group delete clears them), so the
+                // storm is creates only.
+                storms.push(pool.send(Acquire::new(&format!("s{i}-{j}")).unwrap()));
+            }
+            let t0 = Instant::now();
+            pool.send(Release::from(lease)).await.unwrap().unwrap();
+            lease = pool
+                .send(Acquire::new(&format!("r{i}")).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            out.push(t0.elapsed());
+            assert_eq!(lease.source, tap_pool_actors::LeaseSource::Pool);
+        }
+        for s in storms {
+            s.await.unwrap().unwrap();
+        }
+        out
+    });
+    clear(ns);
+    out
+}
