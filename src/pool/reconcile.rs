@@ -274,10 +274,14 @@ impl Pool {
         links: &[LinkInfo],
         now: Instant,
     ) {
-        let present: HashSet<(TapName, u32)> = links.iter().map(|l| (l.name, l.index)).collect();
+        let by_index: HashMap<u32, TapName> = links.iter().map(|l| (l.index, l.name)).collect();
         for &(name, index) in snapshot {
-            if !present.contains(&(name, index)) {
-                self.link_removed(name, index, now);
+            match by_index.get(&index) {
+                Some(&now_named) if now_named == name => {}
+                // The tap itself, under another name: renamed while
+                // notifications were lost.
+                Some(&now_named) => self.link_renamed(index, name, now_named, now),
+                None => self.link_removed(name, index, now),
             }
         }
     }
@@ -392,6 +396,145 @@ mod tests {
         remove_behind_its_back(&mut p, &k, gone, now);
         run(&mut p, &mut k, now);
         assert_eq!(p.stats().idle, 4);
+    }
+
+    fn index_of(p: &Pool, tap: TapName) -> u32 {
+        p.taps[&tap].index.unwrap()
+    }
+
+    #[test]
+    fn a_renamed_idle_tap_leaves_the_pool_and_is_deleted_by_index() {
+        let (mut p, mut k, now) = warmed(2);
+        let tap = p.idle()[1];
+        let index = index_of(&p, tap);
+        p.link_renamed(index, tap, name("renamed"), now);
+        assert!(!p.idle().contains(&tap), "never handed out again");
+        let commands = take_commands(&mut p);
+        let delete = commands
+            .iter()
+            .find(|c| matches!(c.op, crate::kernel::Op::Delete { .. }))
+            .expect("deleted");
+        assert_eq!(
+            delete.op,
+            crate::kernel::Op::Delete {
+                device: Device {
+                    name: tap,
+                    index: Some(index)
+                }
+            }
+        );
+        for c in &commands {
+            execute(&mut p, &mut k, c, now);
+        }
+        run(&mut p, &mut k, now);
+        assert_eq!(p.state_of(&tap), None);
+        assert_eq!(p.stats().idle, 2, "refilled");
+        // An Acquire gets a tap it can open by name.
+        let lease = acquire_now(&mut p, "vm-a", now).unwrap();
+        assert_ne!(lease.name, tap);
+    }
+
+    #[test]
+    fn a_renamed_leased_or_resetting_tap_is_deleted_not_pooled() {
+        let (mut p, mut k, now) = warmed(2);
+        let a = acquire_now(&mut p, "vm-a", now).unwrap();
+        p.link_renamed(index_of(&p, a.name), a.name, name("renamed-a"), now);
+        assert_eq!(
+            p.state_of(&a.name),
+            Some(TapState::Leased),
+            "its holder keeps it"
+        );
+        assert!(matches!(
+            p.release(a.token, now),
+            super::super::Answer::Later(_)
+        ));
+        let [delete] = &take_commands(&mut p)[..] else {
+            panic!("one delete")
+        };
+        assert!(matches!(delete.op, crate::kernel::Op::Delete { .. }));
+        // Renamed while its reset is under way: deleted when it reports.
+        let b = acquire_now(&mut p, "vm-b", now).unwrap();
+        p.release(b.token, now);
+        let [reset] = &take_commands(&mut p)[..] else {
+            panic!("one reset")
+        };
+        p.link_renamed(index_of(&p, b.name), b.name, name("renamed-b"), now);
+        execute(&mut p, &mut k, reset, now);
+        assert_eq!(p.state_of(&b.name), Some(TapState::Deleting));
+        // A reset that finds the tap renamed (the kernel checks) deletes it.
+        let (mut p, mut k, now) = warmed(1);
+        let c = acquire_now(&mut p, "vm-c", now).unwrap();
+        p.release(c.token, now);
+        let [reset] = &take_commands(&mut p)[..] else {
+            panic!("one reset")
+        };
+        p.complete(
+            reset.id,
+            Err(crate::kernel::KernelError::Renamed {
+                name: c.name,
+                index: index_of(&p, c.name),
+                now: name("renamed-c"),
+            }),
+            now,
+        );
+        assert_eq!(p.state_of(&c.name), Some(TapState::Deleting));
+        run(&mut p, &mut k, now);
+        assert_eq!(p.state_of(&c.name), None);
+    }
+
+    #[test]
+    fn an_index_that_is_no_longer_a_tap_is_forgotten_not_retried() {
+        let (mut p, _k, now) = warmed(0);
+        let mut k = crate::sim::SimKernel::new();
+        let tap = acquire_created(&mut p, &mut k, "vm-a", now);
+        let token = p.taps[&tap].lease.unwrap();
+        p.release(token, now);
+        let [delete] = &take_commands(&mut p)[..] else {
+            panic!("one delete")
+        };
+        p.complete(
+            delete.id,
+            Err(crate::kernel::KernelError::NotATap {
+                name: tap,
+                index: index_of(&p, tap),
+            }),
+            now,
+        );
+        assert_eq!(p.state_of(&tap), None);
+        assert_eq!(p.poll_timeout(), None, "no retry");
+        assert!(p.poll_batch().is_none());
+    }
+
+    #[test]
+    fn a_resync_follows_a_rename_it_missed() {
+        let (mut p, mut k, now) = warmed(2);
+        let tap = p.idle()[0];
+        let index = index_of(&p, tap);
+        let mut links = crate::kernel::Kernel::list_taps(&mut k).unwrap();
+        for l in &mut links {
+            if l.name == tap {
+                l.name = name("renamed");
+            }
+        }
+        p.resync(now);
+        let [listing] = &take_commands(&mut p)[..] else {
+            panic!("one listing")
+        };
+        p.complete(listing.id, Ok(Reply::Links(links)), now);
+        assert_eq!(p.state_of(&tap), Some(TapState::Deleting));
+        let delete = take_commands(&mut p)
+            .into_iter()
+            .find(|c| matches!(c.op, crate::kernel::Op::Delete { .. }))
+            .expect("deleted by index");
+        assert_eq!(
+            delete.op,
+            crate::kernel::Op::Delete {
+                device: Device {
+                    name: tap,
+                    index: Some(index)
+                }
+            }
+        );
     }
 
     #[test]
