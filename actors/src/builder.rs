@@ -11,6 +11,7 @@ use tracing::warn;
 
 use crate::kernel::{SPIN, Workers};
 use crate::pool::{LinkChanged, TapPoolActor};
+use crate::shutdown::SHUTDOWN_DEADLINE;
 
 /// How many kernel worker threads each lane of a pool uses unless told
 /// otherwise.
@@ -61,6 +62,7 @@ pub struct PoolBuilder {
     kernel: Option<Arc<dyn KernelFactory>>,
     workers: usize,
     watch: bool,
+    shutdown_deadline: Duration,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -69,6 +71,7 @@ impl std::fmt::Debug for PoolBuilder {
             .field("config", &self.config)
             .field("workers", &self.workers)
             .field("watch", &self.watch)
+            .field("shutdown_deadline", &self.shutdown_deadline)
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +85,7 @@ impl TapPoolActor {
             kernel: None,
             workers: DEFAULT_WORKERS,
             watch: true,
+            shutdown_deadline: SHUTDOWN_DEADLINE,
         }
     }
 }
@@ -118,6 +122,15 @@ impl PoolBuilder {
     /// such a tap is noticed only when a kernel call on it fails.
     pub fn watch_links(mut self, watch: bool) -> PoolBuilder {
         self.watch = watch;
+        self
+    }
+
+    /// How long the pool's last drain may block the thread that drops the
+    /// actor when its System or arbiter stops without a [`Drain`](crate::Drain)
+    /// (default [`SHUTDOWN_DEADLINE`], 30 s): past it, what is left is
+    /// logged and left to the next run's `Seed`.
+    pub fn shutdown_deadline(mut self, deadline: Duration) -> PoolBuilder {
+        self.shutdown_deadline = deadline;
         self
     }
 
@@ -161,7 +174,8 @@ impl PoolBuilder {
             .map_err(StartError::Workers)?;
         let slow = Workers::start(&factory, self.workers, "tap-pool-delete", Duration::ZERO)
             .map_err(StartError::Workers)?;
-        let addr = TapPoolActor::create(|ctx| TapPoolActor::new(pool, fast, slow, ctx));
+        let deadline = self.shutdown_deadline;
+        let addr = TapPoolActor::create(|ctx| TapPoolActor::new(pool, fast, slow, deadline, ctx));
         if let Some((tx, _)) = watcher {
             let _ = tx.send(addr.downgrade());
         }
@@ -169,12 +183,16 @@ impl PoolBuilder {
     }
 }
 
-/// Forwards link changes to the pool until the pool is gone. Runs on a
-/// thread of its own, which opens its watcher there (for Linux: inside the
-/// pool's namespace).
+/// Forwards link changes to the pool until the pool is gone: no address to
+/// it is left, or the actor itself is (it stopped, or its System or arbiter
+/// did, while addresses to it live on). Runs on a thread of its own, which
+/// opens its watcher there (for Linux: inside the pool's namespace), and
+/// looks at least about once a second.
 fn watch_links(factory: Arc<dyn KernelFactory>, pool: WeakAddr<TapPoolActor>) {
     // Hold the pool's address only to deliver an event: a strong address
     // held while blocked would keep the pool from ever stopping.
+    // `upgrade` fails once the actor is gone, even while addresses to it
+    // live on.
     let alive = || pool.upgrade().is_some();
     let send = |event| {
         if let Some(addr) = pool.upgrade() {

@@ -49,12 +49,14 @@ mod builder;
 mod kernel;
 mod messages;
 mod pool;
+mod shutdown;
 
 use thiserror::Error;
 
 pub use builder::{DEFAULT_WORKERS, PoolBuilder, StartError};
 pub use messages::{Acquire, Drain, Lease, LeaseSource, Release, Released, Seed, Stats, Warm};
 pub use pool::TapPoolActor;
+pub use shutdown::SHUTDOWN_DEADLINE;
 pub use tap_pool::{
     Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, KernelError,
     MAX_NAME_LEN, NameError, PoolConfig, PoolError, PoolStats, SeedReport, TapName, TapSpec,

@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::pin::Pin;
 use std::task::Poll;
 
 use actix::{
-    Actor, ActorContext, ActorFuture, AsyncContext, Context, Handler, Message, MessageResult,
-    Response, Running, SpawnHandle,
+    Actor, ActorContext, ActorFuture, ActorState, AsyncContext, Context, Handler, Message,
+    MessageResult, Response, Running, SpawnHandle,
 };
 use tap_pool::{
     Answer, DrainReport, Event, Lane, LinkEvent, Pool, RequestId, SeedReport, WarmReport,
@@ -36,8 +36,13 @@ use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Stats, War
 /// A warm `Acquire`, and a `Release` back to the pool, are answered in
 /// place.
 ///
-/// Stopping it (or its arbiter) drains the pool first: it keeps running
-/// until the drain is done.
+/// Stopping it drains the pool first: it keeps running until the drain is
+/// done. When its System or arbiter stops instead, the runtime drops it
+/// without letting it run again, and dropping it drains the pool, blocking
+/// the dropping thread until only leased taps are left, or for at most the
+/// shutdown deadline ([`SHUTDOWN_DEADLINE`](crate::SHUTDOWN_DEADLINE)
+/// unless the builder set another). See [`Drain`] for what each way of
+/// shutting down guarantees.
 pub struct TapPoolActor {
     pool: Pool,
     /// Where kernel workers report, and where this actor drains it (see
@@ -54,6 +59,8 @@ pub struct TapPoolActor {
     waiting: Waiting,
     /// The drain that stopping the actor started, and whether it is done.
     stop: Option<(RequestId, bool)>,
+    /// How long dropping the actor may block to drain (`crate::shutdown`).
+    shutdown_deadline: Duration,
 }
 
 /// Callers waiting for an answer the pool will give by [`Event`].
@@ -103,6 +110,7 @@ impl TapPoolActor {
         pool: Pool,
         fast: Workers,
         slow: Workers,
+        shutdown_deadline: Duration,
         ctx: &mut Context<Self>,
     ) -> TapPoolActor {
         let (reports_to, reports) = crossbeam_channel::unbounded();
@@ -121,6 +129,7 @@ impl TapPoolActor {
             timer: None,
             waiting: Waiting::default(),
             stop: None,
+            shutdown_deadline,
         }
     }
 
@@ -141,8 +150,10 @@ impl TapPoolActor {
         // A timer armed for earlier than the pool's next deadline is kept:
         // it fires, finds nothing due, and is armed again. Re-arming on
         // every change would cost a timer registration per reset batch.
+        // Torn down, no runtime is left to arm a timer on: `Drop` drains.
         if let Some(at) = self.pool.poll_timeout()
             && self.timer.as_ref().is_none_or(|(armed, _)| at < *armed)
+            && !crate::shutdown::torn_down()
         {
             if let Some((_, handle)) = self.timer.take() {
                 ctx.cancel_future(handle);
@@ -190,6 +201,10 @@ impl Actor for TapPoolActor {
     /// Stopping drains first: the actor keeps running until the drain's
     /// report comes back, then stops for good.
     fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        if crate::shutdown::torn_down() {
+            // The runtime is dropping the actor: `Drop` drains, blocking.
+            return Running::Stop;
+        }
         match self.stop {
             Some((_, true)) => return Running::Stop,
             Some((_, false)) => return Running::Continue,
@@ -208,6 +223,23 @@ impl Actor for TapPoolActor {
         // does.
         ctx.address().do_send(Wake);
         Running::Continue
+    }
+}
+
+impl Drop for TapPoolActor {
+    /// Torn down without having drained (its System or arbiter stopped):
+    /// drains now, blocking (`crate::shutdown`).
+    fn drop(&mut self) {
+        if !matches!(self.stop, Some((_, true))) {
+            let shell = crate::shutdown::Shell {
+                pool: &mut self.pool,
+                fast: &self.fast,
+                slow: &self.slow,
+                report_to: &self.report_to,
+                reports: &self.reports,
+            };
+            shell.drain_blocking(self.stop.map(|(drain, _)| drain), self.shutdown_deadline);
+        }
     }
 }
 
@@ -292,6 +324,10 @@ impl Handler<Acquire> for TapPoolActor {
 
     fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("acquire", fallback = %msg.fallback).entered();
+        if ctx.state() == ActorState::Stopping {
+            // Torn down: a tap handed out now could reach nobody.
+            return Response::reply(Err(Error::Stopped));
+        }
         let answer = match self.pool.acquire(msg.fallback, Instant::now()) {
             Answer::Now(result) => Answer::Now(result.map_err(Error::from)),
             Answer::Later(request) => Answer::Later(request),
