@@ -1,11 +1,12 @@
 //! Starting a pool: [`PoolBuilder`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use actix::{Actor, Addr, System, WeakAddr};
-use tap_pool::{ConfigError, KernelFactory, LinkEvent, Pool, PoolConfig};
+use tap_pool::{ConfigError, Errno, KernelError, KernelFactory, LinkEvent, Pool, PoolConfig};
 use thiserror::Error;
 use tracing::warn;
 
@@ -34,6 +35,21 @@ pub enum StartError {
     /// A kernel worker thread could not be started.
     #[error("cannot start a kernel worker thread")]
     Workers(#[source] std::io::Error),
+    /// The pool's network namespace, given by path, does not open as one:
+    /// `ENOENT` (no such path), `EACCES`/`EPERM`, or `EINVAL` (the file is
+    /// not a network namespace). The path is opened once, at start, and
+    /// every kernel worker and the link watcher enter what it named then.
+    #[error("cannot open network namespace {path}: {errno}")]
+    Namespace {
+        /// The namespace's path, as configured.
+        path: PathBuf,
+        /// What the kernel answered.
+        errno: Errno,
+    },
+    /// The kernel factory refused to prepare for the pool
+    /// ([`KernelFactory::resolve`]) for a reason of its own.
+    #[error("the kernel cannot be prepared for the pool")]
+    Kernel(#[source] KernelError),
 }
 
 /// Starts a [`TapPoolActor`]: the kernel to drive, how many kernel workers,
@@ -100,7 +116,10 @@ impl PoolBuilder {
     }
 
     /// Drive the real kernel inside the network namespace `netns` (every
-    /// kernel worker and the link watcher enter it).
+    /// kernel worker and the link watcher enter it). A
+    /// [`Netns::Path`](tap_pool::Netns::Path) is opened once, by
+    /// [`start`](Self::start): the pool keeps the namespace it named then,
+    /// even if the path is later unmounted or removed.
     #[cfg(target_os = "linux")]
     pub fn netns(self, netns: tap_pool::Netns) -> PoolBuilder {
         self.kernel(Arc::new(tap_pool::LinuxKernelFactory {
@@ -135,12 +154,13 @@ impl PoolBuilder {
     }
 
     /// Starts the pool actor on the current arbiter, its kernel workers, and
-    /// (unless turned off) the link watcher.
+    /// (unless turned off) the link watcher. A network namespace given by
+    /// path is opened here, once ([`KernelFactory::resolve`]).
     ///
     /// # Errors
     /// [`StartError`] says why nothing was started: a refused
-    /// configuration, no actix `System` on this thread, or no thread for
-    /// the watcher.
+    /// configuration, no actix `System` on this thread, a namespace path
+    /// that does not open, or no thread for the watcher or a worker.
     pub fn start(self) -> Result<Addr<TapPoolActor>, StartError> {
         let pool = Pool::new(self.config)?;
         // A System made but not yet running (`System::new()` before its
@@ -154,6 +174,17 @@ impl PoolBuilder {
             None => Arc::new(tap_pool::LinuxKernelFactory::default()),
             #[cfg(not(target_os = "linux"))]
             None => Arc::new(tap_pool::sim::SimKernel::new()),
+        };
+        let factory = match factory.resolve() {
+            Ok(Some(resolved)) => resolved,
+            Ok(None) => factory,
+            Err(KernelError::Namespace { netns, errno }) => {
+                return Err(StartError::Namespace {
+                    path: netns.into(),
+                    errno,
+                });
+            }
+            Err(error) => return Err(StartError::Kernel(error)),
         };
         let watcher = if self.watch {
             let (tx, rx) = std::sync::mpsc::channel::<WeakAddr<TapPoolActor>>();

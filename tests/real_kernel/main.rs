@@ -9,7 +9,8 @@
 //!   group);
 //! - `crash`: no tap leaked or held twice wherever the pool's process dies;
 //! - `load`: 64 clients, 100,000 cycles;
-//! - `shutdown`: stopping the System or the arbiter drains the pool.
+//! - `shutdown`: stopping the System or the arbiter drains the pool; a pool
+//!   bound to a namespace path keeps its namespace when the path goes.
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip` and `nsenter`. Where this
 //! process lacks them, every test is reported as ignored, with the reason,
