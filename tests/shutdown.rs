@@ -348,3 +348,36 @@ fn stopping_the_arbiter_answers_an_acquire_in_flight_and_deletes_its_tap() {
     assert_pool_threads_end();
     drop(pool);
 }
+
+/// Acquires still in the pool actor's mailbox when the System's runtime is
+/// dropped (as when `main` of `#[actix::main]` returns right after sending
+/// them) leave nothing behind: no tap is handed out to a caller that is
+/// gone, and nothing they started is left.
+#[test]
+fn acquires_in_the_mailbox_when_the_system_ends_leave_nothing_behind() {
+    let _serial = serial();
+    let sim = SimKernel::new();
+    let on_system = sim.clone();
+    let pool = thread::spawn(move || {
+        let system = System::new();
+        let pool = system.block_on(async move {
+            let p = SimPool::with(on_system, config(8, Some(4242)));
+            assert_eq!(p.warm().await.created.len(), 8);
+            // Queued in the mailbox; the actor does not run again before
+            // the runtime is dropped.
+            for n in 0..3 {
+                p.pool
+                    .do_send(Acquire::new(&format!("vm-{n}")).expect("a valid name"));
+            }
+            p.pool
+        });
+        drop(system);
+        pool
+    })
+    .join()
+    .expect("the system thread returns");
+    assert_no_call_in_flight(&sim);
+    assert!(kernel_taps(&sim).is_empty(), "{:?}", kernel_taps(&sim));
+    assert_pool_threads_end();
+    drop(pool);
+}

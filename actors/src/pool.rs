@@ -8,8 +8,8 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use actix::{
-    Actor, ActorContext, ActorFuture, ActorState, AsyncContext, Context, Handler, Message,
-    MessageResult, Response, Running, SpawnHandle,
+    Actor, ActorContext, ActorFuture, AsyncContext, Context, Handler, Message, MessageResult,
+    Response, Running, SpawnHandle,
 };
 use tap_pool::{
     Answer, DrainReport, Event, Lane, LinkEvent, Pool, RequestId, SeedReport, WarmReport,
@@ -150,7 +150,8 @@ impl TapPoolActor {
         // A timer armed for earlier than the pool's next deadline is kept:
         // it fires, finds nothing due, and is armed again. Re-arming on
         // every change would cost a timer registration per reset batch.
-        // Torn down, no runtime is left to arm a timer on: `Drop` drains.
+        // Torn down, no runtime is left to arm a timer on (tokio would
+        // panic): `Drop` drains.
         if let Some(at) = self.pool.poll_timeout()
             && self.timer.as_ref().is_none_or(|(armed, _)| at < *armed)
             && !crate::shutdown::torn_down()
@@ -324,10 +325,6 @@ impl Handler<Acquire> for TapPoolActor {
 
     fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("acquire", fallback = %msg.fallback).entered();
-        if ctx.state() == ActorState::Stopping {
-            // Torn down: a tap handed out now could reach nobody.
-            return Response::reply(Err(Error::Stopped));
-        }
         let answer = match self.pool.acquire(msg.fallback, Instant::now()) {
             Answer::Now(result) => Answer::Now(result.map_err(Error::from)),
             Answer::Later(request) => Answer::Later(request),
