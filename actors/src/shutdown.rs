@@ -56,11 +56,15 @@ impl Shell<'_> {
     /// the actor is gone. So a tap created for a caller meanwhile (its
     /// `Acquire` was in flight) is released again, which deletes it: nobody
     /// will ever hold it.
-    pub(crate) fn drain_blocking(mut self, started: Option<RequestId>, deadline: Duration) {
+    pub(crate) fn drain_blocking(mut self, started: Option<RequestId>, limit: Duration) {
         let begun = Instant::now();
-        let deadline = begun.checked_add(deadline).unwrap_or(begun);
+        // A deadline beyond the clock's range is as good as none: a year.
+        let deadline = begun
+            .checked_add(limit)
+            .or_else(|| begun.checked_add(Duration::from_secs(365 * 24 * 3600)))
+            .unwrap_or(begun);
         info!(
-            ?deadline,
+            deadline_ms = limit.as_millis() as u64,
             "tap pool torn down without a drain (its System or arbiter stopped): draining now"
         );
         let mut drain = started.unwrap_or_else(|| self.pool.drain(begun));
