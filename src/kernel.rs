@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -597,4 +598,19 @@ pub trait KernelFactory: Send + Sync + 'static {
     /// Opens a watcher of link changes for the calling thread (for Linux: a
     /// netlink socket subscribed to `RTNLGRP_LINK`, in the pool's namespace).
     fn watch(&self) -> Result<Box<dyn LinkWatcher>, KernelError>;
+
+    /// Called once, on the thread that starts a pool, before any worker or
+    /// watcher opens a handle: a factory that depends on nothing that may
+    /// change while the pool runs, for all of them to use, or `None` to use
+    /// this one as it is (the default). For Linux: a namespace given by
+    /// path is opened here, once ([`Netns::open`](crate::Netns::open)), so
+    /// every worker and the watcher enter that namespace even after the path
+    /// is unmounted or removed.
+    ///
+    /// # Errors
+    /// Why no pool can start on this kernel; for Linux,
+    /// [`KernelError::Namespace`] naming the path and the errno.
+    fn resolve(&self) -> Result<Option<Arc<dyn KernelFactory>>, KernelError> {
+        Ok(None)
+    }
 }

@@ -1,16 +1,18 @@
 //! Starting a pool: [`PoolBuilder`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use actix::{Actor, Addr, System, WeakAddr};
-use tap_pool::{ConfigError, KernelFactory, LinkEvent, Pool, PoolConfig};
+use tap_pool::{ConfigError, Errno, KernelError, KernelFactory, LinkEvent, Pool, PoolConfig};
 use thiserror::Error;
 use tracing::warn;
 
 use crate::kernel::{SPIN, Workers};
 use crate::pool::{LinkChanged, TapPoolActor};
+use crate::shutdown::SHUTDOWN_DEADLINE;
 
 /// How many kernel worker threads each lane of a pool uses unless told
 /// otherwise.
@@ -39,6 +41,21 @@ pub enum StartError {
         /// The number asked for.
         workers: usize,
     },
+    /// The pool's network namespace, given by path, does not open as one:
+    /// `ENOENT` (no such path), `EACCES`/`EPERM`, or `EINVAL` (the file is
+    /// not a network namespace). The path is opened once, at start, and
+    /// every kernel worker and the link watcher enter what it named then.
+    #[error("cannot open network namespace {path}: {errno}")]
+    Namespace {
+        /// The namespace's path, as configured.
+        path: PathBuf,
+        /// What the kernel answered.
+        errno: Errno,
+    },
+    /// The kernel factory refused to prepare for the pool
+    /// ([`KernelFactory::resolve`]) for a reason of its own.
+    #[error("the kernel cannot be prepared for the pool")]
+    Kernel(#[source] KernelError),
 }
 
 /// The most kernel workers a lane may have.
@@ -70,6 +87,7 @@ pub struct PoolBuilder {
     kernel: Option<Arc<dyn KernelFactory>>,
     workers: usize,
     watch: bool,
+    shutdown_deadline: Duration,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -78,6 +96,7 @@ impl std::fmt::Debug for PoolBuilder {
             .field("config", &self.config)
             .field("workers", &self.workers)
             .field("watch", &self.watch)
+            .field("shutdown_deadline", &self.shutdown_deadline)
             .finish_non_exhaustive()
     }
 }
@@ -91,6 +110,7 @@ impl TapPoolActor {
             kernel: None,
             workers: DEFAULT_WORKERS,
             watch: true,
+            shutdown_deadline: SHUTDOWN_DEADLINE,
         }
     }
 }
@@ -105,7 +125,10 @@ impl PoolBuilder {
     }
 
     /// Drive the real kernel inside the network namespace `netns` (every
-    /// kernel worker and the link watcher enter it).
+    /// kernel worker and the link watcher enter it). A
+    /// [`Netns::Path`](tap_pool::Netns::Path) is opened once, by
+    /// [`start`](Self::start): the pool keeps the namespace it named then,
+    /// even if the path is later unmounted or removed.
     #[cfg(target_os = "linux")]
     pub fn netns(self, netns: tap_pool::Netns) -> PoolBuilder {
         self.kernel(Arc::new(tap_pool::LinuxKernelFactory {
@@ -131,13 +154,23 @@ impl PoolBuilder {
         self
     }
 
+    /// How long the pool's last drain may block the thread that drops the
+    /// actor when its System or arbiter stops without a [`Drain`](crate::Drain)
+    /// (default [`SHUTDOWN_DEADLINE`], 30 s): past it, what is left is
+    /// logged and left to the next run's `Seed`.
+    pub fn shutdown_deadline(mut self, deadline: Duration) -> PoolBuilder {
+        self.shutdown_deadline = deadline;
+        self
+    }
+
     /// Starts the pool actor on the current arbiter, its kernel workers, and
-    /// (unless turned off) the link watcher.
+    /// (unless turned off) the link watcher. A network namespace given by
+    /// path is opened here, once ([`KernelFactory::resolve`]).
     ///
     /// # Errors
     /// [`StartError`] says why nothing was started: a refused
-    /// configuration, no actix `System` on this thread, or no thread for
-    /// the watcher.
+    /// configuration, no actix `System` on this thread, a namespace path
+    /// that does not open, or no thread for the watcher or a worker.
     pub fn start(self) -> Result<Addr<TapPoolActor>, StartError> {
         let pool = Pool::new(self.config)?;
         if !(1..=MAX_WORKERS).contains(&self.workers) {
@@ -156,6 +189,17 @@ impl PoolBuilder {
             None => Arc::new(tap_pool::LinuxKernelFactory::default()),
             #[cfg(not(target_os = "linux"))]
             None => Arc::new(tap_pool::sim::SimKernel::new()),
+        };
+        let factory = match factory.resolve() {
+            Ok(Some(resolved)) => resolved,
+            Ok(None) => factory,
+            Err(KernelError::Namespace { netns, errno }) => {
+                return Err(StartError::Namespace {
+                    path: netns.into(),
+                    errno,
+                });
+            }
+            Err(error) => return Err(StartError::Kernel(error)),
         };
         let watcher = if self.watch {
             let (tx, rx) = std::sync::mpsc::channel::<WeakAddr<TapPoolActor>>();
@@ -178,8 +222,10 @@ impl PoolBuilder {
             .map_err(StartError::Workers)?;
         let delete = Workers::start(&factory, self.workers, "tap-pool-delete", Duration::ZERO)
             .map_err(StartError::Workers)?;
-        let addr =
-            TapPoolActor::create(|ctx| TapPoolActor::new(pool, [reset, create, delete], ctx));
+        let deadline = self.shutdown_deadline;
+        let addr = TapPoolActor::create(|ctx| {
+            TapPoolActor::new(pool, [reset, create, delete], deadline, ctx)
+        });
         if let Some((tx, _)) = watcher {
             let _ = tx.send(addr.downgrade());
         }
@@ -187,12 +233,16 @@ impl PoolBuilder {
     }
 }
 
-/// Forwards link changes to the pool until the pool is gone. Runs on a
-/// thread of its own, which opens its watcher there (for Linux: inside the
-/// pool's namespace).
+/// Forwards link changes to the pool until the pool is gone: no address to
+/// it is left, or the actor itself is (it stopped, or its System or arbiter
+/// did, while addresses to it live on). Runs on a thread of its own, which
+/// opens its watcher there (for Linux: inside the pool's namespace), and
+/// looks at least about once a second.
 fn watch_links(factory: Arc<dyn KernelFactory>, pool: WeakAddr<TapPoolActor>) {
     // Hold the pool's address only to deliver an event: a strong address
     // held while blocked would keep the pool from ever stopping.
+    // `upgrade` fails once the actor is gone, even while addresses to it
+    // live on.
     let alive = || pool.upgrade().is_some();
     let send = |event| {
         if let Some(addr) = pool.upgrade() {

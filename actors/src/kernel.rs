@@ -316,6 +316,23 @@ impl Inbox {
     }
 }
 
+/// The next report, waited for blocking the calling thread until `until`,
+/// or `None` once `until` has passed with nothing reported. For the pool's
+/// last drain, which runs where no actix runtime is left to ring the bell
+/// to (`crate::shutdown`). The pool holds a sender of its own, so the queue
+/// never closes while it waits; if it did, this sleeps until `until` rather
+/// than return at once.
+pub(crate) fn wait_report(reports: &Receiver<Report>, until: Instant) -> Option<Report> {
+    match reports.recv_deadline(until) {
+        Ok(report) => Some(report),
+        Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+            thread::sleep(until.saturating_duration_since(Instant::now()));
+            None
+        }
+    }
+}
+
 /// How long finished calls of a long batch may wait for the bell.
 const REPORT_EVERY: Duration = Duration::from_millis(1);
 

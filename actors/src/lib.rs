@@ -54,6 +54,7 @@ mod guard;
 mod kernel;
 mod messages;
 mod pool;
+mod shutdown;
 
 use thiserror::Error;
 
@@ -63,6 +64,7 @@ pub use messages::{
     Acquire, Drain, Lease, LeaseSource, LeaseToken, Release, Released, Seed, Settle, Stats, Warm,
 };
 pub use pool::{Reply, TapPoolActor};
+pub use shutdown::SHUTDOWN_DEADLINE;
 pub use tap_pool::{
     Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, KernelError,
     MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, NameError, PoolConfig, PoolError, PoolStats, SeedReport,

@@ -105,8 +105,38 @@ pub struct Stats;
 /// Shuts the pool down: stops warming for good, waits for creates in flight,
 /// and deletes every idle tap, in one group delete where the pool has a device
 /// group. Leased taps are left to their holders; releasing one afterwards
-/// deletes it. Stopping the actor drains it first (the actor runs until the
-/// drain is done).
+/// deletes it. Once a `Drain` is answered, stopping the pool in any way
+/// below starts no new kernel work: it only sees through what is still
+/// under way (a released tap's delete, a failed delete's retry).
+///
+/// # Shutting down without a `Drain`
+///
+/// - **Every address to the actor dropped**, while its runtime runs on: the
+///   actor drains the same way, and keeps running until the drain is done.
+///   If the runtime stops first, the next case finishes the drain.
+/// - **The actix System stopped** (`System::current().stop()`, the end of
+///   `#[actix::main]`'s `main`, a panic unwinding out of it) **or the
+///   `Arbiter` the pool runs on stopped**: the runtime drops the actor
+///   without letting it run again, and dropping it drains the pool on the
+///   dropping thread, blocking: creates and resets in flight are waited for
+///   and their taps deleted, a tap created for an `Acquire` whose caller
+///   is gone is deleted (the caller, if still there, hears
+///   [`Error::Stopped`](crate::Error::Stopped) or a mailbox error), failed
+///   deletes are retried, until only leased taps are left, or for at most
+///   the shutdown deadline ([`SHUTDOWN_DEADLINE`](crate::SHUTDOWN_DEADLINE),
+///   30 s, or [`PoolBuilder::shutdown_deadline`](crate::PoolBuilder::shutdown_deadline)),
+///   after which what is left is logged (a `warn`) and left in the kernel.
+///   For the System this happens when its runtime is dropped:
+///   `SystemRunner::run` drops it before it returns, and after
+///   `SystemRunner::block_on` (as in `#[actix::main]`) dropping the runner
+///   does. For an arbiter, on the arbiter's thread as it ends:
+///   `Arbiter::join` returns after the drain. Stopping the System stops
+///   every arbiter but does not wait for their threads: join an arbiter
+///   that runs a pool before the process exits.
+/// - **The process ends without any of these**: `std::process::exit`, a
+///   panic that aborts, `SIGKILL`, or a signal the process does not handle
+///   (`SIGTERM`, `SIGINT` by default) run nothing, and every tap stays in
+///   the kernel. The next start's [`Seed`] adopts or deletes them.
 #[derive(Clone, Copy, Debug, Default, Message)]
 #[rtype(result = "DrainReport")]
 pub struct Drain;

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::pin::Pin;
 use std::task::Poll;
@@ -42,8 +42,13 @@ use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Settle, St
 /// `do_send`): a lease that comes when nobody waits for it any more is
 /// released at once (back to the pool, or deleted), never left to nobody.
 ///
-/// Stopping it (or its arbiter) drains the pool first: it keeps running
-/// until the drain is done.
+/// Stopping it drains the pool first: it keeps running until the drain is
+/// done. When its System or arbiter stops instead, the runtime drops it
+/// without letting it run again, and dropping it drains the pool, blocking
+/// the dropping thread until only leased taps are left, or for at most the
+/// shutdown deadline ([`SHUTDOWN_DEADLINE`](crate::SHUTDOWN_DEADLINE)
+/// unless the builder set another). See [`Drain`] for what each way of
+/// shutting down guarantees.
 pub struct TapPoolActor {
     pool: Pool,
     /// Where kernel workers report, and where this actor drains it (see
@@ -61,6 +66,8 @@ pub struct TapPoolActor {
     callers: Rc<RefCell<Callers>>,
     /// The drain that stopping the actor started, and whether it is done.
     stop: Option<(RequestId, bool)>,
+    /// How long dropping the actor may block to drain (`crate::shutdown`).
+    shutdown_deadline: Duration,
 }
 
 /// Where the answer to one request stands.
@@ -265,7 +272,12 @@ impl Handler<ReleaseAbandoned> for TapPoolActor {
 }
 
 impl TapPoolActor {
-    pub(crate) fn new(pool: Pool, lanes: [Workers; 3], ctx: &mut Context<Self>) -> TapPoolActor {
+    pub(crate) fn new(
+        pool: Pool,
+        lanes: [Workers; 3],
+        shutdown_deadline: Duration,
+        ctx: &mut Context<Self>,
+    ) -> TapPoolActor {
         let [reset, create, delete] = lanes;
         let (reports_to, reports) = crossbeam_channel::unbounded();
         let (bell_to, bell) = mpsc::unbounded_channel();
@@ -284,6 +296,7 @@ impl TapPoolActor {
             timer: None,
             callers: Rc::default(),
             stop: None,
+            shutdown_deadline,
         }
     }
 
@@ -318,8 +331,11 @@ impl TapPoolActor {
         // A timer armed for earlier than the pool's next deadline is kept:
         // it fires, finds nothing due, and is armed again. Re-arming on
         // every change would cost a timer registration per reset batch.
+        // Torn down, no runtime is left to arm a timer on (tokio would
+        // panic): `Drop` drains.
         if let Some(at) = self.pool.poll_timeout()
             && self.timer.as_ref().is_none_or(|(armed, _)| at < *armed)
+            && !crate::shutdown::torn_down()
         {
             if let Some((_, handle)) = self.timer.take() {
                 ctx.cancel_future(handle);
@@ -368,6 +384,10 @@ impl Actor for TapPoolActor {
     /// Stopping drains first: the actor keeps running until the drain's
     /// report comes back, then stops for good.
     fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        if crate::shutdown::torn_down() {
+            // The runtime is dropping the actor: `Drop` drains, blocking.
+            return Running::Stop;
+        }
         match self.stop {
             Some((_, true)) => return Running::Stop,
             Some((_, false)) => return Running::Continue,
@@ -386,6 +406,29 @@ impl Actor for TapPoolActor {
         // does.
         ctx.address().do_send(Wake);
         Running::Continue
+    }
+}
+
+impl Drop for TapPoolActor {
+    /// Torn down without having drained (its System or arbiter stopped):
+    /// drains now, blocking (`crate::shutdown`).
+    fn drop(&mut self) {
+        if !matches!(self.stop, Some((_, true))) {
+            // Leases whose callers gave up go back first.
+            let abandoned = std::mem::take(&mut self.callers.borrow_mut().abandoned);
+            for token in abandoned {
+                let _ = self.pool.release(token, Instant::now());
+            }
+            let shell = crate::shutdown::Shell {
+                pool: &mut self.pool,
+                reset: &self.reset,
+                create: &self.create,
+                delete: &self.delete,
+                report_to: &self.report_to,
+                reports: &self.reports,
+            };
+            shell.drain_blocking(self.stop.map(|(drain, _)| drain), self.shutdown_deadline);
+        }
     }
 }
 

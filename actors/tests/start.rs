@@ -108,3 +108,53 @@ async fn no_configuration_panics_or_aborts_and_bad_ones_start_nothing() {
         MAX_SIZE
     );
 }
+
+/// A namespace path is opened once, when the pool starts: one that does not
+/// open as a network namespace is a typed error naming the path and the
+/// errno, and nothing starts.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_namespace_path_that_does_not_open_is_a_typed_start_error() {
+    use std::path::Path;
+    use tap_pool_actors::{Errno, LinuxKernelFactory, Netns};
+
+    let system = actix_rt::System::new();
+    system.block_on(async {
+        let cases = [
+            ("/nonexistent/tap-pool-netns", libc::ENOENT),
+            // Another kind of namespace; a file that is no namespace.
+            ("/proc/self/ns/mnt", libc::EINVAL),
+            ("/proc/self/status", libc::EINVAL),
+        ];
+        for (path, expected) in cases {
+            let by_builder = TapPoolActor::builder(config())
+                .netns(Netns::Path(path.into()))
+                .start();
+            let by_factory = TapPoolActor::builder(config())
+                .kernel(Arc::new(LinuxKernelFactory {
+                    netns: Some(Netns::Path(path.into())),
+                }))
+                .start();
+            for result in [by_builder, by_factory] {
+                let err = result.expect_err("the pool must not start");
+                match &err {
+                    StartError::Namespace { path: p, errno } => {
+                        assert_eq!((p.as_path(), *errno), (Path::new(path), Errno(expected)));
+                    }
+                    other => panic!("{path}: {other:?}"),
+                }
+                assert!(
+                    err.to_string()
+                        .starts_with(&format!("cannot open network namespace {path}: ")),
+                    "{err}"
+                );
+            }
+        }
+        // This process's own namespace, by path, starts.
+        let pool = TapPoolActor::builder(config())
+            .netns(Netns::Path("/proc/self/ns/net".into()))
+            .watch_links(false)
+            .start();
+        assert!(pool.is_ok());
+    });
+}

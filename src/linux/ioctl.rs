@@ -97,6 +97,25 @@ pub(crate) fn ioctl_int(
     check(unsafe { libc::ioctl(fd.as_raw_fd(), request, std::ptr::from_ref(value)) })
 }
 
+/// Requests that take no argument and answer with their return value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum QueryIoctl {
+    /// `NS_GET_NSTYPE`: the kind of namespace a namespace file names (a
+    /// `CLONE_NEW*` flag).
+    NsType,
+}
+
+/// Makes an ioctl on `fd` that takes no argument, and returns its answer.
+pub(crate) fn ioctl_query(fd: &impl AsRawFd, request: QueryIoctl) -> Result<libc::c_int, Errno> {
+    let request = match request {
+        QueryIoctl::NsType => libc::NS_GET_NSTYPE,
+    };
+    // SAFETY: the request takes no argument, so the kernel touches none of
+    // this process's memory.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request) };
+    check(rc).map(|()| rc)
+}
+
 /// The errno of a failed call (a negative return).
 fn check(rc: libc::c_int) -> Result<(), Errno> {
     if rc < 0 {

@@ -16,6 +16,7 @@ mod proptests;
 mod tun;
 mod watch;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use netns::{Netns, enter};
@@ -391,6 +392,18 @@ impl KernelFactory for LinuxKernelFactory {
             enter(netns)?;
         }
         Ok(Box::new(LinuxLinkWatcher::open()?))
+    }
+
+    /// Opens a namespace given by path, once: every thread of the pool then
+    /// enters the namespace the path named when the pool started, even
+    /// after the path is unmounted or removed.
+    fn resolve(&self) -> Result<Option<Arc<dyn KernelFactory>>, KernelError> {
+        match &self.netns {
+            Some(netns @ Netns::Path(_)) => Ok(Some(Arc::new(LinuxKernelFactory {
+                netns: Some(netns.open()?),
+            }))),
+            Some(Netns::Fd(_)) | None => Ok(None),
+        }
     }
 }
 

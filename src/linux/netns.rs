@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::ioctl::{QueryIoctl, ioctl_query};
 use crate::kernel::{Errno, KernelError};
 
 /// A network namespace the pool's devices live in.
@@ -16,7 +17,9 @@ use crate::kernel::{Errno, KernelError};
 #[derive(Clone, Debug)]
 pub enum Netns {
     /// A namespace file, such as `/run/netns/NAME` (made by `ip netns add`) or
-    /// `/proc/PID/ns/net`.
+    /// `/proc/PID/ns/net`. A pool opens it once, when it starts
+    /// ([`Netns::open`]), and its threads enter what it named then; [`enter`]
+    /// on its own opens the path at each call.
     Path(PathBuf),
     /// An open namespace file descriptor, shared by every worker.
     Fd(Arc<OwnedFd>),
@@ -52,6 +55,39 @@ impl Netns {
         .map_err(|_| fail(Errno(libc::EIO)))?
         .map(|fd| Netns::Fd(Arc::new(fd)))
         .map_err(fail)
+    }
+
+    /// This namespace as an open file, shared by every thread that enters
+    /// it: a [`Netns::Path`] is opened now, once, and checked to name a
+    /// network namespace; a [`Netns::Fd`] is itself. The open file names
+    /// that namespace for as long as it is open, whatever later becomes of
+    /// the path (unmounted, removed, or another namespace mounted there).
+    /// A pool opens its namespace this way when it starts.
+    ///
+    /// # Errors
+    /// [`KernelError::Namespace`], naming the path and the errno: `ENOENT`
+    /// for a path that does not exist, `EACCES`/`EPERM` for one this process
+    /// may not open, `EINVAL` for a file that is not a network namespace.
+    pub fn open(&self) -> Result<Netns, KernelError> {
+        let path = match self {
+            Netns::Path(path) => path,
+            Netns::Fd(_) => return Ok(self.clone()),
+        };
+        let fail = |errno| KernelError::Namespace {
+            netns: path.display().to_string(),
+            errno,
+        };
+        let file = open_ns_file(path).map_err(fail)?;
+        match ioctl_query(&file, QueryIoctl::NsType) {
+            Ok(libc::CLONE_NEWNET) => {}
+            // Some other namespace.
+            Ok(_) => return Err(fail(Errno(libc::EINVAL))),
+            // Not a namespace file at all (`ENOTTY` from a regular file,
+            // `EINVAL` from some special files).
+            Err(Errno(libc::ENOTTY | libc::EINVAL)) => return Err(fail(Errno(libc::EINVAL))),
+            Err(errno) => return Err(fail(errno)),
+        }
+        Ok(Netns::Fd(Arc::new(file)))
     }
 
     /// A path naming this namespace for other programs (`nsenter --net=`),
@@ -105,4 +141,51 @@ fn setns(fd: &impl AsFd) -> Result<(), Errno> {
         return Err(Errno::of(&std::io::Error::last_os_error()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errno_of(netns: &Netns) -> Option<(String, Errno)> {
+        match netns.open() {
+            Ok(_) => None,
+            Err(KernelError::Namespace { netns, errno }) => Some((netns, errno)),
+            Err(other) => panic!("not a namespace error: {other}"),
+        }
+    }
+
+    #[test]
+    fn opening_a_path_checks_it_names_a_network_namespace() {
+        let missing = Netns::Path("/nonexistent/tap-pool-netns".into());
+        assert_eq!(
+            errno_of(&missing),
+            Some((
+                "/nonexistent/tap-pool-netns".to_owned(),
+                Errno(libc::ENOENT)
+            ))
+        );
+        // Another kind of namespace, and a file that is no namespace.
+        for path in ["/proc/self/ns/mnt", "/proc/self/status"] {
+            let wrong = Netns::Path(path.into());
+            assert_eq!(
+                errno_of(&wrong),
+                Some((path.to_owned(), Errno(libc::EINVAL))),
+                "{path}"
+            );
+        }
+        let own = Netns::Path("/proc/self/ns/net".into());
+        assert!(matches!(own.open(), Ok(Netns::Fd(_))));
+    }
+
+    #[test]
+    fn an_open_namespace_opens_as_itself() {
+        let Ok(Netns::Fd(fd)) = Netns::Path("/proc/self/ns/net".into()).open() else {
+            panic!("this process's namespace opens");
+        };
+        let Ok(Netns::Fd(same)) = Netns::Fd(Arc::clone(&fd)).open() else {
+            panic!("an open namespace is itself");
+        };
+        assert!(Arc::ptr_eq(&fd, &same));
+    }
 }

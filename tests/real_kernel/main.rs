@@ -8,7 +8,9 @@
 //! - `vmm`: what a VMM sees of a pooled tap (opening it, frames, owner and
 //!   group);
 //! - `crash`: no tap leaked or held twice wherever the pool's process dies;
-//! - `load`: 64 clients, 100,000 cycles.
+//! - `load`: 64 clients, 100,000 cycles;
+//! - `shutdown`: stopping the System or the arbiter drains the pool; a pool
+//!   bound to a namespace path keeps its namespace when the path goes.
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip` and `nsenter`. Where this
 //! process lacks them, every test is reported as ignored, with the reason,
@@ -19,6 +21,7 @@ mod crash;
 mod kernel;
 mod load;
 mod pool_on_linux;
+mod shutdown;
 mod vmm;
 
 use std::process::ExitCode;
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
             vmm::tests(),
             crash::tests(),
             load::tests(),
+            shutdown::tests(),
         ]
         .into_iter()
         .flatten(),
