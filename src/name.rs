@@ -29,7 +29,8 @@ pub enum NameError {
     /// The name is `.` or `..`.
     #[error("device name {0:?} is reserved")]
     Reserved(String),
-    /// The name holds a byte the kernel refuses: NUL, `/`, `:` or white space.
+    /// The name holds a byte the kernel refuses (NUL, `/`, `:` or white space),
+    /// or `%`, which the kernel reads as a template (`vm%d` becomes `vm0`).
     #[error("device name {name:?} holds the forbidden character {ch:?}")]
     ForbiddenChar {
         /// The name as given.
@@ -67,7 +68,9 @@ impl TapName {
         }
         if let Some(ch) = name
             .chars()
-            .find(|&c| c == '\0' || c == '/' || c == ':' || c.is_whitespace())
+            // '%' too: the kernel reads a name holding it as a template
+            // ("vm%d" becomes "vm0"), never as itself.
+            .find(|&c| c == '\0' || c == '/' || c == ':' || c == '%' || c.is_whitespace())
         {
             return Err(NameError::ForbiddenChar {
                 name: name.to_owned(),
@@ -184,6 +187,7 @@ mod tests {
         assert!(matches!(TapName::new(".."), Err(NameError::Reserved(_))));
         for (bad, ch) in [
             ("a/b", '/'),
+            ("vm%d", '%'),
             ("a:b", ':'),
             ("a b", ' '),
             ("a\tb", '\t'),

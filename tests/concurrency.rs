@@ -30,7 +30,7 @@ async fn a_slow_create_does_not_hold_up_requests_served_from_idle_taps() {
         let done = Arc::clone(&slow_done);
         let request = p.pool.send(Acquire::new("vm-slow").unwrap());
         actix_rt::spawn(async move {
-            let lease = request.await.unwrap().unwrap();
+            let lease = request.await.unwrap().unwrap().into_lease();
             done.store(true, Ordering::SeqCst);
             lease
         })

@@ -133,10 +133,16 @@ async fn seed_never_lowers_the_index() {
 
 #[actix_rt::test]
 async fn seeded_names_are_held_by_their_callers() {
-    let sim = leftovers(&["tap-pool-4", "vm-x"], TapSpec::default());
+    let spec = {
+        let mut t = TapSpec::default();
+        t.device_group = Some(4242);
+        t
+    };
+    let sim = leftovers(&["tap-pool-4", "vm-x"], spec);
     let p = SimPool::with(sim, {
         let mut c = PoolConfig::default();
         c.size = 1;
+        c.tap = spec;
         c
     });
     let report = seed(&p, &["tap-pool-4", "vm-x"]).await.unwrap();
@@ -190,4 +196,41 @@ async fn a_failed_listing_is_a_typed_error_and_changes_nothing() {
     ));
     assert_eq!(p.stats().await, before);
     assert_eq!(seed(&p, &[]).await.unwrap().adopted, [name("tap-pool-9")]);
+}
+
+#[actix_rt::test]
+async fn a_seed_never_leases_a_device_that_is_not_the_pools() {
+    // No device group: a fallback-named tap cannot be told from anyone
+    // else's; a bridge is not a tap at all.
+    let sim = leftovers(&["tap-pool-4", "vnet0"], TapSpec::default());
+    sim.add_bridge(name("br0")).unwrap();
+    let p = SimPool::with(sim, {
+        let mut c = PoolConfig::default();
+        c.size = 1;
+        c
+    });
+    let report = seed(&p, &["tap-pool-4", "vnet0", "br0", "lo"]).await.unwrap();
+    assert_eq!(
+        report.held.iter().map(|l| l.name).collect::<Vec<_>>(),
+        [name("tap-pool-4")]
+    );
+    assert_eq!(report.not_ours, [name("vnet0")]);
+    assert_eq!(report.missing, [name("br0"), name("lo")]);
+    p.settle().await;
+    assert!(p.sim.contains(name("vnet0")), "never touched");
+    assert!(p.sim.bridge_index(name("br0")).is_some(), "never touched");
+}
+
+#[actix_rt::test]
+async fn a_seed_naming_a_tap_an_acquire_holds_gets_no_token_for_it() {
+    // A stale record lists tap-pool-0 after it went to another VM: the
+    // Seed must not hand out that VM's token.
+    let p = SimPool::start(1);
+    p.warm().await;
+    let held = p.acquire("vm-b").await.unwrap();
+    let report = seed(&p, &[held.name.as_str()]).await.unwrap();
+    assert!(report.held.is_empty(), "{report:?}");
+    assert_eq!(report.known, [(held.name, TapState::Leased)]);
+    // The holder's lease is untouched.
+    assert_eq!(p.release(&held).await.unwrap(), Released::Pooled);
 }

@@ -185,10 +185,12 @@ fn stopping_the_system_deletes_a_tap_created_for_an_acquire_in_flight() {
         let (pool, held) = warm_and_lease(&on_system, Some(4242)).await;
         // Empty the pool, then ask for one more: a fallback create, slow.
         for n in 0..7 {
+            // Held (kept past the guard).
             pool.send(Acquire::new(&format!("vm-{n}")).unwrap())
                 .await
                 .unwrap()
-                .unwrap();
+                .unwrap()
+                .into_lease();
         }
         on_system.set_latency(SimOp::Create, Duration::from_millis(50));
         let created_before = on_system.calls(SimOp::Create);

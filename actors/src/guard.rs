@@ -1,52 +1,69 @@
-//! [`LeaseGuard`]: a lease that releases itself when dropped.
+//! [`LeaseGuard`]: a lease that releases itself unless it is kept.
 
 use std::fmt;
 use std::ops::Deref;
 
-use actix::Addr;
+use actix::{Addr, WeakAddr};
 
 use crate::messages::{Acquire, Lease, Release, Released};
 use crate::{Error, TapPoolActor};
 
-/// A [`Lease`] that is released when dropped, for callers who want one: the
-/// tap goes back to the pool (or is deleted) whatever path the caller's code
-/// takes out of scope, a `?` or a panic included.
+/// What [`Acquire`] answers: a [`Lease`] that is released when dropped,
+/// unless kept with [`LeaseGuard::into_lease`].
 ///
-/// Dropping sends the [`Release`] without waiting for its answer; call
-/// [`LeaseGuard::release`] to wait for it, or [`LeaseGuard::into_lease`] to
-/// keep the lease (its token then is yours to release).
+/// So a lease is never left to nobody, whatever path the caller's code takes:
+/// a `?`, a panic, a `select!` that drops the losing branch after its answer
+/// came, a task aborted mid-way. Dropping sends the [`Release`] without
+/// waiting for its answer; [`LeaseGuard::release`] waits for it. Keep the
+/// lease with `into_lease()` when it must outlive the guard (a VM that runs
+/// on after this task, its token stored with the VM's record): its token is
+/// then yours to release. It reads as the lease (`guard.name`,
+/// `guard.token`).
 ///
 /// ```no_run
-/// # use tap_pool_actors::{Acquire, LeaseGuard, TapPoolActor};
+/// # use tap_pool_actors::{Acquire, Release, TapPoolActor};
 /// # async fn run(pool: actix::Addr<TapPoolActor>) -> Result<(), Box<dyn std::error::Error>> {
-/// let tap = LeaseGuard::acquire(&pool, Acquire::new("vm-17")?).await?;
+/// let tap = pool.send(Acquire::new("vm-17")?).await??;
 /// println!("VM 17 runs on {}", tap.name);
-/// // ... run the VM ...
-/// tap.release().await?; // or just drop it
+/// // ... run the VM; then give it back and wait for the answer (or just
+/// // drop it):
+/// tap.release().await?;
+///
+/// // A VM that outlives this task: keep the lease, store its token.
+/// let lease = pool.send(Acquire::new("vm-18")?).await??.into_lease();
+/// // ... later, from anywhere:
+/// pool.send(Release::from(lease)).await??;
 /// # Ok(()) }
 /// ```
 pub struct LeaseGuard {
     lease: Option<Lease>,
-    pool: Addr<TapPoolActor>,
+    /// Weak: a lease does not keep a pool alive; a pool that is gone has
+    /// nothing to take back.
+    pool: WeakAddr<TapPoolActor>,
 }
 
 impl LeaseGuard {
-    /// Guards `lease`, which `pool` handed out.
-    pub fn new(pool: Addr<TapPoolActor>, lease: Lease) -> LeaseGuard {
+    /// Guards `lease`, which `pool` handed out (a lease kept earlier with
+    /// [`LeaseGuard::into_lease`], or one from `Seed`).
+    pub fn new(pool: &Addr<TapPoolActor>, lease: Lease) -> LeaseGuard {
+        LeaseGuard::weak(pool.downgrade(), lease)
+    }
+
+    pub(crate) fn weak(pool: WeakAddr<TapPoolActor>, lease: Lease) -> LeaseGuard {
         LeaseGuard {
             lease: Some(lease),
             pool,
         }
     }
 
-    /// Acquires a tap from `pool`, guarded.
+    /// Acquires a tap from `pool`: `pool.send(acquire)` with the mailbox's
+    /// error folded in.
     ///
     /// # Errors
     /// The pool's refusal ([`Error::Pool`]), or [`Error::Stopped`] when the
     /// pool stopped first.
     pub async fn acquire(pool: &Addr<TapPoolActor>, acquire: Acquire) -> Result<LeaseGuard, Error> {
-        let lease = pool.send(acquire).await.map_err(|_| Error::Stopped)??;
-        Ok(LeaseGuard::new(pool.clone(), lease))
+        pool.send(acquire).await.map_err(|_| Error::Stopped)?
     }
 
     /// The lease.
@@ -60,20 +77,26 @@ impl LeaseGuard {
     /// The pool's refusal ([`Error::Pool`]), or [`Error::Stopped`] when the
     /// pool stopped first.
     pub async fn release(mut self) -> Result<Released, Error> {
-        let Some(lease) = self.lease.take() else {
+        let (Some(lease), Some(pool)) = (self.lease.take(), self.pool.upgrade()) else {
             return Err(Error::Stopped);
         };
-        self.pool
-            .send(Release::from(lease))
+        pool.send(Release::from(lease))
             .await
             .map_err(|_| Error::Stopped)?
     }
 
     /// Keeps the lease: nothing is released on drop.
     pub fn into_lease(mut self) -> Lease {
-        // `lease` is `Some` until `release` or this takes it, and both
-        // consume the guard.
-        self.lease.take().unwrap_or_else(|| unreachable!())
+        self.take()
+    }
+
+    /// The lease, disarmed. Only `into_lease`, `release` and `Release::from`
+    /// take it, and each consumes the guard, so it is there.
+    fn take(&mut self) -> Lease {
+        match self.lease.take() {
+            Some(lease) => lease,
+            None => unreachable!("a guard's lease is taken once, by a call that consumes it"),
+        }
     }
 }
 
@@ -81,8 +104,18 @@ impl Deref for LeaseGuard {
     type Target = Lease;
 
     fn deref(&self) -> &Lease {
-        // Some until the guard is consumed.
-        self.lease.as_ref().unwrap_or_else(|| unreachable!())
+        match &self.lease {
+            Some(lease) => lease,
+            None => unreachable!("a guard's lease is taken once, by a call that consumes it"),
+        }
+    }
+}
+
+impl From<LeaseGuard> for Release {
+    /// Ends the guarded lease by message (the guard will not release it
+    /// again).
+    fn from(mut guard: LeaseGuard) -> Release {
+        Release::from(guard.take())
     }
 }
 
@@ -96,8 +129,8 @@ impl fmt::Debug for LeaseGuard {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            self.pool.do_send(Release::from(lease));
+        if let (Some(lease), Some(pool)) = (self.lease.take(), self.pool.upgrade()) {
+            pool.do_send(Release::from(lease));
         }
     }
 }

@@ -32,7 +32,8 @@
 //!     assert!(seeded.adopted.is_empty());
 //!     assert_eq!(pool.send(Warm).await?.created.len(), 4);
 //!
-//!     let lease = pool.send(Acquire::new("vm-42")?).await??;
+//!     // A guard that releases on drop; keep the lease itself here.
+//!     let lease = pool.send(Acquire::new("vm-42")?).await??.into_lease();
 //!     assert_eq!(lease.source, LeaseSource::Pool);
 //!     // ... start the VM on lease.name, and when it stops:
 //!     assert_eq!(pool.send(Release::from(lease)).await??, Released::Pooled);

@@ -5,20 +5,23 @@ use actix::Message;
 use tap_pool::{DrainReport, NameError, PoolStats, SeedReport, TapName, WarmReport};
 pub use tap_pool::{Lease, LeaseSource, LeaseToken, Released};
 
-use crate::Error;
+use crate::{Error, LeaseGuard};
 
 /// Hands out a ready tap: the most recently pooled idle one; when none is
 /// idle, the next released tap to come back from its reset, if one is on its
-/// way; else a new tap created under `fallback`. The [`Lease`] carries a
-/// token no other lease has: [`Release`] takes it back.
+/// way; else a new tap created under `fallback`. The answer is a
+/// [`LeaseGuard`]: the [`Lease`] (the tap's name, and a token no other
+/// lease has, which [`Release`] takes back), released when dropped unless
+/// kept with [`LeaseGuard::into_lease`].
 ///
 /// Refused (and nothing changes) when `fallback` has the pool's prefix or the
 /// pool already holds a tap of that name.
 ///
-/// Safe to give up on (a timeout, a dropped future): a lease whose caller
-/// has gone when it comes is released at once, never left to nobody.
+/// Safe to give up on (a timeout, a dropped future, `do_send`): a lease
+/// whose caller has gone when it comes is released at once, never left to
+/// nobody.
 #[derive(Clone, Copy, Debug, Message)]
-#[rtype(result = "Result<Lease, Error>")]
+#[rtype(result = "Result<LeaseGuard, Error>")]
 pub struct Acquire {
     /// The name to create when the pool has no idle tap.
     pub fallback: TapName,

@@ -11,7 +11,7 @@ use std::task::Poll;
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::{
     Actor, ActorContext, ActorFuture, AsyncContext, Context, Handler, Message, MessageResult,
-    Running, SpawnHandle,
+    Running, SpawnHandle, WeakAddr,
 };
 use tap_pool::{
     Answer, DrainReport, Event, Lane, LeaseToken, LinkEvent, Pool, PoolStats, RequestId,
@@ -20,9 +20,9 @@ use tap_pool::{
 use tokio::sync::mpsc;
 use tracing::{debug_span, info, warn};
 
-use crate::Error;
 use crate::kernel::{Execute, Inbox, Report, Workers};
 use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Settle, Stats, Warm};
+use crate::{Error, LeaseGuard};
 
 /// Answers [`Acquire`], [`Release`], [`Warm`], [`Seed`], [`Drain`],
 /// [`Settle`] and [`Stats`], with no locks. Start it with [`TapPoolActor::builder`].
@@ -63,6 +63,8 @@ pub struct TapPoolActor {
     delete: Workers,
     /// The one timer, and the deadline it is armed for.
     timer: Option<(Instant, SpawnHandle)>,
+    /// Its own address, weakly: what a [`LeaseGuard`] releases to.
+    me: WeakAddr<TapPoolActor>,
     callers: Rc<RefCell<Callers>>,
     /// The drain that stopping the actor started, and whether it is done.
     stop: Option<(RequestId, bool)>,
@@ -87,7 +89,7 @@ pub(crate) enum Slot<T> {
 /// thread).
 #[derive(Default)]
 pub(crate) struct Callers {
-    acquires: HashMap<RequestId, Slot<Result<Lease, Error>>>,
+    acquires: HashMap<RequestId, Slot<Result<LeaseGuard, Error>>>,
     releases: HashMap<RequestId, Slot<Result<Released, Error>>>,
     warms: HashMap<RequestId, Slot<WarmReport>>,
     seeds: HashMap<RequestId, Slot<Result<SeedReport, Error>>>,
@@ -107,7 +109,7 @@ pub(crate) trait Routed: Sized + 'static {
     fn unwanted(self, _callers: &mut Callers) {}
 }
 
-impl Routed for Result<Lease, Error> {
+impl Routed for Result<LeaseGuard, Error> {
     fn slots(c: &mut Callers) -> &mut HashMap<RequestId, Slot<Self>> {
         &mut c.acquires
     }
@@ -115,7 +117,9 @@ impl Routed for Result<Lease, Error> {
         Err(Error::Stopped)
     }
     fn unwanted(self, c: &mut Callers) {
-        if let Ok(lease) = self {
+        if let Ok(guard) = self {
+            // Released here, in order, rather than by the guard's message.
+            let lease = guard.into_lease();
             warn!(tap = %lease.name, token = %lease.token, "the caller gave up on its Acquire; releasing the lease");
             c.abandoned.push(lease.token);
         }
@@ -294,6 +298,7 @@ impl TapPoolActor {
             create,
             delete,
             timer: None,
+            me: ctx.address().downgrade(),
             callers: Rc::default(),
             stop: None,
             shutdown_deadline,
@@ -354,7 +359,10 @@ impl TapPoolActor {
         let mut c = self.callers.borrow_mut();
         match event {
             Event::Acquired { request, result } => {
-                c.answer(request, result.map_err(Error::from));
+                let result = result
+                    .map(|lease| LeaseGuard::weak(self.me.clone(), lease))
+                    .map_err(Error::from);
+                c.answer(request, result);
             }
             Event::Released { request, result } => {
                 c.answer(request, result.map_err(Error::from));
@@ -509,6 +517,13 @@ impl ActorFuture<TapPoolActor> for DrainReports {
 }
 
 impl TapPoolActor {
+    /// A lease answered now, guarded.
+    fn guarded(&self, result: Result<Lease, tap_pool::PoolError>) -> Result<LeaseGuard, Error> {
+        result
+            .map(|lease| LeaseGuard::weak(self.me.clone(), lease))
+            .map_err(Error::from)
+    }
+
     /// The reply for `answer`, after carrying out what the request asked of
     /// the pool. The slot for a later answer is made first: the pool may
     /// answer within `pump` (a warm-up with nothing to do).
@@ -525,12 +540,12 @@ impl TapPoolActor {
 }
 
 impl Handler<Acquire> for TapPoolActor {
-    type Result = Reply<Result<Lease, Error>>;
+    type Result = Reply<Result<LeaseGuard, Error>>;
 
     fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) -> Self::Result {
         let _span = debug_span!("acquire", fallback = %msg.fallback).entered();
         let answer = match self.pool.acquire(msg.fallback, Instant::now()) {
-            Answer::Now(result) => Answer::Now(result.map_err(Error::from)),
+            Answer::Now(result) => Answer::Now(self.guarded(result)),
             Answer::Later(request) => Answer::Later(request),
         };
         self.reply(answer, ctx)

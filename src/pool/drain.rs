@@ -225,6 +225,17 @@ impl Pool {
                     .names_in(TapState::Draining)
                     .into_iter()
                     .partition(|n| self.taps.get(n).is_some_and(|t| t.grouped));
+                // A grouped tap whose own delete failed while the drain
+                // waited went with the group too: deleted, not failed.
+                let failed_but_gone: Vec<TapName> = self
+                    .names_in(TapState::DeleteFailed)
+                    .into_iter()
+                    .filter(|n| self.taps.get(n).is_some_and(|t| t.grouped))
+                    .collect();
+                self.counters.deleted += failed_but_gone.len() as u64;
+                for name in &failed_but_gone {
+                    self.forget(name);
+                }
                 self.counters.deleted += gone.len() as u64;
                 for name in &gone {
                     self.forget(name);
@@ -233,7 +244,7 @@ impl Pool {
                     self.delete(name, None);
                 }
                 if let Some(run) = &mut self.drain.run {
-                    run.report.deleted += gone.len();
+                    run.report.deleted += gone.len() + failed_but_gone.len();
                     run.report.bulk = true;
                     run.phase = Phase::PerTap(outside.into_iter().collect());
                 }

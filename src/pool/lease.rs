@@ -27,7 +27,8 @@ pub enum LeaseSource {
 }
 
 /// The token of one lease: no other lease of any pool has it (a random run
-/// id, and a serial within the run).
+/// id, and 64 random bits of its own), so no token can be guessed from
+/// another: a caller's off-by-one, or a neighbour's, names no live lease.
 ///
 /// It is plain data, to keep with the VM's record (as a `u128`, see
 /// [`LeaseToken::to_u128`]); after a restart `Seed` gives the taps running
@@ -61,7 +62,7 @@ impl fmt::Debug for LeaseToken {
 
 impl fmt::Display for LeaseToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "lease {:016x}-{}", self.run, self.serial)
+        write!(f, "lease {:016x}-{:016x}", self.run, self.serial)
     }
 }
 
@@ -88,9 +89,10 @@ pub enum Released {
     Vanished,
 }
 
-/// A run id for this pool's tokens: random, so that tokens of another pool
-/// or an earlier run are not this run's.
-pub(super) fn run_id() -> u64 {
+/// 64 bits from the operating system's entropy source, for a run id and to
+/// seed the generator of the tokens' own bits: so that tokens of another
+/// pool or an earlier run are not this run's, and no token is guessable.
+pub(super) fn entropy() -> u64 {
     getrandom::u64().unwrap_or_else(|_| {
         // No entropy source (a sandbox without getrandom(2)): the std
         // library's per-process random hash keys are the next best thing.
@@ -149,10 +151,15 @@ impl Pool {
 
     /// Leases `name` under a new token.
     pub(super) fn grant(&mut self, name: TapName, source: LeaseSource) -> Lease {
-        self.serial += 1;
-        let token = LeaseToken {
-            run: self.run_id,
-            serial: self.serial,
+        let token = loop {
+            let token = LeaseToken {
+                run: self.run_id,
+                serial: self.tokens.u64(..),
+            };
+            // 2^-64 a draw; never a live one.
+            if !self.leases.contains_key(&token) {
+                break token;
+            }
         };
         if let Some(tap) = self.taps.get_mut(&name) {
             tap.state = TapState::Leased;
@@ -171,8 +178,21 @@ impl Pool {
         self.leases.get(&token).copied()
     }
 
-    /// Creates `fallback` for the Acquire `request`, which found no tap.
+    /// Creates `fallback` for the Acquire `request`, which found no tap. A
+    /// name that became known while the Acquire waited (a `Seed` leased it)
+    /// is refused: one name, one state.
     fn create_fallback(&mut self, request: RequestId, fallback: TapName) {
+        if let Some(tap) = self.taps.get(&fallback) {
+            let error = PoolError::NameInUse {
+                name: fallback,
+                state: tap.state,
+            };
+            self.events.push_back(Event::Acquired {
+                request,
+                result: Err(error),
+            });
+            return;
+        }
         self.counters.misses += 1;
         let spec = self.create_spec();
         self.taps.insert(
@@ -235,7 +255,7 @@ impl Pool {
                         // Renamed before we heard it was made: its holder
                         // cannot open it by this name; it is deleted (by
                         // index) when released.
-                        tap.renamed = true;
+                        tap.retire = true;
                     }
                 }
                 Ok(self.grant(name, LeaseSource::Created))
@@ -256,21 +276,19 @@ impl Pool {
     /// the delete is done.
     ///
     /// A token that is not a live lease of this pool is refused, with no
-    /// kernel call: [`PoolError::LeaseEnded`] for a stale or duplicate
-    /// release, [`PoolError::UnknownLease`] for any other.
+    /// kernel call: [`PoolError::LeaseEnded`] for one of this run's (a stale
+    /// or duplicate release), [`PoolError::UnknownLease`] for any other.
     pub fn release(
         &mut self,
         token: LeaseToken,
         now: Instant,
     ) -> Answer<Result<Released, PoolError>> {
         let Some(name) = self.leases.remove(&token) else {
-            return Answer::Now(Err(
-                if token.run == self.run_id && token.serial <= self.serial {
-                    PoolError::LeaseEnded { token }
-                } else {
-                    PoolError::UnknownLease { token }
-                },
-            ));
+            return Answer::Now(Err(if token.run == self.run_id {
+                PoolError::LeaseEnded { token }
+            } else {
+                PoolError::UnknownLease { token }
+            }));
         };
         let has_room = self.has_room();
         let is_pool_name = self.naming.index_of(&name).is_some();
@@ -284,7 +302,7 @@ impl Pool {
             self.forget(&name);
             return Answer::Now(Ok(Released::Vanished));
         }
-        if has_room && is_pool_name && !tap.renamed {
+        if has_room && is_pool_name && !tap.retire {
             if self.reset_on_release {
                 tap.state = TapState::Resetting;
                 self.queue_reset(name, now);

@@ -99,9 +99,10 @@ pub enum PoolError {
         /// Where that tap stands.
         state: TapState,
     },
-    /// The lease was released already: a stale or duplicate release. Its
-    /// tap may be someone else's now; nothing was changed.
-    #[error("{token} has ended (released already); nothing changed")]
+    /// The token is this run's but no live lease: released already (a stale
+    /// or duplicate release; its tap may be someone else's now), or never
+    /// handed out. Nothing was changed.
+    #[error("{token} is not a live lease (released already?); nothing changed")]
     LeaseEnded {
         /// The token given.
         token: LeaseToken,
@@ -298,9 +299,13 @@ struct Tap {
     delete_attempts: u32,
     /// Removed from the kernel behind the pool's back while leased.
     vanished: bool,
-    /// Renamed behind the pool's back: it cannot be handed out again, and
-    /// is deleted (by index) once nobody holds it.
-    renamed: bool,
+    /// Never to be pooled again (renamed behind the pool's back, or a seeded
+    /// tap not made the way the pool makes them): deleted, by index, once
+    /// nobody holds it.
+    retire: bool,
+    /// Its lease was given by `Seed` (a second `Seed` listing it gets the
+    /// same token; a lease from `Acquire` is never handed to a `Seed`).
+    seeded: bool,
     /// The lease that holds it, while leased.
     lease: Option<LeaseToken>,
 }
@@ -314,7 +319,8 @@ impl Tap {
             grouped: false,
             delete_attempts: 0,
             vanished: false,
-            renamed: false,
+            retire: false,
+            seeded: false,
             lease: None,
         }
     }
@@ -378,9 +384,10 @@ pub struct Pool {
     /// found them taken): never created while they stand.
     taken: HashSet<TapName>,
     taps: HashMap<TapName, Tap>,
-    /// This run's lease tokens: a random run id, and the next serial.
+    /// This run's lease tokens: a random run id, and the generator of each
+    /// token's own random bits.
     run_id: u64,
-    serial: u64,
+    tokens: fastrand::Rng,
     /// The live leases.
     leases: FxHashMap<LeaseToken, TapName>,
     /// Whether a warm-up was ever asked for: until then the pool never
@@ -449,8 +456,8 @@ impl Pool {
             next: 0,
             taken: HashSet::new(),
             taps: HashMap::new(),
-            run_id: lease::run_id(),
-            serial: 0,
+            run_id: lease::entropy(),
+            tokens: fastrand::Rng::with_seed(lease::entropy()),
             leases: FxHashMap::default(),
             warm_asked: false,
             seed_listings: 0,

@@ -15,9 +15,11 @@ use crate::name::TapName;
 pub struct SeedReport {
     /// The index the next pool name will use.
     pub next_index: u64,
-    /// A lease for every name the caller listed that the kernel holds as a
-    /// tap: release these tokens when those VMs are done. A name already
-    /// leased in this run keeps its token.
+    /// A lease for every name the caller listed that the kernel holds as one
+    /// of the pool's taps: release these tokens when those VMs are done. A
+    /// name an earlier `Seed` of this run leased keeps its token. A held tap
+    /// not made the way the pool makes them (another owner, say) is deleted,
+    /// not pooled, when released.
     pub held: Vec<Lease>,
     /// Pool taps from an earlier run, idle in the kernel, now in the pool
     /// (after a reset).
@@ -33,6 +35,16 @@ pub struct SeedReport {
     /// Names the caller listed that the kernel does not have as a tap (no
     /// such device, or one that is not a tap): not leased, not touched.
     pub missing: Vec<TapName>,
+    /// Names the caller listed that are taps but not the pool's (neither a
+    /// pool name nor in the pool's device group; without a device group a
+    /// fallback tap cannot be told from anyone else's): not leased, never
+    /// touched.
+    pub not_ours: Vec<TapName>,
+    /// Names the caller listed that the pool already holds otherwise, with
+    /// where they stand: leased by an `Acquire` of this run (its holder has
+    /// its token; naming it gets no lease), idle, in reset, being deleted,
+    /// or reserved by a waiting `Acquire`. Nothing changed.
+    pub known: Vec<(TapName, TapState)>,
 }
 
 impl Pool {
@@ -74,40 +86,57 @@ impl Pool {
             }
         }
         let by_name: HashMap<TapName, &LinkInfo> = links.iter().map(|l| (l.name, *l)).collect();
-        for &name in &used_set {
+        // Fallback names Acquires waiting for a reset have reserved.
+        let reserved: HashSet<TapName> = self.waiting.iter().map(|(_, n)| *n).collect();
+        let mut used_sorted: Vec<TapName> = used_set.iter().copied().collect();
+        used_sorted.sort();
+        for name in used_sorted {
+            if reserved.contains(&name) {
+                report.known.push((name, TapState::CreatingForLease));
+                continue;
+            }
             if let Some(tap) = self.taps.get(&name) {
-                if let (TapState::Leased, Some(token)) = (tap.state, tap.lease) {
-                    report.held.push(Lease {
+                match (tap.state, tap.lease, tap.seeded) {
+                    // Seed's own lease: the same token again.
+                    (TapState::Leased, Some(token), true) => report.held.push(Lease {
                         name,
                         token,
                         source: LeaseSource::Seeded,
-                    });
+                    }),
+                    // Anything else (an Acquire's lease, an idle tap, a tap
+                    // in reset or being deleted) is not the caller's to take
+                    // by naming it.
+                    (state, ..) => report.known.push((name, state)),
                 }
                 continue;
             }
             match by_name.get(&name) {
-                Some(link) if link.kind == TunKind::Tap => {
+                Some(link) if link.kind == TunKind::Tap && self.is_ours(link) => {
                     self.taps.insert(
                         name,
                         Tap {
                             index: Some(link.index),
                             mac: link.mac,
                             grouped: self.tap.device_group == Some(link.device_group),
+                            seeded: true,
+                            // A tap not made the way this pool makes them
+                            // stays with its VM but is never pooled.
+                            retire: !self.made_like_ours(link),
                             ..Tap::new(TapState::Leased)
                         },
                     );
                     report.held.push(self.grant(name, LeaseSource::Seeded));
                 }
-                _ => report.missing.push(name),
+                Some(_) => report.not_ours.push(name),
+                None => report.missing.push(name),
             }
         }
-        report.held.sort_by_key(|l| l.name);
-        report.missing.sort();
         // Pool names the kernel holds for devices left alone: never created.
         self.taken.clear();
         for link in links {
             if used_set.contains(&link.name)
                 || self.taps.contains_key(&link.name)
+                || reserved.contains(&link.name)
                 || !self.is_ours(link)
             {
                 continue;
@@ -126,11 +155,7 @@ impl Pool {
             // Only a tap made the way this pool makes them: a VMM could not
             // open one with another owner or group, and a reset cannot
             // change those.
-            let adoptable = self.naming.index_of(&link.name).is_some()
-                && link.kind == TunKind::Tap
-                && link.persistent
-                && link.group == self.tap.group
-                && self.tap.owner.is_none_or(|o| link.owner == Some(o));
+            let adoptable = self.naming.index_of(&link.name).is_some() && self.made_like_ours(link);
             if adoptable && self.has_room() {
                 report.adopted.push(link.name);
                 if self.reset_on_release {
@@ -168,6 +193,16 @@ impl Pool {
             "tap pool seeded"
         );
         report
+    }
+
+    /// Whether `link` is a tap made the way this pool makes them: a VMM could
+    /// not open one with another owner or group, and a reset cannot change
+    /// those.
+    fn made_like_ours(&self, link: &LinkInfo) -> bool {
+        link.kind == TunKind::Tap
+            && link.persistent
+            && link.group == self.tap.group
+            && self.tap.owner.is_none_or(|o| link.owner == Some(o))
     }
 
     /// A device was removed from the kernel (seen by the link watcher). An
@@ -236,7 +271,7 @@ impl Pool {
             TapState::Idle => {
                 tracing::warn!(tap = %from, renamed = %to, index, "an idle tap was renamed behind the pool's back; deleting it");
                 tap.state = TapState::Deleting;
-                tap.renamed = true;
+                tap.retire = true;
                 self.idle.retain(|n| *n != from);
                 self.counters.vanished += 1;
                 self.delete(from, None);
@@ -244,7 +279,7 @@ impl Pool {
             }
             TapState::Leased | TapState::Resetting => {
                 tracing::warn!(tap = %from, renamed = %to, index, state = ?tap.state, "a tap was renamed behind the pool's back; it goes when released");
-                tap.renamed = true;
+                tap.retire = true;
             }
             // Deleted by index already.
             TapState::Deleting | TapState::DeleteFailed | TapState::Draining => {}

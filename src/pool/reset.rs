@@ -114,7 +114,7 @@ impl Pool {
         }
         self.resetting -= 1;
         let removed = tap.index.is_some() && self.removed_in_flight.remove(&name) == tap.index;
-        let renamed = tap.renamed;
+        let retire = tap.retire;
         match result {
             Ok(()) if removed => {
                 self.forget(&name);
@@ -126,7 +126,7 @@ impl Pool {
                 tap.grouped = self.tap.device_group.is_some();
                 if self.drain.is_running() {
                     tap.state = TapState::Draining;
-                } else if renamed {
+                } else if retire {
                     // Renamed behind the pool's back while in reset: it
                     // cannot be handed out by its name; it goes, by index.
                     tap.state = TapState::Deleting;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use tap_pool_actors::kernel_api::KernelFactory;
 use tap_pool_actors::{
-    Acquire, Error, Lease, LeaseToken, PoolConfig, PoolStats, Release, Released, Settle, Stats,
-    TapPoolActor,
+    Acquire, Error, Lease, LeaseGuard, LeaseToken, PoolConfig, PoolStats, Release, Released,
+    Settle, Stats, TapPoolActor,
 };
 
 /// The whole pool on `factory` (kernel workers with `workers` threads per lane,
@@ -47,6 +47,7 @@ pub async fn acquire(pool: &Addr<TapPoolActor>, fallback: &str) -> Result<Lease,
     pool.send(Acquire::new(fallback).expect("valid name"))
         .await
         .expect("pool actor alive")
+        .map(LeaseGuard::into_lease)
 }
 
 /// `Release` of `lease`, answered.

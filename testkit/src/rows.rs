@@ -362,7 +362,13 @@ async fn lease_fallbacks(pool: &Addr<TapPoolActor>, n: usize) -> Vec<Lease> {
     let mut leases = Vec::with_capacity(n);
     for i in 0..n {
         let fallback = name(&format!("x{i}"));
-        leases.push(pool.send(Acquire { fallback }).await.unwrap().unwrap());
+        leases.push(
+            pool.send(Acquire { fallback })
+                .await
+                .unwrap()
+                .unwrap()
+                .into_lease(),
+        );
     }
     leases
 }
@@ -437,16 +443,19 @@ pub fn cold_pool(ns: &TestNetns, bridge: TapName, n: usize) -> Vec<Duration> {
             2,
         );
         // The first call opens the worker's socket in the namespace.
+        // Kept (the taps are cleared together at the end).
         pool.send(Acquire::new("p-open").unwrap())
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .into_lease();
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let fallback = name(&format!("p{i}"));
             let t0 = Instant::now();
-            pool.send(Acquire { fallback }).await.unwrap().unwrap();
+            let lease = pool.send(Acquire { fallback }).await.unwrap().unwrap();
             out.push(t0.elapsed());
+            lease.into_lease();
         }
         out
     });
@@ -679,7 +688,7 @@ pub fn reset_turnaround(ns: &TestNetns, n: usize, storm: usize) -> Vec<Duration>
             assert_eq!(lease.source, tap_pool_actors::LeaseSource::Pool);
         }
         for s in storms {
-            s.await.unwrap().unwrap();
+            s.await.unwrap().unwrap().into_lease();
         }
         out
     });

@@ -509,7 +509,8 @@ async fn hold(pool: &Addr<TapPoolActor>, netns: Netns) {
             .send(Acquire::new(&format!("vm-held-{i}")).expect("fits"))
             .await
             .expect("pool alive")
-            .expect("acquire");
+            .expect("acquire")
+            .into_lease();
         vms.push((lease.name, attach(netns.clone(), lease.name.as_str(), true)));
     }
     let names: Vec<String> = vms.iter().map(|(t, _)| t.to_string()).collect();

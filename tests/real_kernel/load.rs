@@ -81,12 +81,13 @@ async fn sixty_four_clients_share_the_pool_for_100k_cycles_on_the_real_kernel() 
                         actix_rt::task::yield_now().await;
                     }
                     held.borrow_mut().remove(&lease.name);
+                    let tap = lease.name;
                     let released = pool
                         .send(Release::from(lease))
                         .await
                         .expect("pool alive")
-                        .unwrap_or_else(|e| panic!("release {}: {e}", lease.name));
-                    assert_ne!(released, Released::Vanished, "{}", lease.name);
+                        .unwrap_or_else(|e| panic!("release {tap}: {e}"));
+                    assert_ne!(released, Released::Vanished, "{tap}");
                 }
                 created
             })

@@ -333,7 +333,7 @@ async fn acquires_whose_callers_gave_up_leave_no_lease_and_no_tap() {
             .timeout(std::time::Duration::from_micros(200 * i))
             .await;
         if let Ok(answer) = gave_up {
-            release(&pool, &answer.unwrap()).await.unwrap();
+            release(&pool, &answer.unwrap().into_lease()).await.unwrap();
         }
     }
     pool.do_send(Acquire::new("vm-a").unwrap());

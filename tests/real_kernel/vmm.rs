@@ -77,7 +77,8 @@ async fn acquire(pool: &Addr<TapPoolActor>, fallback: &str) -> Lease {
         .send(Acquire::new(fallback).expect("valid name"))
         .await
         .expect("pool alive")
-        .expect("acquire");
+        .expect("acquire")
+        .into_lease();
     assert_eq!(lease.source, LeaseSource::Pool, "served warm");
     lease
 }
