@@ -209,7 +209,9 @@ async fn a_seed_never_leases_a_device_that_is_not_the_pools() {
         c.size = 1;
         c
     });
-    let report = seed(&p, &["tap-pool-4", "vnet0", "br0", "lo"]).await.unwrap();
+    let report = seed(&p, &["tap-pool-4", "vnet0", "br0", "lo"])
+        .await
+        .unwrap();
     assert_eq!(
         report.held.iter().map(|l| l.name).collect::<Vec<_>>(),
         [name("tap-pool-4")]
