@@ -768,7 +768,7 @@ fn next_removed(
         match rx.recv_timeout(left) {
             Ok(Some(event @ LinkEvent::Removed { .. })) => return Some(event),
             Ok(Some(LinkEvent::Resync)) => panic!("unexpected resync"),
-            Ok(None) => {}
+            Ok(Some(LinkEvent::Renamed { .. }) | None) => {}
             Err(_) => return None,
         }
     }
