@@ -101,7 +101,7 @@ impl Rtnl {
     ///
     /// The replies are read to the end even when `on_message` fails, so the
     /// socket is clean for the next request.
-    fn transact(
+    pub(crate) fn transact(
         &mut self,
         request: &mut Request,
         mut on_message: impl FnMut(&[u8]) -> Result<(), NlError>,
