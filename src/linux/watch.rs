@@ -21,6 +21,14 @@ use crate::name::TapName;
 /// How long [`LinkWatcher::next_event`] waits before answering `None`.
 const WAIT: Duration = Duration::from_secs(1);
 
+/// How long the watcher pauses, after a notification that was no event,
+/// before it waits on the socket again: a warm-up sends three
+/// `RTM_NEWLINK`s per tap, and a thread waiting on the socket is woken by
+/// each (a cross-CPU wake-up the creating thread pays for). Paused, it lets
+/// a burst queue up and reads it in one go; an event in a burst is seen at
+/// most this late.
+const BURST_PAUSE: Duration = Duration::from_millis(1);
+
 /// The receive buffer asked for: a group delete of hundreds of taps sends
 /// several notifications per tap (the link going down, its bridge port going,
 /// the link going) faster than a thread reads them. Set with
@@ -50,6 +58,11 @@ const RECV_BUFFER: libc::c_int = 8 << 20;
 /// After lost notifications ([`LinkEvent::Resync`]) the names are read
 /// again, and a link whose name changed meanwhile is reported as renamed
 /// after the resync.
+///
+/// Every change to a link now wakes the watcher, so after a notification
+/// that was no event it pauses for [`BURST_PAUSE`] before it waits on the
+/// socket again: the rest of a burst queues up meanwhile, at no cost to the
+/// threads making it.
 pub struct LinuxLinkWatcher {
     socket: NlSocket,
     /// For the dumps of every link's name and the checks of one link's:
@@ -59,6 +72,8 @@ pub struct LinuxLinkWatcher {
     pending: VecDeque<LinkEvent>,
     /// Every link's name as last seen, by interface index.
     names: FxHashMap<u32, TapName>,
+    /// Whether the last datagram held no event (see [`BURST_PAUSE`]).
+    in_burst: bool,
 }
 
 impl LinuxLinkWatcher {
@@ -92,6 +107,7 @@ impl LinuxLinkWatcher {
             buf: vec![0; 64 * 1024],
             pending: VecDeque::new(),
             names,
+            in_burst: false,
         })
     }
 
@@ -282,7 +298,19 @@ impl LinkWatcher for LinuxLinkWatcher {
             if start.elapsed() >= WAIT {
                 return Ok(None);
             }
-            let len = match netlink::recv(&self.socket, &mut self.buf) {
+            let received = match netlink::recv_queued(&self.socket, &mut self.buf) {
+                Ok(Some(len)) => Ok(len),
+                // Nothing queued after notifications that were no events:
+                // pause rather than be woken by each of the next ones.
+                Ok(None) if self.in_burst => {
+                    self.in_burst = false;
+                    std::thread::sleep(BURST_PAUSE);
+                    continue;
+                }
+                Ok(None) => netlink::recv(&self.socket, &mut self.buf),
+                Err(e) => Err(e),
+            };
+            let len = match received {
                 Ok(len) => len,
                 Err(e) => {
                     let errno = e.errno();
@@ -308,6 +336,7 @@ impl LinkWatcher for LinuxLinkWatcher {
                 tracing::warn!(error = %e, "malformed link notification");
                 return self.resync();
             }
+            self.in_burst = self.pending.is_empty();
         }
     }
 }
