@@ -59,10 +59,10 @@ const RECV_BUFFER: libc::c_int = 8 << 20;
 /// again, and a link whose name changed meanwhile is reported as renamed
 /// after the resync.
 ///
-/// Every change to a link now wakes the watcher, so after a notification
-/// that was no event it pauses for [`BURST_PAUSE`] before it waits on the
-/// socket again: the rest of a burst queues up meanwhile, at no cost to the
-/// threads making it.
+/// Every change to a link reaches the watcher, so after a notification that
+/// was no event it pauses for 1 ms before it waits on the socket again: the
+/// rest of a burst queues up meanwhile instead of waking it once per
+/// notification, a wake-up the thread making the change would pay for.
 pub struct LinuxLinkWatcher {
     socket: NlSocket,
     /// For the dumps of every link's name and the checks of one link's:
