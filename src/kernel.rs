@@ -123,7 +123,10 @@ pub struct LinkInfo {
 /// index once known. The index is what identifies it: names can be changed
 /// and reused behind the pool's back, an index is never reused while the
 /// kernel runs. A kernel acts on the index when it has one, and on the name
-/// only before the device was ever seen.
+/// only before the device was ever seen; either way it first checks that
+/// the device is a tap, and still has this name where that matters (see
+/// [`Kernel::reset_tap`], [`Kernel::delete_link`] and
+/// [`Kernel::set_device_group`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Device {
     /// The name the pool gave it.
@@ -548,8 +551,11 @@ pub trait Kernel: Send {
     /// non-persistent tap when its last file closes).
     fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<CreatedTap, KernelError>;
 
-    /// Deletes `device` (by index where known). Fails with
-    /// [`KernelError::NoSuchDevice`] if there is none.
+    /// Deletes the tap `device`: the device at its index where known, even
+    /// if it has been renamed (it is the caller's own device); else the
+    /// device of its name. Fails with [`KernelError::NoSuchDevice`] if there
+    /// is none, and with [`KernelError::NotATap`], deleting nothing, if the
+    /// device there is not a tap (a bridge, a veth, `lo`, a tun-mode device).
     fn delete_link(&mut self, device: Device) -> Result<(), KernelError>;
 
     /// Lists every tun/tap device.
@@ -559,7 +565,12 @@ pub trait Kernel: Send {
     /// last tenant changed: removes every address on it, sets its MTU (the
     /// spec's, or 1500), its master (the spec's bridge, or none), its device
     /// group (the spec's, or 0), its Ethernet address (`mac`) and brings it
-    /// up. Fails with [`KernelError::NoSuchDevice`] if it is gone.
+    /// up. Acts on the device at `device`'s index where known, else on the
+    /// device of its name, and checks it first, changing nothing if the
+    /// check fails: [`KernelError::NoSuchDevice`] if there is none,
+    /// [`KernelError::NotATap`] if it is not a tap, and
+    /// [`KernelError::Renamed`] if it is a tap renamed since (its holder
+    /// could not open it by the name it was given).
     fn reset_tap(
         &mut self,
         device: Device,
@@ -567,7 +578,8 @@ pub trait Kernel: Send {
         mac: [u8; 6],
     ) -> Result<(), KernelError>;
 
-    /// Moves `device` into device group `group` (0 is the default group).
+    /// Moves the tap `device` into device group `group` (0 is the default
+    /// group), checked first as [`Kernel::reset_tap`] checks it.
     fn set_device_group(&mut self, device: Device, group: u32) -> Result<(), KernelError>;
 
     /// Names every device of any kind in device group `group` (a

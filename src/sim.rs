@@ -24,8 +24,51 @@
 //! assert!(sim.contains(a) && !sim.contains(b));
 //! ```
 //!
+//! Devices are known by interface index, as on Linux: an index is never
+//! reused, and a device keeps its index when it is renamed. The calls about
+//! an existing device ([`Kernel::reset_tap`], [`Kernel::delete_link`],
+//! [`Kernel::set_device_group`]) follow Linux's rules of identity exactly:
+//!
+//! - with an index, they act on the device at that index, whatever its name
+//!   now; without one, on the device of that name;
+//! - no device there is [`KernelError::NoSuchDevice`];
+//! - a device that is not a tap (a bridge, a veth, a loopback device: see
+//!   [`SimKernel::add_foreign`]) is [`KernelError::NotATap`], and is left
+//!   alone;
+//! - a tap renamed since (see [`SimKernel::rename_externally`]) is
+//!   [`KernelError::Renamed`] for a reset or a group change, and nothing is
+//!   changed; a delete deletes it all the same (it is the caller's device,
+//!   known by its index).
+//!
+//! ```
+//! use tap_pool::sim::{DeviceKind, SimKernel};
+//! use tap_pool::{Device, Kernel, KernelError, TapName, TapSpec};
+//!
+//! let mut sim = SimKernel::new();
+//! let spec = TapSpec::default();
+//! let tap = TapName::new("tap-a").unwrap();
+//! let moved = TapName::new("tap-moved").unwrap();
+//! let created = sim.create_tap(tap, &spec).unwrap();
+//! // Someone renames the tap and puts a veth under its old name.
+//! assert!(sim.rename_externally(tap, moved));
+//! let veth = sim.add_foreign(tap, DeviceKind::Veth).unwrap();
+//! let device = Device::new(tap, created.index);
+//! assert_eq!(
+//!     sim.reset_tap(device, &spec, created.mac),
+//!     Err(KernelError::Renamed { name: tap, index: created.index, now: moved })
+//! );
+//! assert_eq!(
+//!     sim.delete_link(Device::from(tap)),
+//!     Err(KernelError::NotATap { name: tap, index: veth })
+//! );
+//! sim.delete_link(device).unwrap(); // the renamed tap, by its index
+//! assert!(!sim.contains(moved) && sim.has_foreign_device(tap));
+//! ```
+//!
 //! Clones of a `SimKernel` share one kernel; it is also a [`KernelFactory`]
-//! whose handles are such clones.
+//! whose handles are such clones. Its watchers see every removal
+//! ([`LinkEvent::Removed`]) and every rename ([`LinkEvent::Renamed`]) of any
+//! device, as the Linux watcher does.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
@@ -120,6 +163,41 @@ struct Bridge {
     ports: usize,
 }
 
+/// A kind of device that is not a tap, for [`SimKernel::add_foreign`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeviceKind {
+    /// A loopback device, as `lo` is.
+    Loopback,
+    /// A bridge, as [`SimKernel::add_bridge`] adds (taps can be its ports).
+    Bridge,
+    /// One end of a veth pair.
+    Veth,
+    /// A dummy device.
+    Dummy,
+    /// A physical network card.
+    Ethernet,
+}
+
+/// A device that is neither a tap nor a bridge.
+#[derive(Debug)]
+struct Foreign {
+    index: u32,
+    kind: DeviceKind,
+    /// Its device group (`IFLA_GROUP`).
+    group: u32,
+}
+
+/// What a call about an existing device does with a tap renamed since the
+/// caller last saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OnRename {
+    /// Refuses with [`KernelError::Renamed`] (a reset, a group change).
+    Refuse,
+    /// Acts on it all the same (a delete).
+    Follow,
+}
+
 #[derive(Debug)]
 struct State {
     taps: BTreeMap<TapName, LinkInfo>,
@@ -135,27 +213,56 @@ struct State {
     /// Addresses a tenant put on a tap, as text.
     addresses: BTreeMap<TapName, Vec<String>>,
     watchers: Vec<mpsc::Sender<LinkEvent>>,
-    /// Devices that are not taps (a NIC, a dummy) put in a device group.
-    foreign_grouped: BTreeMap<TapName, u32>,
+    /// Devices that are neither taps nor bridges (a NIC, a veth, a dummy).
+    foreign: BTreeMap<TapName, Foreign>,
+    /// Every device's name, by interface index.
+    names: BTreeMap<u32, TapName>,
 }
 
 impl State {
-    /// Whether `device` names what the kernel has under its name: by index
-    /// where the caller knows one (as Linux acts on the index).
-    fn matches(&self, device: Device) -> bool {
-        let index = self
-            .taps
-            .get(&device.name)
-            .map(|t| t.index)
-            .or_else(|| self.bridges.get(&device.name).map(|b| b.index));
-        match (device.index, index) {
-            (Some(want), Some(have)) => want == have,
-            _ => true,
-        }
+    fn exists(&self, name: &TapName) -> bool {
+        self.index_of(name).is_some()
     }
 
-    fn exists(&self, name: &TapName) -> bool {
-        self.taps.contains_key(name) || self.bridges.contains_key(name)
+    /// The interface index of the device `name`, of any kind.
+    fn index_of(&self, name: &TapName) -> Option<u32> {
+        if let Some(tap) = self.taps.get(name) {
+            return Some(tap.index);
+        }
+        if let Some(bridge) = self.bridges.get(name) {
+            return Some(bridge.index);
+        }
+        self.foreign.get(name).map(|f| f.index)
+    }
+
+    /// A new interface index, never used before.
+    fn new_index(&mut self, name: TapName) -> u32 {
+        let index = self.next_index;
+        self.next_index += 1;
+        self.names.insert(index, name);
+        index
+    }
+
+    /// The name of the tap a call about `device` acts on, by Linux's rules
+    /// (see the [module documentation](self)): the device at its index
+    /// where known, else the device of its name, which must be a tap, and
+    /// still under the caller's name unless `on_rename` follows it.
+    fn target(&self, device: Device, on_rename: OnRename) -> Result<TapName, KernelError> {
+        let name = device.name;
+        let found = match device.index {
+            Some(index) => self.names.get(&index).map(|&now| (index, now)),
+            None => self.index_of(&name).map(|index| (index, name)),
+        };
+        let Some((index, now)) = found else {
+            return Err(KernelError::NoSuchDevice { name });
+        };
+        if !self.taps.contains_key(&now) {
+            return Err(KernelError::NotATap { name, index });
+        }
+        if now != name && on_rename == OnRename::Refuse {
+            return Err(KernelError::Renamed { name, index, now });
+        }
+        Ok(now)
     }
 
     fn emit(&mut self, event: LinkEvent) {
@@ -230,7 +337,8 @@ impl SimKernel {
                 euid,
                 addresses: BTreeMap::new(),
                 watchers: Vec::new(),
-                foreign_grouped: BTreeMap::new(),
+                foreign: BTreeMap::new(),
+                names: BTreeMap::new(),
             })),
         }
     }
@@ -273,10 +381,52 @@ impl SimKernel {
         if s.exists(&name) {
             return Err(KernelError::Exists { name });
         }
-        let index = s.next_index;
-        s.next_index += 1;
+        let index = s.new_index(name);
         s.bridges.insert(name, Bridge { index, ports: 0 });
         Ok(index)
+    }
+
+    /// Adds a device that is not a tap, of `kind`, in device group 0, as
+    /// `ip link add NAME type KIND` would: its name is taken (a create of it
+    /// is [`KernelError::Exists`]) and it has an index of its own, but
+    /// [`Kernel::list_taps`] does not list it, and every call about an
+    /// existing tap refuses it ([`KernelError::NotATap`]). A bridge is one
+    /// taps can be ports of ([`SimKernel::add_bridge`]). Returns its index;
+    /// [`KernelError::Exists`] if the name is taken.
+    pub fn add_foreign(&self, name: TapName, kind: DeviceKind) -> Result<u32, KernelError> {
+        if kind == DeviceKind::Bridge {
+            return self.add_bridge(name);
+        }
+        let mut s = self.lock();
+        if s.exists(&name) {
+            return Err(KernelError::Exists { name });
+        }
+        let index = s.new_index(name);
+        s.foreign.insert(
+            name,
+            Foreign {
+                index,
+                kind,
+                group: 0,
+            },
+        );
+        Ok(index)
+    }
+
+    /// The kind of the device `name` added by [`SimKernel::add_foreign`] or
+    /// [`SimKernel::add_foreign_device`] (a bridge's is
+    /// [`DeviceKind::Bridge`]), if it exists.
+    pub fn foreign_kind(&self, name: TapName) -> Option<DeviceKind> {
+        let s = self.lock();
+        if s.bridges.contains_key(&name) {
+            return Some(DeviceKind::Bridge);
+        }
+        s.foreign.get(&name).map(|f| f.kind)
+    }
+
+    /// The interface index of the device `name`, of any kind, if it exists.
+    pub fn index_of(&self, name: TapName) -> Option<u32> {
+        self.lock().index_of(&name)
     }
 
     /// The interface index of the bridge `name`, if it exists.
@@ -304,11 +454,70 @@ impl SimKernel {
         self.lock().taps.values().cloned().collect()
     }
 
-    /// Removes a tap behind the pool's back, as `ip link del` would. Returns
+    /// Removes a device (a tap, or any other) behind the pool's back, as
+    /// `ip link del` would; watchers see [`LinkEvent::Removed`]. Returns
     /// whether it existed. Not counted as a call and never faulted.
     pub fn remove_externally(&self, name: TapName) -> bool {
         let mut s = self.lock();
-        remove_tap(&mut s, &name)
+        if remove_tap(&mut s, &name) {
+            return true;
+        }
+        if let Some(bridge) = s.bridges.remove(&name) {
+            for tap in s
+                .taps
+                .values_mut()
+                .filter(|t| t.master == Some(bridge.index))
+            {
+                tap.master = None;
+            }
+            s.names.remove(&bridge.index);
+            s.emit(LinkEvent::Removed {
+                name,
+                index: bridge.index,
+            });
+            return true;
+        }
+        if let Some(foreign) = s.foreign.remove(&name) {
+            s.names.remove(&foreign.index);
+            s.emit(LinkEvent::Removed {
+                name,
+                index: foreign.index,
+            });
+            return true;
+        }
+        false
+    }
+
+    /// Renames a device (a tap, or any other) behind the pool's back, as
+    /// `ip link set FROM name TO` would: it keeps its index and everything
+    /// else, and watchers see [`LinkEvent::Renamed`]. Returns whether it was
+    /// renamed: `false` if there is no device `from`, or `to` is taken. Not
+    /// counted as a call and never faulted.
+    pub fn rename_externally(&self, from: TapName, to: TapName) -> bool {
+        let mut s = self.lock();
+        let Some(index) = s.index_of(&from) else {
+            return false;
+        };
+        if from == to {
+            return true;
+        }
+        if s.exists(&to) {
+            return false;
+        }
+        if let Some(mut tap) = s.taps.remove(&from) {
+            tap.name = to;
+            s.taps.insert(to, tap);
+            if let Some(addresses) = s.addresses.remove(&from) {
+                s.addresses.insert(to, addresses);
+            }
+        } else if let Some(bridge) = s.bridges.remove(&from) {
+            s.bridges.insert(to, bridge);
+        } else if let Some(foreign) = s.foreign.remove(&from) {
+            s.foreign.insert(to, foreign);
+        }
+        s.names.insert(index, to);
+        s.emit(LinkEvent::Renamed { index, from, to });
+        true
     }
 
     /// Marks a tap as opened (or closed) by a process, as a VMM attaching to it
@@ -328,6 +537,7 @@ fn remove_tap(s: &mut State, name: &TapName) -> bool {
     let Some(tap) = s.taps.remove(name) else {
         return false;
     };
+    s.names.remove(&tap.index);
     s.addresses.remove(name);
     if let Some(b) = tap
         .master
@@ -419,29 +629,41 @@ impl SimKernel {
     }
 
     /// Changes a tap as a tenant (or anyone with `ip`) could: `f` gets its
-    /// [`LinkInfo`] to edit (MTU, master, up, MAC, group). Returns whether the
-    /// tap exists. Not counted as a call and never faulted.
+    /// [`LinkInfo`] to edit (MTU, master, up, MAC, group). Its name and
+    /// index stay as they are (a rename is
+    /// [`SimKernel::rename_externally`]). Returns whether the tap exists.
+    /// Not counted as a call and never faulted.
     pub fn tamper(&self, name: TapName, f: impl FnOnce(&mut LinkInfo)) -> bool {
         let mut s = self.lock();
         let Some(tap) = s.taps.get_mut(&name) else {
             return false;
         };
-        let before = tap.master;
+        let (before, index) = (tap.master, tap.index);
         f(tap);
+        tap.name = name;
+        tap.index = index;
         let after = std::mem::replace(&mut tap.master, before);
         s.set_master(name, after);
         true
     }
 
-    /// Adds a device that is not a tap (a NIC, say) to device group
-    /// `group`, as an operator could by mistake. A group delete takes it too.
-    pub fn add_foreign_device(&self, name: TapName, group: u32) {
-        self.lock().foreign_grouped.insert(name, group);
+    /// Adds a device that is not a tap (a NIC, [`DeviceKind::Ethernet`]) to
+    /// device group `group`, as an operator could by mistake. A group
+    /// delete takes it too. Returns its index, or `None` (adding nothing)
+    /// if the name is taken.
+    pub fn add_foreign_device(&self, name: TapName, group: u32) -> Option<u32> {
+        let index = self.add_foreign(name, DeviceKind::Ethernet).ok()?;
+        if let Some(foreign) = self.lock().foreign.get_mut(&name) {
+            foreign.group = group;
+        }
+        Some(index)
     }
 
-    /// Whether the foreign device `name` still exists.
+    /// Whether the device `name`, neither a tap nor a bridge, exists (one
+    /// added by [`SimKernel::add_foreign`] or
+    /// [`SimKernel::add_foreign_device`]).
     pub fn has_foreign_device(&self, name: TapName) -> bool {
-        self.lock().foreign_grouped.contains_key(&name)
+        self.lock().foreign.contains_key(&name)
     }
 
     /// Puts an address on a tap, as a tenant could. Returns whether the tap
@@ -488,8 +710,7 @@ impl Kernel for SimKernel {
         let master = s.master_for(name, spec, None)?;
         let mtu = spec.mtu_or_default();
         check_mtu(name, mtu)?;
-        let index = s.next_index;
-        s.next_index += 1;
+        let index = s.new_index(name);
         let mut mac = [0u8; 6];
         mac.copy_from_slice(&s.next_rand().to_be_bytes()[..6]);
         // A locally administered unicast address, as the tun driver makes.
@@ -530,25 +751,9 @@ impl Kernel for SimKernel {
             });
         }
         let mut s = self.lock();
-        if !s.matches(device) {
-            return Err(KernelError::NoSuchDevice { name });
-        }
-        if remove_tap(&mut s, &name) {
-            return Ok(());
-        }
-        match s.bridges.remove(&name) {
-            Some(b) => {
-                for tap in s.taps.values_mut().filter(|t| t.master == Some(b.index)) {
-                    tap.master = None;
-                }
-                s.emit(LinkEvent::Removed {
-                    name,
-                    index: b.index,
-                });
-                Ok(())
-            }
-            None => Err(KernelError::NoSuchDevice { name }),
-        }
+        let now = s.target(device, OnRename::Follow)?;
+        remove_tap(&mut s, &now);
+        Ok(())
     }
 
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError> {
@@ -584,9 +789,7 @@ impl Kernel for SimKernel {
             });
         }
         let mut s = self.lock();
-        if !s.matches(device) {
-            return Err(KernelError::NoSuchDevice { name });
-        }
+        s.target(device, OnRename::Refuse)?;
         let Some(current) = s.taps.get(&name).map(|t| t.master) else {
             return Err(KernelError::NoSuchDevice { name });
         };
@@ -617,9 +820,7 @@ impl Kernel for SimKernel {
             });
         }
         let mut s = self.lock();
-        if !s.matches(device) {
-            return Err(KernelError::NoSuchDevice { name });
-        }
+        s.target(device, OnRename::Refuse)?;
         match s.taps.get_mut(&name) {
             Some(tap) => {
                 tap.device_group = group;
@@ -646,9 +847,9 @@ impl Kernel for SimKernel {
             .filter(|t| t.device_group == group)
             .map(|t| t.name)
             .chain(
-                s.foreign_grouped
+                s.foreign
                     .iter()
-                    .filter(|(_, g)| **g == group)
+                    .filter(|(_, f)| f.group == group)
                     .map(|(n, _)| *n),
             )
             .collect())
@@ -677,7 +878,17 @@ impl Kernel for SimKernel {
         for name in members {
             remove_tap(&mut s, &name);
         }
-        s.foreign_grouped.retain(|_, g| *g != group);
+        let foreign: Vec<(TapName, u32)> = s
+            .foreign
+            .iter()
+            .filter(|(_, f)| f.group == group)
+            .map(|(name, f)| (*name, f.index))
+            .collect();
+        for (name, index) in foreign {
+            s.foreign.remove(&name);
+            s.names.remove(&index);
+            s.emit(LinkEvent::Removed { name, index });
+        }
         Ok(())
     }
 }
@@ -749,6 +960,177 @@ mod tests {
         assert_eq!(k.tap(n("t5")).unwrap().master, Some(br));
         k.delete_link(n("t5").into()).unwrap();
         k.create_tap(n("full"), &spec).unwrap();
+    }
+
+    fn spec() -> TapSpec {
+        TapSpec {
+            mtu: Some(1400),
+            device_group: Some(7),
+            ..TapSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_device_keeps_its_index_when_renamed() {
+        let mut k = SimKernel::new();
+        let mut watcher = k.watch().unwrap();
+        let created = k.create_tap(n("t0"), &spec()).unwrap();
+        let br = k.add_bridge(n("br0")).unwrap();
+        assert!(k.add_address(n("t0"), "10.0.0.1/24"));
+        assert!(k.rename_externally(n("t0"), n("t1")));
+        assert!(k.rename_externally(n("br0"), n("br1")));
+        assert!(!k.contains(n("t0")));
+        let tap = k.tap(n("t1")).unwrap();
+        assert_eq!(
+            (tap.name, tap.index, tap.mtu),
+            (n("t1"), created.index, 1400)
+        );
+        assert_eq!(k.addresses(n("t1")), ["10.0.0.1/24"]);
+        assert_eq!(k.index_of(n("br1")), Some(br));
+        assert_eq!(k.index_of(n("t0")), None);
+        // The old name is free again; a taken name or a missing device is
+        // not renamed.
+        let again = k.create_tap(n("t0"), &spec()).unwrap();
+        assert!(again.index > br);
+        assert!(!k.rename_externally(n("t0"), n("t1")));
+        assert!(!k.rename_externally(n("none"), n("t9")));
+        let mut seen = Vec::new();
+        while let Some(event) = watcher.next_event().unwrap() {
+            seen.push(event);
+        }
+        assert_eq!(
+            seen,
+            [
+                LinkEvent::Renamed {
+                    index: created.index,
+                    from: n("t0"),
+                    to: n("t1")
+                },
+                LinkEvent::Renamed {
+                    index: br,
+                    from: n("br0"),
+                    to: n("br1")
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_renamed_tap_is_refused_by_reset_and_group_change_and_deleted_by_index() {
+        let mut k = SimKernel::new();
+        let created = k.create_tap(n("t0"), &spec()).unwrap();
+        let device = Device::new(n("t0"), created.index);
+        k.tamper(n("t0"), |l| l.mtu = 9000);
+        assert!(k.rename_externally(n("t0"), n("t1")));
+        let renamed = Err(KernelError::Renamed {
+            name: n("t0"),
+            index: created.index,
+            now: n("t1"),
+        });
+        assert_eq!(k.reset_tap(device, &spec(), created.mac), renamed);
+        assert_eq!(k.set_device_group(device, 9), renamed);
+        let tap = k.tap(n("t1")).unwrap();
+        assert_eq!((tap.mtu, tap.device_group), (9000, 7), "nothing changed");
+        // By its old name alone: no such device.
+        assert_eq!(
+            k.reset_tap(n("t0").into(), &spec(), created.mac),
+            Err(KernelError::NoSuchDevice { name: n("t0") })
+        );
+        k.delete_link(device).unwrap();
+        assert!(k.taps().is_empty());
+        for result in [
+            k.delete_link(device),
+            k.reset_tap(device, &spec(), created.mac),
+            k.set_device_group(device, 9),
+        ] {
+            assert_eq!(result, Err(KernelError::NoSuchDevice { name: n("t0") }));
+        }
+    }
+
+    #[test]
+    fn a_device_that_is_not_a_tap_is_never_touched() {
+        let mut k = SimKernel::new();
+        let created = k.create_tap(n("t0"), &spec()).unwrap();
+        let old = Device::new(n("t0"), created.index);
+        assert!(k.rename_externally(n("t0"), n("t1")));
+        // A veth under the tap's old name, a loopback device, a bridge, a NIC.
+        let veth = k.add_foreign(n("t0"), DeviceKind::Veth).unwrap();
+        let lo = k.add_foreign(n("lo"), DeviceKind::Loopback).unwrap();
+        let br = k.add_foreign(n("br0"), DeviceKind::Bridge).unwrap();
+        let eth = k.add_foreign_device(n("eth0"), 7).unwrap();
+        assert_eq!(
+            k.add_foreign(n("lo"), DeviceKind::Dummy),
+            Err(KernelError::Exists { name: n("lo") })
+        );
+        assert_eq!(k.add_foreign_device(n("t1"), 7), None);
+        assert_eq!(
+            k.create_tap(n("t0"), &spec()),
+            Err(KernelError::Exists { name: n("t0") })
+        );
+        for (device, index) in [
+            (Device::from(n("t0")), veth),
+            (Device::from(n("lo")), lo),
+            (Device::new(n("t0"), lo), lo),
+            (Device::from(n("br0")), br),
+            (Device::new(n("t5"), br), br),
+            (Device::new(n("eth0"), eth), eth),
+        ] {
+            let not_a_tap = Err(KernelError::NotATap {
+                name: device.name,
+                index,
+            });
+            assert_eq!(k.reset_tap(device, &spec(), created.mac), not_a_tap);
+            assert_eq!(k.set_device_group(device, 9), not_a_tap);
+            assert_eq!(k.delete_link(device), not_a_tap);
+        }
+        assert_eq!(k.foreign_kind(n("t0")), Some(DeviceKind::Veth));
+        assert_eq!(k.foreign_kind(n("lo")), Some(DeviceKind::Loopback));
+        assert_eq!(k.foreign_kind(n("br0")), Some(DeviceKind::Bridge));
+        assert_eq!(k.bridge_index(n("br0")), Some(br));
+        assert_eq!(k.list_group(7).unwrap(), [n("t1"), n("eth0")]);
+        let listed: Vec<_> = k.list_taps().unwrap().iter().map(|l| l.name).collect();
+        assert_eq!(listed, [n("t1")]);
+        // The old device, by its index, is the renamed tap, not the veth.
+        k.delete_link(old).unwrap();
+        assert!(k.has_foreign_device(n("t0")));
+        assert!(k.remove_externally(n("t0")));
+        assert!(!k.has_foreign_device(n("t0")));
+        assert!(k.remove_externally(n("br0")));
+        assert_eq!(k.index_of(n("br0")), None);
+    }
+
+    #[test]
+    fn a_group_delete_takes_foreign_devices_in_the_group() {
+        let mut k = SimKernel::new();
+        let mut watcher = k.watch().unwrap();
+        let eth = k.add_foreign_device(n("eth0"), 7).unwrap();
+        k.add_foreign(n("veth0"), DeviceKind::Veth).unwrap();
+        k.delete_group(7).unwrap();
+        assert!(!k.has_foreign_device(n("eth0")));
+        assert!(k.has_foreign_device(n("veth0")));
+        assert_eq!(
+            watcher.next_event().unwrap(),
+            Some(LinkEvent::Removed {
+                name: n("eth0"),
+                index: eth
+            })
+        );
+    }
+
+    #[test]
+    fn tamper_cannot_rename() {
+        let k = SimKernel::new();
+        let created = k.clone().create_tap(n("t0"), &spec()).unwrap();
+        assert!(k.tamper(n("t0"), |l| {
+            l.name = n("t9");
+            l.index = 999;
+            l.mtu = 1300;
+        }));
+        let tap = k.tap(n("t0")).unwrap();
+        assert_eq!(
+            (tap.name, tap.index, tap.mtu),
+            (n("t0"), created.index, 1300)
+        );
     }
 
     #[test]

@@ -146,6 +146,48 @@ impl LinuxKernel {
         }
     }
 
+    /// The interface index a call about `device` may act on, once one
+    /// `RTM_GETLINK` has shown that the link there is what the pool made:
+    /// the link at `device.index` (or, for a device known only by name, the
+    /// link of that name) must be a tap, else [`KernelError::NotATap`]; and
+    /// it must still have the pool's name, else [`KernelError::Renamed`],
+    /// unless `on_rename` follows it. No such link is
+    /// [`KernelError::NoSuchDevice`]; any other refusal goes to `refused`.
+    /// Nothing is changed here.
+    ///
+    /// A tap renamed to a name no [`TapName`] holds (white space other than
+    /// ASCII's, bytes that are not UTF-8) cannot be reported as renamed:
+    /// where a rename is refused, it is refused as `NotATap`.
+    ///
+    /// The check and the call after it are two requests, not one: a rename
+    /// in between goes unnoticed, but an index is never reused while the
+    /// kernel runs, so the call can only ever reach the device checked.
+    fn verify(
+        &mut self,
+        device: Device,
+        on_rename: OnRename,
+        refused: impl FnOnce(Errno, Option<String>) -> KernelError,
+    ) -> Result<u32, KernelError> {
+        let name = device.name;
+        let link = self
+            .rtnl
+            .link(target(device))
+            .map_err(tap_error(name, refused))?;
+        let index = link.index;
+        if !link.tap {
+            return Err(KernelError::NotATap { name, index });
+        }
+        match (link.name, on_rename) {
+            (_, OnRename::Follow) => Ok(index),
+            (Some(now), OnRename::Refuse) if now == name => Ok(index),
+            (Some(now), OnRename::Refuse) => Err(KernelError::Renamed { name, index, now }),
+            (None, OnRename::Refuse) => {
+                tracing::warn!(%name, index, "the tap has been renamed to a name TapName refuses; left alone");
+                Err(KernelError::NotATap { name, index })
+            }
+        }
+    }
+
     fn reset(&mut self, device: Device, spec: &TapSpec, mac: [u8; 6]) -> Result<(), KernelError> {
         let name = device.name;
         let reset_error = |errno: Errno, ext_ack| {
@@ -163,13 +205,7 @@ impl LinuxKernel {
             NlError::Refused { errno, ext_ack } => reset_error(errno, ext_ack),
             e => socket_error(&e),
         };
-        let index = match device.index {
-            Some(index) => index,
-            None => self
-                .rtnl
-                .ifindex(name)
-                .map_err(|errno| reset_error(errno, None))?,
-        };
+        let index = self.verify(device, OnRename::Refuse, reset_error)?;
         let master = self.resolve_master(name, spec)?;
         // Every address goes, link-local ones too: a tenant may have added
         // its own fe80:: address, or changed the MAC that the kernel's one
@@ -197,30 +233,36 @@ impl LinuxKernel {
         self.set_link(name, index, spec, config, reset_error)
     }
 
+    /// Deletes the tap `device`, renamed or not: it is the pool's own
+    /// device, known by its index. Anything but a tap is refused.
     fn delete(&mut self, device: Device) -> Result<(), KernelError> {
         let name = device.name;
+        let delete_error = |errno, ext_ack| KernelError::Delete {
+            name,
+            errno,
+            ext_ack,
+        };
+        let index = self.verify(device, OnRename::Follow, delete_error)?;
         self.rtnl
-            .del_link(target(device))
-            .map_err(tap_error(name, |errno, ext_ack| KernelError::Delete {
-                name,
-                errno,
-                ext_ack,
-            }))
+            .del_link(Target::Index(index))
+            .map_err(tap_error(name, delete_error))
     }
 
     fn set_group(&mut self, device: Device, group: u32) -> Result<(), KernelError> {
         let name = device.name;
+        let configure_error = |errno, ext_ack| KernelError::Configure {
+            name,
+            errno,
+            ext_ack,
+        };
+        let index = self.verify(device, OnRename::Refuse, configure_error)?;
         let config = LinkConfig {
             group: Some(group),
             ..LinkConfig::default()
         };
         self.rtnl
-            .set_link(target(device), config)
-            .map_err(tap_error(name, |errno, ext_ack| KernelError::Configure {
-                name,
-                errno,
-                ext_ack,
-            }))
+            .set_link(Target::Index(index), config)
+            .map_err(tap_error(name, configure_error))
     }
 
     fn del_group(&mut self, group: u32) -> Result<(), KernelError> {
@@ -246,6 +288,17 @@ impl LinuxKernel {
             Err(e) => Err(socket_error(&e)),
         }
     }
+}
+
+/// What a call does with a tap renamed behind the pool's back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OnRename {
+    /// Refuses the call ([`KernelError::Renamed`]): a reset or a group
+    /// change would put back in service a tap its holder can no longer
+    /// open by the name it was given.
+    Refuse,
+    /// Acts on it all the same: a delete of the pool's own device.
+    Follow,
 }
 
 /// How a request names `device`: by index once known, so that a device

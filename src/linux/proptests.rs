@@ -8,9 +8,14 @@ use std::collections::VecDeque;
 use proptest::prelude::*;
 
 use super::addr::get::parse_address;
-use super::link::parse::{parse_group_member, parse_tun_info, parse_tun_link};
+use rustc_hash::FxHashMap;
+
+use super::link::parse::{
+    parse_group_member, parse_link_identity, parse_link_name, parse_tun_info, parse_tun_link,
+};
 use super::netlink::{Attrs, Header, Malformed, parse_status, split_message};
-use super::watch::queue_removals;
+use super::watch::{NameNow, queue_events};
+use crate::name::TapName;
 
 /// Every captured reply.
 const CAPTURED: &[&[u8]] = &[
@@ -24,6 +29,15 @@ const CAPTURED: &[&[u8]] = &[
     include_bytes!("testdata/newlink_bridge_port.bin"),
     include_bytes!("testdata/dellink_bridge_port.bin"),
     include_bytes!("testdata/dellink.bin"),
+    include_bytes!("testdata/getlink_tap.bin"),
+    include_bytes!("testdata/getlink_tun.bin"),
+    include_bytes!("testdata/getlink_bridge.bin"),
+    include_bytes!("testdata/getlink_lo.bin"),
+    include_bytes!("testdata/getlink_enodev.bin"),
+    include_bytes!("testdata/getlink_by_name.bin"),
+    include_bytes!("testdata/newlink_rename.bin"),
+    include_bytes!("testdata/newlink_mtu.bin"),
+    include_bytes!("testdata/newlink_bridge_mtu.bin"),
 ];
 
 /// Runs `bytes`, as a datagram and as a bare payload, through every parser.
@@ -42,7 +56,18 @@ fn every_parser(bytes: &[u8]) {
             Err(other) => panic!("the framer failed with {other:?}"),
         }
     }
-    let _ = queue_removals(bytes, &mut VecDeque::new());
+    // The watcher, knowing every index a captured reply holds under
+    // another name, with each check answered every way it can be.
+    for now in [
+        NameNow::Is(TapName::new("x").expect("valid")),
+        NameNow::Unfit,
+        NameNow::Unknown,
+    ] {
+        let mut names: FxHashMap<u32, TapName> = (0..8)
+            .map(|index| (index, TapName::new("old").expect("valid")))
+            .collect();
+        let _ = queue_events(bytes, &mut names, &mut |_| now, &mut VecDeque::new());
+    }
     for kind in [libc::NLMSG_ERROR as u16, libc::NLMSG_DONE as u16] {
         for flags in [0, libc::NLM_F_ACK_TLVS as u16, 0x300] {
             let header = Header {
@@ -68,6 +93,8 @@ fn parse_payload(header: Header, payload: &[u8]) {
     let _ = parse_status(header, payload);
     let _ = parse_tun_link(payload);
     let _ = parse_tun_info(payload);
+    let _ = parse_link_identity(payload);
+    let _ = parse_link_name(payload);
     let _ = parse_group_member(payload, 7);
     let _ = parse_address(payload, 3);
     let mut consumed = 0;

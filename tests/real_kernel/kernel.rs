@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tap_pool::kernel::{CreatedTap, LinkEvent};
-use tap_pool::{Errno, KernelError, LinkInfo, Netns, TapSpec, TunKind};
+use tap_pool::{Device, Errno, KernelError, LinkInfo, Netns, TapSpec, TunKind};
 use tap_pool_testkit::{
     KernelTest, TestNetns, assert_not_in_host, eui64_link_local, eventually, flags, kernel_test,
     link_mac, name, text,
@@ -32,6 +32,11 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(watcher_reports_removals_in_its_namespace_only),
         kernel_test!(watcher_sees_every_tap_of_a_group_delete),
         kernel_test!(a_tap_held_open_counts_as_in_use_even_when_down),
+        kernel_test!(a_renamed_tap_is_refused_by_reset_and_group_change_and_deleted_by_index),
+        kernel_test!(a_device_under_a_taps_old_name_is_never_touched),
+        kernel_test!(lo_a_bridge_and_a_tun_device_are_not_taps),
+        kernel_test!(watcher_reports_renames_of_taps_made_after_it_opened),
+        kernel_test!(watcher_reports_renames_of_devices_that_existed_before_it_opened),
     ]
 }
 
@@ -768,7 +773,7 @@ fn next_removed(
         match rx.recv_timeout(left) {
             Ok(Some(event @ LinkEvent::Removed { .. })) => return Some(event),
             Ok(Some(LinkEvent::Resync)) => panic!("unexpected resync"),
-            Ok(Some(_)) | Ok(None) => {}
+            Ok(Some(LinkEvent::Renamed { .. }) | None) => {}
             Err(_) => return None,
         }
     }
@@ -895,4 +900,296 @@ fn a_tap_held_open_counts_as_in_use_even_when_down() {
     assert!(in_use(&ns));
     drop(fd);
     assert!(eventually(Duration::from_secs(5), || !in_use(&ns)));
+}
+
+/// What `ip -j -d` says identifies `dev` and what a reset or a group
+/// change would alter (index, name, kind, MTU, master, group, flags, MAC,
+/// veth peer, addresses), to compare before and after.
+fn snapshot(ns: &TestNetns, dev: &str) -> Value {
+    let link = ns.link(dev).unwrap_or_else(|| panic!("{dev} exists"));
+    json!({
+        "ifindex": link["ifindex"],
+        "ifname": link["ifname"],
+        "kind": link["linkinfo"]["info_kind"],
+        "type": info_data(&link)["type"],
+        "mtu": link["mtu"],
+        "master": link["master"],
+        "group": link["group"],
+        "flags": link["flags"],
+        "address": link["address"],
+        "peer": link["link"],
+        "addresses": format!("{:?}", ns.addresses(dev)),
+    })
+}
+
+fn ifindex(ns: &TestNetns, dev: &str) -> u32 {
+    let link = ns.link(dev).unwrap_or_else(|| panic!("{dev} exists"));
+    link["ifindex"].as_u64().expect("ifindex") as u32
+}
+
+/// The tap `dev`'s spec in these tests: a bridge, an MTU and a group, all
+/// of which a reset would put back.
+fn pooled_spec(bridge: &str) -> TapSpec {
+    let mut t = TapSpec::default();
+    t.mtu = Some(1400);
+    t.bridge = Some(name(bridge));
+    t.device_group = Some(7);
+    t
+}
+
+fn a_renamed_tap_is_refused_by_reset_and_group_change_and_deleted_by_index() {
+    let ns = TestNetns::new();
+    ns.add_bridge("tpk-brn");
+    let spec = pooled_spec("tpk-brn");
+    let created = ns.with_kernel(|k| k.create_tap(name("tpk-ren"), &spec).expect("create"));
+    let device = Device::new(name("tpk-ren"), created.index);
+    ns.ip(&["link", "set", "tpk-ren", "name", "tpk-ren2"]);
+    // What a tenant changed, which a reset would put back.
+    ns.ip(&["link", "set", "tpk-ren2", "nomaster", "mtu", "9000"]);
+    let before = snapshot(&ns, "tpk-ren2");
+    let (reset, group) = ns.with_kernel(|k| {
+        (
+            k.reset_tap(device, &spec, created.mac),
+            k.set_device_group(device, 9),
+        )
+    });
+    let renamed = Err(KernelError::Renamed {
+        name: name("tpk-ren"),
+        index: created.index,
+        now: name("tpk-ren2"),
+    });
+    assert_eq!(reset, renamed);
+    assert_eq!(group, renamed);
+    assert_eq!(snapshot(&ns, "tpk-ren2"), before, "nothing changed");
+    assert_eq!(before["mtu"], 9000);
+    assert_eq!(text(&before["group"]), "7");
+
+    // A delete follows it: the pool's own device, by its index.
+    ns.with_kernel(|k| k.delete_link(device))
+        .expect("delete by index");
+    assert!(ns.link("tpk-ren2").is_none());
+    assert_eq!(ns.tun_names(), Vec::<String>::new());
+    assert!(ns.link("tpk-brn").is_some());
+    assert_not_in_host(&["tpk-ren", "tpk-ren2", "tpk-brn"]);
+}
+
+fn a_device_under_a_taps_old_name_is_never_touched() {
+    let ns = TestNetns::new();
+    ns.add_bridge("tpk-bro");
+    ns.add_bridge("tpk-brv");
+    let spec = pooled_spec("tpk-bro");
+    let created = ns.with_kernel(|k| k.create_tap(name("tpk-old"), &spec).expect("create"));
+    ns.ip(&["link", "set", "tpk-old", "name", "tpk-moved"]);
+    // A veth takes the old name: a master, a group, an MTU and an up state
+    // of its own, each of which a reset or group change would alter.
+    ns.ip(&[
+        "link", "add", "tpk-old", "type", "veth", "peer", "name", "tpk-peer",
+    ]);
+    ns.ip(&[
+        "link", "set", "tpk-old", "master", "tpk-brv", "group", "55", "mtu", "1300", "up",
+    ]);
+    let veth = snapshot(&ns, "tpk-old");
+    let veth_index = ifindex(&ns, "tpk-old");
+    assert_eq!(veth["kind"], "veth");
+
+    let old = Device::new(name("tpk-old"), created.index);
+    let by_name = Device::from(name("tpk-old"));
+    let (renamed, not_a_tap, deleted, gone) = ns.with_kernel(|k| {
+        let renamed = [
+            k.reset_tap(old, &spec, created.mac),
+            k.set_device_group(old, 9),
+        ];
+        let not_a_tap = [
+            k.reset_tap(by_name, &spec, created.mac),
+            k.set_device_group(by_name, 9),
+            k.delete_link(by_name),
+        ];
+        let deleted = k.delete_link(old);
+        let gone = [
+            k.reset_tap(old, &spec, created.mac),
+            k.set_device_group(old, 9),
+            k.delete_link(old),
+        ];
+        (renamed, not_a_tap, deleted, gone)
+    });
+    for result in renamed {
+        assert_eq!(
+            result,
+            Err(KernelError::Renamed {
+                name: name("tpk-old"),
+                index: created.index,
+                now: name("tpk-moved"),
+            })
+        );
+    }
+    for result in not_a_tap {
+        assert_eq!(
+            result,
+            Err(KernelError::NotATap {
+                name: name("tpk-old"),
+                index: veth_index,
+            })
+        );
+    }
+    deleted.expect("the renamed tap, deleted by its index");
+    for result in gone {
+        assert_eq!(
+            result,
+            Err(KernelError::NoSuchDevice {
+                name: name("tpk-old")
+            })
+        );
+    }
+    assert!(ns.link("tpk-moved").is_none());
+    assert_eq!(snapshot(&ns, "tpk-old"), veth, "the veth is untouched");
+    assert_eq!(veth["master"], "tpk-brv");
+    assert_eq!(text(&veth["group"]), "55");
+    assert!(flags(&ns.link("tpk-old").expect("veth")).contains(&"UP".to_owned()));
+    assert!(ns.link("tpk-peer").is_some());
+    assert_not_in_host(&["tpk-old", "tpk-moved", "tpk-peer", "tpk-bro", "tpk-brv"]);
+}
+
+fn lo_a_bridge_and_a_tun_device_are_not_taps() {
+    let ns = TestNetns::new();
+    ns.add_bridge("tpk-brl");
+    ns.ip(&["link", "set", "tpk-brl", "group", "5", "up"]);
+    ns.ip(&["tuntap", "add", "dev", "tpk-tun", "mode", "tun"]);
+    let devices = ["lo", "tpk-brl", "tpk-tun"];
+    let before: Vec<Value> = devices.iter().map(|d| snapshot(&ns, d)).collect();
+    let (lo, br, tun) = (
+        ifindex(&ns, "lo"),
+        ifindex(&ns, "tpk-brl"),
+        ifindex(&ns, "tpk-tun"),
+    );
+    // A pool's record pointing at them, by index (whatever name it has)
+    // or by their own name.
+    let targets = [
+        (Device::new(name("tpk-x"), lo), lo),
+        (Device::from(name("lo")), lo),
+        (Device::new(name("tpk-brl"), br), br),
+        (Device::from(name("tpk-brl")), br),
+        (Device::new(name("tpk-tun"), tun), tun),
+        (Device::from(name("tpk-tun")), tun),
+    ];
+    let spec = pooled_spec("tpk-brl");
+    let results = ns.with_kernel(|k| {
+        targets
+            .iter()
+            .map(|&(device, _)| {
+                [
+                    k.reset_tap(device, &spec, [2, 0, 0, 0, 0, 1]),
+                    k.set_device_group(device, 9),
+                    k.delete_link(device),
+                ]
+            })
+            .collect::<Vec<_>>()
+    });
+    for ((device, index), results) in targets.iter().zip(results) {
+        for result in results {
+            assert_eq!(
+                result,
+                Err(KernelError::NotATap {
+                    name: device.name,
+                    index: *index
+                }),
+                "{device}"
+            );
+        }
+    }
+    let after: Vec<Value> = devices.iter().map(|d| snapshot(&ns, d)).collect();
+    assert_eq!(after, before, "each device untouched");
+    assert_not_in_host(&["tpk-brl", "tpk-tun"]);
+}
+
+/// Every event `rx` forwards until `last` has come and the watcher has
+/// been quiet for a while after it (so that a spurious event after the
+/// last expected one is caught too); panics on a resync, or if `last`
+/// does not come within `timeout`.
+fn events_until(
+    rx: &std::sync::mpsc::Receiver<Option<LinkEvent>>,
+    last: &LinkEvent,
+    timeout: Duration,
+) -> Vec<LinkEvent> {
+    let deadline = Instant::now() + timeout;
+    let mut events = Vec::new();
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .unwrap_or_else(|| panic!("no {last:?} in time; got {events:?}"));
+        match rx.recv_timeout(left) {
+            Ok(Some(LinkEvent::Resync)) => panic!("unexpected resync after {events:?}"),
+            Ok(Some(event)) => events.push(event),
+            Ok(None) if events.contains(last) => return events,
+            Ok(None) => {}
+            Err(_) => panic!("no {last:?} in time; got {events:?}"),
+        }
+    }
+}
+
+fn watcher_reports_renames_of_taps_made_after_it_opened() {
+    let ns = TestNetns::new();
+    ns.add_bridge("tpk-brr");
+    let rx = ns.watch();
+    let created = ns.with_kernel(|k| {
+        k.create_tap(name("tpk-wr"), &pooled_spec("tpk-brr"))
+            .expect("create")
+    });
+    // Changes that are not renames, then two renames, then the removal.
+    ns.ip(&["link", "set", "tpk-wr", "mtu", "1300", "down"]);
+    ns.ip(&["link", "set", "tpk-wr", "name", "tpk-wr2"]);
+    ns.ip(&["link", "set", "tpk-wr2", "up", "nomaster"]);
+    ns.ip(&["link", "set", "tpk-wr2", "name", "tpk-wr3"]);
+    ns.ip(&["link", "del", "tpk-wr3"]);
+    let index = created.index;
+    let removed = LinkEvent::Removed {
+        name: name("tpk-wr3"),
+        index,
+    };
+    let events = events_until(&rx, &removed, Duration::from_secs(10));
+    assert_eq!(
+        events,
+        [
+            LinkEvent::Renamed {
+                index,
+                from: name("tpk-wr"),
+                to: name("tpk-wr2"),
+            },
+            LinkEvent::Renamed {
+                index,
+                from: name("tpk-wr2"),
+                to: name("tpk-wr3"),
+            },
+            removed,
+        ]
+    );
+}
+
+fn watcher_reports_renames_of_devices_that_existed_before_it_opened() {
+    let ns = TestNetns::new();
+    ns.add_bridge("tpk-brp");
+    let created = ns.with_kernel(|k| {
+        k.create_tap(name("tpk-pre"), &pooled_spec("tpk-brp"))
+            .expect("create")
+    });
+    let bridge = ifindex(&ns, "tpk-brp");
+    let rx = ns.watch();
+    ns.ip(&["link", "set", "tpk-pre", "name", "tpk-post"]);
+    ns.ip(&["link", "set", "tpk-brp", "name", "tpk-brq"]);
+    let last = LinkEvent::Renamed {
+        index: bridge,
+        from: name("tpk-brp"),
+        to: name("tpk-brq"),
+    };
+    let events = events_until(&rx, &last, Duration::from_secs(10));
+    assert_eq!(
+        events,
+        [
+            LinkEvent::Renamed {
+                index: created.index,
+                from: name("tpk-pre"),
+                to: name("tpk-post"),
+            },
+            last,
+        ]
+    );
 }

@@ -158,6 +158,67 @@ pub(crate) fn parse_tun_info(linkinfo: &[u8]) -> Result<Option<TunData>, Malform
     Ok(Some(tun))
 }
 
+/// What tells one link from another: its index, its name, and whether it
+/// is a tap (`IFLA_INFO_KIND` "tun", `IFLA_TUN_TYPE` `IFF_TAP`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LinkIdentity {
+    /// `ifi_index`.
+    pub(crate) index: u32,
+    /// `IFLA_IFNAME`, if the kernel sent one that a [`TapName`] holds
+    /// exactly (see [`exact_name`]).
+    pub(crate) name: Option<TapName>,
+    /// Whether it is a tun/tap device in tap mode; a tun-mode device, a
+    /// bridge, a veth, `lo` are not.
+    pub(crate) tap: bool,
+}
+
+/// Reads one `RTM_NEWLINK` payload (a reply to a `RTM_GETLINK` of one link)
+/// for what identifies the link. A tun/tap device's `IFLA_LINKINFO` is read
+/// by [`parse_tun_info`], so an unknown tun type is malformed here too.
+pub(crate) fn parse_link_identity(payload: &[u8]) -> Result<LinkIdentity, Malformed> {
+    let (ifinfomsg, attrs) = split_ifinfomsg(payload)?;
+    let mut identity = LinkIdentity {
+        index: read_u32(ifinfomsg, 4),
+        name: None,
+        tap: false,
+    };
+    for (kind, data) in attrs {
+        match kind {
+            libc::IFLA_IFNAME => identity.name = exact_name(data),
+            libc::IFLA_LINKINFO => {
+                identity.tap = parse_tun_info(data)?.is_some_and(|tun| tun.kind == TunKind::Tap);
+            }
+            _ => {}
+        }
+    }
+    Ok(identity)
+}
+
+/// Reads one `RTM_NEWLINK` payload (a dump's, or a notification's) for the
+/// link's index and name; the name is `None` where the kernel sent none
+/// that a [`TapName`] holds exactly. Nothing else is read, so no other
+/// attribute can make a notification malformed.
+pub(crate) fn parse_link_name(payload: &[u8]) -> Result<(u32, Option<TapName>), Malformed> {
+    let (ifinfomsg, attrs) = split_ifinfomsg(payload)?;
+    let name = attrs
+        .filter(|&(kind, _)| kind == libc::IFLA_IFNAME)
+        .map(|(_, data)| exact_name(data))
+        .next()
+        .flatten();
+    Ok((read_u32(ifinfomsg, 4), name))
+}
+
+/// `IFLA_IFNAME`'s bytes up to the first NUL as a [`TapName`], if they are
+/// UTF-8 and a valid name: never a lossy copy, which could name another
+/// device (the kernel takes any bytes but NUL, `/`, `:` and ASCII white
+/// space; a name with other white space or bytes that are not UTF-8 has no
+/// `TapName`).
+pub(crate) fn exact_name(data: &[u8]) -> Option<TapName> {
+    let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+    let text = std::str::from_utf8(&data[..end]).ok()?;
+    TapName::new(text).ok()
+}
+
 /// Reads one `RTM_NEWLINK` payload of a group dump: the link's name if it
 /// is in device group `group` (and the name is one a [`TapName`] holds).
 pub(crate) fn parse_group_member(payload: &[u8], group: u32) -> Result<Option<TapName>, Malformed> {
@@ -281,6 +342,93 @@ mod tests {
         assert!(members(8).is_empty());
     }
 
+    /// The one link of a captured reply to `link::get::link_request`, and
+    /// the status after it.
+    fn one_link(reply: &[u8]) -> (Result<LinkIdentity, Malformed>, i32) {
+        let (header, payload, rest) = split_message(reply).expect("framed");
+        assert_eq!(header.kind, libc::RTM_NEWLINK);
+        let (header, status, rest) = split_message(rest).expect("framed");
+        assert!(rest.is_empty());
+        let code = crate::linux::netlink::parse_status(header, status)
+            .expect("a status")
+            .code;
+        (parse_link_identity(payload), code)
+    }
+
+    #[test]
+    fn captured_one_link_replies() {
+        let identity = |index, n, tap| {
+            Ok(LinkIdentity {
+                index,
+                name: Some(name(n)),
+                tap,
+            })
+        };
+        // Each reply is the link, then the ack (status 0).
+        let tap = identity(3, "tapc0", true);
+        assert_eq!(
+            one_link(include_bytes!("../testdata/getlink_tap.bin")),
+            (tap, 0)
+        );
+        assert_eq!(
+            one_link(include_bytes!("../testdata/getlink_by_name.bin")),
+            (tap, 0)
+        );
+        // A tun/tap device in tun mode is not a tap.
+        assert_eq!(
+            one_link(include_bytes!("../testdata/getlink_tun.bin")),
+            (identity(4, "tunc0", false), 0)
+        );
+        assert_eq!(
+            one_link(include_bytes!("../testdata/getlink_bridge.bin")),
+            (identity(2, "br0", false), 0)
+        );
+        assert_eq!(
+            one_link(include_bytes!("../testdata/getlink_lo.bin")),
+            (identity(1, "lo", false), 0)
+        );
+    }
+
+    #[test]
+    fn captured_one_link_of_no_such_index() {
+        let reply = include_bytes!("../testdata/getlink_enodev.bin");
+        let (header, payload, rest) = split_message(reply).expect("framed");
+        assert!(rest.is_empty());
+        let status = crate::linux::netlink::parse_status(header, payload).expect("a status");
+        assert_eq!(status.code, -libc::ENODEV);
+    }
+
+    #[test]
+    fn captured_names_of_a_dump() {
+        let dump = payloads(include_bytes!("../testdata/group_dump.bin"));
+        let names: Vec<_> = dump
+            .iter()
+            .map(|payload| parse_link_name(payload).expect("parses"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (1, Some(name("lo"))),
+                (2, Some(name("br0"))),
+                (3, Some(name("tapc0"))),
+                (4, Some(name("tunc0"))),
+            ]
+        );
+    }
+
+    /// Never a lossy copy of a name: bytes that are not UTF-8, or white
+    /// space the kernel takes but `TapName` refuses, give no name.
+    #[test]
+    fn exact_names_only() {
+        assert_eq!(exact_name(b"tap0\0\0\0"), Some(name("tap0")));
+        assert_eq!(exact_name(b"tap0"), Some(name("tap0")));
+        assert_eq!(exact_name(b"tap\xff\0"), None);
+        assert_eq!(exact_name("tap\u{a0}0\0".as_bytes()), None);
+        assert_eq!(exact_name(b"\0"), None);
+        assert_eq!(exact_name(b""), None);
+        assert_eq!(exact_name(b"sixteen-bytes-xx\0"), None);
+    }
+
     #[test]
     fn short_payload_is_malformed() {
         let truncated = Malformed::Truncated {
@@ -290,6 +438,8 @@ mod tests {
         };
         assert_eq!(parse_tun_link(&[0; 15]), Err(truncated));
         assert_eq!(parse_group_member(&[0; 15], 0), Err(truncated));
+        assert_eq!(parse_link_identity(&[0; 15]), Err(truncated));
+        assert_eq!(parse_link_name(&[0; 15]), Err(truncated));
     }
 
     #[test]

@@ -153,6 +153,15 @@ pub(crate) enum Malformed {
     /// `IFLA_TUN_TYPE` is neither `IFF_TUN` nor `IFF_TAP`.
     #[error("unknown tun device type {0:?}")]
     TunType(Option<u8>),
+    /// A query for one link was acknowledged without the link.
+    #[error("a query for one link was answered without it")]
+    NoLink,
+    /// A query for one link was answered about another one.
+    #[error("a query for one link was answered about another (index {answered})")]
+    OtherLink {
+        /// The index of the link the reply was about.
+        answered: u32,
+    },
 }
 
 #[cfg(test)]
@@ -236,6 +245,14 @@ mod tests {
         assert_eq!(
             Malformed::TunType(Some(9)).to_string(),
             "unknown tun device type Some(9)"
+        );
+        assert_eq!(
+            Malformed::NoLink.to_string(),
+            "a query for one link was answered without it"
+        );
+        assert_eq!(
+            Malformed::OtherLink { answered: 7 }.to_string(),
+            "a query for one link was answered about another (index 7)"
         );
         assert_eq!(SocketStep::Connect.to_string(), "connect");
     }

@@ -101,7 +101,7 @@ impl Rtnl {
     ///
     /// The replies are read to the end even when `on_message` fails, so the
     /// socket is clean for the next request.
-    fn transact(
+    pub(crate) fn transact(
         &mut self,
         request: &mut Request,
         mut on_message: impl FnMut(&[u8]) -> Result<(), NlError>,
@@ -159,17 +159,31 @@ impl AsRawFd for Rtnl {
 /// Receives one datagram into `buf`, growing it if the datagram is larger,
 /// and returns its length.
 pub(crate) fn recv(socket: &NlSocket, buf: &mut Vec<u8>) -> Result<usize, NlError> {
+    receive(socket, buf, Msg::empty())
+}
+
+/// [`recv`] without waiting: `None` when no datagram is queued.
+pub(crate) fn recv_queued(socket: &NlSocket, buf: &mut Vec<u8>) -> Result<Option<usize>, NlError> {
+    match receive(socket, buf, Msg::DONTWAIT) {
+        Ok(len) => Ok(Some(len)),
+        Err(NlError::Receive(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`recv`] with `flags` (`MSG_DONTWAIT` or none) on both receives.
+fn receive(socket: &NlSocket, buf: &mut Vec<u8>, flags: Msg) -> Result<usize, NlError> {
     loop {
         // Peek first so that a datagram larger than the buffer is never
         // truncated (which would lose the reply's end and hang the call).
-        let peeked = socket.recv(&mut buf[..], Msg::PEEK | Msg::TRUNC);
+        let peeked = socket.recv(&mut buf[..], Msg::PEEK | Msg::TRUNC | flags);
         match peeked {
             Ok((len, _)) if len > buf.len() => buf.resize(len, 0),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(NlError::Receive(e)),
         }
-        match socket.recv(&mut buf[..], Msg::empty()) {
+        match socket.recv(&mut buf[..], flags) {
             Ok((len, _)) => return Ok(len),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(NlError::Receive(e)),
