@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use tap_pool::sim::{Fault, SimKernel, SimOp};
 use tap_pool::{
-    Answer, Command, CommandId, Event, Kernel, Lease, LeaseToken, Op, Outcome, Pool, PoolConfig,
-    PoolError, RequestId, TapName, TapSpec, TapState,
+    Answer, Command, CommandId, Event, Kernel, Lease, LeaseToken, LinkEvent, Op, Outcome, Pool,
+    PoolConfig, PoolError, RequestId, TapName, TapSpec, TapState,
 };
 
 #[derive(Clone, Debug)]
@@ -31,6 +31,9 @@ enum Step {
     Seed,
     Drain,
     ExternalDelete(usize),
+    /// An operator renames a tap behind the pool's back (`ip link set X
+    /// name Y`); the watcher's notification comes later.
+    ExternalRename(usize),
     Faults(bool),
     /// The kernel carries out a call the pool asked for...
     Execute(usize),
@@ -57,6 +60,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Seed),
         1 => Just(Step::Drain),
         1 => any::<usize>().prop_map(Step::ExternalDelete),
+        1 => any::<usize>().prop_map(Step::ExternalRename),
         1 => any::<bool>().prop_map(Step::Faults),
         6 => any::<usize>().prop_map(Step::Execute),
         6 => any::<usize>().prop_map(Step::Report),
@@ -86,8 +90,14 @@ struct Model {
     pending: Vec<Command>,
     /// Calls carried out, whose outcome the pool has not heard yet.
     done: Vec<(CommandId, Outcome)>,
-    /// Removals the watcher has seen but not yet delivered.
-    events: Vec<(TapName, u32)>,
+    /// Removals and renames the watcher has seen but not yet delivered.
+    events: Vec<LinkEvent>,
+    /// Names given by renames, to the name the pool knows the tap by.
+    renamed: HashMap<TapName, TapName>,
+    renames: u32,
+    /// Renamed taps a restarted pool could not know (a VM holds one open
+    /// under a name nobody listed): left alone, outside the pool.
+    outside: HashSet<TapName>,
     /// Requests the pool owes an answer, and what they asked.
     owed: HashMap<RequestId, &'static str>,
     /// What the clients hold, and their tokens.
@@ -123,6 +133,9 @@ impl Model {
             pending: Vec::new(),
             done: Vec::new(),
             events: Vec::new(),
+            renamed: HashMap::new(),
+            renames: 0,
+            outside: HashSet::new(),
             owed: HashMap::new(),
             held: BTreeMap::new(),
             ended: Vec::new(),
@@ -286,7 +299,8 @@ impl Model {
                     return;
                 };
                 self.held.remove(&name);
-                self.kernel.set_in_use(name, false);
+                // Its VM closes it, under whatever name it has now.
+                self.kernel.set_in_use(self.kernel_name(name), false);
                 let answer = self.pool.release(token, now);
                 assert!(
                     !matches!(answer, Answer::Now(Err(_))),
@@ -330,8 +344,31 @@ impl Model {
                 let taps = self.kernel.taps();
                 if let Some(t) = taps.get(i % taps.len().max(1)) {
                     self.kernel.remove_externally(t.name);
-                    // The watcher's notification, delivered later.
-                    self.events.push((t.name, t.index));
+                    // The watcher's notification, delivered later, under
+                    // the name the device had.
+                    self.events.push(LinkEvent::Removed {
+                        name: t.name,
+                        index: t.index,
+                    });
+                }
+            }
+            Step::ExternalRename(i) => {
+                let taps = self.kernel.taps();
+                if let Some(t) = taps.get(i % taps.len().max(1)) {
+                    self.renames += 1;
+                    let to = TapName::new(&format!("ren-{}", self.renames)).unwrap();
+                    assert!(self.kernel.rename_externally(t.name, to));
+                    if self.outside.remove(&t.name) {
+                        self.outside.insert(to);
+                    } else {
+                        let known_as = self.renamed.remove(&t.name).unwrap_or(t.name);
+                        self.renamed.insert(to, known_as);
+                    }
+                    self.events.push(LinkEvent::Renamed {
+                        index: t.index,
+                        from: t.name,
+                        to,
+                    });
                 }
             }
             Step::Faults(on) => {
@@ -363,8 +400,8 @@ impl Model {
             }
             Step::Deliver(i) => {
                 if !self.events.is_empty() {
-                    let (name, index) = self.events.swap_remove(i % self.events.len());
-                    self.pool.link_removed(name, index, now);
+                    let event = self.events.swap_remove(i % self.events.len());
+                    self.deliver(event);
                 }
             }
             Step::Resync => self.pool.resync(now),
@@ -386,6 +423,14 @@ impl Model {
                 self.events.clear();
                 self.owed.clear();
                 self.gave_up.clear();
+                // A new run knows devices by the names they have now. A
+                // held tap renamed meanwhile is listed by its old name, so
+                // the new pool cannot know it: its VM keeps it, outside.
+                for (now_named, was) in self.renamed.drain() {
+                    if self.held.contains_key(&was) && self.kernel.contains(now_named) {
+                        self.outside.insert(now_named);
+                    }
+                }
                 self.pool = Pool::new(self.config.clone()).unwrap();
                 let links = self.kernel.list_taps().unwrap();
                 self.seed();
@@ -400,6 +445,30 @@ impl Model {
             }
         }
         self.collect();
+    }
+
+    /// The watcher's notification reaches the pool.
+    fn deliver(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Removed { name, index } => self.pool.link_removed(name, index, self.now),
+            LinkEvent::Renamed { index, from, to } => {
+                self.pool.link_renamed(index, from, to, self.now)
+            }
+            LinkEvent::Resync => self.pool.resync(self.now),
+        }
+    }
+
+    /// The kernel's name now for the tap the pool knows as `known`.
+    fn kernel_name(&self, known: TapName) -> TapName {
+        self.renamed
+            .iter()
+            .find(|(now, was)| **was == known && self.kernel.contains(**now))
+            .map_or(known, |(now, _)| *now)
+    }
+
+    /// The name the pool knows the kernel's device `name` by.
+    fn known_as(&self, name: TapName) -> TapName {
+        self.renamed.get(&name).copied().unwrap_or(name)
     }
 
     /// The pool's timer fires: a driver may fire it early (the actor keeps
@@ -430,9 +499,13 @@ impl Model {
             }
         }
         for tap in self.kernel.taps() {
+            if self.outside.contains(&tap.name) {
+                continue;
+            }
+            let known_as = self.known_as(tap.name);
             assert!(
-                self.pool.state_of(&tap.name).is_some(),
-                "{} is in the kernel but the pool forgot it",
+                self.pool.state_of(&known_as).is_some(),
+                "{} (known as {known_as}) is in the kernel but the pool forgot it",
                 tap.name
             );
         }
@@ -453,8 +526,8 @@ impl Model {
     fn settle(&mut self) {
         self.kernel.clear_faults();
         for _ in 0..10_000 {
-            if let Some((name, index)) = self.events.pop() {
-                self.pool.link_removed(name, index, self.now);
+            if let Some(event) = self.events.pop() {
+                self.deliver(event);
             } else if let Some((id, outcome)) = self.done.pop() {
                 self.pool.complete(id, outcome, self.now);
             } else if let Some(c) = self.pending.pop() {
@@ -494,9 +567,20 @@ proptest! {
         prop_assert_eq!(s.creating + s.resetting + s.deleting + s.delete_failed, 0, "{:?} {:?}", s, m.pool.taps().collect::<Vec<_>>());
         // Every request was answered, once.
         prop_assert!(m.owed.is_empty(), "unanswered: {:?}", m.owed);
-        let kernel: BTreeSet<TapName> = m.kernel.taps().iter().map(|t| t.name).collect();
+        // (Renamed taps by the name the pool knows them by: a held one is
+        // still its holder's; no idle one is renamed.)
+        let kernel: BTreeSet<TapName> = m
+            .kernel
+            .taps()
+            .iter()
+            .filter(|t| !m.outside.contains(&t.name))
+            .map(|t| m.known_as(t.name))
+            .collect();
         let mut expected: BTreeSet<TapName> = m.pool.idle().iter().copied().collect();
-        expected.extend(m.held.keys().copied().filter(|n| m.kernel.contains(*n)));
+        for name in m.pool.idle() {
+            prop_assert!(m.kernel.contains(*name), "idle {} renamed or gone", name);
+        }
+        expected.extend(m.held.keys().copied().filter(|n| kernel.contains(n)));
         prop_assert_eq!(kernel, expected);
     }
 }
