@@ -25,6 +25,8 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(async drain_never_bulk_deletes_a_group_holding_someone_elses_device),
         kernel_test!(async acquires_whose_callers_gave_up_leave_no_lease_and_no_tap),
         kernel_test!(async seed_deletes_do_not_warm_a_pool_nobody_warmed),
+        kernel_test!(async a_renamed_idle_tap_leaves_the_pool_and_its_old_name_is_never_touched),
+        kernel_test!(async a_renamed_leased_tap_is_deleted_on_release_and_its_old_name_never_touched),
     ]
 }
 
@@ -380,4 +382,85 @@ async fn seed_deletes_do_not_warm_a_pool_nobody_warmed() {
     let s = settle(&pool).await;
     assert_eq!((s.idle, s.created, s.deleted), (0, 0, 2), "{s:?}");
     assert!(ns.tun_names().is_empty(), "{:?}", ns.tun_names());
+}
+
+/// Everything `ip -j -d link show` says of `dev` that a pool could change.
+fn fingerprint(ns: &TestNetns, dev: &str) -> Value {
+    let mut link = ns.link(dev).unwrap_or_else(|| panic!("{dev} exists"));
+    if let Some(o) = link.as_object_mut() {
+        // Counters and carrier-derived fields move on their own.
+        for volatile in ["operstate", "linkmode", "stats", "stats64"] {
+            o.remove(volatile);
+        }
+    }
+    link
+}
+
+async fn a_renamed_idle_tap_leaves_the_pool_and_its_old_name_is_never_touched() {
+    let ns = TestNetns::new();
+    let pool = start(&ns, 2, TapSpec::default());
+    pool.send(Warm).await.unwrap();
+    // An operator renames an idle tap and makes a veth under its old name.
+    ns.ip(&["link", "set", "tap-pool-1", "name", "x-renamed"]);
+    ns.ip(&[
+        "link",
+        "add",
+        "tap-pool-1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "veth-peer",
+    ]);
+    let veth = fingerprint(&ns, "tap-pool-1");
+    // The watcher tells the pool; it deletes the renamed tap by index.
+    tap_pool_testkit::wait_until("the renamed tap to be deleted", || async {
+        ns.link("x-renamed").is_none()
+    })
+    .await;
+    let s = settle(&pool).await;
+    assert_eq!(s.idle, 2, "refilled: {s:?}");
+    assert_eq!(
+        fingerprint(&ns, "tap-pool-1"),
+        veth,
+        "the veth is untouched"
+    );
+    // Every tap handed out can be opened by its name.
+    let a = acquire(&pool, "vm-a").await.unwrap();
+    let b = acquire(&pool, "vm-b").await.unwrap();
+    for lease in [&a, &b] {
+        assert_ne!(lease.name, name("tap-pool-1"));
+        let link = ns.link(lease.name.as_str()).expect("opened by its name");
+        assert_eq!(text(&link["linkinfo"]["info_kind"]), "tun");
+    }
+    pool.send(Drain).await.unwrap();
+    assert_eq!(
+        fingerprint(&ns, "tap-pool-1"),
+        veth,
+        "the veth is untouched"
+    );
+}
+
+async fn a_renamed_leased_tap_is_deleted_on_release_and_its_old_name_never_touched() {
+    let ns = TestNetns::new();
+    let pool = start(&ns, 2, TapSpec::default());
+    pool.send(Warm).await.unwrap();
+    let held = acquire(&pool, "vm-a").await.unwrap();
+    let old = held.name.to_string();
+    ns.ip(&["link", "set", &old, "name", "x-renamed"]);
+    ns.ip(&["link", "add", &old, "type", "bridge"]);
+    let bridge = fingerprint(&ns, &old);
+    // Released (whether or not the watcher's notice came first), the tap
+    // is deleted by index, not reset and pooled: nobody could open it by
+    // its name.
+    let released = release(&pool, &held).await.unwrap();
+    assert_eq!(released, Released::Deleted);
+    let s = settle(&pool).await;
+    assert_eq!((s.leased, s.resetting, s.deleting), (0, 0, 0), "{s:?}");
+    assert!(ns.link("x-renamed").is_none(), "the renamed tap is gone");
+    assert_eq!(fingerprint(&ns, &old), bridge, "the bridge is untouched");
+    pool.send(Drain).await.unwrap();
+    assert_eq!(fingerprint(&ns, &old), bridge, "the bridge is untouched");
+    let left: Vec<String> = ns.tun_names();
+    assert!(left.is_empty(), "{left:?}");
 }
