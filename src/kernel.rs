@@ -121,8 +121,10 @@ pub struct LinkInfo {
 
 /// A device the pool asks the kernel about: its name, and its interface
 /// index once known. The index is what identifies it: names can be changed
-/// and reused behind the pool's back, an index is never reused while the
-/// kernel runs. A kernel acts on the index when it has one, and on the name
+/// and reused behind the pool's back, an index names one device for as long
+/// as it lives (after a delete, a device moved in from another namespace may
+/// take it: the link watcher's removal notice comes first). A kernel acts
+/// on the index when it has one, and on the name
 /// only before the device was ever seen; either way it first checks that
 /// the device is a tap, and still has this name where that matters (see
 /// [`Kernel::reset_tap`], [`Kernel::delete_link`] and
@@ -190,8 +192,10 @@ pub enum LinkEvent {
         index: u32,
         /// The name it had.
         from: TapName,
-        /// The name it has now.
-        to: TapName,
+        /// The name it has now; `None` for a name no [`TapName`] holds
+        /// (white space other than ASCII's, bytes that are not UTF-8): the
+        /// pool could never open it by name.
+        to: Option<TapName>,
     },
     /// Notifications were lost (the socket overran): the watcher's owner
     /// should compare its view with a fresh [`Kernel::list_taps`].
@@ -384,14 +388,14 @@ pub enum KernelError {
     /// The tap at the targeted interface index has been renamed behind the
     /// pool's back: its holder (or the next) could not open it by its old
     /// name. Nothing was changed.
-    #[error("tap {name} (index {index}) has been renamed to {now}")]
+    #[error("tap {name} (index {index}) has been renamed to {}", Unnamed(now))]
     Renamed {
         /// The name the pool knows the tap by.
         name: TapName,
         /// Its interface index.
         index: u32,
-        /// Its name now.
-        now: TapName,
+        /// Its name now; `None` for a name no [`TapName`] holds.
+        now: Option<TapName>,
     },
     /// The call's answer never came: the kernel worker carrying it is gone
     /// (its process is shutting down), so it did not run, or what it made
@@ -624,5 +628,17 @@ pub trait KernelFactory: Send + Sync + 'static {
     /// [`KernelError::Namespace`] naming the path and the errno.
     fn resolve(&self) -> Result<Option<Arc<dyn KernelFactory>>, KernelError> {
         Ok(None)
+    }
+}
+
+/// A name that may be one no [`TapName`] holds, for messages.
+struct Unnamed<'a>(&'a Option<TapName>);
+
+impl fmt::Display for Unnamed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, "{name}"),
+            None => f.write_str("a name no TapName holds"),
+        }
     }
 }

@@ -260,7 +260,11 @@ impl State {
             return Err(KernelError::NotATap { name, index });
         }
         if now != name && on_rename == OnRename::Refuse {
-            return Err(KernelError::Renamed { name, index, now });
+            return Err(KernelError::Renamed {
+                name,
+                index,
+                now: Some(now),
+            });
         }
         Ok(now)
     }
@@ -516,7 +520,11 @@ impl SimKernel {
             s.foreign.insert(to, foreign);
         }
         s.names.insert(index, to);
-        s.emit(LinkEvent::Renamed { index, from, to });
+        s.emit(LinkEvent::Renamed {
+            index,
+            from,
+            to: Some(to),
+        });
         true
     }
 
@@ -1004,12 +1012,12 @@ mod tests {
                 LinkEvent::Renamed {
                     index: created.index,
                     from: n("t0"),
-                    to: n("t1")
+                    to: Some(n("t1"))
                 },
                 LinkEvent::Renamed {
                     index: br,
                     from: n("br0"),
-                    to: n("br1")
+                    to: Some(n("br1"))
                 },
             ]
         );
@@ -1025,7 +1033,7 @@ mod tests {
         let renamed = Err(KernelError::Renamed {
             name: n("t0"),
             index: created.index,
-            now: n("t1"),
+            now: Some(n("t1")),
         });
         assert_eq!(k.reset_tap(device, &spec(), created.mac), renamed);
         assert_eq!(k.set_device_group(device, 9), renamed);

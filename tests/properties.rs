@@ -367,7 +367,7 @@ impl Model {
                     self.events.push(LinkEvent::Renamed {
                         index: t.index,
                         from: t.name,
-                        to,
+                        to: Some(to),
                     });
                 }
             }

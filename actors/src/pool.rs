@@ -466,7 +466,7 @@ impl Handler<LinkChanged> for TapPoolActor {
                 self.pool.link_removed(name, index, now);
             }
             LinkEvent::Renamed { index, from, to } => {
-                let _span = debug_span!("link_renamed", index, %from, %to).entered();
+                let _span = debug_span!("link_renamed", index, %from, ?to).entered();
                 self.pool.link_renamed(index, from, to, now);
             }
             LinkEvent::Resync => {

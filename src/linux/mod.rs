@@ -156,12 +156,11 @@ impl LinuxKernel {
     /// Nothing is changed here.
     ///
     /// A tap renamed to a name no [`TapName`] holds (white space other than
-    /// ASCII's, bytes that are not UTF-8) cannot be reported as renamed:
-    /// where a rename is refused, it is refused as `NotATap`.
+    /// ASCII's, bytes that are not UTF-8) is `Renamed` with no name.
     ///
     /// The check and the call after it are two requests, not one: a rename
-    /// in between goes unnoticed, but an index is never reused while the
-    /// kernel runs, so the call can only ever reach the device checked.
+    /// in between goes unnoticed, but an index names one device for as long
+    /// as it lives, so the call can only ever reach the device checked.
     fn verify(
         &mut self,
         device: Device,
@@ -180,11 +179,19 @@ impl LinuxKernel {
         match (link.name, on_rename) {
             (_, OnRename::Follow) => Ok(index),
             (Some(now), OnRename::Refuse) if now == name => Ok(index),
-            (Some(now), OnRename::Refuse) => Err(KernelError::Renamed { name, index, now }),
-            (None, OnRename::Refuse) => {
-                tracing::warn!(%name, index, "the tap has been renamed to a name TapName refuses; left alone");
-                Err(KernelError::NotATap { name, index })
-            }
+            (Some(now), OnRename::Refuse) => Err(KernelError::Renamed {
+                name,
+                index,
+                now: Some(now),
+            }),
+            // Still the tap the pool made, under a name it cannot even
+            // write: renamed all the same (never "not a tap", which would
+            // make the pool forget a device that is there).
+            (None, OnRename::Refuse) => Err(KernelError::Renamed {
+                name,
+                index,
+                now: None,
+            }),
         }
     }
 

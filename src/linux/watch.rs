@@ -127,7 +127,11 @@ impl LinuxLinkWatcher {
         self.pending.extend(
             renamed
                 .into_iter()
-                .map(|(index, from, to)| LinkEvent::Renamed { index, from, to }),
+                .map(|(index, from, to)| LinkEvent::Renamed {
+                    index,
+                    from,
+                    to: Some(to),
+                }),
         );
         self.names = names;
         Ok(())
@@ -259,11 +263,18 @@ fn queue_rename(
     name_now: &mut dyn FnMut(u32) -> NameNow,
     pending: &mut VecDeque<LinkEvent>,
 ) -> Result<(), Malformed> {
-    let (index, Some(seen)) = parse_link_name(payload)? else {
-        tracing::debug!(
-            index = read_u32(payload, 4),
-            "link with a name TapName refuses; skipped"
-        );
+    let (index, seen) = parse_link_name(payload)?;
+    let Some(seen) = seen else {
+        // A known link renamed to a name no TapName holds: renamed all the
+        // same (the pool can never open it by name); forgotten here.
+        if let Some(from) = names.remove(&index) {
+            tracing::debug!(index, %from, "link renamed to a name TapName refuses");
+            pending.push_back(LinkEvent::Renamed {
+                index,
+                from,
+                to: None,
+            });
+        }
         return Ok(());
     };
     let Some(&from) = names.get(&index) else {
@@ -276,12 +287,15 @@ fn queue_rename(
     let to = match name_now(index) {
         // An old notification: the name it shows is past.
         NameNow::Is(now) if now == from => return Ok(()),
-        NameNow::Is(now) => now,
-        NameNow::Unfit => return Ok(()),
-        NameNow::Unknown => seen,
+        NameNow::Is(now) => Some(now),
+        NameNow::Unfit => None,
+        NameNow::Unknown => Some(seen),
     };
-    tracing::debug!(index, %from, %to, "link renamed");
-    names.insert(index, to);
+    tracing::debug!(index, %from, ?to, "link renamed");
+    match to {
+        Some(to) => names.insert(index, to),
+        None => names.remove(&index),
+    };
     pending.push_back(LinkEvent::Renamed { index, from, to });
     Ok(())
 }
@@ -418,7 +432,7 @@ mod tests {
         LinkEvent::Renamed {
             index,
             from: name(from),
-            to: name(to),
+            to: Some(name(to)),
         }
     }
 

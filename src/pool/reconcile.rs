@@ -258,7 +258,7 @@ impl Pool {
     /// leased one stays with its holder and is deleted, not pooled, when
     /// released; one in reset or being created is deleted when that call
     /// reports. A device that takes a pool tap's old name is never touched.
-    pub fn link_renamed(&mut self, index: u32, from: TapName, to: TapName, now: Instant) {
+    pub fn link_renamed(&mut self, index: u32, from: TapName, to: Option<TapName>, now: Instant) {
         let Some(tap) = self.taps.get_mut(&from) else {
             return;
         };
@@ -269,7 +269,7 @@ impl Pool {
             }
             _ if tap.index != Some(index) => return,
             TapState::Idle => {
-                tracing::warn!(tap = %from, renamed = %to, index, "an idle tap was renamed behind the pool's back; deleting it");
+                tracing::warn!(tap = %from, renamed = ?to, index, "an idle tap was renamed behind the pool's back; deleting it");
                 tap.state = TapState::Deleting;
                 tap.retire = true;
                 self.idle.retain(|n| *n != from);
@@ -278,7 +278,7 @@ impl Pool {
                 self.refill(now);
             }
             TapState::Leased | TapState::Resetting => {
-                tracing::warn!(tap = %from, renamed = %to, index, state = ?tap.state, "a tap was renamed behind the pool's back; it goes when released");
+                tracing::warn!(tap = %from, renamed = ?to, index, state = ?tap.state, "a tap was renamed behind the pool's back; it goes when released");
                 tap.retire = true;
             }
             // Deleted by index already.
@@ -315,7 +315,7 @@ impl Pool {
                 Some(&now_named) if now_named == name => {}
                 // The tap itself, under another name: renamed while
                 // notifications were lost.
-                Some(&now_named) => self.link_renamed(index, name, now_named, now),
+                Some(&now_named) => self.link_renamed(index, name, Some(now_named), now),
                 None => self.link_removed(name, index, now),
             }
         }
@@ -442,7 +442,7 @@ mod tests {
         let (mut p, mut k, now) = warmed(2);
         let tap = p.idle()[1];
         let index = index_of(&p, tap);
-        p.link_renamed(index, tap, name("renamed"), now);
+        p.link_renamed(index, tap, Some(name("renamed")), now);
         assert!(!p.idle().contains(&tap), "never handed out again");
         let commands = take_commands(&mut p);
         let delete = commands
@@ -473,7 +473,7 @@ mod tests {
     fn a_renamed_leased_or_resetting_tap_is_deleted_not_pooled() {
         let (mut p, mut k, now) = warmed(2);
         let a = acquire_now(&mut p, "vm-a", now).unwrap();
-        p.link_renamed(index_of(&p, a.name), a.name, name("renamed-a"), now);
+        p.link_renamed(index_of(&p, a.name), a.name, Some(name("renamed-a")), now);
         assert_eq!(
             p.state_of(&a.name),
             Some(TapState::Leased),
@@ -493,7 +493,7 @@ mod tests {
         let [reset] = &take_commands(&mut p)[..] else {
             panic!("one reset")
         };
-        p.link_renamed(index_of(&p, b.name), b.name, name("renamed-b"), now);
+        p.link_renamed(index_of(&p, b.name), b.name, Some(name("renamed-b")), now);
         execute(&mut p, &mut k, reset, now);
         assert_eq!(p.state_of(&b.name), Some(TapState::Deleting));
         // A reset that finds the tap renamed (the kernel checks) deletes it.
@@ -508,7 +508,7 @@ mod tests {
             Err(crate::kernel::KernelError::Renamed {
                 name: c.name,
                 index: index_of(&p, c.name),
-                now: name("renamed-c"),
+                now: Some(name("renamed-c")),
             }),
             now,
         );

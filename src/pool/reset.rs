@@ -155,7 +155,7 @@ impl Pool {
                 // The tap itself, under another name: nobody can open it by
                 // its pool name, so it goes (by index; the reset changed
                 // nothing).
-                tracing::warn!(tap = %name, renamed = %to, "a released tap was renamed behind the pool's back; deleting it");
+                tracing::warn!(tap = %name, renamed = ?to, "a released tap was renamed behind the pool's back; deleting it");
                 tap.state = TapState::Deleting;
                 self.counters.vanished += 1;
                 self.delete(name, None);

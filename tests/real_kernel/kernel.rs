@@ -956,7 +956,7 @@ fn a_renamed_tap_is_refused_by_reset_and_group_change_and_deleted_by_index() {
     let renamed = Err(KernelError::Renamed {
         name: name("tpk-ren"),
         index: created.index,
-        now: name("tpk-ren2"),
+        now: Some(name("tpk-ren2")),
     });
     assert_eq!(reset, renamed);
     assert_eq!(group, renamed);
@@ -1018,7 +1018,7 @@ fn a_device_under_a_taps_old_name_is_never_touched() {
             Err(KernelError::Renamed {
                 name: name("tpk-old"),
                 index: created.index,
-                now: name("tpk-moved"),
+                now: Some(name("tpk-moved")),
             })
         );
     }
@@ -1152,12 +1152,12 @@ fn watcher_reports_renames_of_taps_made_after_it_opened() {
             LinkEvent::Renamed {
                 index,
                 from: name("tpk-wr"),
-                to: name("tpk-wr2"),
+                to: Some(name("tpk-wr2")),
             },
             LinkEvent::Renamed {
                 index,
                 from: name("tpk-wr2"),
-                to: name("tpk-wr3"),
+                to: Some(name("tpk-wr3")),
             },
             removed,
         ]
@@ -1178,7 +1178,7 @@ fn watcher_reports_renames_of_devices_that_existed_before_it_opened() {
     let last = LinkEvent::Renamed {
         index: bridge,
         from: name("tpk-brp"),
-        to: name("tpk-brq"),
+        to: Some(name("tpk-brq")),
     };
     let events = events_until(&rx, &last, Duration::from_secs(10));
     assert_eq!(
@@ -1187,7 +1187,7 @@ fn watcher_reports_renames_of_devices_that_existed_before_it_opened() {
             LinkEvent::Renamed {
                 index: created.index,
                 from: name("tpk-pre"),
-                to: name("tpk-post"),
+                to: Some(name("tpk-post")),
             },
             last,
         ]

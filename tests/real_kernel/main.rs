@@ -21,6 +21,7 @@ mod crash;
 mod kernel;
 mod load;
 mod pool_on_linux;
+mod review_tenant;
 mod shutdown;
 mod vmm;
 
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
             crash::tests(),
             load::tests(),
             shutdown::tests(),
+            review_tenant::tests(),
         ]
         .into_iter()
         .flatten(),

@@ -232,9 +232,16 @@ pub(crate) fn parse_group_member(payload: &[u8], group: u32) -> Result<Option<Ta
             _ => {}
         }
     }
-    Ok(name
-        .filter(|_| in_group)
-        .and_then(|name| TapName::new(&name).ok()))
+    if !in_group {
+        return Ok(None);
+    }
+    match name.as_deref().map(TapName::new) {
+        Some(Ok(name)) => Ok(Some(name)),
+        // A member the pool cannot name cannot be told to be its own: the
+        // listing fails, and a drain deletes its taps one by one rather
+        // than the whole group.
+        _ => Err(Malformed::UnnamedMember),
+    }
 }
 
 /// Parsers against replies captured from Linux 6.18 (`testdata/README.md`
