@@ -129,7 +129,10 @@ impl fmt::Debug for LeaseGuard {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
-        if let (Some(lease), Some(pool)) = (self.lease.take(), self.pool.upgrade()) {
+        // Kept or released already: nothing to do, and no address to make.
+        if let Some(lease) = self.lease.take()
+            && let Some(pool) = self.pool.upgrade()
+        {
             pool.do_send(Release::from(lease));
         }
     }
