@@ -495,14 +495,24 @@ mod tests {
         let (events, _) = run(&[(5, "tap-a")], &[&stale], |_| NameNow::Unknown);
         assert_eq!(events, [renamed(5, "tap-a", "tap-b")]);
 
-        // Now under a name no TapName holds: skipped, the old name kept.
+        // Now under a name no TapName holds: renamed all the same (the pool
+        // can never open it by name), and forgotten here.
         let (events, names) = run(&[(5, "tap-a")], &[&stale], |_| NameNow::Unfit);
-        assert_eq!(events, []);
-        assert_eq!(names, [(5, name("tap-a"))]);
+        assert_eq!(
+            events,
+            [LinkEvent::Renamed {
+                index: 5,
+                from: name("tap-a"),
+                to: None
+            }]
+        );
+        assert_eq!(names, []);
     }
 
+    /// A known link under a name no TapName holds is renamed (to `None`);
+    /// an unknown one, and other families, are skipped.
     #[test]
-    fn names_no_tap_name_holds_and_other_families_are_skipped() {
+    fn names_no_tap_name_holds_are_renames_and_other_families_are_skipped() {
         let datagram = [
             message(libc::RTM_NEWLINK, 0, 5, "white space"),
             message(libc::RTM_NEWLINK, 0, 6, "tap-\u{a0}x"),
@@ -511,8 +521,15 @@ mod tests {
         ]
         .concat();
         let (events, names) = run(&[(5, "tap-a")], &[&datagram], never);
-        assert_eq!(events, []);
-        assert_eq!(names, [(5, name("tap-a"))]);
+        assert_eq!(
+            events,
+            [LinkEvent::Renamed {
+                index: 5,
+                from: name("tap-a"),
+                to: None
+            }]
+        );
+        assert_eq!(names, []);
     }
 
     #[cfg(target_endian = "little")]
