@@ -55,7 +55,7 @@
 //! let device = Device::new(tap, created.index);
 //! assert_eq!(
 //!     sim.reset_tap(device, &spec, created.mac),
-//!     Err(KernelError::Renamed { name: tap, index: created.index, now: moved })
+//!     Err(KernelError::Renamed { name: tap, index: created.index, now: Some(moved) })
 //! );
 //! assert_eq!(
 //!     sim.delete_link(Device::from(tap)),
