@@ -98,11 +98,8 @@ async fn many_clients_never_share_a_tap_and_the_counts_add_up() {
     for c in clients {
         c.await.unwrap();
     }
-    let s = p
-        .stats_until("quiet", |s| {
-            s.creating == 0 && s.deleting == 0 && s.resetting == 0
-        })
-        .await;
+    let s = p.settle().await;
+    assert_eq!((s.creating, s.deleting, s.resetting), (0, 0, 0));
     assert_eq!(s.hits + s.misses, (CLIENTS * CYCLES) as u64);
     assert_eq!((s.leased, s.delete_failed, s.failures), (0, 0, 0));
     assert!(s.idle <= 8);

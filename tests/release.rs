@@ -63,9 +63,8 @@ async fn a_tap_whose_reset_fails_is_deleted_instead_of_pooled() {
     let lease = p.acquire("vm-a").await.unwrap();
     p.sim.inject(Fault::nth(SimOp::Reset, 1, libc::EIO));
     assert_eq!(p.release(&lease).await.unwrap(), Released::Pooled);
-    let s = p
-        .stats_until("deleted and refilled", |s| s.deleted == 1 && s.idle == 1)
-        .await;
+    let s = p.settle().await;
+    assert_eq!((s.deleted, s.idle), (1, 1), "deleted and refilled");
     assert_eq!(s.failures, 1);
     assert!(!p.sim.contains(lease.name));
 }
@@ -79,7 +78,7 @@ async fn a_pool_tap_released_into_a_full_pool_is_deleted() {
     assert_eq!(p.release(&lease).await.unwrap(), Released::Deleted);
     assert!(!p.sim.contains(lease.name));
     // The refill the delete starts finds the pool full and creates nothing.
-    let s = p.stats_until("quiet", |s| s.creating == 0).await;
+    let s = p.settle().await;
     assert_eq!((s.idle, s.deleted, s.created), (1, 1, 2));
     assert_eq!(p.kernel_taps().len(), 1);
 }
@@ -94,7 +93,8 @@ async fn a_fallback_tap_is_deleted_and_the_delete_starts_a_refill() {
     assert_eq!(c.name, name("vm-c"));
     assert_eq!(p.release(&c).await.unwrap(), Released::Deleted);
     assert!(!p.sim.contains(c.name));
-    let s = p.stats_until("refill", |s| s.idle == 2).await;
+    let s = p.settle().await;
+    assert_eq!(s.idle, 2, "refilled");
     assert_eq!((s.creating, s.leased, s.created), (0, 2, 5));
     assert_eq!(p.kernel_taps().len(), 4);
     assert!(p.sim.contains(a.name) && p.sim.contains(b.name));
@@ -272,11 +272,8 @@ async fn a_burst_of_releases_resets_every_tap_and_a_failed_reset_spoils_only_its
             other => panic!("{tap}: {other:?}"),
         }
     }
-    let s = p
-        .stats_until("resets, deletes and any refill done", |s| {
-            s.resetting == 0 && s.deleting == 0 && s.creating == 0
-        })
-        .await;
+    let s = p.settle().await;
+    assert_eq!((s.resetting, s.deleting, s.creating), (0, 0, 0));
     assert_eq!(s.leased, 0);
     // A refill starts when the delete finds the pool low (it may, while most
     // taps are still out): then the pool is full again; if not, it is one
@@ -331,6 +328,6 @@ async fn a_tap_is_back_in_service_after_its_own_reset_not_its_whole_batch() {
         started < size as u64 / 2,
         "{started} resets had started when the first tap came back"
     );
-    p.stats_until("every tap back", |s| s.idle == size).await;
+    assert_eq!(p.settle().await.idle, size, "every tap back");
     assert_eq!(p.sim.calls(SimOp::Reset), size as u64);
 }

@@ -38,7 +38,7 @@ async fn seed_starts_the_index_above_every_pool_index_in_use_or_in_the_kernel() 
     assert_eq!(report.adopted, [name("tap-pool-3")]);
     assert_eq!(report.missing, [name("tap-pool-0012")]);
     assert!(report.deleted.is_empty() && report.left_alone.is_empty());
-    p.stats_until("adopted tap reset", |s| s.idle == 1).await;
+    assert_eq!(p.settle().await.idle, 1, "the adopted tap reset");
     let warm = p.warm().await;
     assert_eq!(warm.created, [name("tap-pool-8")]);
 }
@@ -67,11 +67,8 @@ async fn seed_adopts_up_to_the_size_deletes_the_rest_and_spares_open_taps() {
     assert_eq!(report.deleted, [name("tap-pool-2")]);
     assert_eq!(report.left_alone, [name("tap-pool-4")]);
     assert_eq!(report.next_index, 5);
-    let s = p
-        .stats_until("deletes and resets done", |s| {
-            s.deleting == 0 && s.resetting == 0
-        })
-        .await;
+    let s = p.settle().await;
+    assert_eq!((s.deleting, s.resetting), (0, 0));
     assert_eq!((s.idle, s.leased), (2, 1));
     let kernel: Vec<String> = p.kernel_taps().iter().map(|n| n.to_string()).collect();
     // Not the pool's (no prefix, no device group): untouched.
@@ -167,7 +164,7 @@ async fn seeded_names_are_held_by_their_callers() {
         Some(&again.held[0]),
         report.held.iter().find(|l| l.name == name("vm-x"))
     );
-    p.stats_until("reset", |s| s.idle == 1).await;
+    assert_eq!(p.settle().await.idle, 1, "reset and pooled");
 }
 
 #[actix_rt::test]

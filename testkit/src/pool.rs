@@ -79,7 +79,9 @@ pub async fn stats(pool: &Addr<TapPoolActor>) -> PoolStats {
 }
 
 /// Polls `Stats` until `cond` holds, or panics after ten seconds, naming
-/// `what` it waited for.
+/// `what` it waited for. Only for what `Settle` cannot know of: a link
+/// watcher's notice still on its way, a retry scheduled for later, a state
+/// part-way through; to wait for the pool's own work, use [`settle`].
 pub async fn stats_until(
     pool: &Addr<TapPoolActor>,
     what: &str,

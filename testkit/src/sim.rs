@@ -83,7 +83,9 @@ impl SimPool {
         self.sim.taps().into_iter().map(|t| t.name).collect()
     }
 
-    /// Polls `Stats` until `cond` holds, or panics at the deadline.
+    /// Polls `Stats` until `cond` holds, or panics at the deadline. Only for
+    /// what `Settle` cannot know of (a watcher's notice on its way, a retry
+    /// scheduled for later, a state part-way through); else [`SimPool::settle`].
     pub async fn stats_until(&self, what: &str, cond: impl Fn(&PoolStats) -> bool) -> PoolStats {
         pool::stats_until(&self.pool, what, cond).await
     }

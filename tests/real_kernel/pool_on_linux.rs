@@ -85,7 +85,7 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     let a = acquire(&pool, "vm-a").await.unwrap();
     assert_eq!(a.source, LeaseSource::Pool);
     assert_eq!(release(&pool, &a).await.unwrap(), Released::Pooled);
-    stats_until(&pool, "resets done", |s| s.resetting == 0).await;
+    assert_eq!(settle(&pool).await.resetting, 0);
     assert!(ns.link(a.name.as_str()).is_some());
     assert_eq!(acquire(&pool, "vm-a").await.unwrap().name, a.name);
     acquire(&pool, "vm-b").await.unwrap();
@@ -97,7 +97,8 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     // A fallback tap is deleted on release, and the delete refills the pool.
     assert_eq!(release(&pool, &d).await.unwrap(), Released::Deleted);
     assert!(ns.link("vm-d").is_none(), "deleted from the kernel");
-    let s = stats_until(&pool, "three idle taps", |s| s.idle == 3).await;
+    let s = settle(&pool).await;
+    assert_eq!(s.idle, 3, "refilled");
     assert_eq!((s.leased, s.creating, s.hits, s.misses), (3, 0, 4, 1));
     assert_eq!(ns.tun_names().len(), 6);
     assert_not_in_host(&["tap-pool-0", "tap-pool-3", "vm-d"]);
@@ -246,7 +247,7 @@ async fn a_reused_tap_is_reset_to_its_pooled_configuration() {
     ns.ip(&["link", "set", tap, "down"]);
 
     assert_eq!(release(&pool, &lease).await.unwrap(), Released::Pooled);
-    stats_until(&pool, "one idle tap", |s| s.idle == 1).await;
+    assert_eq!(settle(&pool).await.idle, 1, "reset and pooled");
     let after = ns.link(tap).unwrap();
     assert_configured(&after);
     assert_eq!(after["address"], before["address"], "MAC restored");
