@@ -139,3 +139,19 @@ async fn settle_answers_once_background_work_is_done() {
     let s = p.settle().await;
     assert_eq!((s.idle, s.resetting), (4, 0), "the reset is done");
 }
+
+#[actix_rt::test]
+async fn settle_does_not_wait_for_a_retry_scheduled_for_later() {
+    use tap_pool_actors::sim::Fault;
+    let p = slow_creates(0);
+    p.sim.set_latency(SimOp::Create, Duration::ZERO);
+    let lease = p.acquire("vm-a").await.unwrap();
+    // Every delete fails: the tap is kept, its delete retried with backoff.
+    p.sim.inject(Fault::always(SimOp::Delete, libc::EIO));
+    assert!(p.release(&lease).await.is_err());
+    let s = p.settle().await;
+    assert_eq!((s.delete_failed, s.deleting, s.leased), (1, 0, 0), "{s:?}");
+    assert!(p.sim.contains(name("vm-a")), "still there, to be retried");
+    // (So that the drain when the test's System stops is quick.)
+    p.sim.clear_faults();
+}

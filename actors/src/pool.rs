@@ -358,12 +358,7 @@ impl TapPoolActor {
     fn deliver(&mut self, event: Event, ctx: &mut Context<Self>) {
         let mut c = self.callers.borrow_mut();
         match event {
-            Event::Acquired { request, result } => {
-                let result = result
-                    .map(|lease| LeaseGuard::weak(self.me.clone(), lease))
-                    .map_err(Error::from);
-                c.answer(request, result);
-            }
+            Event::Acquired { request, result } => c.answer(request, self.guarded(result)),
             Event::Released { request, result } => {
                 c.answer(request, result.map_err(Error::from));
             }

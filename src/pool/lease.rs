@@ -157,7 +157,8 @@ impl Pool {
                 serial: self.tokens.u64(..),
             };
             // 2^-64 a draw; never a live one.
-            if !self.leases.contains_key(&token) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.leases.entry(token) {
+                slot.insert(name);
                 break token;
             }
         };
@@ -165,7 +166,6 @@ impl Pool {
             tap.state = TapState::Leased;
             tap.lease = Some(token);
         }
-        self.leases.insert(token, name);
         Lease {
             name,
             token,

@@ -185,11 +185,6 @@ pub enum Lane {
     Delete,
 }
 
-impl Lane {
-    /// Every lane.
-    pub const ALL: [Lane; 3] = [Lane::Reset, Lane::Create, Lane::Delete];
-}
-
 /// Kernel calls to hand to one worker together, carried out in order.
 ///
 /// Most batches hold one call; released taps' resets go in batches, so
