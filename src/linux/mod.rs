@@ -8,6 +8,7 @@
 
 mod addr;
 mod ioctl;
+mod leftovers;
 mod link;
 mod netlink;
 mod netns;
@@ -214,6 +215,9 @@ impl LinuxKernel {
         };
         let index = self.verify(device, OnRename::Refuse, reset_error)?;
         let master = self.resolve_master(name, spec)?;
+        // What the orchestrator may have added for the last tenant (routes,
+        // qdiscs, flags, bridge-port settings, per-device sysctls).
+        leftovers::clear(&mut self.rtnl, name, index, spec, master).map_err(nl_error)?;
         // Every address goes, link-local ones too: a tenant may have added
         // its own fe80:: address, or changed the MAC that the kernel's one
         // was derived from. The kernel adds a link-local address again,
