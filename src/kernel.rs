@@ -47,6 +47,14 @@ pub struct TapSpec {
 /// default for a tap), and what a reset puts back then.
 pub const DEFAULT_MTU: u32 = 1500;
 
+impl LinkInfo {
+    /// Whether a multi-queue tap has a queue attached, enabled or not, other
+    /// than one file of the caller's own.
+    pub(crate) fn in_use_by_others(&self) -> bool {
+        self.queues.is_some_and(|queues| queues > 1)
+    }
+}
+
 impl TapSpec {
     /// The MTU the tap should have: the spec's, or [`DEFAULT_MTU`].
     pub fn mtu_or_default(&self) -> u32 {
@@ -117,6 +125,18 @@ pub struct LinkInfo {
     pub device_group: u32,
     /// The Ethernet address.
     pub mac: [u8; 6],
+    /// Whether the device was last attached with `IFF_VNET_HDR` (each
+    /// attaching process sets it again).
+    pub vnet_hdr: bool,
+    /// Whether the device was made with `IFF_MULTI_QUEUE` (fixed at
+    /// creation).
+    pub multi_queue: bool,
+    /// How many files are attached (enabled and disabled queues), where the
+    /// tun driver says: for a multi-queue tap only.
+    pub queues: Option<u32>,
+    /// The link-layer type (`ARPHRD_*`): `ARPHRD_ETHER` for a tap, unless a
+    /// process attached to it changed it (`TUNSETLINK`, while it was down).
+    pub link_type: u16,
 }
 
 /// A device the pool asks the kernel about: its name, and its interface
@@ -397,6 +417,19 @@ pub enum KernelError {
         /// Its name now; `None` for a name no [`TapName`] holds.
         now: Option<TapName>,
     },
+    /// A released tap carries something of its last tenant that a reset
+    /// cannot take away, or that did not read back as restored: the tap
+    /// must not be handed out again, and is deleted (by index) instead.
+    /// Nothing of the next tenant's was exposed: the tap was not pooled.
+    #[error("tap {name} (index {index}) cannot be reset: {residue}")]
+    Residue {
+        /// The name the pool knows the tap by.
+        name: TapName,
+        /// Its interface index.
+        index: u32,
+        /// What is left.
+        residue: Residue,
+    },
     /// The call's answer never came: the kernel worker carrying it is gone
     /// (its process is shutting down), so it did not run, or what it made
     /// was removed again.
@@ -431,8 +464,53 @@ impl KernelError {
             | KernelError::List { errno, .. }
             | KernelError::Socket { errno }
             | KernelError::Namespace { errno, .. } => Some(*errno),
-            KernelError::NotATap { .. } | KernelError::Renamed { .. } => None,
+            KernelError::NotATap { .. }
+            | KernelError::Renamed { .. }
+            | KernelError::Residue { .. } => None,
             KernelError::Panicked { .. } | KernelError::Unanswered { .. } => None,
+        }
+    }
+}
+
+/// What a released tap still carries of its last tenant that a reset
+/// cannot take away (see docs/security.md for each).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Residue {
+    /// A file is still attached to the tap: its tenant (or anyone it let
+    /// in) kept it open past the release, and would see the next tenant's
+    /// traffic.
+    Attached,
+    /// The tap has an owner uid and the spec none: the kernel cannot unset
+    /// an owner (`TUNSETOWNER` takes only a valid uid).
+    Owner(u32),
+    /// The tap has a group and the spec none: the kernel cannot unset a
+    /// group either.
+    Group(u32),
+    /// The tap's link-layer type is not Ethernet (`TUNSETLINK`); it can be
+    /// changed back only while the link is down.
+    LinkType(u16),
+    /// The tap was made with `IFF_MULTI_QUEUE` and the spec says otherwise,
+    /// or the other way round: fixed at creation.
+    MultiQueue(bool),
+    /// A tun setting read back other than it was just set: the kernel kept
+    /// a tenant's value. Names the setting.
+    TunState(&'static str),
+    /// Something the orchestrator added for the last tenant that a reset
+    /// cannot restore. Names it.
+    Leftover(String),
+}
+
+impl fmt::Display for Residue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Residue::Attached => f.write_str("a file is still attached to it"),
+            Residue::Owner(uid) => write!(f, "it has owner {uid}, which cannot be unset"),
+            Residue::Group(gid) => write!(f, "it has group {gid}, which cannot be unset"),
+            Residue::LinkType(kind) => write!(f, "its link type is {kind}, not Ethernet"),
+            Residue::MultiQueue(on) => write!(f, "it was made with IFF_MULTI_QUEUE {on}"),
+            Residue::TunState(what) => write!(f, "its {what} did not read back as set"),
+            Residue::Leftover(what) => write!(f, "{what} cannot be restored"),
         }
     }
 }
@@ -566,10 +644,15 @@ pub trait Kernel: Send {
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError>;
 
     /// Puts a released tap back to its pooled configuration, whatever its
-    /// last tenant changed: removes every address on it, sets its MTU (the
-    /// spec's, or 1500), its master (the spec's bridge, or none), its device
-    /// group (the spec's, or 0), its Ethernet address (`mac`) and brings it
-    /// up. Acts on the device at `device`'s index where known, else on the
+    /// last tenant changed through its file and whatever the orchestrator
+    /// added for it (docs/security.md has the full list): the tun state
+    /// (owner, group, filters, offloads, vnet header, send buffer,
+    /// persistence), read back where the kernel can say; every address; its
+    /// MTU (the spec's, or 1500), its master (the spec's bridge, or none),
+    /// its device group (the spec's, or 0), its Ethernet address (`mac`);
+    /// and brings it up. What cannot be put back is
+    /// [`KernelError::Residue`]: a file still attached, an owner or group
+    /// the spec does not have, and the like. Acts on the device at `device`'s index where known, else on the
     /// device of its name, and checks it first, changing nothing if the
     /// check fails: [`KernelError::NoSuchDevice`] if there is none,
     /// [`KernelError::NotATap`] if it is not a tap, and

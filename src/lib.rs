@@ -53,7 +53,7 @@ pub mod sim;
 pub use config::{Backoff, ConfigError, DEFAULT_PREFIX, MAX_SIZE, MIN_BACKOFF, PoolConfig};
 pub use kernel::{
     CreateStep, CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
-    LinkWatcher, Op, Outcome, Reply, TapSpec, TunKind,
+    LinkWatcher, Op, Outcome, Reply, Residue, TapSpec, TunKind,
 };
 #[cfg(target_os = "linux")]
 pub use linux::{LinuxKernel, LinuxKernelFactory, Netns};

@@ -739,6 +739,10 @@ impl Kernel for SimKernel {
                 in_use: false,
                 device_group: spec.device_group.unwrap_or(0),
                 mac,
+                vnet_hdr: spec.vnet_hdr,
+                multi_queue: spec.multi_queue,
+                queues: spec.multi_queue.then_some(0),
+                link_type: libc::ARPHRD_ETHER,
             },
         );
         s.set_master(name, master);

@@ -29,6 +29,13 @@ pub(crate) enum ValueIoctl {
     Group,
     /// `TUNSETPERSIST`: whether the device outlives its last file.
     Persist,
+    /// `TUNSETOFFLOAD`: the offloads (`TUN_F_*`) the reader can take.
+    Offload,
+    /// `TUNSETDEBUG`: the driver's log message level (`msg_enable`).
+    Debug,
+    /// `TUNDETACHFILTER`: removes the classic socket filter (the kernel
+    /// reads no argument).
+    DetachFilter,
 }
 
 /// Requests that read one `int` through a pointer.
@@ -36,6 +43,42 @@ pub(crate) enum ValueIoctl {
 pub(crate) enum IntIoctl {
     /// `TUNSETCARRIER`: turn the carrier on or off.
     TunSetCarrier,
+    /// `TUNSETVNETHDRSZ`: the virtio-net header's size.
+    SetVnetHdrSz,
+    /// `TUNSETVNETLE`: little-endian virtio-net headers.
+    SetVnetLe,
+    /// `TUNSETVNETBE`: big-endian virtio-net headers (only with
+    /// `CONFIG_TUN_VNET_CROSS_LE`; `EINVAL` otherwise).
+    SetVnetBe,
+    /// `TUNSETSNDBUF`: the send buffer.
+    SetSndBuf,
+    /// `TUNSETSTEERINGEBPF`: the queue-steering eBPF program's fd (-1: none).
+    SteeringEbpf,
+    /// `TUNSETFILTEREBPF`: the filtering eBPF program's fd (-1: none).
+    FilterEbpf,
+}
+
+/// Requests that write one `int` through a pointer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum GetIntIoctl {
+    /// `TUNGETVNETHDRSZ`.
+    VnetHdrSz,
+    /// `TUNGETVNETLE`.
+    VnetLe,
+    /// `TUNGETVNETBE` (`EINVAL` without `CONFIG_TUN_VNET_CROSS_LE`).
+    VnetBe,
+    /// `TUNGETSNDBUF`: this file's send buffer.
+    SndBuf,
+}
+
+/// `struct tun_filter` (linux/if_tun.h; the libc crate lacks it) with no
+/// address after it: a count of 0 turns the MAC filter off.
+#[repr(C)]
+pub(crate) struct TunFilter {
+    /// `TUN_FLT_*`.
+    pub(crate) flags: u16,
+    /// How many addresses follow.
+    pub(crate) count: u16,
 }
 
 /// An `ifreq` naming `name`, all else zero.
@@ -77,6 +120,9 @@ pub(crate) fn ioctl_value(
         ValueIoctl::Owner => libc::TUNSETOWNER,
         ValueIoctl::Group => libc::TUNSETGROUP,
         ValueIoctl::Persist => libc::TUNSETPERSIST,
+        ValueIoctl::Offload => libc::TUNSETOFFLOAD,
+        ValueIoctl::Debug => libc::TUNSETDEBUG,
+        ValueIoctl::DetachFilter => libc::TUNDETACHFILTER,
     };
     // SAFETY: each of these requests takes an integer, not a pointer, so the
     // kernel touches none of this process's memory.
@@ -91,10 +137,45 @@ pub(crate) fn ioctl_int(
 ) -> Result<(), Errno> {
     let request = match request {
         IntIoctl::TunSetCarrier => libc::TUNSETCARRIER,
+        IntIoctl::SetVnetHdrSz => libc::TUNSETVNETHDRSZ,
+        IntIoctl::SetVnetLe => libc::TUNSETVNETLE,
+        IntIoctl::SetVnetBe => libc::TUNSETVNETBE,
+        IntIoctl::SetSndBuf => libc::TUNSETSNDBUF,
+        IntIoctl::SteeringEbpf => libc::TUNSETSTEERINGEBPF,
+        IntIoctl::FilterEbpf => libc::TUNSETFILTEREBPF,
     };
     // SAFETY: the request reads one `int` through its argument, which points
     // to `value`, borrowed until the call returns.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), request, std::ptr::from_ref(value)) })
+}
+
+/// Makes an ioctl on `fd` that writes one `int`, and returns it.
+pub(crate) fn ioctl_get_int(fd: &impl AsRawFd, request: GetIntIoctl) -> Result<libc::c_int, Errno> {
+    let request = match request {
+        GetIntIoctl::VnetHdrSz => libc::TUNGETVNETHDRSZ,
+        GetIntIoctl::VnetLe => libc::TUNGETVNETLE,
+        GetIntIoctl::VnetBe => libc::TUNGETVNETBE,
+        GetIntIoctl::SndBuf => libc::TUNGETSNDBUF,
+    };
+    let mut value: libc::c_int = 0;
+    // SAFETY: the request writes one `int` through its argument, which
+    // points to `value`, exclusively borrowed until the call returns.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), request, std::ptr::from_mut(&mut value)) })?;
+    Ok(value)
+}
+
+/// `TUNSETTXFILTER` with `filter` and no address after it.
+pub(crate) fn ioctl_tx_filter(fd: &impl AsRawFd, filter: &TunFilter) -> Result<(), Errno> {
+    debug_assert_eq!(filter.count, 0, "no addresses follow the header");
+    // SAFETY: with a count of 0 the kernel reads only the `struct
+    // tun_filter` header, which `filter` is, borrowed until the call returns.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TUNSETTXFILTER,
+            std::ptr::from_ref(filter),
+        )
+    })
 }
 
 /// Requests that take no argument and answer with their return value.

@@ -24,7 +24,8 @@ pub use netns::{Netns, enter};
 pub use watch::LinuxLinkWatcher;
 
 use crate::kernel::{
-    CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkInfo, LinkWatcher, TapSpec,
+    CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkInfo, LinkWatcher, Residue,
+    TapSpec, TunKind,
 };
 use crate::name::TapName;
 use link::{LinkConfig, Target};
@@ -214,6 +215,7 @@ impl LinuxKernel {
             e => socket_error(&e),
         };
         let index = self.verify(device, OnRename::Refuse, reset_error)?;
+        self.reset_tun(device, index, spec)?;
         let master = self.resolve_master(name, spec)?;
         // What the orchestrator may have added for the last tenant (routes,
         // qdiscs, flags, bridge-port settings, per-device sysctls).
@@ -241,7 +243,122 @@ impl LinuxKernel {
             group: Some(spec.device_group.unwrap_or(0)),
             mac: Some(mac),
         };
-        self.set_link(name, index, spec, config, reset_error)
+        self.set_link(name, index, spec, config, reset_error)?;
+        self.check_reset(name, index, spec, master, mac)
+    }
+
+    /// Puts back the tun device's own state, which its tenant could change
+    /// through its file without any capability (see [`tun::Attached`]), or
+    /// says why it cannot ([`KernelError::Residue`]): a file still attached,
+    /// an owner or group the spec lacks (the kernel cannot unset either), a
+    /// link type other than Ethernet, the other multi-queue flag.
+    ///
+    /// It attaches to the tap itself: on a single-queue tap that succeeds
+    /// only if no other file is attached, the one test of that a tenant
+    /// cannot forge (the carrier it can turn off). While attached, nobody
+    /// else can attach; the owner and group are put back before it lets go.
+    fn reset_tun(&mut self, device: Device, index: u32, spec: &TapSpec) -> Result<(), KernelError> {
+        let name = device.name;
+        let residue = |residue| KernelError::Residue {
+            name,
+            index,
+            residue,
+        };
+        let refused = |errno: Errno| KernelError::Reset {
+            name,
+            errno,
+            ext_ack: None,
+        };
+        let link = self.tun_link(name, index)?;
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let owner = spec.effective_owner(unsafe { libc::geteuid() });
+        check_fixed(&link, spec, owner, spec.group).map_err(residue)?;
+        if spec.multi_queue && link.in_use {
+            return Err(residue(Residue::Attached));
+        }
+        let tap = match tun::attach(name, spec) {
+            Ok(tap) => tap,
+            Err(errno) if errno.0 == libc::EBUSY => return Err(residue(Residue::Attached)),
+            Err(errno) => return Err(refused(errno)),
+        };
+        // Attached by name: it must be the tap at `index` (else it was
+        // renamed in between; dropping the file leaves that device as it
+        // was, and removes one the attach made).
+        if self.rtnl.ifindex(name) != Ok(index) {
+            drop(tap);
+            self.verify(device, OnRename::Refuse, reset_error_for(name))?;
+            return Err(KernelError::NoSuchDevice { name });
+        }
+        tap.restore(owner, spec.group).map_err(|e| match e {
+            tun::TunRestore::Refused(what, errno) => {
+                tracing::debug!(%name, what, %errno, "a tun setting could not be put back");
+                refused(errno)
+            }
+            tun::TunRestore::Differs(what) => residue(Residue::TunState(what)),
+        })?;
+        if spec.multi_queue {
+            // Queues attached before this one took the owner back.
+            let link = self.tun_link(name, index)?;
+            if link.in_use_by_others() {
+                return Err(residue(Residue::Attached));
+            }
+        }
+        tap.persist().map_err(refused)
+    }
+
+    /// The tun/tap device at `index`, known to the pool as `name`.
+    fn tun_link(&mut self, name: TapName, index: u32) -> Result<LinkInfo, KernelError> {
+        match self.rtnl.tun_link(index) {
+            Ok(Some(link)) => Ok(link),
+            Ok(None) => Err(KernelError::NotATap { name, index }),
+            Err(e) => Err(tap_error(name, reset_error_for(name))(e)),
+        }
+    }
+
+    /// Reads the reset tap back (one `RTM_GETLINK`) and checks it is what
+    /// the spec makes: [`KernelError::Residue`] if not.
+    fn check_reset(
+        &mut self,
+        name: TapName,
+        index: u32,
+        spec: &TapSpec,
+        master: Option<u32>,
+        mac: [u8; 6],
+    ) -> Result<(), KernelError> {
+        let link = self.tun_link(name, index)?;
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let owner = spec.effective_owner(unsafe { libc::geteuid() });
+        let residue = |residue| KernelError::Residue {
+            name,
+            index,
+            residue,
+        };
+        check_fixed(&link, spec, owner, spec.group).map_err(residue)?;
+        let differs = if link.owner != owner {
+            Some("owner")
+        } else if link.group != spec.group {
+            Some("group")
+        } else if !link.persistent {
+            Some("persistence")
+        } else if link.vnet_hdr != spec.vnet_hdr {
+            Some("vnet header flag")
+        } else if link.mtu != spec.mtu_or_default() {
+            Some("MTU")
+        } else if link.master != master {
+            Some("master")
+        } else if link.device_group != spec.device_group.unwrap_or(0) {
+            Some("device group")
+        } else if link.mac != mac {
+            Some("Ethernet address")
+        } else if !link.up {
+            Some("up flag")
+        } else {
+            None
+        };
+        match differs {
+            Some(what) => Err(residue(Residue::TunState(what))),
+            None => Ok(()),
+        }
     }
 
     /// Deletes the tap `device`, renamed or not: it is the pool's own
@@ -297,6 +414,44 @@ impl LinuxKernel {
                 ext_ack,
             }),
             Err(e) => Err(socket_error(&e)),
+        }
+    }
+}
+
+/// What a reset cannot change on the tun device `link`, checked against
+/// the spec (`owner` is its effective owner).
+fn check_fixed(
+    link: &LinkInfo,
+    spec: &TapSpec,
+    owner: Option<u32>,
+    group: Option<u32>,
+) -> Result<(), Residue> {
+    if link.kind != TunKind::Tap || link.link_type != libc::ARPHRD_ETHER {
+        return Err(Residue::LinkType(link.link_type));
+    }
+    if link.multi_queue != spec.multi_queue {
+        return Err(Residue::MultiQueue(link.multi_queue));
+    }
+    if let (Some(uid), None) = (link.owner, owner) {
+        return Err(Residue::Owner(uid));
+    }
+    if let (Some(gid), None) = (link.group, group) {
+        return Err(Residue::Group(gid));
+    }
+    Ok(())
+}
+
+/// How a refused reset step reaches the caller.
+fn reset_error_for(name: TapName) -> impl FnOnce(Errno, Option<String>) -> KernelError {
+    move |errno, ext_ack| {
+        if errno.0 == libc::ENODEV {
+            KernelError::NoSuchDevice { name }
+        } else {
+            KernelError::Reset {
+                name,
+                errno,
+                ext_ack,
+            }
         }
     }
 }

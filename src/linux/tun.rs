@@ -18,7 +18,10 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use super::ioctl::{IfreqIoctl, IntIoctl, ValueIoctl, ifreq, ioctl_ifreq, ioctl_int, ioctl_value};
+use super::ioctl::{
+    GetIntIoctl, IfreqIoctl, IntIoctl, TunFilter, ValueIoctl, ifreq, ioctl_get_int, ioctl_ifreq,
+    ioctl_int, ioctl_tx_filter, ioctl_value,
+};
 use crate::kernel::{CreateStep, Errno, KernelError, TapSpec};
 use crate::name::TapName;
 
@@ -49,14 +52,7 @@ pub(crate) fn new_tap(name: TapName, spec: &TapSpec) -> Result<NewTap, KernelErr
         }
     };
     let file = open_tun().map_err(fail(CreateStep::OpenTun))?;
-
-    let mut flags = libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_TUN_EXCL;
-    if spec.vnet_hdr {
-        flags |= libc::IFF_VNET_HDR;
-    }
-    if spec.multi_queue {
-        flags |= libc::IFF_MULTI_QUEUE;
-    }
+    let flags = tap_flags(spec) | libc::IFF_TUN_EXCL;
     set_iff(&file, name, flags).map_err(fail(CreateStep::SetIff))?;
     // From here on, an early return drops `file` and with it the device.
 
@@ -115,4 +111,163 @@ pub(crate) fn set_iff(file: &OwnedFd, name: TapName, flags: libc::c_int) -> Resu
     let mut req = ifreq(name);
     req.ifr_ifru.ifru_flags = flags as libc::c_short;
     ioctl_ifreq(file, IfreqIoctl::TunSetIff, &mut req)
+}
+
+/// The flags a pool tap is made and attached with: a tap, no packet
+/// information header, and the spec's `IFF_VNET_HDR` and `IFF_MULTI_QUEUE`.
+/// (`IFF_NO_PI` has the value of `IFF_NOFILTER` too, so an attach with
+/// these flags never applies a classic socket filter left on the device.)
+fn tap_flags(spec: &TapSpec) -> libc::c_int {
+    let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
+    if spec.vnet_hdr {
+        flags |= libc::IFF_VNET_HDR;
+    }
+    if spec.multi_queue {
+        flags |= libc::IFF_MULTI_QUEUE;
+    }
+    flags
+}
+
+/// `sizeof(struct virtio_net_hdr)` (linux/virtio_net.h): the vnet header
+/// size a tap is made with.
+pub(crate) const VNET_HDR_LEN: libc::c_int = 10;
+
+/// The send buffer a file gets when it opens `/dev/net/tun`, which a
+/// `TUNSETSNDBUF` on the device changes for every attached file.
+const SNDBUF: libc::c_int = libc::c_int::MAX;
+
+/// A pool tap this process has attached to in order to reset it. While it
+/// is held, no other file can attach to a single-queue tap (`EBUSY`);
+/// dropping it detaches (and removes the tap if it is not persistent).
+pub(crate) struct Attached {
+    file: OwnedFd,
+}
+
+/// Why a tun setting could not be put back.
+#[derive(Debug)]
+pub(crate) enum TunRestore {
+    /// The kernel refused to set it.
+    Refused(&'static str, Errno),
+    /// It was set, and read back as something else.
+    Differs(&'static str),
+}
+
+/// Attaches to the existing tap `name` with the pool's flags, as any
+/// process allowed to would: `EBUSY` if a single-queue tap already has a
+/// file attached, `EINVAL` if `name` is not a tap or its multi-queue flag
+/// is not the spec's. The carrier is turned off at once, as at creation, so
+/// that attaching starts no IPv6 autoconfiguration.
+///
+/// By name: the caller checks that it is the device it means. Beware that
+/// a `TUNSETIFF` of a name no device has makes one (not persistent: it goes
+/// when the file is dropped).
+pub(crate) fn attach(name: TapName, spec: &TapSpec) -> Result<Attached, Errno> {
+    let file = open_tun()?;
+    set_iff(&file, name, tap_flags(spec))?;
+    if let Err(errno) = ioctl_int(&file, IntIoctl::TunSetCarrier, &0) {
+        tracing::debug!(%name, %errno, "TUNSETCARRIER refused");
+    }
+    Ok(Attached { file })
+}
+
+impl Attached {
+    /// Puts back every setting a tenant can change through a file attached
+    /// to the tap (each tun ioctl that needs no capability; see
+    /// docs/security.md), then reads back those the kernel reports:
+    ///
+    /// - owner and group: set to `owner` and `group` where given (the
+    ///   caller has checked that the tap has none where none is given: the
+    ///   kernel cannot unset them);
+    /// - offloads (`TUNSETOFFLOAD` 0, as made), the MAC filter (off), the
+    ///   classic socket filter (detached), the steering and filtering eBPF
+    ///   programs (none), the driver's log level (0, as made);
+    /// - the vnet header's size (10), little- and big-endian headers (off),
+    ///   the send buffer (`INT_MAX`, as a fresh file has): read back;
+    /// - the flags (`TUNGETIFF`): a tap, the spec's vnet header and
+    ///   multi-queue flags, persistent: read back after [`Attached::persist`]
+    ///   sets persistence, by the caller's final check.
+    pub(crate) fn restore(&self, owner: Option<u32>, group: Option<u32>) -> Result<(), TunRestore> {
+        let file = &self.file;
+        let set = |what: &'static str, result: Result<(), Errno>| {
+            result.map_err(|errno| TunRestore::Refused(what, errno))
+        };
+        // Absent from a kernel built without it: then no tenant set it either.
+        let optional = |what: &'static str, result: Result<(), Errno>| match result {
+            Err(errno) if errno.0 == libc::EINVAL || errno.0 == libc::ENOTTY => Ok(()),
+            other => set(what, other),
+        };
+        if let Some(owner) = owner {
+            set("owner", ioctl_value(file, ValueIoctl::Owner, owner.into()))?;
+        }
+        if let Some(group) = group {
+            set("group", ioctl_value(file, ValueIoctl::Group, group.into()))?;
+        }
+        set("offloads", ioctl_value(file, ValueIoctl::Offload, 0))?;
+        let no_filter = TunFilter { flags: 0, count: 0 };
+        set("MAC filter", ioctl_tx_filter(file, &no_filter))?;
+        set(
+            "socket filter",
+            ioctl_value(file, ValueIoctl::DetachFilter, 0),
+        )?;
+        optional(
+            "steering eBPF program",
+            ioctl_int(file, IntIoctl::SteeringEbpf, &-1),
+        )?;
+        optional(
+            "filter eBPF program",
+            ioctl_int(file, IntIoctl::FilterEbpf, &-1),
+        )?;
+        set("log level", ioctl_value(file, ValueIoctl::Debug, 0))?;
+        set(
+            "vnet header size",
+            ioctl_int(file, IntIoctl::SetVnetHdrSz, &VNET_HDR_LEN),
+        )?;
+        set(
+            "little-endian vnet headers",
+            ioctl_int(file, IntIoctl::SetVnetLe, &0),
+        )?;
+        optional(
+            "big-endian vnet headers",
+            ioctl_int(file, IntIoctl::SetVnetBe, &0),
+        )?;
+        set("send buffer", ioctl_int(file, IntIoctl::SetSndBuf, &SNDBUF))?;
+
+        let get = |what: &'static str, request| {
+            ioctl_get_int(file, request).map_err(|errno| TunRestore::Refused(what, errno))
+        };
+        let expect = |what: &'static str, value: libc::c_int, want: libc::c_int| {
+            if value == want {
+                Ok(())
+            } else {
+                Err(TunRestore::Differs(what))
+            }
+        };
+        expect(
+            "vnet header size",
+            get("vnet header size", GetIntIoctl::VnetHdrSz)?,
+            VNET_HDR_LEN,
+        )?;
+        expect(
+            "little-endian vnet headers",
+            get("little-endian vnet headers", GetIntIoctl::VnetLe)?,
+            0,
+        )?;
+        match ioctl_get_int(file, GetIntIoctl::VnetBe) {
+            Ok(be) => expect("big-endian vnet headers", be, 0)?,
+            Err(errno) if errno.0 == libc::EINVAL => {}
+            Err(errno) => return Err(TunRestore::Refused("big-endian vnet headers", errno)),
+        }
+        expect(
+            "send buffer",
+            get("send buffer", GetIntIoctl::SndBuf)?,
+            SNDBUF,
+        )?;
+        Ok(())
+    }
+
+    /// Makes the tap persistent (a tenant may have turned that off) and
+    /// detaches.
+    pub(crate) fn persist(self) -> Result<(), Errno> {
+        ioctl_value(&self.file, ValueIoctl::Persist, 1)
+    }
 }

@@ -606,6 +606,10 @@ mod tests {
             in_use,
             device_group: group,
             mac: [2, 0, 0, 0, 0, index as u8],
+            vnet_hdr: true,
+            multi_queue: false,
+            queues: None,
+            link_type: libc::ARPHRD_ETHER,
         }
     }
 

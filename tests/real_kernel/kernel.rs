@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tap_pool::kernel::{CreatedTap, LinkEvent};
-use tap_pool::{Device, Errno, KernelError, LinkInfo, Netns, TapSpec, TunKind};
+use tap_pool::{Device, Errno, KernelError, LinkInfo, Netns, Residue, TapSpec, TunKind};
 use tap_pool_testkit::{
     KernelTest, TestNetns, assert_not_in_host, eui64_link_local, eventually, flags, kernel_test,
     link_mac, name, text,
@@ -168,6 +168,16 @@ fn witness(ns: &TestNetns, link: &Value) -> LinkInfo {
         mac: link["address"]
             .as_str()
             .map_or([0; 6], tap_pool_testkit::parse_mac),
+        vnet_hdr: data["vnet_hdr"] == true,
+        multi_queue: data["multi_queue"] == true,
+        queues: data["numqueues"]
+            .as_u64()
+            .map(|n| (n + data["numdisabled"].as_u64().unwrap_or(0)) as u32),
+        link_type: match link["link_type"].as_str() {
+            Some("ether") => libc::ARPHRD_ETHER,
+            Some("none") => libc::ARPHRD_NONE,
+            other => panic!("unexpected link type {other:?}"),
+        },
     }
 }
 
@@ -564,18 +574,31 @@ fn reset_puts_back_what_a_tenant_changed() {
     ));
     let before = ns.addresses(tap);
     assert!(before.len() >= 5, "{before:?}");
-    // Reset while the VMM still holds it: the kernel may add back the
-    // link-local address of the restored MAC, and nothing else.
+    // Reset while the VMM still holds it: refused, since whoever holds
+    // the file would see the next tenant's traffic; nothing is changed.
+    let refused = ns.with_kernel(|k| k.reset_tap(name(tap).into(), &spec, created.mac));
+    assert!(
+        matches!(
+            refused,
+            Err(KernelError::Residue {
+                residue: Residue::Attached,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(ns.addresses(tap), before, "a refused reset changes nothing");
+    drop(vmm);
+    // Let go: now it resets. The kernel may add back the link-local
+    // address of the restored MAC, and nothing else.
     let time = ns.with_kernel(|k| {
         let start = Instant::now();
         k.reset_tap(name(tap).into(), &spec, created.mac)
             .expect("reset");
         start.elapsed()
     });
-    eprintln!("reset_tap (6 addresses, attached): {time:?}; before: {before:?}");
+    eprintln!("reset_tap (6 addresses): {time:?}; before: {before:?}");
     assert_pooled(&ns, tap, created.mac, 1400, Some("tpk-br0"), "7");
-    eprintln!("after reset (attached): {:?}", ns.addresses(tap));
-    drop(vmm);
 
     // Tenant 2 lets go and leaves it down, detached, with an address.
     ns.ip_batch(&format!(

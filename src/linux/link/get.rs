@@ -85,6 +85,26 @@ impl Rtnl {
         Ok(link)
     }
 
+    /// The tun/tap link at `index`, as [`Rtnl::tun_links`] reads it; `None`
+    /// if the link there is not a tun/tap device.
+    pub(crate) fn tun_link(&mut self, index: u32) -> Result<Option<LinkInfo>, NlError> {
+        let mut found = None;
+        self.transact(&mut link_request(Target::Index(index)), |payload| {
+            if found.is_none() {
+                found = Some(parse_tun_link(payload)?);
+            }
+            Ok(())
+        })?;
+        let link = found.ok_or(Malformed::NoLink)?;
+        if let Some(other) = link.as_ref().filter(|link| link.index != index) {
+            return Err(Malformed::OtherLink {
+                answered: other.index,
+            }
+            .into());
+        }
+        Ok(link)
+    }
+
     /// Every link's index and name, from one dump ([`group_dump_request`]);
     /// a link whose name no [`TapName`] holds is left out.
     pub(crate) fn link_names(&mut self) -> Result<Vec<(u32, TapName)>, NlError> {

@@ -11,7 +11,9 @@ use crate::name::TapName;
 const IFLA_TUN_OWNER: u16 = 1;
 const IFLA_TUN_GROUP: u16 = 2;
 const IFLA_TUN_TYPE: u16 = 3;
+const IFLA_TUN_VNET_HDR: u16 = 5;
 const IFLA_TUN_PERSIST: u16 = 6;
+const IFLA_TUN_MULTI_QUEUE: u16 = 7;
 const IFLA_TUN_NUM_QUEUES: u16 = 8;
 const IFLA_TUN_NUM_DISABLED_QUEUES: u16 = 9;
 
@@ -38,6 +40,7 @@ fn split_ifinfomsg(payload: &[u8]) -> Result<(&[u8], Attrs<'_>), Malformed> {
 pub(crate) fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, Malformed> {
     // struct ifinfomsg: family, pad, type (u16), index, flags, change.
     let (ifinfomsg, attrs) = split_ifinfomsg(payload)?;
+    let link_type = u16::from_ne_bytes([ifinfomsg[2], ifinfomsg[3]]);
     let index = read_u32(ifinfomsg, 4);
     let flags = read_u32(ifinfomsg, 8);
     let mut name = None;
@@ -94,6 +97,10 @@ pub(crate) fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, Malform
         },
         device_group,
         mac,
+        vnet_hdr: tun.vnet_hdr,
+        multi_queue: tun.multi_queue,
+        queues: (!tun.attached_unknown).then_some(tun.attached),
+        link_type,
     }))
 }
 
@@ -109,6 +116,10 @@ pub(crate) struct TunData {
     /// The kernel did not say how many: it reports queues only for a
     /// multi-queue device (and not at all before 4.15).
     pub(crate) attached_unknown: bool,
+    /// `IFLA_TUN_VNET_HDR`.
+    pub(crate) vnet_hdr: bool,
+    /// `IFLA_TUN_MULTI_QUEUE`.
+    pub(crate) multi_queue: bool,
 }
 
 /// Reads `IFLA_LINKINFO`; `None` unless its kind is `tun`.
@@ -132,6 +143,8 @@ pub(crate) fn parse_tun_info(linkinfo: &[u8]) -> Result<Option<TunData>, Malform
         group: None,
         attached: 0,
         attached_unknown: true,
+        vnet_hdr: false,
+        multi_queue: false,
     };
     // The kernel omits owner and group when unset, and older kernels sent
     // (u32)-1 for them; both mean "not set".
@@ -146,6 +159,8 @@ pub(crate) fn parse_tun_info(linkinfo: &[u8]) -> Result<Option<TunData>, Malform
                 }
             }
             IFLA_TUN_PERSIST => tun.persistent = value.first().is_some_and(|&b| b != 0),
+            IFLA_TUN_VNET_HDR => tun.vnet_hdr = value.first().is_some_and(|&b| b != 0),
+            IFLA_TUN_MULTI_QUEUE => tun.multi_queue = value.first().is_some_and(|&b| b != 0),
             IFLA_TUN_OWNER => tun.owner = id(kind, value)?,
             IFLA_TUN_GROUP => tun.group = id(kind, value)?,
             IFLA_TUN_NUM_QUEUES | IFLA_TUN_NUM_DISABLED_QUEUES => {
@@ -288,6 +303,10 @@ mod tests {
             in_use: false,
             device_group: 7,
             mac: [0x02, 0, 0, 0, 0, 0x07],
+            vnet_hdr: false,
+            multi_queue: false,
+            queues: None,
+            link_type: libc::ARPHRD_ETHER,
         };
         let tun = LinkInfo {
             name: name("tunc0"),
@@ -302,6 +321,10 @@ mod tests {
             in_use: false,
             device_group: 7,
             mac: [0; 6],
+            vnet_hdr: false,
+            multi_queue: false,
+            queues: None,
+            link_type: libc::ARPHRD_NONE,
         };
         assert_eq!(links, [Some(tap), Some(tun)]);
     }
@@ -323,6 +346,8 @@ mod tests {
                 attached: 0,
                 // Not multi-queue: no IFLA_TUN_NUM_QUEUES from the kernel.
                 attached_unknown: true,
+                vnet_hdr: false,
+                multi_queue: false,
             }))
         );
     }
