@@ -2,7 +2,8 @@
 //! run as its two baselines: a bare actix round trip to a no-op actor on the
 //! same arbiter (the limit of any actor design) and a `Mutex<Vec<String>>`
 //! pool with the seed's semantics (the lock-based design). With reset on
-//! release (the default) and off.
+//! release (the default, `Recycle::Reset`) and with
+//! `Recycle::Fresh` (each release deletes the tap and the pool makes another).
 //!
 //! `cargo bench --bench acquire`; the whole table: `cargo run --release
 //! --example perf_report`.
@@ -11,18 +12,22 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use tap_pool_actors::Recycle;
 use tap_pool_testkit::rows::{self, WarmFixture};
 
 fn warm_acquire_release(c: &mut Criterion) {
     let mut g = c.benchmark_group("warm_acquire_release");
     g.measurement_time(Duration::from_secs(3));
-    for reset in [true, false] {
-        let f = WarmFixture::new(rows::PAIRS_POOL_SIZE, reset);
-        let label = if reset { "reset_on" } else { "reset_off" };
+    for recycle in [Recycle::Reset, Recycle::Fresh] {
+        let f = WarmFixture::new(rows::PAIRS_POOL_SIZE, recycle);
+        let label = match recycle {
+            Recycle::Fresh => "fresh",
+            _ => "reset",
+        };
         g.bench_function(format!("tap_pool_actor_pair/{label}"), |b| {
             b.iter_custom(|iters| f.pairs(iters).0.iter().sum())
         });
-        if reset {
+        if recycle == Recycle::Reset {
             g.bench_function("bare_actix_two_round_trips", |b| {
                 b.iter_custom(|iters| f.round_trips(2 * iters).iter().sum())
             });

@@ -7,15 +7,19 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tap_pool_actors::Recycle;
 use tap_pool_testkit::rows::{self, WarmFixture};
 
 fn throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("throughput");
     g.measurement_time(Duration::from_secs(3));
     g.throughput(Throughput::Elements(1));
-    for reset in [true, false] {
-        let f = WarmFixture::new(rows::THROUGHPUT_POOL_SIZE, reset);
-        let label = if reset { "reset_on" } else { "reset_off" };
+    for recycle in [Recycle::Reset, Recycle::Fresh] {
+        let f = WarmFixture::new(rows::THROUGHPUT_POOL_SIZE, recycle);
+        let label = match recycle {
+            Recycle::Fresh => "fresh",
+            _ => "reset",
+        };
         for clients in [1, 64] {
             g.bench_function(format!("pool_pairs/{clients}_clients/{label}"), |b| {
                 b.iter_custom(|iters| {
@@ -24,7 +28,7 @@ fn throughput(c: &mut Criterion) {
                     t0.elapsed()
                 })
             });
-            if reset {
+            if recycle == Recycle::Reset {
                 g.bench_function(format!("bare_actix_pairs/{clients}_clients"), |b| {
                     b.iter_custom(|iters| {
                         let t0 = Instant::now();

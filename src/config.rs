@@ -41,16 +41,38 @@ pub struct PoolConfig {
     /// hand-offs (tens of µs each on a VM); more only queues in the kernel
     /// workers' queue, where a cold `Acquire`'s create would wait behind it.
     pub create_window: usize,
-    /// Before a released tap goes back to idle, put back its pooled
-    /// configuration (addresses, MTU, master, group, MAC, up), so the next VM
-    /// inherits nothing. Turn off only when every tenant is trusted.
-    pub reset_on_release: bool,
+    /// What becomes of a released pool tap: reset, verified and reused
+    /// ([`Recycle::Reset`], the default), or deleted and replaced
+    /// ([`Recycle::Fresh`]). Either way the next VM inherits nothing of the
+    /// last: docs/security.md says what each covers.
+    pub recycle: Recycle,
     /// How a failed warm-up is retried: after `initial`, doubling up to
     /// `max`, at most `max_attempts` times in a row (a success starts over).
     pub warm_retry: Backoff,
     /// How a failed delete is retried: after `initial`, doubling up to `max`,
     /// for ever (`max_attempts` is not used): a tap is never forgotten.
     pub delete_retry: Backoff,
+}
+
+/// What becomes of a released pool tap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Recycle {
+    /// Reset it before it is handed out again: everything its tenant could
+    /// change through its file and everything the orchestrator added for
+    /// it is put back and read back; a tap with something a reset cannot
+    /// take away (a file still attached, an owner or group the spec lacks)
+    /// is deleted instead and the pool refills. A released tap is back in
+    /// the pool within one kernel round trip.
+    #[default]
+    Reset,
+    /// Never reuse a tap across leases: a released tap is deleted (the
+    /// `Release` is answered once it is gone) and the pool creates a new one
+    /// in the background. For hosts whose tenants must never share a device,
+    /// at the cost of a kernel delete and create per lease
+    /// (docs/performance.md); `Seed` adopts no leftover either, since any of
+    /// them may have been leased before.
+    Fresh,
 }
 
 /// Exponential backoff.
@@ -118,7 +140,7 @@ impl Default for PoolConfig {
             prefix: DEFAULT_PREFIX.to_owned(),
             tap: TapSpec::default(),
             create_window: 4,
-            reset_on_release: true,
+            recycle: Recycle::Reset,
             warm_retry: Backoff {
                 initial: Duration::from_millis(100),
                 max: Duration::from_secs(10),

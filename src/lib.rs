@@ -50,7 +50,9 @@ pub mod name;
 pub mod pool;
 pub mod sim;
 
-pub use config::{Backoff, ConfigError, DEFAULT_PREFIX, MAX_SIZE, MIN_BACKOFF, PoolConfig};
+pub use config::{
+    Backoff, ConfigError, DEFAULT_PREFIX, MAX_SIZE, MIN_BACKOFF, PoolConfig, Recycle,
+};
 pub use kernel::{
     CreateStep, CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
     LinkWatcher, Op, Outcome, Reply, Residue, TapSpec, TunKind,

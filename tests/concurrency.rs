@@ -12,12 +12,11 @@ use tap_pool_testkit::{SimPool, name};
 
 #[actix_rt::test]
 async fn a_slow_create_does_not_hold_up_requests_served_from_idle_taps() {
-    // The in-memory path only: with resets on, each release would also queue
-    // a kernel call (see release.rs for resets).
+    // A release also queues a reset, on a lane of its own: not the one
+    // the slow create below holds.
     let p = SimPool::with(SimKernel::new(), {
         let mut c = PoolConfig::default();
         c.size = 1;
-        c.reset_on_release = false;
         c
     });
     p.warm().await;

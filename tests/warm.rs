@@ -122,7 +122,6 @@ fn a_pool_still_warms_after_more_than_a_million_creates() {
     let mut config = PoolConfig::default();
     config.size = SIZE;
     config.create_window = SIZE;
-    config.reset_on_release = false;
     let mut pool = Pool::new(config).unwrap();
     let mut kernel = SimKernel::new();
     let now = Instant::now();

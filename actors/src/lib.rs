@@ -68,8 +68,8 @@ pub use pool::{Reply, TapPoolActor};
 pub use shutdown::SHUTDOWN_DEADLINE;
 pub use tap_pool::{
     Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, KernelError,
-    MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, NameError, PoolConfig, PoolError, PoolStats, Residue,
-    SeedReport, TapName, TapSpec, TapState, WarmFailure, WarmReport,
+    MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, NameError, PoolConfig, PoolError, PoolStats, Recycle,
+    Residue, SeedReport, TapName, TapSpec, TapState, WarmFailure, WarmReport,
 };
 #[cfg(target_os = "linux")]
 pub use tap_pool::{LinuxKernelFactory, Netns};

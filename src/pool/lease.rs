@@ -11,6 +11,7 @@ use std::fmt;
 use std::time::Instant;
 
 use super::{Answer, Event, Lane, Pool, PoolError, Purpose, RequestId, Tap, TapState};
+use crate::config::Recycle;
 use crate::kernel::{CreatedTap, KernelError, Op};
 use crate::name::TapName;
 
@@ -302,14 +303,9 @@ impl Pool {
             self.forget(&name);
             return Answer::Now(Ok(Released::Vanished));
         }
-        if has_room && is_pool_name && !tap.retire {
-            if self.reset_on_release {
-                tap.state = TapState::Resetting;
-                self.queue_reset(name, now);
-            } else {
-                tap.state = TapState::Idle;
-                self.idle.push(name);
-            }
+        if has_room && is_pool_name && !tap.retire && self.recycle == Recycle::Reset {
+            tap.state = TapState::Resetting;
+            self.queue_reset(name, now);
             return Answer::Now(Ok(Released::Pooled));
         }
         tap.state = TapState::Deleting;
@@ -441,15 +437,27 @@ mod tests {
     }
 
     #[test]
-    fn release_without_reset_pools_at_once() {
+    fn a_fresh_pool_deletes_a_released_tap_and_replaces_it() {
         let mut config = config(1);
-        config.reset_on_release = false;
+        config.recycle = Recycle::Fresh;
         let (mut p, mut k, now) = warmed_with(config);
         let a = acquire_now(&mut p, "vm-a", now).unwrap().name;
-        assert_eq!(p.release_tap(a, now), Answer::Now(Ok(Released::Pooled)));
-        assert_eq!(p.state_of(&a), Some(TapState::Idle));
-        assert!(run(&mut p, &mut k, now).is_empty());
-        assert_eq!(k.calls(crate::sim::SimOp::Reset), 0);
+        let Answer::Later(request) = p.release_tap(a, now) else {
+            panic!("a fresh pool's release waits for the delete");
+        };
+        let events = run(&mut p, &mut k, now);
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Released { request: r, result: Ok(Released::Deleted) } if *r == request)),
+            "{events:?}"
+        );
+        assert!(!k.contains(a), "the released tap is gone");
+        assert_eq!(
+            k.calls(crate::sim::SimOp::Reset),
+            0,
+            "never reset, never reused"
+        );
+        assert_eq!(p.idle().len(), 1, "refilled");
+        assert_ne!(p.idle()[0], a);
     }
 
     #[test]

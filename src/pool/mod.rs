@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 use thiserror::Error;
 
-use crate::config::{Backoff, ConfigError, Naming, PoolConfig};
+use crate::config::{Backoff, ConfigError, Naming, PoolConfig, Recycle};
 use crate::kernel::{CreatedTap, Device, KernelError, LinkInfo, Op, Outcome, Reply, TapSpec};
 use crate::name::TapName;
 
@@ -277,6 +277,10 @@ pub struct PoolStats {
     /// Idle or leased taps that were removed from the kernel behind the
     /// pool's back.
     pub vanished: u64,
+    /// Released taps deleted rather than pooled because their reset found
+    /// something it cannot take away (a file still attached, an owner or
+    /// group the spec lacks: [`KernelError::Residue`]).
+    pub discarded: u64,
     /// The index the next pool name will use.
     pub next_index: u64,
 }
@@ -358,6 +362,7 @@ struct Counters {
     deleted: u64,
     failures: u64,
     vanished: u64,
+    discarded: u64,
 }
 
 /// How long a failed resync listing waits before the next try.
@@ -368,7 +373,10 @@ pub const RESYNC_RETRY: Duration = Duration::from_secs(1);
 pub struct Pool {
     size: usize,
     create_window: usize,
-    reset_on_release: bool,
+    recycle: Recycle,
+    /// The owner every tap of the pool has: the spec's, or this process's
+    /// effective uid where the spec names neither owner nor group.
+    owner: Option<u32>,
     warm_retry: Backoff,
     delete_retry: Backoff,
     tap: TapSpec,
@@ -443,7 +451,9 @@ impl Pool {
         Ok(Pool {
             size: config.size,
             create_window: config.create_window,
-            reset_on_release: config.reset_on_release,
+            recycle: config.recycle,
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            owner: config.tap.effective_owner(unsafe { libc::geteuid() }),
             warm_retry: config.warm_retry,
             delete_retry: config.delete_retry,
             tap: config.tap,
@@ -663,6 +673,7 @@ impl Pool {
             deleted: self.counters.deleted,
             failures: self.counters.failures,
             vanished: self.counters.vanished,
+            discarded: self.counters.discarded,
             next_index: self.next,
             ..PoolStats::default()
         };

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use super::{Lane, Lease, LeaseSource, Pool, Purpose, RequestId, Tap, TapState};
+use crate::config::Recycle;
 use crate::kernel::{LinkInfo, Op, TunKind};
 use crate::name::TapName;
 
@@ -152,31 +153,22 @@ impl Pool {
                 grouped: self.tap.device_group == Some(link.device_group),
                 ..Tap::new(TapState::Deleting)
             };
-            // Only a tap made the way this pool makes them: a VMM could not
-            // open one with another owner or group, and a reset cannot
-            // change those.
-            let adoptable = self.naming.index_of(&link.name).is_some() && self.made_like_ours(link);
+            // Only a tap made exactly the way this pool makes them, and
+            // reset before it is handed out; none at all in a fresh pool,
+            // where any leftover may have been leased before.
+            let adoptable = self.naming.index_of(&link.name).is_some()
+                && self.made_like_ours(link)
+                && self.recycle == Recycle::Reset;
             if adoptable && self.has_room() {
                 report.adopted.push(link.name);
-                if self.reset_on_release {
-                    self.taps.insert(
-                        link.name,
-                        Tap {
-                            state: TapState::Resetting,
-                            ..tap
-                        },
-                    );
-                    self.queue_reset(link.name, now);
-                } else {
-                    self.taps.insert(
-                        link.name,
-                        Tap {
-                            state: TapState::Idle,
-                            ..tap
-                        },
-                    );
-                    self.idle.push(link.name);
-                }
+                self.taps.insert(
+                    link.name,
+                    Tap {
+                        state: TapState::Resetting,
+                        ..tap
+                    },
+                );
+                self.queue_reset(link.name, now);
             } else {
                 report.deleted.push(link.name);
                 self.taps.insert(link.name, tap);
@@ -195,14 +187,20 @@ impl Pool {
         report
     }
 
-    /// Whether `link` is a tap made the way this pool makes them: a VMM could
-    /// not open one with another owner or group, and a reset cannot change
-    /// those.
+    /// Whether `link` is a tap made exactly the way this pool makes them:
+    /// a persistent Ethernet tap with the pool's owner (the effective one
+    /// where the spec names none), group, `vnet_hdr` and `multi_queue`. A
+    /// VMM could not open one with another owner, group or queue mode, one
+    /// with neither owner nor group is open to anyone, and a reset cannot
+    /// change the queue mode or unset an owner or group.
     fn made_like_ours(&self, link: &LinkInfo) -> bool {
         link.kind == TunKind::Tap
+            && link.link_type == libc::ARPHRD_ETHER
             && link.persistent
+            && link.owner == self.owner
             && link.group == self.tap.group
-            && self.tap.owner.is_none_or(|o| link.owner == Some(o))
+            && link.vnet_hdr == self.tap.vnet_hdr
+            && link.multi_queue == self.tap.multi_queue
     }
 
     /// A device was removed from the kernel (seen by the link watcher). An

@@ -161,6 +161,17 @@ impl Pool {
                 self.delete(name, None);
                 self.refill(now);
             }
+            Err(error @ KernelError::Residue { .. }) => {
+                // Its tenant left something a reset cannot take away (a
+                // file still attached, an owner the spec lacks): it must not
+                // be handed out again. Nothing was exposed: it was not
+                // pooled. Deleted by index, and replaced.
+                tracing::warn!(tap = %name, %error, "a released tap cannot be reset; deleting it");
+                self.counters.discarded += 1;
+                tap.state = TapState::Deleting;
+                self.delete(name, None);
+                self.refill(now);
+            }
             Err(error) => {
                 tracing::warn!(tap = %name, %error, "resetting a released tap failed; deleting it");
                 self.counters.failures += 1;
