@@ -48,6 +48,26 @@ pub struct TapSpec {
 pub const DEFAULT_MTU: u32 = 1500;
 
 impl LinkInfo {
+    /// What a reset cannot change on this tun device and the spec does not
+    /// have: a link type other than Ethernet, the other multi-queue flag, an
+    /// owner or a group where the spec has none (`owner` is the spec's
+    /// effective owner). The one rule for every kernel.
+    pub(crate) fn fixed_residue(&self, spec: &TapSpec, owner: Option<u32>) -> Result<(), Residue> {
+        if self.kind != TunKind::Tap || self.link_type != libc::ARPHRD_ETHER {
+            return Err(Residue::LinkType(self.link_type));
+        }
+        if self.multi_queue != spec.multi_queue {
+            return Err(Residue::MultiQueue(self.multi_queue));
+        }
+        if let (Some(uid), None) = (self.owner, owner) {
+            return Err(Residue::Owner(uid));
+        }
+        if let (Some(gid), None) = (self.group, spec.group) {
+            return Err(Residue::Group(gid));
+        }
+        Ok(())
+    }
+
     /// Whether a multi-queue tap has a queue attached, enabled or not, other
     /// than one file of the caller's own.
     pub(crate) fn in_use_by_others(&self) -> bool {

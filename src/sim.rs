@@ -77,7 +77,7 @@ use std::time::Duration;
 
 use crate::kernel::{
     CreateStep, CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
-    LinkWatcher, TapSpec, TunKind,
+    LinkWatcher, Residue, TapSpec, TunKind,
 };
 use crate::name::TapName;
 
@@ -637,7 +637,9 @@ impl SimKernel {
     }
 
     /// Changes a tap as a tenant (or anyone with `ip`) could: `f` gets its
-    /// [`LinkInfo`] to edit (MTU, master, up, MAC, group). Its name and
+    /// [`LinkInfo`] to edit (MTU, master, up, MAC, group; owner, group,
+    /// persistence and the rest of its tun state, as a process attached to
+    /// it can). Its name and
     /// index stay as they are (a rename is
     /// [`SimKernel::rename_externally`]). Returns whether the tap exists.
     /// Not counted as a call and never faulted.
@@ -802,10 +804,22 @@ impl Kernel for SimKernel {
         }
         let mut s = self.lock();
         s.target(device, OnRename::Refuse)?;
-        let Some(current) = s.taps.get(&name).map(|t| t.master) else {
+        let Some(current) = s.taps.get(&name).cloned() else {
             return Err(KernelError::NoSuchDevice { name });
         };
-        let master = s.master_for(name, spec, current)?;
+        // The Linux kernel's rules: a file still attached, or what no reset
+        // can change, is a residue, and nothing is changed.
+        let owner = spec.effective_owner(s.euid);
+        let residue = |residue| KernelError::Residue {
+            name,
+            index: current.index,
+            residue,
+        };
+        if current.in_use {
+            return Err(residue(Residue::Attached));
+        }
+        current.fixed_residue(spec, owner).map_err(residue)?;
+        let master = s.master_for(name, spec, current.master)?;
         let mtu = spec.mtu_or_default();
         check_mtu(name, mtu)?;
         s.addresses.remove(&name);
@@ -814,6 +828,15 @@ impl Kernel for SimKernel {
         tap.mac = mac;
         tap.up = true;
         tap.device_group = spec.device_group.unwrap_or(0);
+        // As TUNSETOWNER and TUNSETGROUP: they set, they never unset.
+        if owner.is_some() {
+            tap.owner = owner;
+        }
+        if spec.group.is_some() {
+            tap.group = spec.group;
+        }
+        tap.persistent = true;
+        tap.vnet_hdr = spec.vnet_hdr;
         s.set_master(name, master);
         Ok(())
     }

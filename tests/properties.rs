@@ -43,6 +43,10 @@ enum Step {
     Deliver(usize),
     /// Notifications were lost: the pool resyncs.
     Resync,
+    /// A hostile tenant changes its leased tap through its file: another
+    /// owner (restorable), a group (not: the spec has none), vnet header or
+    /// persistence off, or it keeps the file open past its release.
+    Tenant(usize, u8),
     /// The process dies (calls in flight are lost) and a new pool seeds.
     Restart,
     /// Time passes (one of a few steps, from under the reset window to
@@ -66,6 +70,7 @@ fn step() -> impl Strategy<Value = Step> {
         6 => any::<usize>().prop_map(Step::Report),
         2 => any::<usize>().prop_map(Step::Deliver),
         1 => Just(Step::Resync),
+        2 => (any::<usize>(), any::<u8>()).prop_map(|(i, what)| Step::Tenant(i, what % 5)),
         1 => Just(Step::Restart),
         3 => any::<u8>().prop_map(Step::Advance),
     ]
@@ -108,6 +113,9 @@ struct Model {
     gave_up: HashSet<RequestId>,
     /// Every pool name ever asked for: none may be asked for twice.
     pool_names: HashSet<TapName>,
+    /// Taps whose tenant keeps its file open past the release, by the
+    /// name the pool knows them by.
+    kept_open: HashSet<TapName>,
 }
 
 impl Model {
@@ -141,6 +149,7 @@ impl Model {
             ended: Vec::new(),
             gave_up: HashSet::new(),
             pool_names: HashSet::new(),
+            kept_open: HashSet::new(),
         }
     }
 
@@ -234,8 +243,18 @@ impl Model {
             "{name} handed to two holders"
         );
         assert!(!self.ended.contains(&lease.token), "a token reused");
+        // Nothing of a last tenant: nobody has it open, and it is owned
+        // and grouped as the spec says.
+        if let Some(tap) = self.kernel.tap(self.kernel_name(name)) {
+            assert!(!tap.in_use, "{name} handed out while a file is attached");
+            assert_eq!(tap.group, self.config.tap.group, "{name}'s group");
+            assert!(tap.owner.is_some(), "{name} open to anyone");
+            assert!(tap.persistent, "{name} not persistent");
+            assert_eq!(tap.vnet_hdr, self.config.tap.vnet_hdr, "{name}'s vnet_hdr");
+        }
         // Its VM has it open.
         self.kernel.set_in_use(name, true);
+        self.kept_open.remove(&name);
     }
 
     /// The driver releases a lease whose caller has gone.
@@ -299,8 +318,11 @@ impl Model {
                     return;
                 };
                 self.held.remove(&name);
-                // Its VM closes it, under whatever name it has now.
-                self.kernel.set_in_use(self.kernel_name(name), false);
+                // Its VM closes it, under whatever name it has now (unless
+                // a hostile tenant keeps it open).
+                if !self.kept_open.contains(&name) {
+                    self.kernel.set_in_use(self.kernel_name(name), false);
+                }
                 let answer = self.pool.release(token, now);
                 assert!(
                     !matches!(answer, Answer::Now(Err(_))),
@@ -308,6 +330,21 @@ impl Model {
                 );
                 self.ended.push(token);
                 self.owe(answer, "release");
+            }
+            Step::Tenant(i, what) => {
+                let Some(&name) = self.held.keys().nth(i % self.held.len().max(1)) else {
+                    return;
+                };
+                if what == 4 {
+                    self.kept_open.insert(name);
+                    return;
+                }
+                self.kernel.tamper(self.kernel_name(name), |tap| match what {
+                    0 => tap.owner = Some(60001),
+                    1 => tap.group = Some(60001),
+                    2 => tap.vnet_hdr = !tap.vnet_hdr,
+                    _ => tap.persistent = false,
+                });
             }
             Step::StaleRelease(i) => {
                 let Some(&token) = self.ended.get(i % self.ended.len().max(1)) else {
@@ -416,6 +453,13 @@ impl Model {
                     return;
                 }
                 self.kernel.clear_faults();
+                // Tenants that kept their files past the release let go
+                // (one that never does keeps a device no Seed may touch).
+                for name in std::mem::take(&mut self.kept_open) {
+                    if !self.held.contains_key(&name) {
+                        self.kernel.set_in_use(self.kernel_name(name), false);
+                    }
+                }
                 // What was asked but not done is lost; what the kernel did
                 // stays. The new pool learns it all from Seed.
                 self.pending.clear();

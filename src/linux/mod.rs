@@ -25,7 +25,7 @@ pub use watch::LinuxLinkWatcher;
 
 use crate::kernel::{
     CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkInfo, LinkWatcher, Residue,
-    TapSpec, TunKind,
+    TapSpec,
 };
 use crate::name::TapName;
 use link::{LinkConfig, Target};
@@ -272,7 +272,7 @@ impl LinuxKernel {
         let link = self.tun_link(name, index)?;
         // SAFETY: geteuid cannot fail and touches no memory.
         let owner = spec.effective_owner(unsafe { libc::geteuid() });
-        check_fixed(&link, spec, owner, spec.group).map_err(residue)?;
+        link.fixed_residue(spec, owner).map_err(residue)?;
         if spec.multi_queue && link.in_use {
             return Err(residue(Residue::Attached));
         }
@@ -333,7 +333,7 @@ impl LinuxKernel {
             index,
             residue,
         };
-        check_fixed(&link, spec, owner, spec.group).map_err(residue)?;
+        link.fixed_residue(spec, owner).map_err(residue)?;
         let differs = if link.owner != owner {
             Some("owner")
         } else if link.group != spec.group {
@@ -416,29 +416,6 @@ impl LinuxKernel {
             Err(e) => Err(socket_error(&e)),
         }
     }
-}
-
-/// What a reset cannot change on the tun device `link`, checked against
-/// the spec (`owner` is its effective owner).
-fn check_fixed(
-    link: &LinkInfo,
-    spec: &TapSpec,
-    owner: Option<u32>,
-    group: Option<u32>,
-) -> Result<(), Residue> {
-    if link.kind != TunKind::Tap || link.link_type != libc::ARPHRD_ETHER {
-        return Err(Residue::LinkType(link.link_type));
-    }
-    if link.multi_queue != spec.multi_queue {
-        return Err(Residue::MultiQueue(link.multi_queue));
-    }
-    if let (Some(uid), None) = (link.owner, owner) {
-        return Err(Residue::Owner(uid));
-    }
-    if let (Some(gid), None) = (link.group, group) {
-        return Err(Residue::Group(gid));
-    }
-    Ok(())
 }
 
 /// How a refused reset step reaches the caller.

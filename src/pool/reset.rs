@@ -202,6 +202,44 @@ mod tests {
             .collect()
     }
 
+    /// What a hostile tenant can do through its file, and what the pool
+    /// makes of it: an owner is put back; a group (the spec has none), a
+    /// file kept open past the release, the other queue mode: the tap is
+    /// deleted and replaced, never handed out.
+    #[test]
+    fn a_tenants_residue_is_restored_or_the_tap_is_deleted_and_replaced() {
+        let cases: [(&str, fn(&crate::sim::SimKernel, TapName), bool); 4] = [
+            ("owner", |k, t| assert!(k.tamper(t, |l| l.owner = Some(60001))), true),
+            ("group", |k, t| assert!(k.tamper(t, |l| l.group = Some(60001))), false),
+            ("file kept open", |k, t| assert!(k.set_in_use(t, true)), false),
+            ("queue mode", |k, t| assert!(k.tamper(t, |l| l.multi_queue = true)), false),
+        ];
+        for (what, tenant, restorable) in cases {
+            let (mut p, mut k, now) = warmed(2);
+            let owner = k.tap(p.idle()[0]).unwrap().owner;
+            let lease = acquire_now(&mut p, "vm-a", now).unwrap();
+            tenant(&k, lease.name);
+            p.release(lease.token, now);
+            run(&mut p, &mut k, now);
+            let s = p.stats();
+            if restorable {
+                assert_eq!(p.state_of(&lease.name), Some(TapState::Idle), "{what}");
+                assert_eq!(k.tap(lease.name).unwrap().owner, owner, "{what}");
+                assert_eq!(s.discarded, 0, "{what}");
+            } else {
+                assert_eq!(p.state_of(&lease.name), None, "{what}: never pooled again");
+                assert!(!k.contains(lease.name), "{what}: deleted");
+                assert_eq!(s.discarded, 1, "{what}");
+                assert_eq!(s.failures, 0, "{what}: not a failure");
+            }
+            assert_eq!(s.idle, 2, "{what}: the pool is whole again");
+            for idle in p.idle() {
+                let tap = k.tap(*idle).unwrap();
+                assert!(!tap.in_use && tap.group.is_none() && tap.owner == owner, "{what}: {tap:?}");
+            }
+        }
+    }
+
     #[test]
     fn a_quiet_pool_resets_at_once_and_a_busy_one_batches_within_the_window() {
         let (mut p, mut k, t0) = warmed(8);
