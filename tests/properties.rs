@@ -339,12 +339,13 @@ impl Model {
                     self.kept_open.insert(name);
                     return;
                 }
-                self.kernel.tamper(self.kernel_name(name), |tap| match what {
-                    0 => tap.owner = Some(60001),
-                    1 => tap.group = Some(60001),
-                    2 => tap.vnet_hdr = !tap.vnet_hdr,
-                    _ => tap.persistent = false,
-                });
+                self.kernel
+                    .tamper(self.kernel_name(name), |tap| match what {
+                        0 => tap.owner = Some(60001),
+                        1 => tap.group = Some(60001),
+                        2 => tap.vnet_hdr = !tap.vnet_hdr,
+                        _ => tap.persistent = false,
+                    });
             }
             Step::StaleRelease(i) => {
                 let Some(&token) = self.ended.get(i % self.ended.len().max(1)) else {

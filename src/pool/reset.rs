@@ -209,10 +209,26 @@ mod tests {
     #[test]
     fn a_tenants_residue_is_restored_or_the_tap_is_deleted_and_replaced() {
         let cases: [(&str, fn(&crate::sim::SimKernel, TapName), bool); 4] = [
-            ("owner", |k, t| assert!(k.tamper(t, |l| l.owner = Some(60001))), true),
-            ("group", |k, t| assert!(k.tamper(t, |l| l.group = Some(60001))), false),
-            ("file kept open", |k, t| assert!(k.set_in_use(t, true)), false),
-            ("queue mode", |k, t| assert!(k.tamper(t, |l| l.multi_queue = true)), false),
+            (
+                "owner",
+                |k, t| assert!(k.tamper(t, |l| l.owner = Some(60001))),
+                true,
+            ),
+            (
+                "group",
+                |k, t| assert!(k.tamper(t, |l| l.group = Some(60001))),
+                false,
+            ),
+            (
+                "file kept open",
+                |k, t| assert!(k.set_in_use(t, true)),
+                false,
+            ),
+            (
+                "queue mode",
+                |k, t| assert!(k.tamper(t, |l| l.multi_queue = true)),
+                false,
+            ),
         ];
         for (what, tenant, restorable) in cases {
             let (mut p, mut k, now) = warmed(2);
@@ -235,7 +251,10 @@ mod tests {
             assert_eq!(s.idle, 2, "{what}: the pool is whole again");
             for idle in p.idle() {
                 let tap = k.tap(*idle).unwrap();
-                assert!(!tap.in_use && tap.group.is_none() && tap.owner == owner, "{what}: {tap:?}");
+                assert!(
+                    !tap.in_use && tap.group.is_none() && tap.owner == owner,
+                    "{what}: {tap:?}"
+                );
             }
         }
     }

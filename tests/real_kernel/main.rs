@@ -7,6 +7,8 @@
 //! - `pool_on_linux`: the pool's rules through the actors;
 //! - `vmm`: what a VMM sees of a pooled tap (opening it, frames, owner and
 //!   group);
+//! - `hostile`: a tenant that makes every change its file allows, and
+//!   what the next tenant and a stranger see of it;
 //! - `crash`: no tap leaked or held twice wherever the pool's process dies;
 //! - `load`: 64 clients, 100,000 cycles;
 //! - `shutdown`: stopping the System or the arbiter drains the pool; a pool
@@ -18,6 +20,7 @@
 //! `tap_pool_testkit::harness`, which runs them (`harness = false`).
 
 mod crash;
+mod hostile;
 mod kernel;
 mod load;
 mod pool_on_linux;
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
             load::tests(),
             shutdown::tests(),
             review_tenant::tests(),
+            hostile::tests(),
         ]
         .into_iter()
         .flatten(),

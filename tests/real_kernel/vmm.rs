@@ -37,17 +37,17 @@ pub fn tests() -> Vec<KernelTest> {
 }
 
 // Ids with no passwd/group entry: nobody on the host has them.
-const OWNER: u32 = 54321;
-const GROUP: u32 = 54322;
-const STRANGER: u32 = 54323;
+pub(crate) const OWNER: u32 = 54321;
+pub(crate) const GROUP: u32 = 54322;
+pub(crate) const STRANGER: u32 = 54323;
 
-const BRIDGE: &str = "br0";
-const BRIDGE_IP: [u8; 4] = [10, 77, 0, 1];
-const GUEST_IP: [u8; 4] = [10, 77, 0, 2];
-const GUEST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x77, 0x00, 0x02];
+pub(crate) const BRIDGE: &str = "br0";
+pub(crate) const BRIDGE_IP: [u8; 4] = [10, 77, 0, 1];
+pub(crate) const GUEST_IP: [u8; 4] = [10, 77, 0, 2];
+pub(crate) const GUEST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x77, 0x00, 0x02];
 
 /// `struct virtio_net_hdr`: the kernel's default `TUNSETVNETHDRSZ`.
-const VNET_HDR_LEN: usize = 10;
+pub(crate) const VNET_HDR_LEN: usize = 10;
 const ETHERTYPE_ARP: u16 = 0x0806;
 const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
@@ -83,12 +83,12 @@ async fn acquire(pool: &Addr<TapPoolActor>, fallback: &str) -> Lease {
     lease
 }
 
-fn link_flags(ns: &TestNetns, dev: &str) -> Vec<String> {
+pub(crate) fn link_flags(ns: &TestNetns, dev: &str) -> Vec<String> {
     flags(&ns.link(dev).unwrap_or_else(|| panic!("{dev} exists")))
 }
 
 /// A bridge with an address, up, forwarding as soon as a port has carrier.
-fn add_addressed_bridge(ns: &TestNetns) {
+pub(crate) fn add_addressed_bridge(ns: &TestNetns) {
     ns.ip(&[
         "link",
         "add",
@@ -108,7 +108,7 @@ fn add_addressed_bridge(ns: &TestNetns) {
 /// An ARP request from the guest for the bridge's address, as a VMM writes
 /// it: a zeroed virtio-net header (no checksum offload, no GSO), then the
 /// Ethernet frame.
-fn arp_request() -> Vec<u8> {
+pub(crate) fn arp_request() -> Vec<u8> {
     let mut frame = vec![0u8; VNET_HDR_LEN];
     frame.extend([0xff; 6]); // destination: broadcast
     frame.extend(GUEST_MAC); // source
@@ -126,12 +126,12 @@ fn arp_request() -> Vec<u8> {
 
 /// An ARP reply seen on the tap, after its virtio-net header.
 #[derive(Debug, PartialEq, Eq)]
-struct ArpReply {
-    eth_dst: [u8; 6],
-    sender_mac: [u8; 6],
-    sender_ip: [u8; 4],
-    target_mac: [u8; 6],
-    target_ip: [u8; 4],
+pub(crate) struct ArpReply {
+    pub(crate) eth_dst: [u8; 6],
+    pub(crate) sender_mac: [u8; 6],
+    pub(crate) sender_ip: [u8; 4],
+    pub(crate) target_mac: [u8; 6],
+    pub(crate) target_ip: [u8; 4],
 }
 
 /// Parses `packet` (virtio-net header, then Ethernet) as an ARP reply;
@@ -154,7 +154,7 @@ fn parse_arp_reply(packet: &[u8]) -> Option<ArpReply> {
 }
 
 /// Reads packets from the tap until one is an ARP reply from `BRIDGE_IP`.
-fn read_arp_reply(tap: &OwnedFd, timeout: Duration) -> ArpReply {
+pub(crate) fn read_arp_reply(tap: &OwnedFd, timeout: Duration) -> ArpReply {
     let deadline = Instant::now() + timeout;
     let mut seen = 0;
     let mut buf = [0u8; 2048];
@@ -185,7 +185,7 @@ fn read_arp_reply(tap: &OwnedFd, timeout: Duration) -> ArpReply {
     }
 }
 
-fn mac_of(ns: &TestNetns, dev: &str) -> [u8; 6] {
+pub(crate) fn mac_of(ns: &TestNetns, dev: &str) -> [u8; 6] {
     let link = ns.link(dev).expect("device exists");
     let bytes: Vec<u8> = text(&link["address"])
         .split(':')
@@ -353,7 +353,7 @@ async fn with_only_a_group_its_members_attach() {
 /// The step of the unprivileged child that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-enum Step {
+pub(crate) enum Step {
     Done = 0,
     EnterNetns,
     CloseFds,
@@ -368,7 +368,7 @@ enum Step {
     SetIff,
 }
 
-const STEPS: [Step; 12] = [
+pub(crate) const STEPS: [Step; 12] = [
     Step::Done,
     Step::EnterNetns,
     Step::CloseFds,
@@ -392,7 +392,7 @@ const STEPS: [Step; 12] = [
 /// only raw system calls (no allocation, no locks), with everything it needs
 /// prepared by the parent beforehand. It exits on its own as soon as it has
 /// answered, so its attachment ends with it.
-fn attach_as(ns: &TestNetns, tap: &str, uid: u32, gid: u32) -> Result<(), Errno> {
+pub(crate) fn attach_as(ns: &TestNetns, tap: &str, uid: u32, gid: u32) -> Result<(), Errno> {
     let Netns::Fd(netns) = ns.netns() else {
         unreachable!("TestNetns hands out its namespace as an fd")
     };
@@ -418,8 +418,15 @@ fn attach_as(ns: &TestNetns, tap: &str, uid: u32, gid: u32) -> Result<(), Errno>
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
     if pid == 0 {
-        let (step, errno) =
-            unprivileged_attach(netns.as_raw_fd(), write_end.as_raw_fd(), uid, gid, &mut req);
+        let mut tun = -1;
+        let (step, errno) = unprivileged_attach(
+            netns.as_raw_fd(),
+            write_end.as_raw_fd(),
+            uid,
+            gid,
+            &mut req,
+            &mut tun,
+        );
         let mut answer = [0u8; 5];
         answer[0] = step as u8;
         answer[1..].copy_from_slice(&errno.to_le_bytes());
@@ -455,13 +462,15 @@ fn attach_as(ns: &TestNetns, tap: &str, uid: u32, gid: u32) -> Result<(), Errno>
 }
 
 /// The forked child's work; returns the step that failed and its errno, or
-/// `(Step::Done, 0)`. Async-signal-safe: raw system calls only.
-fn unprivileged_attach(
+/// `(Step::Done, 0)`, with the attached tun file in `tun_out`.
+/// Async-signal-safe: raw system calls only.
+pub(crate) fn unprivileged_attach(
     netns: libc::c_int,
     answer: libc::c_int,
     uid: u32,
     gid: u32,
     req: &mut libc::ifreq,
+    tun_out: &mut libc::c_int,
 ) -> (Step, i32) {
     fn errno() -> i32 {
         std::io::Error::last_os_error()
@@ -533,6 +542,7 @@ fn unprivileged_attach(
     if tun < 0 {
         return (Step::OpenTun, errno());
     }
+    *tun_out = tun;
     check!(
         Step::SetIff,
         libc::ioctl(tun, libc::TUNSETIFF, req as *mut libc::ifreq)
