@@ -208,7 +208,8 @@ mod tests {
     /// deleted and replaced, never handed out.
     #[test]
     fn a_tenants_residue_is_restored_or_the_tap_is_deleted_and_replaced() {
-        let cases: [(&str, fn(&crate::sim::SimKernel, TapName), bool); 4] = [
+        type Tenant = fn(&crate::sim::SimKernel, TapName);
+        let cases: [(&str, Tenant, bool); 4] = [
             (
                 "owner",
                 |k, t| assert!(k.tamper(t, |l| l.owner = Some(60001))),
