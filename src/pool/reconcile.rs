@@ -26,7 +26,10 @@ pub struct SeedReport {
     /// (after a reset).
     pub adopted: Vec<TapName>,
     /// The pool's taps from an earlier run that nobody holds, now being
-    /// deleted: pool taps beyond the pool's size, and fallback taps (in the
+    /// deleted: pool taps beyond the pool's size or not made exactly as the
+    /// spec makes them (another owner, group, queue mode or vnet header
+    /// flag, or neither owner nor group), every one under
+    /// [`Recycle::Fresh`](crate::Recycle::Fresh), and fallback taps (in the
     /// pool's device group) that no process has open.
     pub deleted: Vec<TapName>,
     /// The pool's taps that a process has open but the caller did not list:
@@ -140,6 +143,15 @@ impl Pool {
                 || reserved.contains(&link.name)
                 || !self.is_ours(link)
             {
+                continue;
+            }
+            if link.kind != TunKind::Tap {
+                // A tun device under a pool name, or in the pool's group:
+                // the pool makes none, so it is someone else's. Never
+                // touched; its name is never created.
+                if self.naming.index_of(&link.name).is_some() {
+                    self.taken.insert(link.name);
+                }
                 continue;
             }
             if link.in_use {

@@ -4,8 +4,8 @@
 use actix::Addr;
 use serde_json::Value;
 use tap_pool_actors::{
-    Acquire, Drain, Error, KernelError, LeaseSource, LeaseToken, PoolConfig, PoolError, Released,
-    Seed, Stats, TapPoolActor, TapSpec, Warm,
+    Acquire, Drain, Error, KernelError, LeaseSource, LeaseToken, PoolConfig, PoolError, Recycle,
+    Released, Seed, Stats, TapPoolActor, TapSpec, Warm,
 };
 use tap_pool_testkit::pool::{acquire, release, release_token, settle, stats_until};
 use tap_pool_testkit::{KernelTest, TestNetns, assert_not_in_host, flags, kernel_test, name, text};
@@ -27,6 +27,8 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(async seed_deletes_do_not_warm_a_pool_nobody_warmed),
         kernel_test!(async a_renamed_idle_tap_leaves_the_pool_and_its_old_name_is_never_touched),
         kernel_test!(async a_renamed_leased_tap_is_deleted_on_release_and_its_old_name_never_touched),
+        kernel_test!(async seed_adopts_only_taps_made_exactly_as_the_spec_says),
+        kernel_test!(async a_fresh_pool_never_hands_out_a_tap_twice),
     ]
 }
 
@@ -464,4 +466,95 @@ async fn a_renamed_leased_tap_is_deleted_on_release_and_its_old_name_never_touch
     assert_eq!(fingerprint(&ns, &old), bridge, "the bridge is untouched");
     let left: Vec<String> = ns.tun_names();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Leftovers under pool names: only the one made exactly as the spec says
+/// (the effective owner, no group, a single-queue tap with a vnet header)
+/// is adopted; the pool's other taps are deleted; a tun device under a pool
+/// name is someone else's and left alone.
+async fn seed_adopts_only_taps_made_exactly_as_the_spec_says() {
+    let ns = TestNetns::new();
+    let leftovers: [(&str, &[&str]); 5] = [
+        ("tap-pool-0", &["user", "0", "vnet_hdr"]),
+        ("tap-pool-1", &["user", "60001", "vnet_hdr"]),
+        ("tap-pool-2", &["vnet_hdr"]),
+        ("tap-pool-3", &["user", "0", "vnet_hdr", "multi_queue"]),
+        ("tap-pool-4", &["user", "0"]),
+    ];
+    for (dev, options) in leftovers {
+        let mut args = vec!["tuntap", "add", "dev", dev, "mode", "tap"];
+        args.extend(options);
+        ns.ip(&args);
+    }
+    ns.ip(&[
+        "tuntap",
+        "add",
+        "dev",
+        "tap-pool-5",
+        "mode",
+        "tun",
+        "user",
+        "0",
+    ]);
+    let tun = fingerprint(&ns, "tap-pool-5");
+    let pool = start(&ns, 4, TapSpec::default());
+    let report = pool.send(Seed { used: vec![] }).await.unwrap().unwrap();
+    assert_eq!(report.adopted, [name("tap-pool-0")], "{report:?}");
+    let mut deleted = report.deleted.clone();
+    deleted.sort_by_key(|n| n.to_string());
+    assert_eq!(
+        deleted,
+        ["tap-pool-1", "tap-pool-2", "tap-pool-3", "tap-pool-4"].map(name),
+        "{report:?}"
+    );
+    let stats = settle(&pool).await;
+    assert_eq!((stats.idle, stats.deleted), (1, 4), "{stats:?}");
+    assert_eq!(ns.tun_names(), ["tap-pool-0", "tap-pool-5"]);
+    assert_eq!(fingerprint(&ns, "tap-pool-5"), tun, "the tun is untouched");
+    let data = &ns.link("tap-pool-0").unwrap()["linkinfo"]["info_data"];
+    assert_eq!(
+        (text(&data["user"]), &data["vnet_hdr"]),
+        ("root".to_owned(), &Value::Bool(true))
+    );
+    assert_not_in_host(&["tap-pool-0", "tap-pool-5"]);
+}
+
+/// `Recycle::Fresh`: a released tap is deleted (its index gone for good)
+/// and the pool makes another; no device is ever leased twice. Seed adopts
+/// no leftover.
+async fn a_fresh_pool_never_hands_out_a_tap_twice() {
+    let ns = TestNetns::new();
+    let config = {
+        let mut c = PoolConfig::default();
+        c.size = 2;
+        c.recycle = Recycle::Fresh;
+        c
+    };
+    let pool = ns.start_pool(config.clone());
+    pool.send(Warm).await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for round in 0..6 {
+        let lease = acquire(&pool, &format!("vm-{round}")).await.unwrap();
+        let index = ns.link(lease.name.as_str()).expect("leased")["ifindex"].clone();
+        assert!(
+            seen.insert(index.to_string()),
+            "round {round}: {} leased again",
+            lease.name
+        );
+        assert_eq!(release(&pool, &lease).await, Ok(Released::Deleted));
+        assert!(
+            ns.links().iter().all(|l| l["ifindex"] != index),
+            "round {round}: the released tap is gone"
+        );
+        let stats = settle(&pool).await;
+        assert_eq!(stats.resetting, 0);
+        assert!(stats.idle >= 1, "refilled: {stats:?}");
+    }
+    // A restarted fresh pool adopts none of what is left.
+    drop(pool);
+    let left = ns.tun_names();
+    let again = ns.start_pool(config);
+    let report = again.send(Seed { used: vec![] }).await.unwrap().unwrap();
+    assert!(report.adopted.is_empty(), "{report:?}");
+    assert_eq!(report.deleted.len(), left.len(), "{report:?} {left:?}");
 }
