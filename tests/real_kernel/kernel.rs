@@ -37,6 +37,7 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(lo_a_bridge_and_a_tun_device_are_not_taps),
         kernel_test!(watcher_reports_renames_of_taps_made_after_it_opened),
         kernel_test!(watcher_reports_renames_of_devices_that_existed_before_it_opened),
+        kernel_test!(a_multi_queue_tap_with_a_queue_still_attached_is_a_residue),
     ]
 }
 
@@ -1215,4 +1216,70 @@ fn watcher_reports_renames_of_devices_that_existed_before_it_opened() {
             last,
         ]
     );
+}
+
+/// A multi-queue tap takes more than one file, so the reset's own attach
+/// succeeds even while a tenant keeps a queue (enabled or disabled): the
+/// queue count read back says so, and the reset refuses, changing nothing.
+fn a_multi_queue_tap_with_a_queue_still_attached_is_a_residue() {
+    let ns = TestNetns::new();
+    let spec = {
+        let mut t = TapSpec::default();
+        t.multi_queue = true;
+        t
+    };
+    let tap = "tpk-mq";
+    let created = ns.with_kernel(|k| k.create_tap(name(tap), &spec).expect("create"));
+    let netns = ns.netns();
+    // A tenant's queue, attached the way a multi-queue VMM attaches.
+    let queue = std::thread::spawn(move || {
+        tap_pool::linux::enter(&netns).expect("enter the test namespace");
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .expect("open /dev/net/tun");
+        // SAFETY: `ifreq` is plain old data; all zeroes is valid.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(tap.bytes()) {
+            *dst = src as libc::c_char;
+        }
+        req.ifr_ifru.ifru_flags =
+            (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR | libc::IFF_MULTI_QUEUE)
+                as libc::c_short;
+        // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `req` is.
+        let rc = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::TUNSETIFF,
+                &raw mut req,
+            )
+        };
+        assert_eq!(rc, 0, "attach: {}", std::io::Error::last_os_error());
+        file
+    })
+    .join()
+    .expect("attach thread");
+    let reset =
+        |ns: &TestNetns| ns.with_kernel(|k| k.reset_tap(name(tap).into(), &spec, created.mac));
+    let refused = reset(&ns);
+    assert!(
+        matches!(
+            refused,
+            Err(KernelError::Residue {
+                residue: Residue::Attached,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        info_data(&ns.link(tap).unwrap())["numqueues"],
+        1,
+        "the tenant's queue only"
+    );
+    drop(queue);
+    reset(&ns).expect("reset once the tenant let go");
+    assert_eq!(info_data(&ns.link(tap).unwrap())["numqueues"], 0);
+    assert_eq!(info_data(&ns.link(tap).unwrap())["persist"], true);
 }
