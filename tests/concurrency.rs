@@ -90,7 +90,7 @@ async fn many_clients_never_share_a_tap_and_the_counts_add_up() {
                     // Let other clients run while this one holds the tap.
                     actix_rt::task::yield_now().await;
                 }
-                held.lock().unwrap().remove(lease.name.as_str());
+                held.lock().unwrap().remove(lease.name.to_str().unwrap());
                 pool.send(Release::from(lease)).await.unwrap().unwrap();
             }
         }));

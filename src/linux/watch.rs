@@ -626,7 +626,10 @@ mod tests {
             (4, name("tunc0")),
         ];
         assert_eq!(known, expected);
-        let known: Vec<(u32, &str)> = known.iter().map(|(i, n)| (*i, n.as_str())).collect();
+        let known: Vec<(u32, &str)> = known
+            .iter()
+            .map(|(i, n)| (*i, n.to_str().expect("UTF-8")))
+            .collect();
 
         let (events, names) = run(
             &known,

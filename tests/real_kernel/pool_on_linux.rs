@@ -77,7 +77,7 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     assert!(report.failure.is_none(), "{:?}", report.failure);
     assert_eq!(report.created.len(), 3);
     for tap in &report.created {
-        assert_configured(&ns.link(tap.as_str()).expect("warm tap exists"));
+        assert_configured(&ns.link(tap.to_str().unwrap()).expect("warm tap exists"));
     }
     assert_eq!(ns.tun_names(), ["tap-pool-0", "tap-pool-1", "tap-pool-2"]);
 
@@ -86,7 +86,7 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     assert_eq!(a.source, LeaseSource::Pool);
     assert_eq!(release(&pool, &a).await.unwrap(), Released::Pooled);
     assert_eq!(settle(&pool).await.resetting, 0);
-    assert!(ns.link(a.name.as_str()).is_some());
+    assert!(ns.link(a.name.to_str().unwrap()).is_some());
     assert_eq!(acquire(&pool, "vm-a").await.unwrap().name, a.name);
     acquire(&pool, "vm-b").await.unwrap();
     acquire(&pool, "vm-c").await.unwrap();
@@ -235,7 +235,7 @@ async fn a_reused_tap_is_reset_to_its_pooled_configuration() {
     let pool = start(&ns, 1, configured());
     pool.send(Warm).await.unwrap();
     let lease = acquire(&pool, "vm-a").await.unwrap();
-    let tap = lease.name.as_str();
+    let tap = lease.name.to_str().unwrap();
     let before = ns.link(tap).unwrap();
     // What a careless or hostile tenant might leave behind.
     ns.ip(&["addr", "add", "198.51.100.7/24", "dev", tap]);
@@ -276,7 +276,7 @@ async fn an_idle_tap_deleted_with_ip_is_dropped_and_replaced() {
         let lease = acquire(&pool, fallback).await.unwrap();
         assert_eq!(lease.source, LeaseSource::Pool);
         assert!(
-            ns.link(lease.name.as_str()).is_some(),
+            ns.link(lease.name.to_str().unwrap()).is_some(),
             "{} exists",
             lease.name
         );
@@ -297,7 +297,7 @@ async fn drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps(
     let report = pool.send(Drain).await.unwrap();
     assert_eq!((report.deleted, report.bulk, report.leased), (19, true, 1));
     assert_eq!(ns.tun_names(), [held.name.to_string()]);
-    let link = ns.link(held.name.as_str()).unwrap();
+    let link = ns.link(held.name.to_str().unwrap()).unwrap();
     assert_eq!(link["group"], "default", "the held tap left the group");
     assert!(ns.link("keep-ifb").is_some(), "other devices untouched");
     assert_eq!(release(&pool, &held).await.unwrap(), Released::Deleted);
@@ -431,7 +431,9 @@ async fn a_renamed_idle_tap_leaves_the_pool_and_its_old_name_is_never_touched() 
     let b = acquire(&pool, "vm-b").await.unwrap();
     for lease in [&a, &b] {
         assert_ne!(lease.name, name("tap-pool-1"));
-        let link = ns.link(lease.name.as_str()).expect("opened by its name");
+        let link = ns
+            .link(lease.name.to_str().unwrap())
+            .expect("opened by its name");
         assert_eq!(text(&link["linkinfo"]["info_kind"]), "tun");
     }
     pool.send(Drain).await.unwrap();

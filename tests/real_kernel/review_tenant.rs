@@ -82,7 +82,7 @@ async fn an_idle_tap_renamed_to_a_name_tapname_refuses_is_never_handed_out() {
     settle(&pool).await;
     let lease = acquire(&pool, "vm-a").await.unwrap();
     assert!(
-        ns.link(lease.name.as_str()).is_some(),
+        ns.link(lease.name.to_str().unwrap()).is_some(),
         "handed out {} ({:?}), which no device is called: its VMM cannot open it; links: {:?}",
         lease.name,
         lease.source,
@@ -113,13 +113,13 @@ async fn drain_never_deletes_a_leased_tap_renamed_to_a_name_tapname_refuses() {
     settle(&pool).await;
     let held = acquire(&pool, "vm-a").await.unwrap();
     // The VM runs on it.
-    let _vmm = ns.attach(held.name.as_str(), true);
-    let index = ifindex(&ns, held.name.as_str());
+    let _vmm = ns.attach(held.name.to_str().unwrap(), true);
+    let index = ifindex(&ns, held.name.to_str().unwrap());
     ns.ip(&[
         "link",
         "set",
         "dev",
-        held.name.as_str(),
+        held.name.to_str().unwrap(),
         "name",
         &unfit("vm"),
     ]);
@@ -148,12 +148,12 @@ async fn a_leased_tap_renamed_to_a_name_tapname_refuses_is_not_leaked() {
     pool.send(Warm).await.unwrap();
     settle(&pool).await;
     let held = acquire(&pool, "vm-a").await.unwrap();
-    let index = ifindex(&ns, held.name.as_str());
+    let index = ifindex(&ns, held.name.to_str().unwrap());
     ns.ip(&[
         "link",
         "set",
         "dev",
-        held.name.as_str(),
+        held.name.to_str().unwrap(),
         "name",
         &unfit("vm"),
     ]);
