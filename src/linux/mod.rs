@@ -156,8 +156,9 @@ impl LinuxKernel {
     /// [`KernelError::NoSuchDevice`]; any other refusal goes to `refused`.
     /// Nothing is changed here.
     ///
-    /// A tap renamed to a name no [`TapName`] holds (white space other than
-    /// ASCII's, bytes that are not UTF-8) is `Renamed` with no name.
+    /// A tap renamed to any name is `Renamed` with that name, byte for byte
+    /// (UTF-8 or not: every name the kernel gives a device is a
+    /// [`TapName`]); with no name only if the kernel sent none.
     ///
     /// The check and the call after it are two requests, not one: a rename
     /// in between goes unnoticed, but an index names one device for as long

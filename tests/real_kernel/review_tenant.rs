@@ -1,7 +1,9 @@
 //! Regressions from the hostile-tenant / hostile-operator review of issue
-//! 10's trust changes: taps renamed to names no `TapName` holds, on the real
-//! kernel, each in namespaces of its own. Each test names the promise it
-//! checks; each failed on the reviewed code.
+//! 10's trust changes: taps renamed to names `TapName` refused then, on the
+//! real kernel, each in namespaces of its own. Each test names the promise
+//! it checks; each failed on the reviewed code. (Since issue 11 `TapName`
+//! holds every name the kernel does, so the renames are now to names it
+//! holds; the promises are the same.)
 
 use std::time::Duration;
 
@@ -21,8 +23,9 @@ pub fn tests() -> Vec<KernelTest> {
 }
 
 /// A name the kernel accepts (`dev_valid_name`: its `isspace` sees bytes
-/// E2 80 83, none of them space) but `TapName` refuses (U+2003 EM SPACE is
-/// `char::is_whitespace`). `ip` passes it through as bytes.
+/// E2 80 83, none of them space) that `TapName` refused before issue 11
+/// (U+2003 EM SPACE is `char::is_whitespace`; `TapName` now checks bytes
+/// as the kernel does). `ip` passes it through as bytes.
 fn unfit(tag: &str) -> String {
     format!("t\u{2003}{tag}")
 }
