@@ -267,7 +267,7 @@ impl Naming {
     /// The pool index of `name`, if it is a pool name: the prefix followed by
     /// a canonical decimal number (no sign, no leading zero).
     pub(crate) fn index_of(&self, name: &TapName) -> Option<u64> {
-        let digits = name.as_str().strip_prefix(self.prefix.as_str())?;
+        let digits = name.to_str()?.strip_prefix(self.prefix.as_str())?;
         if digits.is_empty()
             || !digits.bytes().all(|b| b.is_ascii_digit())
             || (digits.len() > 1 && digits.starts_with('0'))

@@ -232,9 +232,11 @@ pub enum LinkEvent {
         index: u32,
         /// The name it had.
         from: TapName,
-        /// The name it has now; `None` for a name no [`TapName`] holds
-        /// (white space other than ASCII's, bytes that are not UTF-8): the
-        /// pool could never open it by name.
+        /// The name it has now. Every name the kernel gives a device is a
+        /// [`TapName`] (bytes that are not UTF-8 too), so the Linux and
+        /// simulated watchers always give it; `None` is for a watcher that
+        /// cannot tell (a notification with no name a device can have):
+        /// the pool could never open it by name.
         to: Option<TapName>,
     },
     /// Notifications were lost (the socket overran): the watcher's owner
@@ -434,7 +436,9 @@ pub enum KernelError {
         name: TapName,
         /// Its interface index.
         index: u32,
-        /// Its name now; `None` for a name no [`TapName`] holds.
+        /// Its name now. The Linux and simulated kernels always give it
+        /// (every name a device can have is a [`TapName`]); `None` is for
+        /// a kernel that cannot tell.
         now: Option<TapName>,
     },
     /// A released tap carries something of its last tenant that a reset
@@ -734,14 +738,14 @@ pub trait KernelFactory: Send + Sync + 'static {
     }
 }
 
-/// A name that may be one no [`TapName`] holds, for messages.
+/// A name that may be unknown, for messages.
 struct Unnamed<'a>(&'a Option<TapName>);
 
 impl fmt::Display for Unnamed<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Some(name) => write!(f, "{name}"),
-            None => f.write_str("a name no TapName holds"),
+            None => f.write_str("a name the kernel did not tell"),
         }
     }
 }

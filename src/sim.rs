@@ -1005,6 +1005,30 @@ mod tests {
         }
     }
 
+    /// The simulated kernel takes names as `TapName`s, so its rules are
+    /// the Linux kernel's byte for byte: names need not be UTF-8, and two
+    /// that differ in one byte are two devices.
+    #[test]
+    fn names_are_bytes() {
+        let mut k = SimKernel::new();
+        let mut watcher = k.watch().unwrap();
+        let b = |b: &[u8]| TapName::from_bytes(b).unwrap();
+        let ff = k.create_tap(b(b"tap\xff"), &spec()).unwrap();
+        k.create_tap(b(b"tap\xfe"), &spec()).unwrap();
+        let mut names: Vec<TapName> = k.list_taps().unwrap().iter().map(|l| l.name).collect();
+        names.sort();
+        assert_eq!(names, [b(b"tap\xfe"), b(b"tap\xff")]);
+        assert!(k.rename_externally(b(b"tap\xff"), b(b"tap\xa1")));
+        assert_eq!(
+            watcher.next_event(),
+            Ok(Some(LinkEvent::Renamed {
+                index: ff.index,
+                from: b(b"tap\xff"),
+                to: Some(b(b"tap\xa1")),
+            }))
+        );
+    }
+
     #[test]
     fn a_device_keeps_its_index_when_renamed() {
         let mut k = SimKernel::new();

@@ -12,8 +12,9 @@ use tap_pool_testkit::{SimPool, name};
 
 #[actix_rt::test]
 async fn a_slow_create_does_not_hold_up_requests_served_from_idle_taps() {
-    // A release also queues a reset, on a lane of its own: not the one
-    // the slow create below holds.
+    // A release also queues a reset, on a lane of its own: each pair below
+    // waits for its tap's reset (tens of µs), never for the slow create,
+    // which holds the creates' lane.
     let p = SimPool::with(SimKernel::new(), {
         let mut c = PoolConfig::default();
         c.size = 1;
@@ -21,9 +22,9 @@ async fn a_slow_create_does_not_hold_up_requests_served_from_idle_taps() {
     });
     p.warm().await;
     let held = p.acquire("vm-first").await.unwrap();
-    p.sim.set_latency(SimOp::Create, Duration::from_millis(50));
+    p.sim.set_latency(SimOp::Create, Duration::from_millis(500));
 
-    // The pool is empty: this Acquire waits 50 ms for its create.
+    // The pool is empty: this Acquire waits 500 ms for its create.
     let slow_done = Arc::new(AtomicBool::new(false));
     let slow = {
         let done = Arc::clone(&slow_done);
@@ -89,7 +90,7 @@ async fn many_clients_never_share_a_tap_and_the_counts_add_up() {
                     // Let other clients run while this one holds the tap.
                     actix_rt::task::yield_now().await;
                 }
-                held.lock().unwrap().remove(lease.name.as_str());
+                held.lock().unwrap().remove(lease.name.to_str().unwrap());
                 pool.send(Release::from(lease)).await.unwrap().unwrap();
             }
         }));

@@ -100,7 +100,7 @@ async fn a_stale_seed_hands_out_the_next_holders_token() {
     let b = p.acquire("vm-b").await.unwrap();
     assert_eq!(b.name, a.name, "LIFO: B got A's old tap");
     // The orchestrator's stale record still says VM A holds a.name.
-    let report = seed(&p, &[a.name.as_str()]).await;
+    let report = seed(&p, &[a.name.to_str().unwrap()]).await;
     if let Some(as_a) = report.held.iter().find(|l| l.name == a.name) {
         // A's shutdown releases what Seed said A holds.
         let _ = p.release(as_a).await;

@@ -227,7 +227,7 @@ async fn a_seed_naming_a_tap_an_acquire_holds_gets_no_token_for_it() {
     let p = SimPool::start(1);
     p.warm().await;
     let held = p.acquire("vm-b").await.unwrap();
-    let report = seed(&p, &[held.name.as_str()]).await.unwrap();
+    let report = seed(&p, &[held.name.to_str().unwrap()]).await.unwrap();
     assert!(report.held.is_empty(), "{report:?}");
     assert_eq!(report.known, [(held.name, TapState::Leased)]);
     // The holder's lease is untouched.

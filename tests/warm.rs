@@ -18,7 +18,7 @@ async fn warm_fills_the_pool_with_persistent_owned_taps() {
     assert_eq!(created.len(), 5);
     assert_eq!(p.kernel_taps(), created);
     for tap in p.sim.taps() {
-        assert!(tap.name.as_str().starts_with("tap-pool-"));
+        assert!(tap.name.to_str().unwrap().starts_with("tap-pool-"));
         assert_eq!(tap.kind, TunKind::Tap);
         assert!(tap.persistent && tap.up && tap.owner.is_some());
     }

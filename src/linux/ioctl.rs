@@ -88,8 +88,8 @@ pub(crate) fn ifreq(name: TapName) -> libc::ifreq {
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     // The name is at most 15 bytes (checked by `TapName`), so the 16-byte
     // field keeps its terminating NUL from the zeroed struct.
-    for (dst, src) in req.ifr_name.iter_mut().zip(name.as_str().bytes()) {
-        *dst = src as libc::c_char;
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *dst = *src as libc::c_char;
     }
     req
 }

@@ -157,8 +157,9 @@ impl LinuxKernel {
     /// [`KernelError::NoSuchDevice`]; any other refusal goes to `refused`.
     /// Nothing is changed here.
     ///
-    /// A tap renamed to a name no [`TapName`] holds (white space other than
-    /// ASCII's, bytes that are not UTF-8) is `Renamed` with no name.
+    /// A tap renamed to any name is `Renamed` with that name, byte for byte
+    /// (UTF-8 or not: every name the kernel gives a device is a
+    /// [`TapName`]); with no name only if the kernel sent none.
     ///
     /// The check and the call after it are two requests, not one: a rename
     /// in between goes unnoticed, but an index names one device for as long
@@ -215,8 +216,8 @@ impl LinuxKernel {
             e => socket_error(&e),
         };
         let index = self.verify(device, OnRename::Refuse, reset_error)?;
-        self.reset_tun(device, index, spec)?;
         let master = self.resolve_master(name, spec)?;
+        self.reset_tun(device, index, spec)?;
         // What the orchestrator may have added for the last tenant (routes,
         // qdiscs, flags, bridge-port settings, per-device sysctls).
         leftovers::clear(&mut self.rtnl, name, index, spec, master).map_err(nl_error)?;
@@ -276,7 +277,7 @@ impl LinuxKernel {
         if spec.multi_queue && link.in_use {
             return Err(residue(Residue::Attached));
         }
-        let tap = match tun::attach(name, spec) {
+        let tap = match attach_when_free(name, spec) {
             Ok(tap) => tap,
             Err(errno) if errno.0 == libc::EBUSY => return Err(residue(Residue::Attached)),
             Err(errno) => return Err(refused(errno)),
@@ -414,6 +415,27 @@ impl LinuxKernel {
                 ext_ack,
             }),
             Err(e) => Err(socket_error(&e)),
+        }
+    }
+}
+
+/// How many times, a millisecond apart, a reset tries to attach to a tap
+/// that answers `EBUSY` before it takes the tap for held. A process that
+/// forks while some thread of it holds a tun file (the pool's own worker
+/// resetting or creating a tap, say) keeps a copy in the child until it
+/// execs, so a tap can look held for that long by nobody's intent.
+const ATTACH_TRIES: u32 = 3;
+
+/// [`tun::attach`], tried again on `EBUSY` (see [`ATTACH_TRIES`]).
+fn attach_when_free(name: TapName, spec: &TapSpec) -> Result<tun::Attached, Errno> {
+    let mut tries = 1;
+    loop {
+        match tun::attach(name, spec) {
+            Err(errno) if errno.0 == libc::EBUSY && tries < ATTACH_TRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            result => return result,
         }
     }
 }

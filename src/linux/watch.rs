@@ -9,11 +9,11 @@ use neli::socket::NlSocket;
 use neli::utils::Groups;
 use rustc_hash::FxHashMap;
 
-use super::link::parse::parse_link_name;
+use super::link::parse::{exact_name, parse_link_name};
 use super::link::{IFINFOMSG_LEN, Target};
 use super::netlink::{
-    self, Attrs, Malformed, NlError, Rtnl, SocketStep, attach_filter, c_string, read_u32,
-    set_int_option, set_recv_timeout, split_message,
+    self, Attrs, Malformed, NlError, Rtnl, SocketStep, attach_filter, read_u32, set_int_option,
+    set_recv_timeout, split_message,
 };
 use crate::kernel::{KernelError, LinkEvent, LinkWatcher};
 use crate::name::TapName;
@@ -54,7 +54,8 @@ const RECV_BUFFER: libc::c_int = 8 << 20;
 /// under another name is checked with one `RTM_GETLINK` of that index
 /// before it is reported ([`LinkEvent::Renamed`], with the name the link has
 /// now): notifications queued before the dump can be older than what it
-/// read, and are then not renames. Names no [`TapName`] holds are skipped.
+/// read, and are then not renames. Names are kept byte for byte: every name
+/// the kernel gives a link is a [`TapName`], UTF-8 or not.
 /// After lost notifications ([`LinkEvent::Resync`]) the names are read
 /// again, and a link whose name changed meanwhile is reported as renamed
 /// after the resync.
@@ -197,7 +198,8 @@ fn link_filter() -> [libc::sock_filter; 7] {
 pub(super) enum NameNow {
     /// This.
     Is(TapName),
-    /// A name no [`TapName`] holds.
+    /// No name: the kernel sent none a device can have (it always does
+    /// send one).
     Unfit,
     /// Unknown: the link is gone (its removal is queued behind), or the
     /// question failed. The notification is the latest word there is.
@@ -239,14 +241,15 @@ pub(super) fn queue_events(
                 names.remove(&index);
                 let name = Attrs(&payload[IFINFOMSG_LEN..])
                     .find(|&(kind, _)| kind == libc::IFLA_IFNAME)
-                    .map(|(_, value)| c_string(value));
-                match name.as_deref().map(TapName::new) {
-                    Some(Ok(name)) => {
+                    .and_then(|(_, value)| exact_name(value));
+                match name {
+                    Some(name) => {
                         tracing::debug!(%name, index, "link removed");
                         pending.push_back(LinkEvent::Removed { name, index });
                     }
-                    // Not a name the pool could have made: not one of its taps.
-                    _ => tracing::debug!(?name, index, "link removed (not a tap name)"),
+                    // No name the kernel could give a device (it always
+                    // sends one): nothing to tell the pool.
+                    None => tracing::debug!(index, "link removed (no device name)"),
                 }
             }
             _ => {}
@@ -265,10 +268,11 @@ fn queue_rename(
 ) -> Result<(), Malformed> {
     let (index, seen) = parse_link_name(payload)?;
     let Some(seen) = seen else {
-        // A known link renamed to a name no TapName holds: renamed all the
-        // same (the pool can never open it by name); forgotten here.
+        // A known link now with no name a device can have (the kernel
+        // always sends one): renamed all the same (the pool can never open
+        // it by name); forgotten here.
         if let Some(from) = names.remove(&index) {
-            tracing::debug!(index, %from, "link renamed to a name TapName refuses");
+            tracing::debug!(index, %from, "link renamed to no device name");
             pending.push_back(LinkEvent::Renamed {
                 index,
                 from,
@@ -374,12 +378,13 @@ mod tests {
 
     /// One `RTM_*LINK` message: header, ifinfomsg of `family` and `index`,
     /// and an `IFLA_IFNAME` attribute.
-    fn message(kind: u16, family: u8, index: u32, name: &str) -> Vec<u8> {
+    fn message(kind: u16, family: u8, index: u32, name: impl AsRef<[u8]>) -> Vec<u8> {
+        let name = name.as_ref();
         let mut attr = Vec::new();
         let attr_len = 4 + name.len() + 1;
         attr.extend_from_slice(&(attr_len as u16).to_ne_bytes());
         attr.extend_from_slice(&libc::IFLA_IFNAME.to_ne_bytes());
-        attr.extend_from_slice(name.as_bytes());
+        attr.extend_from_slice(name);
         attr.push(0);
         attr.resize((attr.len() + 3) & !3, 0);
         let mut info = vec![family, 0, 1, 0];
@@ -495,8 +500,9 @@ mod tests {
         let (events, _) = run(&[(5, "tap-a")], &[&stale], |_| NameNow::Unknown);
         assert_eq!(events, [renamed(5, "tap-a", "tap-b")]);
 
-        // Now under a name no TapName holds: renamed all the same (the pool
-        // can never open it by name), and forgotten here.
+        // Now with no device name (the kernel always sends one): renamed
+        // all the same (the pool can never open it by name), and forgotten
+        // here.
         let (events, names) = run(&[(5, "tap-a")], &[&stale], |_| NameNow::Unfit);
         assert_eq!(
             events,
@@ -509,10 +515,11 @@ mod tests {
         assert_eq!(names, []);
     }
 
-    /// A known link under a name no TapName holds is renamed (to `None`);
-    /// an unknown one, and other families, are skipped.
+    /// A known link with no device name (which the kernel never sends) is
+    /// renamed (to `None`); an unknown one, and other families, are
+    /// skipped.
     #[test]
-    fn names_no_tap_name_holds_are_renames_and_other_families_are_skipped() {
+    fn no_device_name_is_a_rename_and_other_families_are_skipped() {
         let datagram = [
             message(libc::RTM_NEWLINK, 0, 5, "white space"),
             message(libc::RTM_NEWLINK, 0, 6, "tap-\u{a0}x"),
@@ -530,6 +537,66 @@ mod tests {
             }]
         );
         assert_eq!(names, []);
+    }
+
+    /// Names are kept byte for byte: a link renamed to bytes that are not
+    /// UTF-8 is renamed to exactly those, and two such names stay two (once,
+    /// such a rename was reported to `None`; and a removal was not reported).
+    #[test]
+    fn names_that_are_not_utf8_are_renames_and_removals() {
+        let odd = |b: &[u8]| TapName::from_bytes(b).expect("valid");
+        let datagram = [
+            message(libc::RTM_NEWLINK, 0, 5, b"tap\xff"),
+            message(libc::RTM_NEWLINK, 0, 6, b"tap\xfe"),
+            message(libc::RTM_NEWLINK, 0, 7, "t\u{2003}x"),
+        ]
+        .concat();
+        let (events, names) = run(
+            &[(5, "tap-a"), (6, "tap-b")],
+            &[&datagram],
+            |index| match index {
+                5 => NameNow::Is(odd(b"tap\xff")),
+                6 => NameNow::Is(odd(b"tap\xfe")),
+                _ => never(index),
+            },
+        );
+        let to = |index, from, to: &[u8]| LinkEvent::Renamed {
+            index,
+            from: name(from),
+            to: Some(odd(to)),
+        };
+        assert_eq!(
+            events,
+            [to(5, "tap-a", b"tap\xff"), to(6, "tap-b", b"tap\xfe")]
+        );
+        assert_eq!(
+            names,
+            [
+                (5, odd(b"tap\xff")),
+                (6, odd(b"tap\xfe")),
+                (7, name("t\u{2003}x"))
+            ]
+        );
+
+        let gone = [
+            message(libc::RTM_DELLINK, 0, 5, b"tap\xff"),
+            message(libc::RTM_DELLINK, 0, 6, b"tap\xfe"),
+        ]
+        .concat();
+        let (events, _) = run(&[], &[&gone], never);
+        assert_eq!(
+            events,
+            [
+                LinkEvent::Removed {
+                    name: odd(b"tap\xff"),
+                    index: 5
+                },
+                LinkEvent::Removed {
+                    name: odd(b"tap\xfe"),
+                    index: 6
+                },
+            ]
+        );
     }
 
     #[cfg(target_endian = "little")]
@@ -626,7 +693,10 @@ mod tests {
             (4, name("tunc0")),
         ];
         assert_eq!(known, expected);
-        let known: Vec<(u32, &str)> = known.iter().map(|(i, n)| (*i, n.as_str())).collect();
+        let known: Vec<(u32, &str)> = known
+            .iter()
+            .map(|(i, n)| (*i, n.to_str().expect("UTF-8")))
+            .collect();
 
         let (events, names) = run(
             &known,

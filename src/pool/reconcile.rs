@@ -363,7 +363,7 @@ mod tests {
         let held = acquire_now(&mut old, "vm-1", now).unwrap().name;
         drop(old);
         let mut p = Pool::new(config(1)).unwrap();
-        let report = seed(&mut p, &mut k, &[held.as_str(), "vm-gone"], now);
+        let report = seed(&mut p, &mut k, &[held.to_str().unwrap(), "vm-gone"], now);
         assert_eq!(report.adopted.len(), 1);
         assert_eq!(report.deleted.len(), 1);
         assert_eq!(report.missing, [name("vm-gone")]);

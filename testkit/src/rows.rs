@@ -509,7 +509,7 @@ pub fn cold_subprocess(ns: &TestNetns, bridge: TapName, n: usize) -> Vec<Duratio
                     "group",
                     &group,
                     "master",
-                    bridge.as_str(),
+                    bridge.to_str().expect("a bridge name of text"),
                     "up",
                 ]);
                 t0.elapsed()

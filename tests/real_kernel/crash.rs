@@ -289,7 +289,7 @@ async fn recover(ns: &TestNetns, left: &[String], outsider: Option<(&str, OwnedF
         report
             .adopted
             .iter()
-            .all(|t| t.as_str().starts_with(PREFIX)),
+            .all(|t| t.to_str().unwrap().starts_with(PREFIX)),
         "only pool taps are adopted: {report:?}"
     );
 
@@ -321,7 +321,11 @@ async fn recover(ns: &TestNetns, left: &[String], outsider: Option<(&str, OwnedF
             "{} is open elsewhere",
             lease.name
         );
-        assert!(!in_use(ns, lease.name.as_str()), "{} is idle", lease.name);
+        assert!(
+            !in_use(ns, lease.name.to_str().unwrap()),
+            "{} is idle",
+            lease.name
+        );
         tokens.push(lease);
     }
     for lease in tokens {
@@ -474,7 +478,7 @@ fn churn(pool: Addr<TapPoolActor>, netns: Netns, seed: u64) {
                         "{} handed out twice",
                         lease.name
                     );
-                    let file = attach(netns.clone(), lease.name.as_str(), true);
+                    let file = attach(netns.clone(), lease.name.to_str().unwrap(), true);
                     vms.push((lease, file));
                 }
                 actix_rt::task::yield_now().await;
@@ -511,7 +515,10 @@ async fn hold(pool: &Addr<TapPoolActor>, netns: Netns) {
             .expect("pool alive")
             .expect("acquire")
             .into_lease();
-        vms.push((lease.name, attach(netns.clone(), lease.name.as_str(), true)));
+        vms.push((
+            lease.name,
+            attach(netns.clone(), lease.name.to_str().unwrap(), true),
+        ));
     }
     let names: Vec<String> = vms.iter().map(|(t, _)| t.to_string()).collect();
     println!("HOLDING {}", names.join(" "));

@@ -567,7 +567,7 @@ async fn a_hostile_tenant_that_lets_go_leaves_nothing_for_the_next() {
     let pool = start(&ns);
     warm(&pool).await;
     let held = lease(&pool, "vm-hostile").await;
-    let tap = held.name.as_str().to_owned();
+    let tap = held.name.to_string();
     let mac = ns.link(&tap).expect("leased tap")["address"].clone();
     let index = ns.link(&tap).expect("leased tap")["ifindex"].clone();
     assert_stranger_shut_out(&ns, None, "before");
@@ -603,7 +603,7 @@ async fn a_hostile_tenant_that_keeps_its_file_cannot_reach_the_next() {
     let pool = start(&ns);
     warm(&pool).await;
     let held = lease(&pool, "vm-hostile").await;
-    let tap = held.name.as_str().to_owned();
+    let tap = held.name.to_string();
 
     let mut tenant = hostile(&ns, &tap, &CHANGES, true);
     assert_changes_made(&tenant, &ns, &tap);
@@ -628,9 +628,9 @@ async fn a_hostile_tenant_that_keeps_its_file_cannot_reach_the_next() {
 
     let next = lease(&pool, "vm-next").await;
     assert_ne!(next.name, held.name);
-    let mac = ns.link(next.name.as_str()).expect("leased")["address"].clone();
-    assert_as_made(&ns, next.name.as_str(), &mac);
-    assert_next_tenant_served(&ns, next.name.as_str());
+    let mac = ns.link(&next.name.to_string()).expect("leased")["address"].clone();
+    assert_as_made(&ns, &next.name.to_string(), &mac);
+    assert_next_tenant_served(&ns, &next.name.to_string());
     tenant.exit();
     assert_not_in_host(&[&tap, BRIDGE]);
 }
@@ -641,7 +641,7 @@ async fn a_tenant_that_turns_persistence_off_costs_only_its_own_tap() {
     let pool = start(&ns);
     let idle = warm(&pool).await;
     let held = lease(&pool, "vm-hostile").await;
-    let tap = held.name.as_str().to_owned();
+    let tap = held.name.to_string();
 
     let mut changes = CHANGES.to_vec();
     changes.push(Change::Persist);
@@ -662,8 +662,8 @@ async fn a_tenant_that_turns_persistence_off_costs_only_its_own_tap() {
     assert_eq!(stats.idle, 2, "the pool is whole again: {stats:?}");
     assert_stranger_shut_out(&ns, None, "after the release");
     let other = idle.iter().find(|n| **n != held.name).expect("two warmed");
-    let mac = ns.link(other.as_str()).expect("idle")["address"].clone();
-    assert_as_made(&ns, other.as_str(), &mac);
+    let mac = ns.link(&other.to_string()).expect("idle")["address"].clone();
+    assert_as_made(&ns, &other.to_string(), &mac);
     assert_not_in_host(&[&tap, BRIDGE]);
 }
 
@@ -673,7 +673,7 @@ async fn a_tenant_that_gives_its_tap_a_group_gets_it_replaced() {
     let pool = start(&ns);
     warm(&pool).await;
     let held = lease(&pool, "vm-hostile").await;
-    let tap = held.name.as_str().to_owned();
+    let tap = held.name.to_string();
 
     let tenant = hostile(&ns, &tap, &[Change::Owner, Change::Group], false);
     assert_changes_made(&tenant, &ns, &tap);
@@ -689,7 +689,7 @@ async fn a_tenant_that_gives_its_tap_a_group_gets_it_replaced() {
     );
     assert_stranger_shut_out(&ns, None, "after the release");
     let next = lease(&pool, "vm-next").await;
-    let mac = ns.link(next.name.as_str()).expect("leased")["address"].clone();
-    assert_as_made(&ns, next.name.as_str(), &mac);
+    let mac = ns.link(&next.name.to_string()).expect("leased")["address"].clone();
+    assert_as_made(&ns, &next.name.to_string(), &mac);
     assert_not_in_host(&[&tap, BRIDGE]);
 }

@@ -216,7 +216,7 @@ fn list_taps_matches_ip() {
         .collect();
     seen.sort_by_key(|l| l.name);
     assert_eq!(listed, seen);
-    let names: Vec<_> = listed.iter().map(|l| l.name.as_str()).collect();
+    let names: Vec<_> = listed.iter().map(|l| l.name.to_str().unwrap()).collect();
     assert_eq!(names, ["tpk-a", "tpk-b", "tpk-tun"]);
     let a = &listed[0];
     assert_eq!(

@@ -12,7 +12,9 @@
 //! - `crash`: no tap leaked or held twice wherever the pool's process dies;
 //! - `load`: 64 clients, 100,000 cycles;
 //! - `shutdown`: stopping the System or the arbiter drains the pool; a pool
-//!   bound to a namespace path keeps its namespace when the path goes.
+//!   bound to a namespace path keeps its namespace when the path goes;
+//! - `names`: device names byte for byte (`TapName` takes exactly what the
+//!   kernel does; a name that is not UTF-8 is read back as itself).
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip` and `nsenter`. Where this
 //! process lacks them, every test is reported as ignored, with the reason,
@@ -23,6 +25,7 @@ mod crash;
 mod hostile;
 mod kernel;
 mod load;
+mod names;
 mod pool_on_linux;
 mod review_tenant;
 mod shutdown;
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
             shutdown::tests(),
             review_tenant::tests(),
             hostile::tests(),
+            names::tests(),
         ]
         .into_iter()
         .flatten(),

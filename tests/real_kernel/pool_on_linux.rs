@@ -79,7 +79,7 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     assert!(report.failure.is_none(), "{:?}", report.failure);
     assert_eq!(report.created.len(), 3);
     for tap in &report.created {
-        assert_configured(&ns.link(tap.as_str()).expect("warm tap exists"));
+        assert_configured(&ns.link(tap.to_str().unwrap()).expect("warm tap exists"));
     }
     assert_eq!(ns.tun_names(), ["tap-pool-0", "tap-pool-1", "tap-pool-2"]);
 
@@ -88,7 +88,7 @@ async fn warm_acquire_release_and_refill_on_the_real_kernel() {
     assert_eq!(a.source, LeaseSource::Pool);
     assert_eq!(release(&pool, &a).await.unwrap(), Released::Pooled);
     assert_eq!(settle(&pool).await.resetting, 0);
-    assert!(ns.link(a.name.as_str()).is_some());
+    assert!(ns.link(a.name.to_str().unwrap()).is_some());
     assert_eq!(acquire(&pool, "vm-a").await.unwrap().name, a.name);
     acquire(&pool, "vm-b").await.unwrap();
     acquire(&pool, "vm-c").await.unwrap();
@@ -237,7 +237,7 @@ async fn a_reused_tap_is_reset_to_its_pooled_configuration() {
     let pool = start(&ns, 1, configured());
     pool.send(Warm).await.unwrap();
     let lease = acquire(&pool, "vm-a").await.unwrap();
-    let tap = lease.name.as_str();
+    let tap = lease.name.to_str().unwrap();
     let before = ns.link(tap).unwrap();
     // What a careless or hostile tenant might leave behind.
     ns.ip(&["addr", "add", "198.51.100.7/24", "dev", tap]);
@@ -278,7 +278,7 @@ async fn an_idle_tap_deleted_with_ip_is_dropped_and_replaced() {
         let lease = acquire(&pool, fallback).await.unwrap();
         assert_eq!(lease.source, LeaseSource::Pool);
         assert!(
-            ns.link(lease.name.as_str()).is_some(),
+            ns.link(lease.name.to_str().unwrap()).is_some(),
             "{} exists",
             lease.name
         );
@@ -299,7 +299,7 @@ async fn drain_deletes_the_idle_pool_in_one_group_delete_and_spares_leased_taps(
     let report = pool.send(Drain).await.unwrap();
     assert_eq!((report.deleted, report.bulk, report.leased), (19, true, 1));
     assert_eq!(ns.tun_names(), [held.name.to_string()]);
-    let link = ns.link(held.name.as_str()).unwrap();
+    let link = ns.link(held.name.to_str().unwrap()).unwrap();
     assert_eq!(link["group"], "default", "the held tap left the group");
     assert!(ns.link("keep-ifb").is_some(), "other devices untouched");
     assert_eq!(release(&pool, &held).await.unwrap(), Released::Deleted);
@@ -433,7 +433,9 @@ async fn a_renamed_idle_tap_leaves_the_pool_and_its_old_name_is_never_touched() 
     let b = acquire(&pool, "vm-b").await.unwrap();
     for lease in [&a, &b] {
         assert_ne!(lease.name, name("tap-pool-1"));
-        let link = ns.link(lease.name.as_str()).expect("opened by its name");
+        let link = ns
+            .link(lease.name.to_str().unwrap())
+            .expect("opened by its name");
         assert_eq!(text(&link["linkinfo"]["info_kind"]), "tun");
     }
     pool.send(Drain).await.unwrap();
@@ -535,7 +537,7 @@ async fn a_fresh_pool_never_hands_out_a_tap_twice() {
     let mut seen = std::collections::HashSet::new();
     for round in 0..6 {
         let lease = acquire(&pool, &format!("vm-{round}")).await.unwrap();
-        let index = ns.link(lease.name.as_str()).expect("leased")["ifindex"].clone();
+        let index = ns.link(&lease.name.to_string()).expect("leased")["ifindex"].clone();
         assert!(
             seen.insert(index.to_string()),
             "round {round}: {} leased again",
@@ -550,11 +552,21 @@ async fn a_fresh_pool_never_hands_out_a_tap_twice() {
         assert_eq!(stats.resetting, 0);
         assert!(stats.idle >= 1, "refilled: {stats:?}");
     }
-    // A restarted fresh pool adopts none of what is left.
-    drop(pool);
-    let left = ns.tun_names();
-    let again = ns.start_pool(config);
-    let report = again.send(Seed { used: vec![] }).await.unwrap().unwrap();
+    // A fresh pool adopts no leftover: any may have been leased before.
+    let other = TestNetns::new();
+    other.with_kernel(|k| {
+        for n in ["tap-pool-0", "tap-pool-1"] {
+            k.create_tap(name(n), &config.tap).unwrap();
+        }
+    });
+    let restarted = other.start_pool(config);
+    let report = restarted
+        .send(Seed { used: vec![] })
+        .await
+        .unwrap()
+        .unwrap();
     assert!(report.adopted.is_empty(), "{report:?}");
-    assert_eq!(report.deleted.len(), left.len(), "{report:?} {left:?}");
+    assert_eq!(report.deleted.len(), 2, "{report:?}");
+    settle(&restarted).await;
+    assert!(other.tun_names().is_empty(), "{:?}", other.tun_names());
 }

@@ -78,9 +78,9 @@ fn system_stop(group: Option<u32>) {
     })
     .join()
     .expect("the system thread returns");
-    assert_eq!(ns.tun_names(), [held.as_str()]);
+    assert_eq!(ns.tun_names(), [held.to_str().unwrap()]);
     if group.is_some() {
-        let link = ns.link(held.as_str()).expect("held");
+        let link = ns.link(held.to_str().unwrap()).expect("held");
         assert_eq!(link["group"], "default", "the held tap left the group");
     }
     drop(pool);
@@ -115,7 +115,7 @@ async fn stopping_the_arbiter_leaves_only_the_leased_tap() {
         .await
         .expect("the joining thread")
         .expect("the arbiter's thread returns");
-    assert_eq!(ns.tun_names(), [held.as_str()]);
+    assert_eq!(ns.tun_names(), [held.to_str().unwrap()]);
     drop(pool);
 }
 
@@ -244,11 +244,17 @@ fn path_goes_after_start(start: impl FnOnce(&Path) -> Addr<TapPoolActor> + Send)
                 }
 
                 // A reset, after an address was added to the tap.
-                ns.ip(&["addr", "add", "10.9.8.7/24", "dev", a.name.as_str()]);
+                ns.ip(&[
+                    "addr",
+                    "add",
+                    "10.9.8.7/24",
+                    "dev",
+                    a.name.to_str().unwrap(),
+                ]);
                 assert_eq!(release(&pool, &a).await.unwrap(), Released::Pooled);
                 stats_until(&pool, "the reset done", |s| s.resetting == 0 && s.idle == 1).await;
                 assert!(
-                    ns.addresses(a.name.as_str())
+                    ns.addresses(a.name.to_str().unwrap())
                         .iter()
                         .all(|(f, _, _)| f != "inet")
                 );
@@ -264,7 +270,7 @@ fn path_goes_after_start(start: impl FnOnce(&Path) -> Addr<TapPoolActor> + Send)
                 assert!(report.deleted >= 1, "{report:?}");
                 assert_eq!((report.leased, report.delete_failed), (1, 0), "{report:?}");
                 let names: Vec<String> = ns.links().iter().map(|l| text(&l["ifname"])).collect();
-                assert_eq!(ns.tun_names(), [b.name.as_str()], "{names:?}");
+                assert_eq!(ns.tun_names(), [b.name.to_str().unwrap()], "{names:?}");
             });
         });
     });

@@ -204,7 +204,7 @@ async fn a_frame_from_a_firecracker_style_open_reaches_the_bridge_and_is_answere
     });
     warm(&pool, 2).await;
     let lease = acquire(&pool, "vm-arp").await;
-    let tap = lease.name.as_str();
+    let tap = lease.name.to_str().unwrap();
 
     // Opened on a thread inside the namespace, as a VMM there would.
     let file = ns.attach(tap, true);
@@ -257,7 +257,7 @@ async fn the_configured_owner_attaches_to_its_leased_tap_without_privileges() {
     });
     warm(&pool, 1).await;
     let lease = acquire(&pool, "vm-owner").await;
-    let tap = lease.name.as_str();
+    let tap = lease.name.to_str().unwrap();
 
     assert_eq!(attach_as(&ns, tap, OWNER, GROUP), Ok(()));
     // The same unprivileged setup as anyone else is refused: the owner got
@@ -273,7 +273,7 @@ async fn under_the_default_owner_no_unprivileged_process_attaches_to_an_idle_tap
     let ns = TestNetns::new();
     let pool = start(&ns, 1, TapSpec::default());
     let idle = warm(&pool, 1).await;
-    let tap = idle[0].as_str();
+    let tap = idle[0].to_str().unwrap();
 
     // Opening /dev/net/tun is allowed (the child's own node is 0666); the
     // tap's owner, the pool's euid, is what refuses.
@@ -296,7 +296,7 @@ async fn under_an_owner_that_uid_attaches_even_to_an_idle_tap() {
         t
     });
     let idle = warm(&pool, 1).await;
-    let tap = idle[0].as_str();
+    let tap = idle[0].to_str().unwrap();
 
     // The pool does not guard its idle taps: ownership alone decides.
     assert_eq!(attach_as(&ns, tap, OWNER, GROUP), Ok(()));
@@ -316,7 +316,7 @@ async fn with_owner_and_group_the_kernel_demands_both() {
         t
     });
     let idle = warm(&pool, 1).await;
-    let tap = idle[0].as_str();
+    let tap = idle[0].to_str().unwrap();
     let data = &ns.link(tap).expect("tap exists")["linkinfo"]["info_data"];
     assert_eq!(text(&data["user"]), STRANGER.to_string());
     assert_eq!(text(&data["group"]), GROUP.to_string());
@@ -341,7 +341,7 @@ async fn with_only_a_group_its_members_attach() {
         t
     });
     let idle = warm(&pool, 1).await;
-    let tap = idle[0].as_str();
+    let tap = idle[0].to_str().unwrap();
     assert_eq!(attach_as(&ns, tap, OWNER, GROUP), Ok(()));
     assert_eq!(
         attach_as(&ns, tap, OWNER, STRANGER),

@@ -61,8 +61,7 @@ impl Rtnl {
 
     /// What identifies the link `target` now ([`link_request`]): its index,
     /// name and whether it is a tap. A reply about another link than the
-    /// one asked for (by index, or by a name a [`TapName`] holds) is
-    /// malformed.
+    /// one asked for (by index, or by name) is malformed.
     pub(crate) fn link(&mut self, target: Target) -> Result<LinkIdentity, NlError> {
         let mut found = None;
         self.transact(&mut link_request(target), |payload| {
@@ -106,7 +105,8 @@ impl Rtnl {
     }
 
     /// Every link's index and name, from one dump ([`group_dump_request`]);
-    /// a link whose name no [`TapName`] holds is left out.
+    /// a link the kernel sent no device name for (it always sends one) is
+    /// left out.
     pub(crate) fn link_names(&mut self) -> Result<Vec<(u32, TapName)>, NlError> {
         self.dump(&mut group_dump_request(), |payload, names| {
             if let (index, Some(name)) = parse_link_name(payload)? {

@@ -58,7 +58,7 @@ fn push_target(request: &mut Request, target: Target, flags: u32, change: u32) {
         Target::Index(index) => push_ifinfomsg(request, index, flags, change),
         Target::Name(name) => {
             push_ifinfomsg(request, 0, flags, change);
-            request.attr_str(libc::IFLA_IFNAME, name.as_str());
+            request.attr_cstr(libc::IFLA_IFNAME, name.as_bytes());
         }
     }
 }

@@ -36,7 +36,8 @@ fn split_ifinfomsg(payload: &[u8]) -> Result<(&[u8], Attrs<'_>), Malformed> {
 }
 
 /// Reads one `RTM_NEWLINK` payload; `None` if the link is not a tun/tap (or
-/// has a name no [`TapName`] can hold).
+/// the kernel sent no name for it that is a device name, which it never
+/// does: see [`exact_name`]).
 pub(crate) fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, Malformed> {
     // struct ifinfomsg: family, pad, type (u16), index, flags, change.
     let (ifinfomsg, attrs) = split_ifinfomsg(payload)?;
@@ -52,7 +53,7 @@ pub(crate) fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, Malform
     let mut carrier = None;
     for (kind, data) in attrs {
         match kind {
-            libc::IFLA_IFNAME => name = Some(c_str(data)),
+            libc::IFLA_IFNAME => name = Some(data),
             libc::IFLA_MTU => mtu = read_attr_u32(kind, data)?,
             libc::IFLA_MASTER => master = Some(read_attr_u32(kind, data)?),
             libc::IFLA_GROUP => device_group = read_attr_u32(kind, data)?,
@@ -69,8 +70,12 @@ pub(crate) fn parse_tun_link(payload: &[u8]) -> Result<Option<LinkInfo>, Malform
     let (Some(name), Some(tun)) = (name, tun) else {
         return Ok(None);
     };
-    let Ok(name) = TapName::new(&name) else {
-        tracing::warn!(%name, "skipping a tun device whose name TapName refuses");
+    let Some(name) = exact_name(name) else {
+        tracing::warn!(
+            index,
+            name = %name.escape_ascii(),
+            "skipping a tun device whose name is no device name"
+        );
         return Ok(None);
     };
     let up = flags & libc::IFF_UP as u32 != 0;
@@ -179,8 +184,7 @@ pub(crate) fn parse_tun_info(linkinfo: &[u8]) -> Result<Option<TunData>, Malform
 pub(crate) struct LinkIdentity {
     /// `ifi_index`.
     pub(crate) index: u32,
-    /// `IFLA_IFNAME`, if the kernel sent one that a [`TapName`] holds
-    /// exactly (see [`exact_name`]).
+    /// `IFLA_IFNAME`, if the kernel sent one (see [`exact_name`]).
     pub(crate) name: Option<TapName>,
     /// Whether it is a tun/tap device in tap mode; a tun-mode device, a
     /// bridge, a veth, `lo` are not.
@@ -211,8 +215,8 @@ pub(crate) fn parse_link_identity(payload: &[u8]) -> Result<LinkIdentity, Malfor
 
 /// Reads one `RTM_NEWLINK` payload (a dump's, or a notification's) for the
 /// link's index and name; the name is `None` where the kernel sent none
-/// that a [`TapName`] holds exactly. Nothing else is read, so no other
-/// attribute can make a notification malformed.
+/// (see [`exact_name`]). Nothing else is read, so no other attribute can
+/// make a notification malformed.
 pub(crate) fn parse_link_name(payload: &[u8]) -> Result<(u32, Option<TapName>), Malformed> {
     let (ifinfomsg, attrs) = split_ifinfomsg(payload)?;
     let name = attrs
@@ -223,26 +227,26 @@ pub(crate) fn parse_link_name(payload: &[u8]) -> Result<(u32, Option<TapName>), 
     Ok((read_u32(ifinfomsg, 4), name))
 }
 
-/// `IFLA_IFNAME`'s bytes up to the first NUL as a [`TapName`], if they are
-/// UTF-8 and a valid name: never a lossy copy, which could name another
-/// device (the kernel takes any bytes but NUL, `/`, `:` and ASCII white
-/// space; a name with other white space or bytes that are not UTF-8 has no
-/// `TapName`).
+/// `IFLA_IFNAME`'s bytes up to the first NUL as a [`TapName`], byte for
+/// byte: never a lossy copy, which could name another device (`tap\xff`
+/// and `tap\xfe` are two). `TapName` takes every name the kernel gives a
+/// device, UTF-8 or not, so this is `None` only for an attribute no device
+/// name fits (empty, too long, a byte `dev_valid_name` refuses, or `%`),
+/// which the kernel never sends.
 pub(crate) fn exact_name(data: &[u8]) -> Option<TapName> {
     let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
-    let text = std::str::from_utf8(&data[..end]).ok()?;
-    TapName::new(text).ok()
+    TapName::from_bytes(&data[..end]).ok()
 }
 
 /// Reads one `RTM_NEWLINK` payload of a group dump: the link's name if it
-/// is in device group `group` (and the name is one a [`TapName`] holds).
+/// is in device group `group`.
 pub(crate) fn parse_group_member(payload: &[u8], group: u32) -> Result<Option<TapName>, Malformed> {
     let (_, attrs) = split_ifinfomsg(payload)?;
     let mut name = None;
     let mut in_group = false;
     for (kind, data) in attrs {
         match kind {
-            libc::IFLA_IFNAME => name = Some(c_str(data)),
+            libc::IFLA_IFNAME => name = exact_name(data),
             libc::IFLA_GROUP => in_group = read_attr_u32(kind, data)? == group,
             _ => {}
         }
@@ -250,12 +254,13 @@ pub(crate) fn parse_group_member(payload: &[u8], group: u32) -> Result<Option<Ta
     if !in_group {
         return Ok(None);
     }
-    match name.as_deref().map(TapName::new) {
-        Some(Ok(name)) => Ok(Some(name)),
-        // A member the pool cannot name cannot be told to be its own: the
-        // listing fails, and a drain deletes its taps one by one rather
-        // than the whole group.
-        _ => Err(Malformed::UnnamedMember),
+    match name {
+        Some(name) => Ok(Some(name)),
+        // A member the pool cannot name (the kernel sent no name, or none
+        // a device can have) cannot be told to be its own: the listing
+        // fails, and a drain deletes its taps one by one rather than the
+        // whole group.
+        None => Err(Malformed::UnnamedMember),
     }
 }
 
@@ -448,17 +453,58 @@ mod tests {
         );
     }
 
-    /// Never a lossy copy of a name: bytes that are not UTF-8, or white
-    /// space the kernel takes but `TapName` refuses, give no name.
+    /// Never a lossy copy of a name: bytes that are not UTF-8 are kept as
+    /// they are (two such names stay two), and an attribute no device name
+    /// fits gives none.
     #[test]
     fn exact_names_only() {
+        let bytes = |b: &[u8]| Some(TapName::from_bytes(b).expect("valid"));
         assert_eq!(exact_name(b"tap0\0\0\0"), Some(name("tap0")));
         assert_eq!(exact_name(b"tap0"), Some(name("tap0")));
-        assert_eq!(exact_name(b"tap\xff\0"), None);
+        assert_eq!(exact_name(b"tap\xff\0"), bytes(b"tap\xff"));
+        assert_eq!(exact_name(b"tap\xfe\0"), bytes(b"tap\xfe"));
+        assert_ne!(exact_name(b"tap\xff\0"), exact_name(b"tap\xfe\0"));
+        assert_eq!(
+            exact_name("t\u{2003}x\0".as_bytes()),
+            Some(name("t\u{2003}x"))
+        );
+        // What the kernel never sends as a name: white space to it, none.
         assert_eq!(exact_name("tap\u{a0}0\0".as_bytes()), None);
         assert_eq!(exact_name(b"\0"), None);
         assert_eq!(exact_name(b""), None);
         assert_eq!(exact_name(b"sixteen-bytes-xx\0"), None);
+    }
+
+    /// A group member and a tun link named with bytes that are not UTF-8
+    /// are read under their exact names (once, they were dropped or made
+    /// lossy: `tap\xff` and `tap\xfe` both read as `tap\u{fffd}`).
+    #[test]
+    fn names_that_are_not_utf8_are_kept() {
+        let dump = payloads(include_bytes!("../testdata/group_dump.bin"));
+        // tapc0 (group 7, a tun link) renamed: "tapc0" becomes "tap\xff\xfe".
+        let renamed: Vec<u8> = {
+            let mut payload = dump[2].to_vec();
+            let at = payload
+                .windows(6)
+                .position(|w| w == b"tapc0\0")
+                .expect("tapc0's IFLA_IFNAME");
+            payload[at..at + 5].copy_from_slice(b"tap\xff\xfe");
+            payload
+        };
+        let odd = TapName::from_bytes(b"tap\xff\xfe").expect("valid");
+        assert_eq!(parse_group_member(&renamed, 7), Ok(Some(odd)));
+        assert_eq!(parse_link_name(&renamed).map(|(_, n)| n), Ok(Some(odd)));
+        let tun_dump = payloads(include_bytes!("../testdata/tun_dump.bin"));
+        let mut tap = tun_dump[0].to_vec();
+        let at = tap
+            .windows(6)
+            .position(|w| w == b"tapc0\0")
+            .expect("tapc0's IFLA_IFNAME");
+        tap[at..at + 5].copy_from_slice(b"tap\xff\xfe");
+        assert_eq!(
+            parse_tun_link(&tap).expect("parses").map(|l| l.name),
+            Some(odd)
+        );
     }
 
     #[test]

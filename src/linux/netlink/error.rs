@@ -122,8 +122,9 @@ impl fmt::Display for ExtAck<'_> {
 /// What was wrong with a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub(crate) enum Malformed {
-    /// A device group's member has a name no `TapName` holds.
-    #[error("a member of the device group has a name no TapName holds")]
+    /// A device group's member came with no name a device can have (the
+    /// kernel always sends one).
+    #[error("a member of the device group came with no device name")]
     UnnamedMember,
     /// A structure was cut short.
     #[error("{what} truncated: {len} bytes, need {need}")]

@@ -70,8 +70,15 @@ impl Request {
 
     /// Appends a string attribute, NUL-terminated as the kernel expects.
     pub(crate) fn attr_str(&mut self, kind: u16, value: &str) {
+        self.attr_cstr(kind, value.as_bytes());
+    }
+
+    /// Appends a string attribute of bytes that need not be UTF-8 (a
+    /// device name), NUL-terminated as the kernel expects. `value` holds
+    /// no NUL.
+    pub(crate) fn attr_cstr(&mut self, kind: u16, value: &[u8]) {
         let start = self.begin_nested(kind);
-        self.bytes.extend_from_slice(value.as_bytes());
+        self.bytes.extend_from_slice(value);
         self.bytes.push(0);
         self.end_nested(start);
     }

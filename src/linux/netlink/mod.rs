@@ -14,7 +14,7 @@ mod socket;
 mod sockopt;
 mod status;
 
-pub(crate) use attr::{Attrs, c_str, c_string, read_attr_u32};
+pub(crate) use attr::{Attrs, c_str, read_attr_u32};
 pub(crate) use error::{Malformed, NlError, SocketStep};
 #[cfg(test)]
 pub(crate) use message::Header;
