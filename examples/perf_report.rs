@@ -470,6 +470,30 @@ fn real_rows(
         });
     }
 
+    if want("9") {
+        progress(
+            "row 9: a lease's kernel cost, Recycle::Fresh against Recycle::Reset (real kernel)",
+            start,
+        );
+        let n = scale(200);
+        let mut reset = rows::recycle_cost(ns, Recycle::Reset, n);
+        let mut fresh = rows::recycle_cost(ns, Recycle::Fresh, n);
+        let (rm, rp) = stats(&mut reset);
+        let (fm, fp) = stats(&mut fresh);
+        lines.push(Line {
+            row: "9",
+            what: "Release → pool settled again, `Recycle::Fresh` (delete + create per lease), pool of 4 (real kernel)".to_owned(),
+            median: us(fm),
+            p99: us(fp),
+            against: format!("`Recycle::Reset`: {} / {}", us(rm), us(rp)),
+            ratio: format!("{:.1}×", fm.as_secs_f64() / rm.as_secs_f64()),
+            // What a policy costs, not a goal: the delete is the kernel's
+            // ~16 ms wait (docs/performance.md).
+            target: "",
+            met: None,
+        });
+    }
+
     if want("6") {
         let links = scale(4000);
         progress(

@@ -716,3 +716,41 @@ fn turnaround(
         out
     })
 }
+
+/// Row 9: what a lease costs the kernel under `recycle`, on a warm pool of
+/// 4 taps: each sample is the time from a Release to the pool being settled
+/// again (the released tap reset and pooled, or deleted and replaced).
+pub fn recycle_cost(ns: &TestNetns, recycle: Recycle, n: usize) -> Vec<Duration> {
+    let sys = actix_rt::System::new();
+    let out = sys.block_on(async {
+        let pool = pool::start(
+            {
+                let mut c = PoolConfig::default();
+                c.size = 4;
+                c.recycle = recycle;
+                c.tap = spec(None);
+                c
+            },
+            ns.factory(),
+            2,
+        );
+        pool.send(Warm).await.unwrap();
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let lease = pool
+                .send(Acquire::new(&format!("c{i}")).unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .into_lease();
+            let t0 = Instant::now();
+            pool.send(Release::from(lease)).await.unwrap().unwrap();
+            pool.send(tap_pool_actors::Settle).await.unwrap().unwrap();
+            out.push(t0.elapsed());
+        }
+        pool.send(Drain).await.unwrap();
+        out
+    });
+    clear(ns);
+    out
+}
