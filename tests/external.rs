@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
-use tap_pool_actors::{Backoff, Error, KernelError, LeaseSource, PoolConfig, PoolError};
+use tap_pool_actors::{Backoff, Error, KernelError, LeaseSource, PoolConfig, PoolError, Released};
 use tap_pool_testkit::SimPool;
 
 #[actix_rt::test]
@@ -67,8 +67,8 @@ async fn a_failed_delete_is_retried_until_the_tap_is_gone() {
     p.sim.inject(Fault::nth(SimOp::Delete, 1, libc::EBUSY));
     p.sim.inject(Fault::nth(SimOp::Delete, 2, libc::EBUSY));
     assert!(matches!(
-        p.release(&lease).await.unwrap_err(),
-        Error::Pool(PoolError::Kernel(KernelError::Delete { .. }))
+        p.release(&lease).await,
+        Ok(Released::DeleteFailed(KernelError::Delete { .. }))
     ));
     assert!(p.sim.contains(lease.name));
     let s = p

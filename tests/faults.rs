@@ -19,10 +19,10 @@ async fn a_failed_delete_keeps_the_tap_known() {
     let p = SimPool::start(0);
     let lease = p.acquire("vm-a").await.unwrap();
     p.sim.inject(Fault::nth(SimOp::Delete, 1, libc::EIO));
-    let err = p.release(&lease).await.unwrap_err();
+    let released = p.release(&lease).await;
     assert!(matches!(
-        err,
-        Error::Pool(PoolError::Kernel(KernelError::Delete { name: n, .. })) if n == lease.name
+        released,
+        Ok(Released::DeleteFailed(KernelError::Delete { name: n, .. })) if n == lease.name
     ));
     assert!(p.sim.contains(lease.name), "the device is still there");
     let s = p.stats().await;
@@ -77,10 +77,10 @@ async fn random_failures_under_churn_lose_and_duplicate_nothing() {
                 held.lock().unwrap().remove(&lease.name);
                 match pool.send(Release::from(lease)).await.unwrap() {
                     Ok(Released::Pooled | Released::Deleted) => {}
-                    Ok(other) => panic!("nothing deletes taps behind the pool here: {other:?}"),
-                    Err(Error::Pool(PoolError::Kernel(KernelError::Delete { name, .. }))) => {
+                    Ok(Released::DeleteFailed(KernelError::Delete { name, .. })) => {
                         failed_deletes.push(name)
                     }
+                    Ok(other) => panic!("nothing deletes taps behind the pool here: {other:?}"),
                     Err(e) => panic!("unexpected release error: {e}"),
                 }
             }

@@ -15,7 +15,7 @@ use actix::{
 };
 use tap_pool::{
     Answer, DrainReport, Event, Lane, LeaseToken, LinkEvent, Pool, PoolStats, RequestId,
-    SeedReport, WarmReport,
+    SeedReport, TapState, WarmReport,
 };
 use tokio::sync::mpsc;
 use tracing::{debug_span, info, warn};
@@ -68,6 +68,13 @@ pub struct TapPoolActor {
     callers: Rc<RefCell<Callers>>,
     /// The drain that stopping the actor started, and whether it is done.
     stop: Option<(RequestId, bool)>,
+    /// When stopping, after the drain answered: until when the actor keeps
+    /// running for the deletes still under way or to be retried (a
+    /// released tap's, a discarded one's, a failed one's), so that none is
+    /// left when it stops. (A fallback create still under way is not
+    /// waited for: its tap is deleted when it comes, as the caller hears
+    /// the pool stopped.)
+    stop_after: Option<Instant>,
     /// How long dropping the actor may block to drain (`crate::shutdown`).
     shutdown_deadline: Duration,
 }
@@ -301,6 +308,7 @@ impl TapPoolActor {
             me: ctx.address().downgrade(),
             callers: Rc::default(),
             stop: None,
+            stop_after: None,
             shutdown_deadline,
         }
     }
@@ -331,14 +339,41 @@ impl TapPoolActor {
             let Some(event) = self.pool.poll_event() else {
                 break;
             };
-            self.deliver(event, ctx);
+            self.deliver(event);
+        }
+        if let Some(deadline) = self.stop_after {
+            let left: Vec<_> = self
+                .pool
+                .taps()
+                .filter(|(_, state)| {
+                    matches!(
+                        state,
+                        TapState::Deleting | TapState::DeleteFailed | TapState::Draining
+                    )
+                })
+                .collect();
+            if left.is_empty() || Instant::now() >= deadline {
+                if !left.is_empty() {
+                    tracing::warn!(?left, "stopping with deletes still failing");
+                }
+                self.stop_after = None;
+                if let Some((_, done)) = &mut self.stop {
+                    *done = true;
+                }
+                ctx.stop();
+                return;
+            }
         }
         // A timer armed for earlier than the pool's next deadline is kept:
         // it fires, finds nothing due, and is armed again. Re-arming on
         // every change would cost a timer registration per reset batch.
         // Torn down, no runtime is left to arm a timer on (tokio would
         // panic): `Drop` drains.
-        if let Some(at) = self.pool.poll_timeout()
+        let next = match (self.pool.poll_timeout(), self.stop_after) {
+            (Some(at), Some(deadline)) => Some(at.min(deadline)),
+            (at, deadline) => at.or(deadline),
+        };
+        if let Some(at) = next
             && self.timer.as_ref().is_none_or(|(armed, _)| at < *armed)
             && !crate::shutdown::torn_down()
         {
@@ -355,7 +390,7 @@ impl TapPoolActor {
         }
     }
 
-    fn deliver(&mut self, event: Event, ctx: &mut Context<Self>) {
+    fn deliver(&mut self, event: Event) {
         let mut c = self.callers.borrow_mut();
         match event {
             Event::Acquired { request, result } => c.answer(request, self.guarded(result)),
@@ -368,11 +403,12 @@ impl TapPoolActor {
             }
             Event::Settled { request, stats } => c.answer(request, Ok(stats)),
             Event::Drained { request, report } => {
-                if let Some((stop, done)) = &mut self.stop
+                if let Some((stop, _)) = &self.stop
                     && *stop == request
                 {
-                    *done = true;
-                    ctx.stop();
+                    // Stops once nothing but leased taps is left (see
+                    // `pump`), or the shutdown deadline passes.
+                    self.stop_after = Some(Instant::now() + self.shutdown_deadline);
                 }
                 c.answer(request, report);
             }

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::{Event, Lane, Pool, PoolError, Purpose, Released, RequestId, TapState};
+use super::{Event, Lane, Pool, Purpose, Released, RequestId, TapState};
 use crate::kernel::{KernelError, Op};
 use crate::name::TapName;
 
@@ -21,10 +21,11 @@ impl Pool {
     }
 
     /// Records how a delete ended. A successful delete refills the pool if
-    /// it is `size / 8` taps short, unless the pool is shutting down. A
+    /// it is short (see `refill`), unless the pool is shutting down. A
     /// device the kernel no longer has is forgotten; any other failure
     /// leaves the tap known as [`TapState::DeleteFailed`] and schedules a
-    /// retry.
+    /// retry. A release waiting on the delete is answered with what became
+    /// of the tap: deleted, vanished, or its delete failed and is retried.
     pub(super) fn delete_finished(
         &mut self,
         name: TapName,
@@ -52,6 +53,13 @@ impl Pool {
                     self.forget(&name);
                 }
                 self.drain.forget(name);
+                if answer.is_some() {
+                    // A released tap someone removed first: what a release
+                    // of a tap known to have vanished answers, and replaced
+                    // as such.
+                    self.counters.vanished += 1;
+                    self.refill(now);
+                }
             }
             Err(_) => {
                 self.counters.failures += 1;
@@ -65,10 +73,20 @@ impl Pool {
             }
         }
         if let Some(request) = answer {
-            let result = result
-                .map(|()| Released::Deleted)
-                .map_err(PoolError::Kernel);
-            self.events.push_back(Event::Released { request, result });
+            // The lease ended when the release came: whatever the delete
+            // met, the release went through, and says what became of the
+            // tap.
+            let released = match result {
+                Ok(()) => Released::Deleted,
+                Err(KernelError::NoSuchDevice { .. } | KernelError::NotATap { .. }) => {
+                    Released::Vanished
+                }
+                Err(error) => Released::DeleteFailed(error),
+            };
+            self.events.push_back(Event::Released {
+                request,
+                result: Ok(released),
+            });
         }
     }
 
@@ -88,7 +106,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::testing::*;
-    use super::super::{Answer, Event, PoolError, TapState};
+    use super::super::{Answer, Event, Released, TapState};
     use crate::kernel::Op;
     use crate::sim::{Fault, SimOp};
 
@@ -105,7 +123,7 @@ mod tests {
         let released = run(&mut p, &mut k, now);
         assert!(matches!(
             &released[..],
-            [Event::Released { request: r, result: Err(PoolError::Kernel(_)) }] if *r == request
+            [Event::Released { request: r, result: Ok(Released::DeleteFailed(_)) }] if *r == request
         ));
         assert_eq!(p.state_of(&tap), Some(TapState::DeleteFailed));
         assert_eq!(p.stats().delete_failed, 1);

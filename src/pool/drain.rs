@@ -244,7 +244,9 @@ impl Pool {
                     self.delete(name, None);
                 }
                 if let Some(run) = &mut self.drain.run {
-                    run.report.deleted += gone.len() + failed_but_gone.len();
+                    // Only the drain's own: a failed delete the group took
+                    // along was a release's or a discard's, not an idle tap.
+                    run.report.deleted += gone.len();
                     run.report.bulk = true;
                     run.phase = Phase::PerTap(outside.into_iter().collect());
                 }

@@ -79,7 +79,7 @@ pub struct Lease {
 }
 
 /// What became of a released tap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Released {
     /// It is back in the pool (after its reset, where resets are on).
@@ -88,6 +88,10 @@ pub enum Released {
     Deleted,
     /// Someone had already removed it from the kernel behind the pool's back.
     Vanished,
+    /// Its delete failed: the pool keeps it (never handed out) and retries
+    /// the delete with backoff until it goes ([`PoolStats::delete_failed`](super::PoolStats::delete_failed)).
+    /// The lease has ended all the same.
+    DeleteFailed(KernelError),
 }
 
 /// 64 bits from the operating system's entropy source, for a run id and to
@@ -301,8 +305,13 @@ impl Pool {
         tap.lease = None;
         if tap.vanished {
             self.forget(&name);
+            if self.recycle == Recycle::Fresh {
+                // It would have been deleted and replaced now.
+                self.refill(now);
+            }
             return Answer::Now(Ok(Released::Vanished));
         }
+        let tap_retired = tap.retire;
         if has_room && is_pool_name && !tap.retire && self.recycle == Recycle::Reset {
             tap.state = TapState::Resetting;
             self.queue_reset(name, now);
@@ -311,6 +320,11 @@ impl Pool {
         tap.state = TapState::Deleting;
         let request = self.request_id();
         self.delete(name, Some(request));
+        if is_pool_name && (tap_retired || self.recycle == Recycle::Fresh) {
+            // Gone for good (renamed, or never reused): its replacement
+            // need not wait for the delete (~16 ms).
+            self.replace(now);
+        }
         Answer::Later(request)
     }
 }

@@ -131,8 +131,9 @@ impl Pool {
                     );
                     report.held.push(self.grant(name, LeaseSource::Seeded));
                 }
-                Some(_) => report.not_ours.push(name),
-                None => report.missing.push(name),
+                Some(link) if link.kind == TunKind::Tap => report.not_ours.push(name),
+                // A tun-mode device is not a tap: as if there were none.
+                Some(_) | None => report.missing.push(name),
             }
         }
         // Pool names the kernel holds for devices left alone: never created.
@@ -283,9 +284,8 @@ impl Pool {
                 tap.state = TapState::Deleting;
                 tap.retire = true;
                 self.idle.retain(|n| *n != from);
-                self.counters.vanished += 1;
                 self.delete(from, None);
-                self.refill(now);
+                self.replace(now);
             }
             TapState::Leased | TapState::Resetting => {
                 tracing::warn!(tap = %from, renamed = ?to, index, state = ?tap.state, "a tap was renamed behind the pool's back; it goes when released");
@@ -493,10 +493,14 @@ mod tests {
             p.release(a.token, now),
             super::super::Answer::Later(_)
         ));
-        let [delete] = &take_commands(&mut p)[..] else {
-            panic!("one delete")
+        // Deleted, and replaced at once: gone for good.
+        let commands = take_commands(&mut p);
+        let [delete, create] = &commands[..] else {
+            panic!("one delete and its replacement: {commands:?}")
         };
         assert!(matches!(delete.op, crate::kernel::Op::Delete { .. }));
+        assert!(matches!(create.op, crate::kernel::Op::Create { .. }));
+        execute(&mut p, &mut k, create, now);
         // Renamed while its reset is under way: deleted when it reports.
         let b = acquire_now(&mut p, "vm-b", now).unwrap();
         p.release(b.token, now);

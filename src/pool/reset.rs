@@ -131,6 +131,7 @@ impl Pool {
                     // cannot be handed out by its name; it goes, by index.
                     tap.state = TapState::Deleting;
                     self.delete(name, None);
+                    self.replace(now);
                 } else if let Some((request, _)) = self.waiting.pop_front() {
                     // An Acquire found the stock empty and waits for it.
                     self.counters.hits += 1;
@@ -157,9 +158,8 @@ impl Pool {
                 // nothing).
                 tracing::warn!(tap = %name, renamed = ?to, "a released tap was renamed behind the pool's back; deleting it");
                 tap.state = TapState::Deleting;
-                self.counters.vanished += 1;
                 self.delete(name, None);
-                self.refill(now);
+                self.replace(now);
             }
             Err(error @ KernelError::Residue { .. }) => {
                 // Its tenant left something a reset cannot take away (a
@@ -170,7 +170,7 @@ impl Pool {
                 self.counters.discarded += 1;
                 tap.state = TapState::Deleting;
                 self.delete(name, None);
-                self.refill(now);
+                self.replace(now);
             }
             Err(error) => {
                 tracing::warn!(tap = %name, %error, "resetting a released tap failed; deleting it");

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Event, Lane, Pool, PoolError, Purpose, RequestId, Tap, TapState};
+use crate::config::Recycle;
 use crate::kernel::{CreatedTap, KernelError, Op};
 use crate::name::TapName;
 
@@ -79,9 +80,26 @@ impl Pool {
     /// holder is about to give its tap back makes that tap find no room and
     /// be deleted, and that delete's refill does the same: a create and a
     /// delete per cycle for as long as taps come and go. An explicit `Warm`
-    /// fills to the size at once.
+    /// fills to the size at once. A fresh pool ([`Recycle::Fresh`]) has no
+    /// margin: no released tap ever comes back to find no room.
     pub(super) fn refill(&mut self, now: Instant) {
-        let low = (self.size / 8).max(1);
+        let low = match self.recycle {
+            Recycle::Fresh => 1,
+            _ => (self.size / 8).max(1),
+        };
+        self.refill_below(now, low);
+    }
+
+    /// Replaces a tap the pool lost for good while its holder's turn was
+    /// over (a released tap that could not be reset and was deleted): at
+    /// once, with no margin, since no holder will give that tap back.
+    pub(super) fn replace(&mut self, now: Instant) {
+        self.refill_below(now, 1);
+    }
+
+    /// Starts a warm-up to the size if the pool was warmed and is at least
+    /// `low` taps short.
+    fn refill_below(&mut self, now: Instant, low: usize) {
         if self.warm_asked
             && self.warm.run.is_none()
             && !self.shutting_down
