@@ -27,6 +27,7 @@ mod kernel;
 mod load;
 mod names;
 mod pool_on_linux;
+mod review_reset;
 mod review_tenant;
 mod shutdown;
 mod vmm;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
             load::tests(),
             shutdown::tests(),
             review_tenant::tests(),
+            review_reset::tests(),
             hostile::tests(),
             names::tests(),
         ]
