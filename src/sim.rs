@@ -529,15 +529,16 @@ impl SimKernel {
     }
 
     /// Marks a tap as opened (or closed) by a process, as a VMM attaching to it
-    /// would. Returns whether the tap exists.
+    /// would; closing a tap whose persistence is off removes it, as Linux
+    /// does (watchers see the removal). Returns whether the tap existed.
     pub fn set_in_use(&self, name: TapName, in_use: bool) -> bool {
-        match self.lock().taps.get_mut(&name) {
-            Some(tap) => {
-                tap.in_use = in_use;
-                true
-            }
-            None => false,
-        }
+        let mut s = self.lock();
+        let Some(tap) = s.taps.get_mut(&name) else {
+            return false;
+        };
+        tap.in_use = in_use;
+        s.remove_if_unheld(name);
+        true
     }
 }
 
@@ -561,6 +562,19 @@ fn remove_tap(s: &mut State, name: &TapName) -> bool {
 }
 
 impl State {
+    /// Removes the tap `name` if it is neither persistent nor held by a
+    /// file, as Linux does when the last file of a non-persistent tap
+    /// closes; watchers see the removal.
+    fn remove_if_unheld(&mut self, name: TapName) {
+        if self
+            .taps
+            .get(&name)
+            .is_some_and(|tap| !tap.persistent && !tap.in_use)
+        {
+            remove_tap(self, &name);
+        }
+    }
+
     /// The master index for `spec`'s bridge, checking that it exists and, if
     /// `current` is not already one of its ports, that it has room.
     fn master_for(
@@ -654,6 +668,7 @@ impl SimKernel {
         tap.index = index;
         let after = std::mem::replace(&mut tap.master, before);
         s.set_master(name, after);
+        s.remove_if_unheld(name);
         true
     }
 
@@ -815,11 +830,12 @@ impl Kernel for SimKernel {
             index: current.index,
             residue,
         };
+        // As Linux: the bridge is looked up before the tun device is touched.
+        let master = s.master_for(name, spec, current.master)?;
         if current.in_use {
             return Err(residue(Residue::Attached));
         }
         current.fixed_residue(spec, owner).map_err(residue)?;
-        let master = s.master_for(name, spec, current.master)?;
         let mtu = spec.mtu_or_default();
         check_mtu(name, mtu)?;
         s.addresses.remove(&name);

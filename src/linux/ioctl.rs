@@ -205,3 +205,30 @@ fn check(rc: libc::c_int) -> Result<(), Errno> {
         Ok(())
     }
 }
+
+/// `TUNATTACHFILTER` with an empty program (`len` 0, no instructions): the
+/// kernel keeps the `sock_fprog` it is given, then refuses the program
+/// (`EINVAL`), so this overwrites whatever program description a tenant
+/// left on the device.
+pub(crate) fn ioctl_clear_filter(fd: &impl AsRawFd) -> Result<(), Errno> {
+    let empty = libc::sock_fprog {
+        len: 0,
+        filter: std::ptr::null_mut(),
+    };
+    // SAFETY: the request reads one `sock_fprog`, which `empty` is,
+    // borrowed until the call returns; its null program is never read.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNATTACHFILTER, &raw const empty) })
+}
+
+/// `TUNGETFILTER`: the socket filter description the device keeps, as
+/// (length, address of the program in its setter's memory).
+pub(crate) fn ioctl_get_filter(fd: &impl AsRawFd) -> Result<(u16, usize), Errno> {
+    let mut fprog = libc::sock_fprog {
+        len: 0,
+        filter: std::ptr::null_mut(),
+    };
+    // SAFETY: the request writes one `sock_fprog` to `fprog`, exclusively
+    // borrowed until the call returns.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNGETFILTER, &raw mut fprog) })?;
+    Ok((fprog.len, fprog.filter as usize))
+}

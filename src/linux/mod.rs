@@ -120,6 +120,19 @@ impl LinuxKernel {
                 self.set_link(name, index, spec, config, configure_error)?;
                 Ok(mac)
             });
+        // A multi-queue tap takes more than one file, and until its owner
+        // was set anyone could attach a queue: none but this one may be
+        // there before it is handed to anyone.
+        let configured = configured.and_then(|mac| {
+            if spec.multi_queue && self.tun_link(name, index)?.in_use_by_others() {
+                return Err(KernelError::Residue {
+                    name,
+                    index,
+                    residue: Residue::Attached,
+                });
+            }
+            Ok(mac)
+        });
         match configured.and_then(|mac| tap.persist().map(|()| mac)) {
             Ok(mac) => Ok(CreatedTap { index, mac }),
             Err(e) => {
@@ -277,18 +290,44 @@ impl LinuxKernel {
         if spec.multi_queue && link.in_use {
             return Err(residue(Residue::Attached));
         }
-        let tap = match attach_when_free(name, spec) {
-            Ok(tap) => tap,
-            Err(errno) if errno.0 == libc::EBUSY => return Err(residue(Residue::Attached)),
-            Err(errno) => return Err(refused(errno)),
+        // A tap a file is attached to answers EBUSY. A process that forks
+        // while some thread of it holds a tun file keeps a copy in the
+        // child until it execs, so a tap can look held for that long by
+        // nobody's intent: tried again, a millisecond apart, each time
+        // only once the index shows the tap still there (a TUNSETIFF of a
+        // name no device has would make one).
+        let mut tries = 1;
+        let tap = loop {
+            match tun::attach(name, spec) {
+                Ok(tap) => break tap,
+                Err(errno) if errno.0 == libc::EBUSY && tries < ATTACH_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    self.verify(device, OnRename::Refuse, reset_error_for(name))?;
+                }
+                Err(errno) if errno.0 == libc::EBUSY => return Err(residue(Residue::Attached)),
+                Err(errno) => return Err(refused(errno)),
+            }
         };
-        // Attached by name: it must be the tap at `index` (else it was
-        // renamed in between; dropping the file leaves that device as it
-        // was, and removes one the attach made).
-        if self.rtnl.ifindex(name) != Ok(index) {
-            drop(tap);
-            self.verify(device, OnRename::Refuse, reset_error_for(name))?;
-            return Err(KernelError::NoSuchDevice { name });
+        // Attached by name: it must be the tap at `index`. Else the tap
+        // went or was renamed in between, and the attach may have made a
+        // device of that name (not persistent, with no owner): it goes now,
+        // by index, rather than with the last copy of the file.
+        match self.rtnl.ifindex(name) {
+            Ok(i) if i == index => {}
+            found => {
+                drop(tap);
+                if let Ok(made) = found
+                    && let Ok(Some(link)) = self.rtnl.tun_link(made)
+                    && !link.persistent
+                    && link.owner.is_none()
+                    && link.group.is_none()
+                {
+                    self.discard(name, made);
+                }
+                self.verify(device, OnRename::Refuse, reset_error_for(name))?;
+                return Err(KernelError::NoSuchDevice { name });
+            }
         }
         tap.restore(owner, spec.group).map_err(|e| match e {
             tun::TunRestore::Refused(what, errno) => {
@@ -335,6 +374,11 @@ impl LinuxKernel {
             residue,
         };
         link.fixed_residue(spec, owner).map_err(residue)?;
+        if spec.multi_queue && link.queues.is_some_and(|queues| queues > 0) {
+            // A queue attached since the reset let go: only someone the
+            // restored owner and group let in, but not the next tenant's.
+            return Err(residue(Residue::Attached));
+        }
         let differs = if link.owner != owner {
             Some("owner")
         } else if link.group != spec.group {
@@ -425,20 +469,6 @@ impl LinuxKernel {
 /// resetting or creating a tap, say) keeps a copy in the child until it
 /// execs, so a tap can look held for that long by nobody's intent.
 const ATTACH_TRIES: u32 = 3;
-
-/// [`tun::attach`], tried again on `EBUSY` (see [`ATTACH_TRIES`]).
-fn attach_when_free(name: TapName, spec: &TapSpec) -> Result<tun::Attached, Errno> {
-    let mut tries = 1;
-    loop {
-        match tun::attach(name, spec) {
-            Err(errno) if errno.0 == libc::EBUSY && tries < ATTACH_TRIES => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            result => return result,
-        }
-    }
-}
 
 /// How a refused reset step reaches the caller.
 fn reset_error_for(name: TapName) -> impl FnOnce(Errno, Option<String>) -> KernelError {

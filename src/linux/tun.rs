@@ -19,8 +19,8 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use super::ioctl::{
-    GetIntIoctl, IfreqIoctl, IntIoctl, TunFilter, ValueIoctl, ifreq, ioctl_get_int, ioctl_ifreq,
-    ioctl_int, ioctl_tx_filter, ioctl_value,
+    GetIntIoctl, IfreqIoctl, IntIoctl, TunFilter, ValueIoctl, ifreq, ioctl_clear_filter,
+    ioctl_get_filter, ioctl_get_int, ioctl_ifreq, ioctl_int, ioctl_tx_filter, ioctl_value,
 };
 use crate::kernel::{CreateStep, Errno, KernelError, TapSpec};
 use crate::name::TapName;
@@ -179,7 +179,8 @@ impl Attached {
     ///   caller has checked that the tap has none where none is given: the
     ///   kernel cannot unset them);
     /// - offloads (`TUNSETOFFLOAD` 0, as made), the MAC filter (off), the
-    ///   classic socket filter (detached), the steering and filtering eBPF
+    ///   classic socket filter (detached, and the program description the
+    ///   device keeps overwritten: read back), the steering and filtering eBPF
     ///   programs (none), the driver's log level (0, as made);
     /// - the vnet header's size (10), little- and big-endian headers (off),
     ///   the send buffer (`INT_MAX`, as a fresh file has): read back;
@@ -205,6 +206,14 @@ impl Attached {
         set("offloads", ioctl_value(file, ValueIoctl::Offload, 0))?;
         let no_filter = TunFilter { flags: 0, count: 0 };
         set("MAC filter", ioctl_tx_filter(file, &no_filter))?;
+        // The device keeps the last program description it was given
+        // (`TUNGETFILTER` shows it to the next tenant): overwritten with an
+        // empty one, which the kernel then refuses.
+        match ioctl_clear_filter(file) {
+            Ok(()) => {}
+            Err(errno) if errno.0 == libc::EINVAL => {}
+            Err(errno) => return Err(TunRestore::Refused("socket filter", errno)),
+        }
         set(
             "socket filter",
             ioctl_value(file, ValueIoctl::DetachFilter, 0),
@@ -262,7 +271,11 @@ impl Attached {
             get("send buffer", GetIntIoctl::SndBuf)?,
             SNDBUF,
         )?;
-        Ok(())
+        match ioctl_get_filter(file) {
+            Ok((0, 0)) => Ok(()),
+            Ok(_) => Err(TunRestore::Differs("socket filter")),
+            Err(errno) => Err(TunRestore::Refused("socket filter", errno)),
+        }
     }
 
     /// Makes the tap persistent (a tenant may have turned that off) and

@@ -116,11 +116,12 @@ impl Pool {
             }
             match by_name.get(&name) {
                 Some(link) if link.kind == TunKind::Tap && self.is_ours(link) => {
+                    let mac = self.fresh_mac();
                     self.taps.insert(
                         name,
                         Tap {
                             index: Some(link.index),
-                            mac: link.mac,
+                            mac,
                             grouped: self.tap.device_group == Some(link.device_group),
                             seeded: true,
                             // A tap not made the way this pool makes them
@@ -162,7 +163,7 @@ impl Pool {
             }
             let tap = Tap {
                 index: Some(link.index),
-                mac: link.mac,
+                mac: self.fresh_mac(),
                 grouped: self.tap.device_group == Some(link.device_group),
                 ..Tap::new(TapState::Deleting)
             };
@@ -198,6 +199,18 @@ impl Pool {
             "tap pool seeded"
         );
         report
+    }
+
+    /// The Ethernet address a reset gives a tap from an earlier run: a new
+    /// random one (locally administered, unicast, as the tun driver makes
+    /// them), never the one the kernel shows now, which its last tenant
+    /// may have chosen (`SIOCSIFHWADDR` needs no capability on its file):
+    /// another VM's, or a low one its bridge would take as its own.
+    fn fresh_mac(&mut self) -> [u8; 6] {
+        let mut mac = [0u8; 6];
+        self.tokens.fill(&mut mac);
+        mac[0] = (mac[0] & 0xfe) | 0x02;
+        mac
     }
 
     /// Whether `link` is a tap made exactly the way this pool makes them:
