@@ -14,6 +14,8 @@ mod netlink;
 mod netns;
 #[cfg(test)]
 mod proptests;
+mod qdisc;
+mod route;
 mod tun;
 mod watch;
 
@@ -114,7 +116,7 @@ impl LinuxKernel {
                     mtu: spec.mtu,
                     master,
                     group: spec.device_group,
-                    mac: None,
+                    ..LinkConfig::default()
                 };
                 self.set_link(name, index, spec, config, configure_error)?;
                 Ok(mac)
@@ -216,8 +218,21 @@ impl LinuxKernel {
         let index = self.verify(device, OnRename::Refuse, reset_error)?;
         let master = self.resolve_master(name, spec)?;
         // What the orchestrator may have added for the last tenant (routes,
-        // qdiscs, flags, bridge-port settings, per-device sysctls).
-        leftovers::clear(&mut self.rtnl, name, index, spec, master).map_err(nl_error)?;
+        // qdiscs, flags, bridge-port settings, per-device sysctls); leaves
+        // the tap down and detached, and says what the final RTM_SETLINK
+        // sets besides.
+        let leftover_error = |e| match e {
+            leftovers::Leftover::Failed(e) => nl_error(e),
+            // Until KernelError has a variant of its own for it: a reset
+            // failure, which makes the pool delete the tap.
+            leftovers::Leftover::CannotRestore(what) => KernelError::Reset {
+                name,
+                errno: Errno(libc::ENOTRECOVERABLE),
+                ext_ack: Some(what.to_string()),
+            },
+        };
+        let fresh =
+            leftovers::clear(&mut self.rtnl, name, index, spec, mac).map_err(leftover_error)?;
         // Every address goes, link-local ones too: a tenant may have added
         // its own fe80:: address, or changed the MAC that the kernel's one
         // was derived from. The kernel adds a link-local address again,
@@ -233,13 +248,18 @@ impl LinuxKernel {
             }
             tracing::trace!(family = address.family(), "address removed");
         }
+        // Routes still through the tap now that it is down and has no
+        // address (routes of scope host, multipath ones).
+        leftovers::clear_routes(&mut self.rtnl, index).map_err(leftover_error)?;
         let config = LinkConfig {
             up: true,
             mtu: Some(spec.mtu_or_default()),
             // 0 detaches from whatever master the tenant chose.
             master: Some(master.unwrap_or(0)),
             group: Some(spec.device_group.unwrap_or(0)),
-            mac: Some(mac),
+            // The MAC (if it differs), the flags, and the link settings
+            // that differ from a fresh tap's.
+            ..fresh
         };
         self.set_link(name, index, spec, config, reset_error)
     }

@@ -1,13 +1,24 @@
 //! `RTM_SETLINK`: changing a link's settings.
 
-use super::{LinkConfig, Target, push_target};
+use super::{
+    AF_INET, AF_INET6, IFLA_GRO_IPV4_MAX_SIZE, IFLA_GSO_IPV4_MAX_SIZE, IFLA_INET_CONF,
+    IFLA_INET6_TOKEN, IFLA_XDP_FD, IFLA_XDP_FLAGS, LinkConfig, Target, push_target,
+};
 use crate::linux::netlink::{NLM_F_ACK, NlError, Request, Rtnl};
 
-/// The `RTM_SETLINK` applying `config` to `target`.
+/// The `RTM_SETLINK` applying `config` to `target`. The attributes go in
+/// a fixed order; the kernel applies them in its own (`do_setlink`:
+/// master, then flags, then the rest).
 pub(crate) fn request(target: Target, config: LinkConfig) -> Request {
     let mut request = Request::new(libc::RTM_SETLINK, NLM_F_ACK);
     let up = if config.up { libc::IFF_UP as u32 } else { 0 };
-    push_target(&mut request, target, up, up);
+    let flags = config.flags.unwrap_or_default();
+    push_target(
+        &mut request,
+        target,
+        (flags.value & !up) | up,
+        flags.mask | up,
+    );
     if let Some(mac) = config.mac {
         request.attr(libc::IFLA_ADDRESS, &mac);
     }
@@ -19,6 +30,52 @@ pub(crate) fn request(target: Target, config: LinkConfig) -> Request {
     }
     if let Some(master) = config.master {
         request.attr_u32(libc::IFLA_MASTER, master);
+    }
+    if let Some(txqlen) = config.txqlen {
+        request.attr_u32(libc::IFLA_TXQLEN, txqlen);
+    }
+    if config.clear_alias {
+        // No value at all, as `ip link set alias ""` sends it: a NUL
+        // would be an alias of its own.
+        request.attr(libc::IFLA_IFALIAS, &[]);
+    }
+    if let Some(broadcast) = config.broadcast {
+        request.attr(libc::IFLA_BROADCAST, &broadcast);
+    }
+    if let Some(linkmode) = config.linkmode {
+        request.attr(libc::IFLA_LINKMODE, &[linkmode]);
+    }
+    if let Some(segments) = config.segments {
+        request.attr_u32(libc::IFLA_GSO_MAX_SIZE, segments.gso_max_size);
+        request.attr_u32(libc::IFLA_GSO_MAX_SEGS, segments.gso_max_segs);
+        request.attr_u32(libc::IFLA_GRO_MAX_SIZE, segments.gro_max_size);
+        request.attr_u32(IFLA_GSO_IPV4_MAX_SIZE, segments.gso_ipv4_max_size);
+        request.attr_u32(IFLA_GRO_IPV4_MAX_SIZE, segments.gro_ipv4_max_size);
+    }
+    if let Some(mode) = config.detach_xdp {
+        let xdp = request.begin_nested(libc::IFLA_XDP);
+        request.attr(IFLA_XDP_FD, &(-1i32).to_ne_bytes());
+        request.attr_u32(IFLA_XDP_FLAGS, mode);
+        request.end_nested(xdp);
+    }
+    if !config.inet_conf.is_empty() || config.clear_token {
+        // Sent without NLA_F_NESTED, as `ip` sends it.
+        let af_spec = request.begin_nested(libc::IFLA_AF_SPEC);
+        if !config.inet_conf.is_empty() {
+            let inet = request.begin_nested(AF_INET);
+            let conf = request.begin_nested(IFLA_INET_CONF);
+            for &(key, value) in config.inet_conf {
+                request.attr_u32(key, value);
+            }
+            request.end_nested(conf);
+            request.end_nested(inet);
+        }
+        if config.clear_token {
+            let inet6 = request.begin_nested(AF_INET6);
+            request.attr(IFLA_INET6_TOKEN, &[0; 16]);
+            request.end_nested(inet6);
+        }
+        request.end_nested(af_spec);
     }
     request
 }
@@ -46,6 +103,7 @@ mod tests {
             master: Some(3),
             group: Some(5),
             mac: Some([0x02, 0, 0, 0, 0, 0x07]),
+            ..LinkConfig::default()
         };
         #[rustfmt::skip]
         let expected = [
@@ -85,7 +143,7 @@ mod tests {
             mtu: Some(1400),
             master: Some(2),
             group: Some(7),
-            mac: None,
+            ..LinkConfig::default()
         };
         let name = TapName::new("tap-pool-0").expect("valid");
         #[rustfmt::skip]
