@@ -10,7 +10,9 @@
 //! - `crash`: no tap leaked or held twice wherever the pool's process dies;
 //! - `load`: 64 clients, 100,000 cycles;
 //! - `shutdown`: stopping the System or the arbiter drains the pool; a pool
-//!   bound to a namespace path keeps its namespace when the path goes.
+//!   bound to a namespace path keeps its namespace when the path goes;
+//! - `leftovers`: a reset takes away what the orchestrator left on a tap
+//!   for its last tenant, or says it cannot.
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip` and `nsenter`. Where this
 //! process lacks them, every test is reported as ignored, with the reason,
@@ -19,6 +21,7 @@
 
 mod crash;
 mod kernel;
+mod leftovers;
 mod load;
 mod pool_on_linux;
 mod review_tenant;
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
             load::tests(),
             shutdown::tests(),
             review_tenant::tests(),
+            leftovers::tests(),
         ]
         .into_iter()
         .flatten(),
