@@ -446,3 +446,120 @@ fn detach_xdp(rtnl: &mut Rtnl, index: u32, attached: u8) -> Result<(), Leftover>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_flags_are_the_ones_the_kernel_takes_from_a_request() {
+        assert_eq!(USER_FLAGS, 0xf3a5);
+        assert_eq!(FRESH_FLAGS & !USER_FLAGS, 0);
+    }
+
+    /// Only what differs from a fresh tap's is set, besides the flags.
+    #[test]
+    fn final_settings_set_what_differs() {
+        let mac = [2, 0, 0, 0, 0, 7];
+        let fresh = LinkState {
+            mac: Some(mac),
+            txqlen: Some(FRESH_TXQLEN),
+            broadcast: Some(FRESH_BROADCAST),
+            linkmode: Some(FRESH_LINKMODE),
+            gso_max_size: Some(65536),
+            gso_max_segs: Some(65535),
+            gro_max_size: Some(65536),
+            gso_ipv4_max_size: Some(65536),
+            gro_ipv4_max_size: Some(65536),
+            ..LinkState::default()
+        };
+        let config = final_settings(&fresh, mac);
+        let flags = Flags {
+            value: FRESH_FLAGS,
+            mask: USER_FLAGS,
+        };
+        assert_eq!(config.flags, Some(flags));
+        assert_eq!(
+            (
+                config.mac,
+                config.txqlen,
+                config.clear_alias,
+                config.broadcast,
+                config.linkmode,
+                config.segments
+            ),
+            (None, None, false, None, None, None)
+        );
+        // A kernel that reports none of them: nothing to compare, nothing set.
+        let config = final_settings(&LinkState::default(), mac);
+        assert_eq!(config.mac, Some(mac));
+        assert_eq!((config.txqlen, config.segments), (None, None));
+
+        let dirty = LinkState {
+            mac: Some([2, 0, 0, 0, 0, 8]),
+            txqlen: Some(5),
+            alias: true,
+            broadcast: Some([2; 6]),
+            linkmode: Some(1),
+            gro_max_size: Some(4000),
+            ..fresh
+        };
+        let config = final_settings(&dirty, mac);
+        assert_eq!(config.mac, Some(mac));
+        assert_eq!(config.txqlen, Some(FRESH_TXQLEN));
+        assert!(config.clear_alias);
+        assert_eq!(config.broadcast, Some(FRESH_BROADCAST));
+        assert_eq!(config.linkmode, Some(FRESH_LINKMODE));
+        assert_eq!(config.segments, Some(FRESH_SEGMENTS));
+    }
+
+    #[test]
+    fn what_cannot_be_restored_says_what() {
+        let cases = [
+            (
+                Unrestorable::MultipathRoute {
+                    route: "10.4.0.0/16 table 254 (multipath)".to_owned(),
+                },
+                "a multipath route has a next hop through it: 10.4.0.0/16 table 254 (multipath)",
+            ),
+            (
+                Unrestorable::Sysctl {
+                    family: Family::Ipv4,
+                    key: "mc_forwarding".to_owned(),
+                    errno: None,
+                },
+                "net.ipv4.conf.<tap>.mc_forwarding differs from the default and is read-only",
+            ),
+            (
+                Unrestorable::Sysctl {
+                    family: Family::Ipv6,
+                    key: "mtu".to_owned(),
+                    errno: Some(Errno(libc::EINVAL)),
+                },
+                "net.ipv6.conf.<tap>.mtu cannot be restored: Invalid argument (os error 22)",
+            ),
+            (
+                Unrestorable::XdpLink,
+                "an XDP program is attached through a BPF link, which only its owner can detach",
+            ),
+            (
+                Unrestorable::Ipv6Token {
+                    errno: Errno(libc::EINVAL),
+                },
+                "its IPv6 token cannot be cleared: Invalid argument (os error 22)",
+            ),
+            (
+                Unrestorable::Moved,
+                "it was renamed or deleted during the reset",
+            ),
+        ];
+        for (what, text) in cases {
+            assert_eq!(what.to_string(), text);
+        }
+        assert!(
+            Unrestorable::StableSecret
+                .to_string()
+                .contains("stable_secret")
+        );
+    }
+}

@@ -558,6 +558,57 @@ mod tests {
         assert_eq!(exact_name(b"sixteen-bytes-xx\0"), None);
     }
 
+    /// A tap with leftovers (`testdata/README.md` says which), read for
+    /// what a reset compares.
+    #[test]
+    fn captured_link_state() {
+        let reply = include_bytes!("../testdata/getlink_leftovers.bin");
+        let (header, payload, _) = split_message(reply).expect("framed");
+        assert_eq!(header.kind, libc::RTM_NEWLINK);
+        let (index, state) = parse_link_state(payload).expect("parses");
+        assert_eq!(index, 3);
+        let flag = |f: i32| state.flags & f as u32 != 0;
+        assert!(flag(libc::IFF_UP) && flag(libc::IFF_PROMISC) && flag(libc::IFF_MULTICAST));
+        assert!(!flag(libc::IFF_ALLMULTI) && !flag(libc::IFF_NOARP));
+        assert_eq!(state.mtu, Some(1500));
+        assert_eq!(state.master, Some(2));
+        assert_eq!(state.txqlen, Some(77));
+        assert!(state.alias);
+        assert_eq!(state.broadcast, Some([0x02, 0x11, 0x11, 0x11, 0x11, 0x11]));
+        assert_eq!(state.linkmode, Some(1)); // dormant
+        assert_eq!(state.gso_max_size, Some(30000));
+        assert_eq!(state.gso_max_segs, Some(100));
+        assert_eq!(state.gro_max_size, Some(40000));
+        // Lowering the limits below 64 KiB lowers IPv4's with them.
+        assert_eq!(state.gso_ipv4_max_size, Some(30000));
+        assert_eq!(state.gro_ipv4_max_size, Some(40000));
+        assert_eq!(state.xdp, XDP_ATTACHED_NONE);
+        assert_eq!(state.altnames, ["vm-a"]);
+        // IPV4_DEVCONF_MAX and DEVCONF_MAX of 6.18.
+        assert_eq!(state.inet_conf.len(), 33);
+        assert_eq!(state.inet6_conf.len(), 60);
+        assert_eq!(state.inet_conf[2], 1); // IPV4_DEVCONF_PROXY_ARP (3)
+        assert_eq!(state.inet6_conf[1], 33); // DEVCONF_HOPLIMIT
+        assert_eq!(state.inet6_conf[2], 1500); // DEVCONF_MTU6
+        assert!(state.inet6_token);
+        assert!(state.mac.is_some());
+    }
+
+    /// A fresh tap (no alias, names, token or XDP program) reads as such.
+    #[test]
+    fn captured_link_state_of_a_fresh_tap() {
+        let reply = include_bytes!("../testdata/getlink_tap.bin");
+        let (_, payload, _) = split_message(reply).expect("framed");
+        let (index, state) = parse_link_state(payload).expect("parses");
+        assert_eq!(index, 3);
+        assert!(!state.alias);
+        assert!(state.altnames.is_empty());
+        assert!(!state.inet6_token);
+        assert_eq!(state.txqlen, Some(1000));
+        assert_eq!(state.broadcast, Some([0xff; 6]));
+        assert_eq!(state.linkmode, Some(0));
+    }
+
     #[test]
     fn short_payload_is_malformed() {
         let truncated = Malformed::Truncated {
@@ -569,6 +620,7 @@ mod tests {
         assert_eq!(parse_group_member(&[0; 15], 0), Err(truncated));
         assert_eq!(parse_link_identity(&[0; 15]), Err(truncated));
         assert_eq!(parse_link_name(&[0; 15]), Err(truncated));
+        assert_eq!(parse_link_state(&[0; 15]), Err(truncated));
     }
 
     #[test]

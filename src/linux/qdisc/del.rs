@@ -77,3 +77,39 @@ mod tests {
         assert_eq!(request(1337, TC_H_INGRESS).finish(2), expected);
     }
 }
+
+/// What the kernel answers when there is nothing to delete, captured on
+/// 6.18 (`testdata/README.md`): `ENOENT` both, with its reason.
+#[cfg(all(test, target_endian = "little"))]
+mod captured {
+    use crate::linux::netlink::{parse_status, split_message};
+
+    fn answer(bytes: &[u8]) -> (i32, Option<String>) {
+        let (header, payload, rest) = split_message(bytes).expect("framed");
+        assert!(rest.is_empty());
+        let status = parse_status(header, payload).expect("a status");
+        (status.code, status.ext_ack)
+    }
+
+    #[test]
+    fn a_default_root_qdisc() {
+        assert_eq!(
+            answer(include_bytes!("../testdata/delqdisc_root_default.bin")),
+            (
+                -libc::ENOENT,
+                Some("Cannot delete qdisc with handle of zero".to_owned())
+            )
+        );
+    }
+
+    #[test]
+    fn no_ingress_qdisc() {
+        assert_eq!(
+            answer(include_bytes!("../testdata/delqdisc_ingress_none.bin")),
+            (
+                -libc::ENOENT,
+                Some("Cannot find specified qdisc on specified device".to_owned())
+            )
+        );
+    }
+}

@@ -210,6 +210,32 @@ mod tests {
         assert_eq!(found.to_string(), "::/0 table 254");
     }
 
+    /// A dump captured on 6.18 (`testdata/README.md`): a route of scope
+    /// host in table 100 through index 3, and a multipath route with next
+    /// hops through 3 and 4; the kernel sent only those.
+    #[test]
+    fn captured_dump() {
+        let through = |index| -> Vec<String> {
+            let mut found = Vec::new();
+            let mut rest: &[u8] = include_bytes!("../testdata/route_dump.bin");
+            while !rest.is_empty() {
+                let (header, payload, next) =
+                    crate::linux::netlink::split_message(rest).expect("framed");
+                rest = next;
+                if header.kind == libc::RTM_NEWROUTE {
+                    found.extend(parse_route(payload, index).expect("parses"));
+                }
+            }
+            found.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(
+            through(3),
+            ["10.5.0.0/16 table 100", "10.4.0.0/16 table 254 (multipath)"]
+        );
+        assert_eq!(through(4), ["10.4.0.0/16 table 254 (multipath)"]);
+        assert!(through(5).is_empty());
+    }
+
     #[test]
     fn short_payload_is_malformed() {
         assert_eq!(
