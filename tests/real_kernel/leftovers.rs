@@ -19,7 +19,10 @@ use serde_json::{Map, Value, json};
 use tap_pool::{Errno, KernelError, TapSpec};
 use tap_pool_actors::{PoolConfig, Warm};
 use tap_pool_testkit::pool::{acquire, release, settle};
-use tap_pool_testkit::{KernelTest, TestNetns, assert_not_in_host, kernel_test, name, text};
+use tap_pool_testkit::{
+    KernelTest, TestNetns, assert_not_in_host, eui64_link_local, eventually, kernel_test, name,
+    text,
+};
 
 /// This file's tests, for `main.rs`.
 pub fn tests() -> Vec<KernelTest> {
@@ -27,6 +30,7 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(routes_neighbours_and_nexthops_through_a_tap_go),
         kernel_test!(a_tap_left_down_with_neighbours_is_cleared_too),
         kernel_test!(a_multipath_route_through_a_tap_cannot_be_restored),
+        kernel_test!(the_next_vmm_gets_a_link_local_address_again),
         kernel_test!(qdiscs_and_their_filters_go),
         kernel_test!(link_flags_are_a_fresh_taps),
         kernel_test!(link_settings_are_a_fresh_taps),
@@ -407,6 +411,29 @@ fn a_multipath_route_through_a_tap_cannot_be_restored() {
         let left = ns.run("ip", &["-j", family, "route", "show", "table", "all"]);
         assert!(!left.contains(DIRTY), "{family}: {left}");
     }
+}
+
+/// A tap that had a carrier once (a VMM) stays "configured" for IPv6 until
+/// it goes down: the reset removes its addresses, and without a down the
+/// next VMM's carrier brings no link-local address back. The reset's down
+/// and up start IPv6 afresh.
+fn the_next_vmm_gets_a_link_local_address_again() {
+    let ns = TestNetns::new();
+    let spec = TapSpec::default();
+    let mac = two_taps(&ns, &spec);
+    let local = eui64_link_local(mac);
+    let has_local = || ns.addresses(DIRTY).iter().any(|(_, a, _)| *a == local);
+    let first = ns.attach(DIRTY, true);
+    assert!(eventually(Duration::from_secs(2), has_local), "first VMM");
+    drop(first);
+    reset(&ns, &spec, mac).expect("reset");
+    assert_eq!(ns.addresses(DIRTY), vec![]);
+    let _next = ns.attach(DIRTY, true);
+    assert!(
+        eventually(Duration::from_secs(2), has_local),
+        "the next VMM's tap has no link-local address: {:?}",
+        ns.addresses(DIRTY)
+    );
 }
 
 // ---------------------------------------------------------------- qdiscs
