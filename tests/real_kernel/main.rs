@@ -14,9 +14,10 @@
 //! - `leftovers`: a reset takes away what the orchestrator left on a tap
 //!   for its last tenant, or says it cannot.
 //!
-//! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip` and `nsenter`. Where this
-//! process lacks them, every test is reported as ignored, with the reason,
-//! unless `TAP_POOL_REQUIRE_KERNEL=1`, which makes each a failure: see
+//! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip`, `tc`, `bridge` and
+//! `nsenter`. Where this process lacks them, every test is reported as
+//! ignored, with the reason, unless `TAP_POOL_REQUIRE_KERNEL=1`, which makes
+//! each a failure: see
 //! `tap_pool_testkit::harness`, which runs them (`harness = false`).
 
 mod crash;
