@@ -14,6 +14,8 @@ mod netlink;
 mod netns;
 #[cfg(test)]
 mod proptests;
+mod qdisc;
+mod route;
 mod tun;
 mod watch;
 
@@ -115,7 +117,7 @@ impl LinuxKernel {
                     mtu: spec.mtu,
                     master,
                     group: spec.device_group,
-                    mac: None,
+                    ..LinkConfig::default()
                 };
                 self.set_link(name, index, spec, config, configure_error)?;
                 Ok(mac)
@@ -232,8 +234,20 @@ impl LinuxKernel {
         let master = self.resolve_master(name, spec)?;
         self.reset_tun(device, index, spec)?;
         // What the orchestrator may have added for the last tenant (routes,
-        // qdiscs, flags, bridge-port settings, per-device sysctls).
-        leftovers::clear(&mut self.rtnl, name, index, spec, master).map_err(nl_error)?;
+        // qdiscs, flags, bridge-port settings, per-device sysctls); leaves
+        // the tap down and detached, and says what the final RTM_SETLINK
+        // sets besides.
+        let leftover_error = |e| match e {
+            leftovers::Leftover::Failed(e) => nl_error(e),
+            // A residue: the pool deletes the tap and replaces it.
+            leftovers::Leftover::CannotRestore(what) => KernelError::Residue {
+                name,
+                index,
+                residue: Residue::Leftover(what.to_string()),
+            },
+        };
+        let fresh =
+            leftovers::clear(&mut self.rtnl, name, index, spec, mac).map_err(leftover_error)?;
         // Every address goes, link-local ones too: a tenant may have added
         // its own fe80:: address, or changed the MAC that the kernel's one
         // was derived from. The kernel adds a link-local address again,
@@ -249,13 +263,18 @@ impl LinuxKernel {
             }
             tracing::trace!(family = address.family(), "address removed");
         }
+        // Routes still through the tap now that it is down and has no
+        // address (routes of scope host, multipath ones).
+        leftovers::clear_routes(&mut self.rtnl, index).map_err(leftover_error)?;
         let config = LinkConfig {
             up: true,
             mtu: Some(spec.mtu_or_default()),
             // 0 detaches from whatever master the tenant chose.
             master: Some(master.unwrap_or(0)),
             group: Some(spec.device_group.unwrap_or(0)),
-            mac: Some(mac),
+            // The MAC (if it differs), the flags, and the link settings
+            // that differ from a fresh tap's.
+            ..fresh
         };
         self.set_link(name, index, spec, config, reset_error)?;
         self.check_reset(name, index, spec, master, mac)

@@ -11,9 +11,11 @@ use super::addr::get::parse_address;
 use rustc_hash::FxHashMap;
 
 use super::link::parse::{
-    parse_group_member, parse_link_identity, parse_link_name, parse_tun_info, parse_tun_link,
+    parse_group_member, parse_link_identity, parse_link_name, parse_link_state, parse_tun_info,
+    parse_tun_link,
 };
 use super::netlink::{Attrs, Header, Malformed, parse_status, split_message};
+use super::route::get::parse_route;
 use super::watch::{NameNow, queue_events};
 use crate::name::TapName;
 
@@ -38,6 +40,10 @@ const CAPTURED: &[&[u8]] = &[
     include_bytes!("testdata/newlink_rename.bin"),
     include_bytes!("testdata/newlink_mtu.bin"),
     include_bytes!("testdata/newlink_bridge_mtu.bin"),
+    include_bytes!("testdata/getlink_leftovers.bin"),
+    include_bytes!("testdata/route_dump.bin"),
+    include_bytes!("testdata/delqdisc_root_default.bin"),
+    include_bytes!("testdata/delqdisc_ingress_none.bin"),
 ];
 
 /// Runs `bytes`, as a datagram and as a bare payload, through every parser.
@@ -97,6 +103,8 @@ fn parse_payload(header: Header, payload: &[u8]) {
     let _ = parse_link_name(payload);
     let _ = parse_group_member(payload, 7);
     let _ = parse_address(payload, 3);
+    let _ = parse_link_state(payload);
+    let _ = parse_route(payload, 3);
     let mut consumed = 0;
     for (_, value) in Attrs(payload) {
         consumed += value.len() + 4;

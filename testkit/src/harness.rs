@@ -1,8 +1,8 @@
 //! The harness of the real-kernel test binary (`tests/real_kernel/`).
 //!
 //! Stable libtest decides whether a test is ignored when it is compiled, but
-//! whether the kernel is usable (`/dev/net/tun`, `CAP_NET_ADMIN`, `ip`,
-//! `nsenter`) is known only when the tests run. So that binary has
+//! whether the kernel is usable (`/dev/net/tun`, `CAP_NET_ADMIN`, `ip`, `tc`,
+//! `bridge`, `nsenter`) is known only when the tests run. So that binary has
 //! `harness = false` and this module runs it through `libtest-mimic`, which
 //! speaks libtest's command line and output: it probes once, and where the
 //! kernel is not usable every test is reported as `ignored (why)` and counted
@@ -103,7 +103,7 @@ pub fn test_name(module_path: &str, test: &str) -> String {
 /// Whether the real-kernel tests can run here, and if not, why.
 pub fn kernel_usable() -> Result<(), String> {
     tap_pool::linux::probe()?;
-    for tool in ["ip", "nsenter"] {
+    for tool in ["ip", "tc", "bridge", "nsenter"] {
         let found = std::process::Command::new(tool)
             .arg("-V")
             .stdout(std::process::Stdio::null())
@@ -127,12 +127,12 @@ pub fn run(tests: impl IntoIterator<Item = KernelTest>) -> ExitCode {
         if required {
             eprintln!(
                 "{REQUIRE_ENV}=1 but the real-kernel tests cannot run: {why} \
-                 (they need /dev/net/tun, CAP_NET_ADMIN, ip and nsenter): each fails"
+                 (they need /dev/net/tun, CAP_NET_ADMIN, ip, tc, bridge and nsenter): each fails"
             );
         } else {
             eprintln!(
                 "the real-kernel tests cannot run here, so they are ignored: {why} \
-                 (they need /dev/net/tun, CAP_NET_ADMIN, ip and nsenter; \
+                 (they need /dev/net/tun, CAP_NET_ADMIN, ip, tc, bridge and nsenter; \
                  {REQUIRE_ENV}=1 makes this a failure)"
             );
         }

@@ -88,12 +88,25 @@ impl TestNetns {
 
     /// Runs `ip ARGS` in the namespace; `Err` holds its stderr.
     pub fn try_ip(&self, args: &[&str]) -> Result<String, String> {
+        self.try_run("ip", args)
+    }
+
+    /// Runs `PROGRAM ARGS` in the namespace (`tc`, `bridge`, `sh -c ...`);
+    /// panics if it fails.
+    pub fn run(&self, program: &str, args: &[&str]) -> String {
+        self.try_run(program, args)
+            .unwrap_or_else(|e| panic!("{program} {}: {e}", args.join(" ")))
+    }
+
+    /// Runs `PROGRAM ARGS` in the namespace; `Err` holds its stderr. `/proc`
+    /// and `/proc/sys/net` there show the namespace.
+    pub fn try_run(&self, program: &str, args: &[&str]) -> Result<String, String> {
         let out = Command::new("nsenter")
             .arg(format!("--net={}", self.path()))
-            .arg("ip")
+            .arg(program)
             .args(args)
             .output()
-            .expect("run nsenter ip");
+            .unwrap_or_else(|e| panic!("run nsenter {program}: {e}"));
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -204,6 +217,16 @@ impl TestNetns {
     pub fn attach(&self, name: &str, vnet_hdr: bool) -> OwnedFd {
         attach(self.netns(), name, vnet_hdr)
     }
+
+    /// Attaches one queue of the multi-queue tap `name` the way a VMM does
+    /// (`TUNSETIFF` with `IFF_MULTI_QUEUE`); each call is one more queue.
+    pub fn attach_queue(&self, name: &str) -> OwnedFd {
+        attach_with(
+            self.netns(),
+            name,
+            libc::IFF_VNET_HDR | libc::IFF_MULTI_QUEUE,
+        )
+    }
 }
 
 /// Attaches to the tap `name` in `netns` the way a VMM does, from a helper
@@ -211,6 +234,11 @@ impl TestNetns {
 /// only as a path (a child of the test), where [`TestNetns::attach`] is not
 /// at hand.
 pub fn attach(netns: Netns, name: &str, vnet_hdr: bool) -> OwnedFd {
+    attach_with(netns, name, if vnet_hdr { libc::IFF_VNET_HDR } else { 0 })
+}
+
+/// [`attach`] with `extra` `TUNSETIFF` flags besides `IFF_TAP | IFF_NO_PI`.
+fn attach_with(netns: Netns, name: &str, extra: libc::c_int) -> OwnedFd {
     let name = name.to_owned();
     std::thread::spawn(move || {
         tap_pool::linux::enter(&netns).expect("enter test netns");
@@ -229,10 +257,7 @@ pub fn attach(netns: Netns, name: &str, vnet_hdr: bool) -> OwnedFd {
             for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
                 *dst = src as libc::c_char;
             }
-            let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
-            if vnet_hdr {
-                flags |= libc::IFF_VNET_HDR;
-            }
+            let flags = libc::IFF_TAP | libc::IFF_NO_PI | extra;
             req.ifr_ifru.ifru_flags = flags as libc::c_short;
             // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `req` is.
             let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &raw mut req) };

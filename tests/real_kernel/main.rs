@@ -15,15 +15,19 @@
 //!   bound to a namespace path keeps its namespace when the path goes;
 //! - `names`: device names byte for byte (`TapName` takes exactly what the
 //!   kernel does; a name that is not UTF-8 is read back as itself).
+//! - `leftovers`: a reset takes away what the orchestrator left on a tap
+//!   for its last tenant, or says it cannot.
 //!
-//! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip` and `nsenter`. Where this
-//! process lacks them, every test is reported as ignored, with the reason,
-//! unless `TAP_POOL_REQUIRE_KERNEL=1`, which makes each a failure: see
+//! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip`, `tc`, `bridge` and
+//! `nsenter`. Where this process lacks them, every test is reported as
+//! ignored, with the reason, unless `TAP_POOL_REQUIRE_KERNEL=1`, which makes
+//! each a failure: see
 //! `tap_pool_testkit::harness`, which runs them (`harness = false`).
 
 mod crash;
 mod hostile;
 mod kernel;
+mod leftovers;
 mod load;
 mod names;
 mod pool_on_linux;
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
             review_reset::tests(),
             hostile::tests(),
             names::tests(),
+            leftovers::tests(),
         ]
         .into_iter()
         .flatten(),

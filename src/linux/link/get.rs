@@ -3,7 +3,8 @@
 //! link's name.
 
 use super::parse::{
-    LinkIdentity, parse_group_member, parse_link_identity, parse_link_name, parse_tun_link,
+    LinkIdentity, LinkState, parse_group_member, parse_link_identity, parse_link_name,
+    parse_link_state, parse_tun_link,
 };
 use super::{Target, push_ifinfomsg, push_target};
 use crate::kernel::LinkInfo;
@@ -102,6 +103,23 @@ impl Rtnl {
             .into());
         }
         Ok(link)
+    }
+
+    /// The [`LinkState`] of the link with index `index`, from one
+    /// [`link_request`]. A reply about another link is malformed.
+    pub(crate) fn link_state(&mut self, index: u32) -> Result<LinkState, NlError> {
+        let mut found = None;
+        self.transact(&mut link_request(Target::Index(index)), |payload| {
+            if found.is_none() {
+                found = Some(parse_link_state(payload)?);
+            }
+            Ok(())
+        })?;
+        let (answered, state) = found.ok_or(Malformed::NoLink)?;
+        if answered != index {
+            return Err(Malformed::OtherLink { answered }.into());
+        }
+        Ok(state)
     }
 
     /// Every link's index and name, from one dump ([`group_dump_request`]);

@@ -1,9 +1,12 @@
 //! Reading `RTM_NEWLINK` replies in place (no allocation per attribute: a
 //! dump of thousands of links spends its time here otherwise).
 
-use super::IFINFOMSG_LEN;
+use super::{
+    AF_INET, AF_INET6, IFINFOMSG_LEN, IFLA_GRO_IPV4_MAX_SIZE, IFLA_GSO_IPV4_MAX_SIZE,
+    IFLA_INET_CONF, IFLA_INET6_CONF, IFLA_INET6_TOKEN, IFLA_XDP_ATTACHED, XDP_ATTACHED_NONE,
+};
 use crate::kernel::{LinkInfo, TunKind};
-use crate::linux::netlink::{Attrs, Malformed, c_str, read_attr_u32, read_u32};
+use crate::linux::netlink::{Attrs, Malformed, c_str, c_string, read_attr_u32, read_u32};
 use crate::name::TapName;
 
 /// `IFLA_TUN_*` (linux/if_link.h; the libc crate lacks them): the tun
@@ -264,6 +267,125 @@ pub(crate) fn parse_group_member(payload: &[u8], group: u32) -> Result<Option<Ta
     }
 }
 
+/// What a reset compares with a fresh tap's: the settings of a link that
+/// `RTM_SETLINK` and the per-device sysctls can change, and that its
+/// holder's orchestrator may have changed for the last tenant. A setting
+/// the kernel did not report is `None` (or empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LinkState {
+    /// `ifi_flags`, as the kernel reports them (`dev_get_flags`:
+    /// `IFF_PROMISC` and `IFF_ALLMULTI` are the ones set by a user).
+    pub(crate) flags: u32,
+    /// `IFLA_ADDRESS`.
+    pub(crate) mac: Option<[u8; 6]>,
+    /// `IFLA_MTU`.
+    pub(crate) mtu: Option<u32>,
+    /// `IFLA_MASTER`.
+    pub(crate) master: Option<u32>,
+    /// `IFLA_TXQLEN`.
+    pub(crate) txqlen: Option<u32>,
+    /// Whether it has an alias (`IFLA_IFALIAS`, sent only when set).
+    pub(crate) alias: bool,
+    /// `IFLA_BROADCAST`.
+    pub(crate) broadcast: Option<[u8; 6]>,
+    /// `IFLA_LINKMODE`.
+    pub(crate) linkmode: Option<u8>,
+    /// `IFLA_GSO_MAX_SIZE`.
+    pub(crate) gso_max_size: Option<u32>,
+    /// `IFLA_GSO_MAX_SEGS`.
+    pub(crate) gso_max_segs: Option<u32>,
+    /// `IFLA_GRO_MAX_SIZE`.
+    pub(crate) gro_max_size: Option<u32>,
+    /// `IFLA_GSO_IPV4_MAX_SIZE`.
+    pub(crate) gso_ipv4_max_size: Option<u32>,
+    /// `IFLA_GRO_IPV4_MAX_SIZE`.
+    pub(crate) gro_ipv4_max_size: Option<u32>,
+    /// How an XDP program is attached (`IFLA_XDP_ATTACHED`:
+    /// `XDP_ATTACHED_*`).
+    pub(crate) xdp: u8,
+    /// Its alternative names (`IFLA_PROP_LIST` / `IFLA_ALT_IFNAME`).
+    pub(crate) altnames: Vec<String>,
+    /// The IPv4 per-device settings (`IFLA_INET_CONF`): the value of
+    /// `IPV4_DEVCONF_*` `n` at `n - 1`. Empty without IPv4.
+    pub(crate) inet_conf: Vec<u32>,
+    /// The IPv6 per-device settings (`IFLA_INET6_CONF`): the value of
+    /// `DEVCONF_*` `n` at `n`. Empty without IPv6 on the link.
+    pub(crate) inet6_conf: Vec<i32>,
+    /// Whether an IPv6 interface identifier token is set
+    /// (`IFLA_INET6_TOKEN` other than `::`).
+    pub(crate) inet6_token: bool,
+}
+
+/// Reads one `RTM_NEWLINK` payload (a reply to a `RTM_GETLINK` of one
+/// link) for its [`LinkState`] and its index.
+pub(crate) fn parse_link_state(payload: &[u8]) -> Result<(u32, LinkState), Malformed> {
+    let (ifinfomsg, attrs) = split_ifinfomsg(payload)?;
+    let mut state = LinkState {
+        flags: read_u32(ifinfomsg, 8),
+        xdp: XDP_ATTACHED_NONE,
+        ..LinkState::default()
+    };
+    let u32_of = |kind, data| read_attr_u32(kind, data).map(Some);
+    for (kind, data) in attrs {
+        match kind {
+            libc::IFLA_ADDRESS => state.mac = data.try_into().ok(),
+            libc::IFLA_MTU => state.mtu = u32_of(kind, data)?,
+            libc::IFLA_MASTER => state.master = u32_of(kind, data)?,
+            libc::IFLA_TXQLEN => state.txqlen = u32_of(kind, data)?,
+            libc::IFLA_IFALIAS => state.alias = !c_str(data).is_empty(),
+            libc::IFLA_BROADCAST => state.broadcast = data.try_into().ok(),
+            libc::IFLA_LINKMODE => state.linkmode = data.first().copied(),
+            libc::IFLA_GSO_MAX_SIZE => state.gso_max_size = u32_of(kind, data)?,
+            libc::IFLA_GSO_MAX_SEGS => state.gso_max_segs = u32_of(kind, data)?,
+            libc::IFLA_GRO_MAX_SIZE => state.gro_max_size = u32_of(kind, data)?,
+            IFLA_GSO_IPV4_MAX_SIZE => state.gso_ipv4_max_size = u32_of(kind, data)?,
+            IFLA_GRO_IPV4_MAX_SIZE => state.gro_ipv4_max_size = u32_of(kind, data)?,
+            libc::IFLA_XDP => {
+                if let Some((_, attached)) =
+                    Attrs(data).find(|&(kind, _)| kind == IFLA_XDP_ATTACHED)
+                {
+                    state.xdp = attached.first().copied().unwrap_or(XDP_ATTACHED_NONE);
+                }
+            }
+            libc::IFLA_PROP_LIST => {
+                state.altnames = Attrs(data)
+                    .filter(|&(kind, _)| kind == libc::IFLA_ALT_IFNAME)
+                    .map(|(_, name)| c_string(name))
+                    .collect();
+            }
+            libc::IFLA_AF_SPEC => parse_af_spec(data, &mut state),
+            _ => {}
+        }
+    }
+    Ok((read_u32(ifinfomsg, 4), state))
+}
+
+/// Reads `IFLA_AF_SPEC`'s IPv4 and IPv6 settings into `state`.
+fn parse_af_spec(af_spec: &[u8], state: &mut LinkState) {
+    let words = |bytes: &[u8]| -> Vec<[u8; 4]> {
+        bytes
+            .chunks_exact(4)
+            .map(|word| [word[0], word[1], word[2], word[3]])
+            .collect()
+    };
+    for (family, data) in Attrs(af_spec) {
+        for (kind, value) in Attrs(data) {
+            match (family, kind) {
+                (AF_INET, IFLA_INET_CONF) => {
+                    state.inet_conf = words(value).into_iter().map(u32::from_ne_bytes).collect();
+                }
+                (AF_INET6, IFLA_INET6_CONF) => {
+                    state.inet6_conf = words(value).into_iter().map(i32::from_ne_bytes).collect();
+                }
+                (AF_INET6, IFLA_INET6_TOKEN) => {
+                    state.inet6_token = value.iter().any(|&b| b != 0);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Parsers against replies captured from Linux 6.18 (`testdata/README.md`
 /// says how). Little-endian hosts only.
 #[cfg(all(test, target_endian = "little"))]
@@ -507,6 +629,57 @@ mod tests {
         );
     }
 
+    /// A tap with leftovers (`testdata/README.md` says which), read for
+    /// what a reset compares.
+    #[test]
+    fn captured_link_state() {
+        let reply = include_bytes!("../testdata/getlink_leftovers.bin");
+        let (header, payload, _) = split_message(reply).expect("framed");
+        assert_eq!(header.kind, libc::RTM_NEWLINK);
+        let (index, state) = parse_link_state(payload).expect("parses");
+        assert_eq!(index, 3);
+        let flag = |f: i32| state.flags & f as u32 != 0;
+        assert!(flag(libc::IFF_UP) && flag(libc::IFF_PROMISC) && flag(libc::IFF_MULTICAST));
+        assert!(!flag(libc::IFF_ALLMULTI) && !flag(libc::IFF_NOARP));
+        assert_eq!(state.mtu, Some(1500));
+        assert_eq!(state.master, Some(2));
+        assert_eq!(state.txqlen, Some(77));
+        assert!(state.alias);
+        assert_eq!(state.broadcast, Some([0x02, 0x11, 0x11, 0x11, 0x11, 0x11]));
+        assert_eq!(state.linkmode, Some(1)); // dormant
+        assert_eq!(state.gso_max_size, Some(30000));
+        assert_eq!(state.gso_max_segs, Some(100));
+        assert_eq!(state.gro_max_size, Some(40000));
+        // Lowering the limits below 64 KiB lowers IPv4's with them.
+        assert_eq!(state.gso_ipv4_max_size, Some(30000));
+        assert_eq!(state.gro_ipv4_max_size, Some(40000));
+        assert_eq!(state.xdp, XDP_ATTACHED_NONE);
+        assert_eq!(state.altnames, ["vm-a"]);
+        // IPV4_DEVCONF_MAX and DEVCONF_MAX of 6.18.
+        assert_eq!(state.inet_conf.len(), 33);
+        assert_eq!(state.inet6_conf.len(), 60);
+        assert_eq!(state.inet_conf[2], 1); // IPV4_DEVCONF_PROXY_ARP (3)
+        assert_eq!(state.inet6_conf[1], 33); // DEVCONF_HOPLIMIT
+        assert_eq!(state.inet6_conf[2], 1500); // DEVCONF_MTU6
+        assert!(state.inet6_token);
+        assert!(state.mac.is_some());
+    }
+
+    /// A fresh tap (no alias, names, token or XDP program) reads as such.
+    #[test]
+    fn captured_link_state_of_a_fresh_tap() {
+        let reply = include_bytes!("../testdata/getlink_tap.bin");
+        let (_, payload, _) = split_message(reply).expect("framed");
+        let (index, state) = parse_link_state(payload).expect("parses");
+        assert_eq!(index, 3);
+        assert!(!state.alias);
+        assert!(state.altnames.is_empty());
+        assert!(!state.inet6_token);
+        assert_eq!(state.txqlen, Some(1000));
+        assert_eq!(state.broadcast, Some([0xff; 6]));
+        assert_eq!(state.linkmode, Some(0));
+    }
+
     #[test]
     fn short_payload_is_malformed() {
         let truncated = Malformed::Truncated {
@@ -518,6 +691,7 @@ mod tests {
         assert_eq!(parse_group_member(&[0; 15], 0), Err(truncated));
         assert_eq!(parse_link_identity(&[0; 15]), Err(truncated));
         assert_eq!(parse_link_name(&[0; 15]), Err(truncated));
+        assert_eq!(parse_link_state(&[0; 15]), Err(truncated));
     }
 
     #[test]

@@ -1,13 +1,24 @@
 //! `RTM_SETLINK`: changing a link's settings.
 
-use super::{LinkConfig, Target, push_target};
+use super::{
+    AF_INET, AF_INET6, IFLA_GRO_IPV4_MAX_SIZE, IFLA_GSO_IPV4_MAX_SIZE, IFLA_INET_CONF,
+    IFLA_INET6_TOKEN, IFLA_XDP_FD, IFLA_XDP_FLAGS, LinkConfig, Target, push_target,
+};
 use crate::linux::netlink::{NLM_F_ACK, NlError, Request, Rtnl};
 
-/// The `RTM_SETLINK` applying `config` to `target`.
+/// The `RTM_SETLINK` applying `config` to `target`. The attributes go in
+/// a fixed order; the kernel applies them in its own (`do_setlink`:
+/// master, then flags, then the rest).
 pub(crate) fn request(target: Target, config: LinkConfig) -> Request {
     let mut request = Request::new(libc::RTM_SETLINK, NLM_F_ACK);
     let up = if config.up { libc::IFF_UP as u32 } else { 0 };
-    push_target(&mut request, target, up, up);
+    let flags = config.flags.unwrap_or_default();
+    push_target(
+        &mut request,
+        target,
+        (flags.value & !up) | up,
+        flags.mask | up,
+    );
     if let Some(mac) = config.mac {
         request.attr(libc::IFLA_ADDRESS, &mac);
     }
@@ -19,6 +30,52 @@ pub(crate) fn request(target: Target, config: LinkConfig) -> Request {
     }
     if let Some(master) = config.master {
         request.attr_u32(libc::IFLA_MASTER, master);
+    }
+    if let Some(txqlen) = config.txqlen {
+        request.attr_u32(libc::IFLA_TXQLEN, txqlen);
+    }
+    if config.clear_alias {
+        // No value at all, as `ip link set alias ""` sends it: a NUL
+        // would be an alias of its own.
+        request.attr(libc::IFLA_IFALIAS, &[]);
+    }
+    if let Some(broadcast) = config.broadcast {
+        request.attr(libc::IFLA_BROADCAST, &broadcast);
+    }
+    if let Some(linkmode) = config.linkmode {
+        request.attr(libc::IFLA_LINKMODE, &[linkmode]);
+    }
+    if let Some(segments) = config.segments {
+        request.attr_u32(libc::IFLA_GSO_MAX_SIZE, segments.gso_max_size);
+        request.attr_u32(libc::IFLA_GSO_MAX_SEGS, segments.gso_max_segs);
+        request.attr_u32(libc::IFLA_GRO_MAX_SIZE, segments.gro_max_size);
+        request.attr_u32(IFLA_GSO_IPV4_MAX_SIZE, segments.gso_ipv4_max_size);
+        request.attr_u32(IFLA_GRO_IPV4_MAX_SIZE, segments.gro_ipv4_max_size);
+    }
+    if let Some(mode) = config.detach_xdp {
+        let xdp = request.begin_nested(libc::IFLA_XDP);
+        request.attr(IFLA_XDP_FD, &(-1i32).to_ne_bytes());
+        request.attr_u32(IFLA_XDP_FLAGS, mode);
+        request.end_nested(xdp);
+    }
+    if !config.inet_conf.is_empty() || config.clear_token {
+        // Sent without NLA_F_NESTED, as `ip` sends it.
+        let af_spec = request.begin_nested(libc::IFLA_AF_SPEC);
+        if !config.inet_conf.is_empty() {
+            let inet = request.begin_nested(AF_INET);
+            let conf = request.begin_nested(IFLA_INET_CONF);
+            for &(key, value) in config.inet_conf {
+                request.attr_u32(key, value);
+            }
+            request.end_nested(conf);
+            request.end_nested(inet);
+        }
+        if config.clear_token {
+            let inet6 = request.begin_nested(AF_INET6);
+            request.attr(IFLA_INET6_TOKEN, &[0; 16]);
+            request.end_nested(inet6);
+        }
+        request.end_nested(af_spec);
     }
     request
 }
@@ -34,6 +91,7 @@ impl Rtnl {
 /// Little-endian hosts only: netlink is in host byte order.
 #[cfg(all(test, target_endian = "little"))]
 mod tests {
+    use super::super::{Flags, Segments};
     use super::*;
     use crate::name::TapName;
 
@@ -46,6 +104,7 @@ mod tests {
             master: Some(3),
             group: Some(5),
             mac: Some([0x02, 0, 0, 0, 0, 0x07]),
+            ..LinkConfig::default()
         };
         #[rustfmt::skip]
         let expected = [
@@ -85,7 +144,7 @@ mod tests {
             mtu: Some(1400),
             master: Some(2),
             group: Some(7),
-            mac: None,
+            ..LinkConfig::default()
         };
         let name = TapName::new("tap-pool-0").expect("valid");
         #[rustfmt::skip]
@@ -143,6 +202,107 @@ mod tests {
             0x00, 0x00, 0x00, 0x00, // 0, the default group
         ];
         assert_eq!(request(Target::Index(42), config).finish(2), expected);
+    }
+
+    /// What a reset's own requests add: flags by mask, every leftover
+    /// setting, an XDP detach, IPv4 settings and the IPv6 token.
+    #[test]
+    fn flags_by_mask_and_every_leftover_setting() {
+        let config = LinkConfig {
+            flags: Some(Flags {
+                value: libc::IFF_MULTICAST as u32,
+                mask: 0xf3a5, // every flag a user can set
+            }),
+            master: Some(0),
+            txqlen: Some(1000),
+            clear_alias: true,
+            broadcast: Some([0xff; 6]),
+            linkmode: Some(0),
+            segments: Some(Segments {
+                gso_max_size: 65536,
+                gso_max_segs: 65535,
+                gro_max_size: 65536,
+                gso_ipv4_max_size: 65536,
+                gro_ipv4_max_size: 65536,
+            }),
+            detach_xdp: Some(1 << 1), // XDP_FLAGS_SKB_MODE
+            inet_conf: &[(3, 0), (14, u32::MAX)],
+            clear_token: true,
+            ..LinkConfig::default()
+        };
+        #[rustfmt::skip]
+        let expected = [
+            0xb8, 0x00, 0x00, 0x00, // nlmsg_len: 184
+            0x13, 0x00,             // nlmsg_type: RTM_SETLINK (19)
+            0x05, 0x00,             // nlmsg_flags: NLM_F_REQUEST | NLM_F_ACK
+            0x01, 0x00, 0x00, 0x00, // nlmsg_seq: 1
+            0x00, 0x00, 0x00, 0x00, // nlmsg_pid: 0
+            0x00,                   // ifi_family: AF_UNSPEC
+            0x00,                   // padding
+            0x00, 0x00,             // ifi_type: 0
+            0x07, 0x00, 0x00, 0x00, // ifi_index: 7
+            0x00, 0x10, 0x00, 0x00, // ifi_flags: IFF_MULTICAST, so IFF_UP off
+            0xa5, 0xf3, 0x00, 0x00, // ifi_change: UP DEBUG NOTRAILERS NOARP PROMISC
+                                    //   ALLMULTI MULTICAST PORTSEL AUTOMEDIA DYNAMIC
+            0x08, 0x00,             // nla_len: 8
+            0x0a, 0x00,             // nla_type: IFLA_MASTER (10)
+            0x00, 0x00, 0x00, 0x00, // 0: no master
+            0x08, 0x00,             // nla_len: 8
+            0x0d, 0x00,             // nla_type: IFLA_TXQLEN (13)
+            0xe8, 0x03, 0x00, 0x00, // 1000
+            0x04, 0x00,             // nla_len: 4, no value: no alias
+            0x14, 0x00,             // nla_type: IFLA_IFALIAS (20)
+            0x0a, 0x00,             // nla_len: 10
+            0x02, 0x00,             // nla_type: IFLA_BROADCAST (2)
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // ff:ff:ff:ff:ff:ff
+            0x00, 0x00,             // padding
+            0x05, 0x00,             // nla_len: 5
+            0x11, 0x00,             // nla_type: IFLA_LINKMODE (17)
+            0x00,                   // IF_LINK_MODE_DEFAULT
+            0x00, 0x00, 0x00,       // padding
+            0x08, 0x00,             // nla_len: 8
+            0x29, 0x00,             // nla_type: IFLA_GSO_MAX_SIZE (41)
+            0x00, 0x00, 0x01, 0x00, // 65536
+            0x08, 0x00,             // nla_len: 8
+            0x28, 0x00,             // nla_type: IFLA_GSO_MAX_SEGS (40)
+            0xff, 0xff, 0x00, 0x00, // 65535
+            0x08, 0x00,             // nla_len: 8
+            0x3a, 0x00,             // nla_type: IFLA_GRO_MAX_SIZE (58)
+            0x00, 0x00, 0x01, 0x00, // 65536
+            0x08, 0x00,             // nla_len: 8
+            0x3f, 0x00,             // nla_type: IFLA_GSO_IPV4_MAX_SIZE (63)
+            0x00, 0x00, 0x01, 0x00, // 65536
+            0x08, 0x00,             // nla_len: 8
+            0x40, 0x00,             // nla_type: IFLA_GRO_IPV4_MAX_SIZE (64)
+            0x00, 0x00, 0x01, 0x00, // 65536
+            0x14, 0x00,             // nla_len: 20
+            0x2b, 0x00,             // nla_type: IFLA_XDP (43)
+            0x08, 0x00,             //   nla_len: 8
+            0x01, 0x00,             //   nla_type: IFLA_XDP_FD
+            0xff, 0xff, 0xff, 0xff, //   -1: detach
+            0x08, 0x00,             //   nla_len: 8
+            0x03, 0x00,             //   nla_type: IFLA_XDP_FLAGS
+            0x02, 0x00, 0x00, 0x00, //   XDP_FLAGS_SKB_MODE
+            0x34, 0x00,             // nla_len: 52
+            0x1a, 0x00,             // nla_type: IFLA_AF_SPEC (26)
+            0x18, 0x00,             //   nla_len: 24
+            0x02, 0x00,             //   nla_type: AF_INET
+            0x14, 0x00,             //     nla_len: 20
+            0x01, 0x00,             //     nla_type: IFLA_INET_CONF
+            0x08, 0x00,             //       nla_len: 8
+            0x03, 0x00,             //       nla_type: IPV4_DEVCONF_PROXY_ARP (3)
+            0x00, 0x00, 0x00, 0x00, //       0
+            0x08, 0x00,             //       nla_len: 8
+            0x0e, 0x00,             //       nla_type: IPV4_DEVCONF_MEDIUM_ID (14)
+            0xff, 0xff, 0xff, 0xff, //       -1
+            0x18, 0x00,             //   nla_len: 24
+            0x0a, 0x00,             //   nla_type: AF_INET6
+            0x14, 0x00,             //     nla_len: 20
+            0x07, 0x00,             //     nla_type: IFLA_INET6_TOKEN
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // ::, no token
+        ];
+        assert_eq!(request(Target::Index(7), config).finish(1), expected);
     }
 
     /// A request can be sent again (a retry) under a new sequence number.

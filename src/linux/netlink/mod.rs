@@ -14,11 +14,11 @@ mod socket;
 mod sockopt;
 mod status;
 
-pub(crate) use attr::{Attrs, c_str, read_attr_u32};
+pub(crate) use attr::{Attrs, c_str, c_string, read_attr_u32};
 pub(crate) use error::{Malformed, NlError, SocketStep};
 #[cfg(test)]
 pub(crate) use message::Header;
-pub(crate) use message::{NLM_F_ACK, NLM_F_DUMP, Request, read_u32, split_message};
+pub(crate) use message::{NLM_F_ACK, NLM_F_DUMP, Request, align, read_u32, split_message};
 pub(crate) use socket::{Rtnl, recv, recv_queued};
 pub(crate) use sockopt::{attach_filter, set_int_option, set_recv_timeout};
 #[cfg(test)]
