@@ -34,6 +34,8 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(async a_hostile_tenant_that_keeps_its_file_cannot_reach_the_next).alone(),
         kernel_test!(async a_tenant_that_turns_persistence_off_costs_only_its_own_tap).alone(),
         kernel_test!(async a_tenant_that_gives_its_tap_a_group_gets_it_replaced).alone(),
+        kernel_test!(async a_tenant_handed_its_file_under_the_default_owner_reaches_nothing_else)
+            .alone(),
     ]
 }
 
@@ -108,6 +110,9 @@ struct Hostile {
 
 /// Everything the child's system calls read, prepared before the fork.
 struct Plan {
+    /// Attach as root, then drop to [`OWNER`] keeping the file: the
+    /// orchestrator hands the VMM its tap (the default owner's way).
+    handed: bool,
     attach: libc::ifreq,
     hwaddr: libc::ifreq,
     tx_filter: [u8; 10],
@@ -120,6 +125,18 @@ struct Plan {
 /// keeps its file open until [`Hostile::after_release`], where it tries
 /// to send a frame through it; else it closes it at once.
 fn hostile(ns: &TestNetns, tap: &str, changes: &[Change], keep: bool) -> Hostile {
+    fork_tenant(ns, tap, changes, keep, false)
+}
+
+/// As [`hostile`], but the tenant is handed its file: it attaches as root
+/// and only then drops to [`OWNER`] with no capabilities, as a VMM an
+/// orchestrator hands an open tap (the default owner's way: the tap's
+/// owner is the pool's uid, which no tenant runs as).
+fn handed(ns: &TestNetns, tap: &str, changes: &[Change], keep: bool) -> Hostile {
+    fork_tenant(ns, tap, changes, keep, true)
+}
+
+fn fork_tenant(ns: &TestNetns, tap: &str, changes: &[Change], keep: bool, handed: bool) -> Hostile {
     let Netns::Fd(netns) = ns.netns() else {
         unreachable!("TestNetns hands out its namespace as an fd")
     };
@@ -159,6 +176,7 @@ fn hostile(ns: &TestNetns, tap: &str, changes: &[Change], keep: bool) -> Hostile
         k: 0,
     }]));
     let mut plan = Plan {
+        handed,
         attach: ifreq(libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR),
         hwaddr,
         tx_filter,
@@ -248,8 +266,11 @@ fn tenant(
         unsafe { libc::read(chan, (&raw mut byte).cast(), 1) };
     };
     let mut tun = -1;
-    let (step, err) =
-        vmm::unprivileged_attach(netns, chan, OWNER, GROUP, &mut plan.attach, &mut tun);
+    let (step, err) = if plan.handed {
+        handed_attach(netns, chan, &mut plan.attach, &mut tun)
+    } else {
+        vmm::unprivileged_attach(netns, chan, OWNER, GROUP, &mut plan.attach, &mut tun)
+    };
     send(step as i32);
     send(err);
     if step == Step::Done {
@@ -307,6 +328,62 @@ fn tenant(
     // SAFETY: `_exit` ends the child without running the parent's
     // destructors or atexit hooks; the kernel closes its files.
     unsafe { libc::_exit(0) }
+}
+
+/// The handed tenant's setup: enter the namespace, attach as root, keep
+/// only `chan` and the tun file, drop to [`OWNER`]/[`GROUP`] for good (which
+/// clears every capability). Async-signal-safe: raw system calls only.
+fn handed_attach(
+    netns: libc::c_int,
+    chan: libc::c_int,
+    req: &mut libc::ifreq,
+    tun_out: &mut libc::c_int,
+) -> (Step, i32) {
+    fn errno() -> i32 {
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    }
+    macro_rules! check {
+        ($step:expr, $call:expr) => {
+            // SAFETY: each call below is a plain system call whose pointer
+            // arguments are NUL-terminated literals or `req`, which outlives it.
+            if unsafe { $call } < 0 {
+                return ($step, errno());
+            }
+        };
+    }
+    check!(Step::EnterNetns, libc::setns(netns, libc::CLONE_NEWNET));
+    // SAFETY: the path is a NUL-terminated literal.
+    let tun = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if tun < 0 {
+        return (Step::OpenTun, errno());
+    }
+    *tun_out = tun;
+    check!(
+        Step::SetIff,
+        libc::ioctl(tun, libc::TUNSETIFF, req as *mut libc::ifreq)
+    );
+    // Keep only the two files: the copies of the parent's (the pool's tun
+    // files among them) would hold other taps.
+    let (low, high) = (chan.min(tun) as libc::c_uint, chan.max(tun) as libc::c_uint);
+    // Inclusive ranges around the two; an empty one is skipped.
+    for (first, last) in [
+        (3, low.saturating_sub(1)),
+        (low + 1, high - 1),
+        (high + 1, libc::c_uint::MAX),
+    ] {
+        if first <= last {
+            check!(
+                Step::CloseFds,
+                libc::syscall(libc::SYS_close_range, first, last, 0)
+            );
+        }
+    }
+    check!(Step::SetGroups, libc::setgroups(0, std::ptr::null()));
+    check!(Step::SetGid, libc::setresgid(GROUP, GROUP, GROUP));
+    check!(Step::SetUid, libc::setresuid(OWNER, OWNER, OWNER));
+    (Step::Done, 0)
 }
 
 impl Hostile {
@@ -400,10 +477,15 @@ fn assert_stranger_shut_out(ns: &TestNetns, except: Option<&str>, when: &str) {
 /// Asserts `tap` is what the spec makes, as `ip -j -d link show` sees it,
 /// with the Ethernet address `mac`.
 fn assert_as_made(ns: &TestNetns, tap: &str, mac: &Value) {
+    assert_made_with(ns, tap, mac, &Value::from(OWNER));
+}
+
+/// As [`assert_as_made`], with the owner `ip` shows.
+fn assert_made_with(ns: &TestNetns, tap: &str, mac: &Value, owner: &Value) {
     let link = ns.link(tap).expect("the tap exists");
     let data = &link["linkinfo"]["info_data"];
     assert_eq!(data["type"], "tap", "{link}");
-    assert_eq!(data["user"], OWNER, "owner: {link}");
+    assert_eq!(&data["user"], owner, "owner: {link}");
     assert!(data["group"].is_null(), "group: {link}");
     assert_eq!(data["persist"], true, "{link}");
     assert_eq!(data["vnet_hdr"], true, "{link}");
@@ -427,7 +509,7 @@ fn assert_as_made(ns: &TestNetns, tap: &str, mac: &Value) {
 /// back as a fresh tap's, and an ARP exchange with the bridge goes through
 /// (no MAC filter, socket filter or vnet header size of the last tenant's
 /// in the way).
-fn assert_next_tenant_served(ns: &TestNetns, tap: &str) {
+fn assert_next_tenant_served(ns: &TestNetns, tap: &str, owner_attaches: bool) {
     let file = ns.attach(tap, true);
     let get = |request| {
         let mut value: libc::c_int = -1;
@@ -447,8 +529,11 @@ fn assert_next_tenant_served(ns: &TestNetns, tap: &str) {
     assert_eq!(msg_level(ns, tap), 0, "log level");
     exchange_arp(ns, tap, &file);
     drop(file);
-    // And the tenant's own uid attaches, as its VMM will.
-    assert_eq!(attach_as(ns, tap, OWNER, GROUP), Ok(()));
+    // And the tenant's own uid attaches, as its VMM will, where the spec
+    // names it.
+    if owner_attaches {
+        assert_eq!(attach_as(ns, tap, OWNER, GROUP), Ok(()));
+    }
 }
 
 /// The driver's log level of `tap` (`ETHTOOL_GMSGLVL`), read from a thread
@@ -593,7 +678,7 @@ async fn a_hostile_tenant_that_lets_go_leaves_nothing_for_the_next() {
         "the same device"
     );
     assert_as_made(&ns, &tap, &mac);
-    assert_next_tenant_served(&ns, &tap);
+    assert_next_tenant_served(&ns, &tap, true);
     assert_not_in_host(&[&tap, BRIDGE]);
 }
 
@@ -630,7 +715,7 @@ async fn a_hostile_tenant_that_keeps_its_file_cannot_reach_the_next() {
     assert_ne!(next.name, held.name);
     let mac = ns.link(&next.name.to_string()).expect("leased")["address"].clone();
     assert_as_made(&ns, &next.name.to_string(), &mac);
-    assert_next_tenant_served(&ns, &next.name.to_string());
+    assert_next_tenant_served(&ns, &next.name.to_string(), true);
     tenant.exit();
     assert_not_in_host(&[&tap, BRIDGE]);
 }
@@ -691,5 +776,68 @@ async fn a_tenant_that_gives_its_tap_a_group_gets_it_replaced() {
     let next = lease(&pool, "vm-next").await;
     let mac = ns.link(&next.name.to_string()).expect("leased")["address"].clone();
     assert_as_made(&ns, &next.name.to_string(), &mac);
+    assert_not_in_host(&[&tap, BRIDGE]);
+}
+
+/// The recommended configuration (docs/security.md, "Who can attach"):
+/// taps owned by the pool's uid, which no tenant runs as, and each VMM
+/// handed its open tap. The hostile tenant (uid [`OWNER`], no
+/// capabilities, its file handed over) makes every change its file allows;
+/// it can open no other tap, before or after its release, nor its own once
+/// released; a stranger attaches to nothing else at any point; the next
+/// lessee gets the tap as made.
+async fn a_tenant_handed_its_file_under_the_default_owner_reaches_nothing_else() {
+    let ns = TestNetns::new();
+    vmm::add_addressed_bridge(&ns);
+    let pool = pool::spawn(
+        {
+            let mut c = PoolConfig::default();
+            c.size = 2;
+            c.tap = {
+                let mut t = spec();
+                t.owner = None;
+                t
+            };
+            c
+        },
+        ns.factory(),
+        2,
+    );
+    warm(&pool).await;
+    let held = lease(&pool, "vm-hostile").await;
+    let tap = held.name.to_string();
+    let mac = ns.link(&tap).expect("leased tap")["address"].clone();
+    let others = |ns: &TestNetns| -> Vec<String> {
+        ns.tun_names().into_iter().filter(|n| *n != tap).collect()
+    };
+    let tenant = handed(&ns, &tap, &CHANGES, false);
+    assert_changes_made(&tenant, &ns, &tap);
+    // Its uid opens no other tap.
+    for other in others(&ns) {
+        assert_eq!(
+            attach_as(&ns, &other, OWNER, GROUP),
+            Err(Errno(libc::EPERM)),
+            "{other}"
+        );
+    }
+    tenant.exit();
+    assert_stranger_shut_out(&ns, Some(&tap), "during the lease");
+
+    assert_eq!(release(&pool, &held).await, Ok(Released::Pooled));
+    let stats = settle(&pool).await;
+    assert_eq!((stats.discarded, stats.failures), (0, 0), "{stats:?}");
+    assert_stranger_shut_out(&ns, None, "after the release");
+    // Neither its own tap, now pooled, nor any other.
+    for any in ns.tun_names() {
+        assert_eq!(
+            attach_as(&ns, &any, OWNER, GROUP),
+            Err(Errno(libc::EPERM)),
+            "{any}"
+        );
+    }
+    let next = lease(&pool, "vm-next").await;
+    assert_eq!(next.name, held.name);
+    assert_made_with(&ns, &tap, &mac, &Value::from("root"));
+    assert_next_tenant_served(&ns, &tap, false);
     assert_not_in_host(&[&tap, BRIDGE]);
 }
