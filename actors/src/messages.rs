@@ -39,15 +39,23 @@ impl Acquire {
     }
 }
 
-/// Gives a lease back. A pool tap goes back to idle (after its reset) while
-/// the pool has room; a fallback tap, or a pool tap when the pool is full, is
-/// deleted (by interface index), and a successful delete refills a warmed
-/// pool once it is `size / 8` taps short.
+/// Gives a lease back. Under [`Recycle::Reset`](tap_pool::Recycle::Reset)
+/// (the default) a pool tap goes back to idle after its reset, while the
+/// pool has room (a tap whose reset finds what it cannot take away is
+/// deleted and replaced: docs/security.md); under
+/// [`Recycle::Fresh`](tap_pool::Recycle::Fresh) it is deleted and replaced.
+/// A fallback tap, or a pool tap when the pool is full, is deleted (by
+/// interface index); the answer then says what became of it
+/// ([`Released::Deleted`], [`Released::Vanished`], or
+/// [`Released::DeleteFailed`]: kept and retried). A successful delete
+/// refills a warmed pool once it is `size / 8` taps short (at once under
+/// `Recycle::Fresh`).
 ///
 /// Only a live lease's token is taken: a stale or duplicate release
 /// ([`PoolError::LeaseEnded`](tap_pool::PoolError::LeaseEnded)) or a made-up
 /// one ([`PoolError::UnknownLease`](tap_pool::PoolError::UnknownLease)) is
-/// refused with no kernel call, and changes nothing.
+/// refused with no kernel call, and changes nothing. Any other answer means
+/// the lease has ended.
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "Result<Released, Error>")]
 pub struct Release {
