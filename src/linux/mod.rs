@@ -330,20 +330,23 @@ impl LinuxKernel {
         };
         // Attached by name: it must be the tap at `index`. Else the tap
         // went or was renamed in between, and the attach may have made a
-        // device of that name (not persistent, with no owner): it goes now,
-        // by index, rather than with the last copy of the file.
+        // device of that name: it goes now, by index, rather than with the
+        // last copy of the file. Told apart from someone else's device
+        // while this file still holds it: one the attach made is not
+        // persistent, has no owner or group, and no file but this one.
         match self.rtnl.ifindex(name) {
             Ok(i) if i == index => {}
             found => {
-                drop(tap);
                 if let Ok(made) = found
                     && let Ok(Some(link)) = self.rtnl.tun_link(made)
                     && !link.persistent
                     && link.owner.is_none()
                     && link.group.is_none()
+                    && !link.in_use_by_others()
                 {
                     self.discard(name, made);
                 }
+                drop(tap);
                 self.verify(device, OnRename::Refuse, reset_error_for(name))?;
                 return Err(KernelError::NoSuchDevice { name });
             }

@@ -506,7 +506,7 @@ async fn under_the_default_owner_a_tenant_cannot_hand_an_idle_tap_to_a_stranger(
 /// made afterwards is the witness: interface indices are handed out in
 /// order, so one index skipped means the reset made a device.
 ///
-/// Breaks: `attach_when_free` (src/linux/mod.rs) retries `TUNSETIFF` by
+/// Broke (fixed): the reset's attach (src/linux/mod.rs `reset_tun`) retried `TUNSETIFF` by
 /// name a millisecond apart; once the tenant's close has removed the tap,
 /// the retry (the pool has `CAP_NET_ADMIN`) makes a new, ownerless tap
 /// under the pool's name; `reset_tun` notices only afterwards (the index
