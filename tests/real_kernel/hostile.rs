@@ -606,6 +606,33 @@ fn exchange_arp(ns: &TestNetns, tap: &str, file: &OwnedFd) {
     );
 }
 
+/// What every test here starts from: a namespace with an addressed
+/// bridge, a pool of two taps of [`spec`], warm, and one of them leased to
+/// the hostile tenant's VM.
+struct Leased {
+    ns: TestNetns,
+    pool: Addr<TapPoolActor>,
+    warmed: Vec<TapName>,
+    held: Lease,
+    tap: String,
+}
+
+async fn leased() -> Leased {
+    let ns = TestNetns::new();
+    vmm::add_addressed_bridge(&ns);
+    let pool = start(&ns);
+    let warmed = warm(&pool).await;
+    let held = lease(&pool, "vm-hostile").await;
+    let tap = held.name.to_string();
+    Leased {
+        ns,
+        pool,
+        warmed,
+        held,
+        tap,
+    }
+}
+
 async fn warm(pool: &Addr<TapPoolActor>) -> Vec<TapName> {
     let report = pool.send(Warm).await.expect("pool alive");
     assert!(report.failure.is_none(), "{:?}", report.failure);
@@ -647,12 +674,13 @@ fn assert_changes_made(tenant: &Hostile, ns: &TestNetns, tap: &str) {
 }
 
 async fn a_hostile_tenant_that_lets_go_leaves_nothing_for_the_next() {
-    let ns = TestNetns::new();
-    vmm::add_addressed_bridge(&ns);
-    let pool = start(&ns);
-    warm(&pool).await;
-    let held = lease(&pool, "vm-hostile").await;
-    let tap = held.name.to_string();
+    let Leased {
+        ns,
+        pool,
+        held,
+        tap,
+        ..
+    } = leased().await;
     let mac = ns.link(&tap).expect("leased tap")["address"].clone();
     let index = ns.link(&tap).expect("leased tap")["ifindex"].clone();
     assert_stranger_shut_out(&ns, None, "before");
@@ -683,12 +711,13 @@ async fn a_hostile_tenant_that_lets_go_leaves_nothing_for_the_next() {
 }
 
 async fn a_hostile_tenant_that_keeps_its_file_cannot_reach_the_next() {
-    let ns = TestNetns::new();
-    vmm::add_addressed_bridge(&ns);
-    let pool = start(&ns);
-    warm(&pool).await;
-    let held = lease(&pool, "vm-hostile").await;
-    let tap = held.name.to_string();
+    let Leased {
+        ns,
+        pool,
+        held,
+        tap,
+        ..
+    } = leased().await;
 
     let mut tenant = hostile(&ns, &tap, &CHANGES, true);
     assert_changes_made(&tenant, &ns, &tap);
@@ -721,12 +750,13 @@ async fn a_hostile_tenant_that_keeps_its_file_cannot_reach_the_next() {
 }
 
 async fn a_tenant_that_turns_persistence_off_costs_only_its_own_tap() {
-    let ns = TestNetns::new();
-    vmm::add_addressed_bridge(&ns);
-    let pool = start(&ns);
-    let idle = warm(&pool).await;
-    let held = lease(&pool, "vm-hostile").await;
-    let tap = held.name.to_string();
+    let Leased {
+        ns,
+        pool,
+        warmed,
+        held,
+        tap,
+    } = leased().await;
 
     let mut changes = CHANGES.to_vec();
     changes.push(Change::Persist);
@@ -746,19 +776,23 @@ async fn a_tenant_that_turns_persistence_off_costs_only_its_own_tap() {
     let stats = settle(&pool).await;
     assert_eq!(stats.idle, 2, "the pool is whole again: {stats:?}");
     assert_stranger_shut_out(&ns, None, "after the release");
-    let other = idle.iter().find(|n| **n != held.name).expect("two warmed");
+    let other = warmed
+        .iter()
+        .find(|n| **n != held.name)
+        .expect("two warmed");
     let mac = ns.link(&other.to_string()).expect("idle")["address"].clone();
     assert_as_made(&ns, &other.to_string(), &mac);
     assert_not_in_host(&[&tap, BRIDGE]);
 }
 
 async fn a_tenant_that_gives_its_tap_a_group_gets_it_replaced() {
-    let ns = TestNetns::new();
-    vmm::add_addressed_bridge(&ns);
-    let pool = start(&ns);
-    warm(&pool).await;
-    let held = lease(&pool, "vm-hostile").await;
-    let tap = held.name.to_string();
+    let Leased {
+        ns,
+        pool,
+        held,
+        tap,
+        ..
+    } = leased().await;
 
     let tenant = hostile(&ns, &tap, &[Change::Owner, Change::Group], false);
     assert_changes_made(&tenant, &ns, &tap);
