@@ -21,7 +21,9 @@ pub const DEFAULT_PREFIX: &str = "tap-pool-";
 /// config.tap.device_group = Some(4242);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct PoolConfig {
     /// How many idle taps to keep ready. 0 disables pooling: `Acquire` always
     /// creates, `Release` always deletes, `Warm` does nothing. At most
@@ -56,7 +58,9 @@ pub struct PoolConfig {
 
 /// What becomes of a released pool tap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Recycle {
     /// Reset it before it is handed out again: everything its tenant could
     /// change through its file and everything the orchestrator added for
@@ -77,10 +81,14 @@ pub enum Recycle {
 
 /// Exponential backoff.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct Backoff {
     /// The first delay.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub initial: Duration,
     /// The largest delay.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max: Duration,
     /// How many retries in a row, where bounded.
     pub max_attempts: u32,
@@ -95,6 +103,70 @@ pub const MAX_SIZE: usize = 100_000;
 pub const MIN_BACKOFF: Duration = Duration::from_millis(1);
 
 impl PoolConfig {
+    /// Checks the configuration as a pool does when it is built, without
+    /// building one: for a configuration read from a file, say, before it
+    /// is used.
+    ///
+    /// # Errors
+    /// [`ConfigError`] names the setting at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.naming().map(drop)
+    }
+
+    /// Reads a configuration from TOML, with the keys of [`PoolConfig`]'s
+    /// fields (a missing key keeps its default, an unknown one is refused)
+    /// and durations written as `"100ms"` or `"10s"`, and checks it as
+    /// [`validate`](Self::validate) does.
+    ///
+    /// ```
+    /// let config = tap_pool::PoolConfig::from_toml(
+    ///     r#"
+    ///     size = 32
+    ///     prefix = "vmtap"
+    ///     recycle = "fresh"
+    ///
+    ///     [tap]
+    ///     owner = 1000
+    ///     bridge = "br0"
+    ///     device_group = 4242
+    ///
+    ///     [delete_retry]
+    ///     initial = "100ms"
+    ///     max = "30s"
+    ///     max_attempts = 4294967295
+    ///     "#,
+    /// )?;
+    /// assert_eq!(config.size, 32);
+    /// assert_eq!(config.tap.device_group, Some(4242));
+    /// # Ok::<(), tap_pool::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::Toml`] when the text is not TOML or does not describe
+    /// a configuration (the message says where); otherwise what
+    /// [`validate`](Self::validate) refuses.
+    #[cfg(feature = "toml")]
+    pub fn from_toml(text: &str) -> Result<PoolConfig, ConfigError> {
+        let config: PoolConfig = toml::from_str(text).map_err(|e| ConfigError::Toml {
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The naming scheme of the prefix, once every setting is checked.
+    pub(crate) fn naming(&self) -> Result<Naming, ConfigError> {
+        let naming = Naming::new(&self.prefix)?;
+        if self.create_window == 0 {
+            return Err(ConfigError::ZeroCreateWindow);
+        }
+        if self.tap.device_group == Some(0) {
+            return Err(ConfigError::DefaultDeviceGroup);
+        }
+        self.check(&naming)?;
+        Ok(naming)
+    }
+
     /// Checks the settings that do not depend on the naming scheme's own
     /// checks, given the names the prefix leaves.
     pub(crate) fn check(&self, naming: &Naming) -> Result<(), ConfigError> {
@@ -157,6 +229,7 @@ impl Default for PoolConfig {
 
 /// A configuration the pool refuses.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The prefix is empty, so every name of digits would be a pool name.
@@ -186,6 +259,14 @@ pub enum ConfigError {
     /// is in: a bulk delete of it would remove every device.
     #[error("the pool's device group must not be 0, the kernel's default group")]
     DefaultDeviceGroup,
+    /// The configuration file is not TOML, or does not describe a
+    /// configuration (an unknown key, a value of the wrong type).
+    #[cfg(feature = "toml")]
+    #[error("the configuration cannot be read: {message}")]
+    Toml {
+        /// What the TOML reader said, with the line and column.
+        message: String,
+    },
     /// `create_window` is 0, so a warm-up could never start a create.
     #[error("create_window must be at least 1")]
     ZeroCreateWindow,

@@ -19,7 +19,9 @@ use crate::name::TapName;
 /// configuration: start from [`TapSpec::default`] and set the fields you
 /// need (the struct is `#[non_exhaustive]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct TapSpec {
     /// The uid allowed to attach to the tap (`TUNSETOWNER`). `None` with no
     /// `group` means the effective uid of the process running the pool: a tap
@@ -108,6 +110,8 @@ impl Default for TapSpec {
 
 /// Whether a tun/tap device carries Ethernet frames (tap) or IP packets (tun).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum TunKind {
     /// An Ethernet-level device (`IFF_TAP`).
     Tap,
@@ -117,6 +121,7 @@ pub enum TunKind {
 
 /// One tun/tap device as the kernel reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LinkInfo {
     /// The device's name.
     pub name: TapName,
@@ -170,6 +175,7 @@ pub struct LinkInfo {
 /// [`Kernel::reset_tap`], [`Kernel::delete_link`] and
 /// [`Kernel::set_device_group`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Device {
     /// The name the pool gave it.
     pub name: TapName,
@@ -244,8 +250,13 @@ pub enum LinkEvent {
     Resync,
 }
 
-/// An errno the kernel answered with.
+/// An errno the kernel answered with (serialized as its number).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct Errno(pub i32);
 
 impl Errno {
@@ -269,6 +280,8 @@ impl fmt::Debug for Errno {
 
 /// The step of creating a tap that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum CreateStep {
     /// `open("/dev/net/tun")`.
     OpenTun,
@@ -311,6 +324,7 @@ impl fmt::Display for Ack<'_> {
 /// `Clone` so that one failure can be reported to every caller waiting on the
 /// same warm-up.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub enum KernelError {
     /// A device of that name already exists (`EBUSY` from `TUNSETIFF` with
@@ -499,6 +513,7 @@ impl KernelError {
 /// What a released tap still carries of its last tenant that a reset
 /// cannot take away (see docs/security.md for each).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub enum Residue {
     /// A file is still attached to the tap: its tenant (or anyone it let

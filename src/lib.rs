@@ -49,6 +49,7 @@ pub mod linux;
 pub mod name;
 pub mod pool;
 pub mod sim;
+mod vm_name;
 
 pub use config::{
     Backoff, ConfigError, DEFAULT_PREFIX, MAX_SIZE, MIN_BACKOFF, PoolConfig, Recycle,
@@ -65,3 +66,4 @@ pub use pool::{
     Pool, PoolError, PoolStats, RESET_WINDOW, RESYNC_RETRY, Released, RequestId, SeedReport,
     TapState, WarmFailure, WarmReport, run_blocking,
 };
+pub use vm_name::{MIN_VM_NAME_DIGITS, VmNames};

@@ -20,6 +20,7 @@ pub const MAX_NAME_LEN: usize = 15;
 /// and one more, `%` (see [`NameError::ForbiddenByte`]). Names in these
 /// errors are shown as [`TapName`]'s `Debug` shows them: in quotes, escaped.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub enum NameError {
     /// The name is empty.
@@ -54,6 +55,21 @@ pub enum NameError {
         byte: u8,
         /// Its offset in the name.
         at: usize,
+    },
+    /// A [`VmNames`](crate::VmNames) prefix that leaves fewer than
+    /// [`MIN_VM_NAME_DIGITS`](crate::MIN_VM_NAME_DIGITS) of the 15 bytes for
+    /// the hash's digits.
+    #[error(
+        "VM name prefix {} is {len} bytes; at most {max} leaves room for the hash",
+        Quoted(.prefix)
+    )]
+    VmPrefixTooLong {
+        /// The prefix as given.
+        prefix: Vec<u8>,
+        /// Its length in bytes.
+        len: usize,
+        /// The longest prefix allowed.
+        max: usize,
     },
 }
 
@@ -292,6 +308,53 @@ impl PartialEq<&str> for TapName {
 impl PartialEq<[u8]> for TapName {
     fn eq(&self, other: &[u8]) -> bool {
         self.as_bytes() == other
+    }
+}
+
+/// A name serializes as a string where it is UTF-8 (every name a person
+/// types), else as its bytes; either form deserializes, through the same
+/// check as [`TapName::from_bytes`], so a name read back is one the kernel
+/// takes.
+#[cfg(feature = "serde")]
+impl serde::Serialize for TapName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.to_str() {
+            Some(name) => serializer.serialize_str(name),
+            None => serializer.serialize_bytes(self.as_bytes()),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for TapName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TapName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a network device name (a string or bytes, at most 15 bytes)")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<TapName, E> {
+                TapName::new(name).map_err(E::custom)
+            }
+            fn visit_bytes<E: serde::de::Error>(self, name: &[u8]) -> Result<TapName, E> {
+                TapName::from_bytes(name).map_err(E::custom)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<TapName, A::Error> {
+                let mut bytes = Vec::with_capacity(MAX_NAME_LEN);
+                while let Some(byte) = seq.next_element::<u8>()? {
+                    if bytes.len() > MAX_NAME_LEN {
+                        break;
+                    }
+                    bytes.push(byte);
+                }
+                TapName::from_bytes(&bytes).map_err(serde::de::Error::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 

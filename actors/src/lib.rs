@@ -68,8 +68,9 @@ pub use pool::{Reply, TapPoolActor};
 pub use shutdown::SHUTDOWN_DEADLINE;
 pub use tap_pool::{
     Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, KernelError,
-    MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, NameError, PoolConfig, PoolError, PoolStats, Recycle,
-    Residue, SeedReport, TapName, TapSpec, TapState, WarmFailure, WarmReport,
+    MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, MIN_VM_NAME_DIGITS, NameError, PoolConfig, PoolError,
+    PoolStats, Recycle, Residue, SeedReport, TapName, TapSpec, TapState, VmNames, WarmFailure,
+    WarmReport,
 };
 #[cfg(target_os = "linux")]
 pub use tap_pool::{LinuxKernelFactory, Netns};

@@ -12,6 +12,7 @@ use crate::name::TapName;
 
 /// What a drain did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct DrainReport {
     /// Idle taps deleted.

@@ -17,7 +17,9 @@ use crate::name::TapName;
 
 /// Where a leased tap came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum LeaseSource {
     /// An idle tap from the pool: no kernel call was needed.
     Pool,
@@ -69,6 +71,7 @@ impl fmt::Display for LeaseToken {
 
 /// A tap handed to a caller, who holds it until it releases the token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Lease {
     /// The tap's name: open it with `TUNSETIFF` as a VMM does.
     pub name: TapName,
@@ -80,6 +83,7 @@ pub struct Lease {
 
 /// What became of a released tap.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub enum Released {
     /// It is back in the pool (after its reset, where resets are on).
@@ -326,6 +330,41 @@ impl Pool {
             self.replace(now);
         }
         Answer::Later(request)
+    }
+}
+
+/// A token serializes as `"<run>-<serial>"`, two groups of 16 hex digits
+/// (a string, since TOML and many JSON readers have no 128-bit integers),
+/// and deserializes only from that form.
+#[cfg(feature = "serde")]
+impl serde::Serialize for LeaseToken {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{:016x}-{:016x}", self.run, self.serial))
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for LeaseToken {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let part = |hex: &str| {
+            (hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u64::from_str_radix(hex, 16).ok())
+                .flatten()
+        };
+        text.split_once('-')
+            .and_then(|(run, serial)| {
+                Some(LeaseToken {
+                    run: part(run)?,
+                    serial: part(serial)?,
+                })
+            })
+            .ok_or_else(|| {
+                serde::de::Error::invalid_value(
+                    serde::de::Unexpected::Str(&text),
+                    &"a lease token: 16 hex digits, '-', 16 hex digits",
+                )
+            })
     }
 }
 

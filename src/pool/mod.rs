@@ -57,7 +57,9 @@ pub use warm::{WarmFailure, WarmReport};
 
 /// Where a tap the pool knows stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum TapState {
     /// Being created to fill the pool.
     CreatingForPool,
@@ -83,6 +85,7 @@ pub enum TapState {
 ///
 /// A refused request changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub enum PoolError {
     /// The fallback name is itself a pool name, which the pool may create later.
@@ -248,6 +251,7 @@ pub enum Event {
 
 /// The pool's counts and counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct PoolStats {
     /// The configured size.
@@ -440,14 +444,7 @@ impl Pool {
     /// # Errors
     /// [`ConfigError`] names the setting at fault.
     pub fn new(config: PoolConfig) -> Result<Pool, ConfigError> {
-        let naming = Naming::new(&config.prefix)?;
-        if config.create_window == 0 {
-            return Err(ConfigError::ZeroCreateWindow);
-        }
-        if config.tap.device_group == Some(0) {
-            return Err(ConfigError::DefaultDeviceGroup);
-        }
-        config.check(&naming)?;
+        let naming = config.naming()?;
         Ok(Pool {
             size: config.size,
             create_window: config.create_window,

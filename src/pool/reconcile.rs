@@ -12,6 +12,7 @@ use crate::name::TapName;
 
 /// What `Seed` found and decided.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct SeedReport {
     /// The index the next pool name will use.

@@ -11,6 +11,7 @@ use crate::name::TapName;
 
 /// Why a warm-up stopped early.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct WarmFailure {
     /// The name whose create failed, if one was tried.
     pub name: Option<TapName>,
@@ -20,6 +21,7 @@ pub struct WarmFailure {
 
 /// What a warm-up did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct WarmReport {
     /// The taps it created and put in the pool, in order of completion.
@@ -29,6 +31,7 @@ pub struct WarmReport {
     /// It stopped because the pool is shutting down.
     pub shut_down: bool,
     /// When the failure will be retried, if it will.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub retry_in: Option<Duration>,
 }
 
