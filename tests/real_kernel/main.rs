@@ -17,6 +17,8 @@
 //!   kernel does; a name that is not UTF-8 is read back as itself).
 //! - `leftovers`: a reset takes away what the orchestrator left on a tap
 //!   for its last tenant, or says it cannot.
+//! - `bridge_mac`: the gateway MAC guests see: a bridge with no address
+//!   of its own follows its ports; one with an address set keeps it.
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip`, `tc`, `bridge` and
 //! `nsenter`. Where this process lacks them, every test is reported as
@@ -24,6 +26,7 @@
 //! each a failure: see
 //! `tap_pool_testkit::harness`, which runs them (`harness = false`).
 
+mod bridge_mac;
 mod crash;
 mod hostile;
 mod kernel;
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
             hostile::tests(),
             names::tests(),
             leftovers::tests(),
+            bridge_mac::tests(),
         ]
         .into_iter()
         .flatten(),
