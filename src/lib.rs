@@ -48,6 +48,7 @@ pub mod kernel;
 pub mod linux;
 pub mod name;
 pub mod pool;
+mod probe;
 pub mod sim;
 
 pub use config::{
@@ -65,3 +66,4 @@ pub use pool::{
     Pool, PoolError, PoolStats, RESET_WINDOW, RESYNC_RETRY, Released, RequestId, SeedReport,
     TapState, WarmFailure, WarmReport, run_blocking,
 };
+pub use probe::ProbeError;
