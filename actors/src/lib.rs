@@ -52,6 +52,7 @@
 
 mod builder;
 mod guard;
+mod handle;
 mod kernel;
 mod messages;
 mod pool;
@@ -61,6 +62,7 @@ use thiserror::Error;
 
 pub use builder::{DEFAULT_WORKERS, MAX_WORKERS, PoolBuilder, StartError};
 pub use guard::LeaseGuard;
+pub use handle::PoolHandle;
 pub use messages::{
     Acquire, Drain, Lease, LeaseSource, LeaseToken, Release, Released, Seed, Settle, Stats, Warm,
 };
@@ -68,8 +70,8 @@ pub use pool::{Reply, TapPoolActor};
 pub use shutdown::SHUTDOWN_DEADLINE;
 pub use tap_pool::{
     Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, KernelError,
-    MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, NameError, PoolConfig, PoolError, PoolStats, Recycle,
-    Residue, SeedReport, TapName, TapSpec, TapState, WarmFailure, WarmReport,
+    MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, NameError, PoolConfig, PoolError, PoolStats, ProbeError,
+    Recycle, Residue, SeedReport, TapName, TapSpec, TapState, WarmFailure, WarmReport,
 };
 #[cfg(target_os = "linux")]
 pub use tap_pool::{LinuxKernelFactory, Netns};
