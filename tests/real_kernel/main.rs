@@ -17,6 +17,8 @@
 //!   kernel does; a name that is not UTF-8 is read back as itself).
 //! - `leftovers`: a reset takes away what the orchestrator left on a tap
 //!   for its last tenant, or says it cannot.
+//! - `handle`: a pool from a plain tokio program (`PoolHandle`), and a pool
+//!   that cannot make taps failing fast at start.
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip`, `tc`, `bridge` and
 //! `nsenter`. Where this process lacks them, every test is reported as
@@ -25,6 +27,7 @@
 //! `tap_pool_testkit::harness`, which runs them (`harness = false`).
 
 mod crash;
+mod handle;
 mod hostile;
 mod kernel;
 mod leftovers;
@@ -39,6 +42,11 @@ mod vmm;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The child process one of `handle`'s tests starts: it must act while
+    // this process still has a single thread.
+    if let Some(code) = handle::child_main() {
+        return code;
+    }
     tap_pool_testkit::harness::run(
         [
             kernel::tests(),
@@ -52,6 +60,7 @@ fn main() -> ExitCode {
             hostile::tests(),
             names::tests(),
             leftovers::tests(),
+            handle::tests(),
         ]
         .into_iter()
         .flatten(),
