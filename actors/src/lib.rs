@@ -10,6 +10,12 @@
 //! Linux kernel, or on the simulated one ([`sim::SimKernel`]), which needs
 //! no root.
 //!
+//! Inside an actix System, start a pool with
+//! [`TapPoolActor::builder`]`(..).start()` and send it messages; from a
+//! program without actix (a plain tokio program), use
+//! [`spawn`](PoolBuilder::spawn) instead, which runs the pool's System on a
+//! thread of its own and returns a [`PoolHandle`] with async methods.
+//!
 //! The whole lifecycle, on the simulated kernel:
 //!
 //! ```
