@@ -28,7 +28,8 @@ pub enum StartError {
     #[error("the pool's configuration is refused")]
     Config(#[from] ConfigError),
     /// No actix `System` runs on this thread: start the pool from inside
-    /// one (`#[actix::main]`, `actix::System::new().block_on(..)`).
+    /// one (`#[actix::main]`, `actix::System::new().block_on(..)`), or use
+    /// [`PoolBuilder::spawn`], which runs one on a thread of its own.
     #[error("no actix System is running on this thread")]
     NoSystem,
     /// The link watcher's thread could not be started.
