@@ -12,6 +12,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::name::TapName;
+use crate::probe::ProbeError;
 
 /// How a new tap is made and configured.
 ///
@@ -750,6 +751,23 @@ pub trait KernelFactory: Send + Sync + 'static {
     /// [`KernelError::Namespace`] naming the path and the errno.
     fn resolve(&self) -> Result<Option<Arc<dyn KernelFactory>>, KernelError> {
         Ok(None)
+    }
+
+    /// Whether handles this factory opens can make taps, checked without
+    /// making one: asked by a pool started with fail-fast
+    /// (`PoolBuilder::fail_fast` in `tap-pool-actors`), once, on the thread
+    /// that starts it, after [`resolve`](Self::resolve) (of the factory it
+    /// returned) and before any worker or watcher starts. Workers are
+    /// threads started from that thread, with its capabilities. The default
+    /// says yes. For Linux: `/dev/net/tun` opens and the kernel takes link
+    /// changes from this thread, inside the pool's namespace
+    /// ([`linux::probe_in`](crate::linux::probe_in)); for the simulated
+    /// kernel, an injected fault on [`SimOp::Probe`](crate::sim::SimOp::Probe).
+    ///
+    /// # Errors
+    /// [`ProbeError`] says what is missing.
+    fn probe(&self) -> Result<(), ProbeError> {
+        Ok(())
     }
 }
 

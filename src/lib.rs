@@ -48,6 +48,7 @@ pub mod kernel;
 pub mod linux;
 pub mod name;
 pub mod pool;
+mod probe;
 pub mod sim;
 mod vm_name;
 
@@ -66,4 +67,5 @@ pub use pool::{
     Pool, PoolError, PoolStats, RESET_WINDOW, RESYNC_RETRY, Released, RequestId, SeedReport,
     TapState, WarmFailure, WarmReport, run_blocking,
 };
+pub use probe::ProbeError;
 pub use vm_name::{MIN_VM_NAME_DIGITS, VmNames};

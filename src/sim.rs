@@ -80,6 +80,7 @@ use crate::kernel::{
     LinkWatcher, Residue, TapSpec, TunKind,
 };
 use crate::name::TapName;
+use crate::probe::ProbeError;
 
 /// The most ports a Linux bridge takes (`BR_MAX_PORTS - 1`).
 pub const MAX_BRIDGE_PORTS: usize = 1023;
@@ -89,6 +90,7 @@ pub const TAP_MTU_RANGE: (u32, u32) = (68, 65521);
 
 /// A kernel call the simulation can slow down or fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SimOp {
     /// [`Kernel::create_tap`].
     Create,
@@ -102,9 +104,15 @@ pub enum SimOp {
     SetGroup,
     /// [`Kernel::delete_group`].
     DeleteGroup,
+    /// [`KernelFactory::probe`], which a pool started with fail-fast asks
+    /// once. A fault makes it fail as Linux would: `EPERM` as
+    /// [`ProbeError::NoNetAdmin`] (a process without `CAP_NET_ADMIN`), any
+    /// other errno as `/dev/net/tun` failing to open with it
+    /// ([`ProbeError::TunDevice`]).
+    Probe,
 }
 
-const OPS: usize = 6;
+const OPS: usize = 7;
 
 impl SimOp {
     fn slot(self) -> usize {
@@ -963,6 +971,18 @@ impl LinkWatcher for SimWatcher {
 impl KernelFactory for SimKernel {
     fn open(&self) -> Result<Box<dyn Kernel>, KernelError> {
         Ok(Box::new(self.clone()))
+    }
+
+    /// Counted as a call of [`SimOp::Probe`], and failed by a fault on it.
+    fn probe(&self) -> Result<(), ProbeError> {
+        match self.enter(SimOp::Probe) {
+            None => Ok(()),
+            Some(Errno(libc::EPERM)) => Err(ProbeError::NoNetAdmin),
+            Some(errno) => Err(ProbeError::TunDevice {
+                path: "/dev/net/tun".into(),
+                errno,
+            }),
+        }
     }
 
     fn watch(&self) -> Result<Box<dyn LinkWatcher>, KernelError> {

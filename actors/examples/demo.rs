@@ -34,7 +34,7 @@ struct Setup {
 }
 
 fn real_kernel() -> Result<Setup, String> {
-    tap_pool_actors::linux::probe()?;
+    tap_pool_actors::linux::probe().map_err(|e| e.to_string())?;
     let netns = Netns::new_private().map_err(|e| e.to_string())?;
     // The bridge is the demo's scenery, not the library's job: it is made with
     // iproute2 inside the throwaway namespace. Without `ip` the demo runs

@@ -6,7 +6,9 @@ use std::thread;
 use std::time::Duration;
 
 use actix::{Actor, Addr, System, WeakAddr};
-use tap_pool::{ConfigError, Errno, KernelError, KernelFactory, LinkEvent, Pool, PoolConfig};
+use tap_pool::{
+    ConfigError, Errno, KernelError, KernelFactory, LinkEvent, Pool, PoolConfig, ProbeError,
+};
 use thiserror::Error;
 use tracing::warn;
 
@@ -26,7 +28,8 @@ pub enum StartError {
     #[error("the pool's configuration is refused")]
     Config(#[from] ConfigError),
     /// No actix `System` runs on this thread: start the pool from inside
-    /// one (`#[actix::main]`, `actix::System::new().block_on(..)`).
+    /// one (`#[actix::main]`, `actix::System::new().block_on(..)`), or use
+    /// [`PoolBuilder::spawn`], which runs one on a thread of its own.
     #[error("no actix System is running on this thread")]
     NoSystem,
     /// The link watcher's thread could not be started.
@@ -56,6 +59,15 @@ pub enum StartError {
     /// ([`KernelFactory::resolve`]) for a reason of its own.
     #[error("the kernel cannot be prepared for the pool")]
     Kernel(#[source] KernelError),
+    /// Started with [`PoolBuilder::fail_fast`]: the pool could not make
+    /// taps where it would make them ([`KernelFactory::probe`]); the
+    /// [`ProbeError`] says what is missing.
+    #[error("the pool cannot make taps where it would make them")]
+    Probe(#[source] ProbeError),
+    /// [`PoolBuilder::spawn`]: the thread of the pool's actix System could
+    /// not be started, or ended before the pool started.
+    #[error("cannot run the pool's System thread")]
+    SystemThread(#[source] std::io::Error),
 }
 
 /// The most kernel workers a lane may have.
@@ -88,6 +100,7 @@ pub struct PoolBuilder {
     workers: usize,
     watch: bool,
     shutdown_deadline: Duration,
+    fail_fast: bool,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -97,6 +110,7 @@ impl std::fmt::Debug for PoolBuilder {
             .field("workers", &self.workers)
             .field("watch", &self.watch)
             .field("shutdown_deadline", &self.shutdown_deadline)
+            .field("fail_fast", &self.fail_fast)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +125,7 @@ impl TapPoolActor {
             workers: DEFAULT_WORKERS,
             watch: true,
             shutdown_deadline: SHUTDOWN_DEADLINE,
+            fail_fast: false,
         }
     }
 }
@@ -163,14 +178,55 @@ impl PoolBuilder {
         self
     }
 
+    /// Whether starting first checks that the pool can make taps where it
+    /// will make them, and refuses to start if not (default: off). Off, a
+    /// pool without the right starts all the same, and each warm-up, retry
+    /// and `Acquire` then fails with the kernel's typed error; that suits a
+    /// pool given the right later, or one on a kernel of its own.
+    ///
+    /// On, [`start`](Self::start) and [`spawn`](Self::spawn) ask the kernel
+    /// factory ([`KernelFactory::probe`]) on the starting thread, after the
+    /// namespace is opened and before any thread starts, and fail with
+    /// [`StartError::Probe`] if it says no. For the real kernel that is
+    /// [`linux::probe_in`](tap_pool::linux::probe_in) the pool's namespace,
+    /// on a thread started from the starting one, as the kernel workers
+    /// will be (so with its capabilities): `/dev/net/tun` opens there, and
+    /// the kernel takes link changes from that thread there, which it does
+    /// not from a process whose `CAP_NET_ADMIN` is only that of an
+    /// unprivileged user namespace. It makes no device.
+    ///
+    /// ```no_run
+    /// use tap_pool_actors::{PoolConfig, ProbeError, StartError, TapPoolActor};
+    ///
+    /// match TapPoolActor::builder(PoolConfig::default()).fail_fast(true).spawn() {
+    ///     Ok(pool) => { /* ... */ }
+    ///     Err(StartError::Probe(ProbeError::NoNetAdmin)) => {
+    ///         eprintln!("run as root, or with CAP_NET_ADMIN");
+    ///     }
+    ///     Err(other) => eprintln!("cannot start the tap pool: {other}"),
+    /// }
+    /// ```
+    pub fn fail_fast(mut self, fail_fast: bool) -> PoolBuilder {
+        self.fail_fast = fail_fast;
+        self
+    }
+
     /// Starts the pool actor on the current arbiter, its kernel workers, and
     /// (unless turned off) the link watcher. A network namespace given by
-    /// path is opened here, once ([`KernelFactory::resolve`]).
+    /// path is opened here, once ([`KernelFactory::resolve`]); with
+    /// [`fail_fast`](Self::fail_fast), the kernel is probed next.
+    ///
+    /// It never panics: outside a running actix `System` (in a plain tokio
+    /// program, or before `System::new().block_on(..)` runs) it is
+    /// [`StartError::NoSystem`]. A program without actix uses
+    /// [`spawn`](Self::spawn), which runs the pool's System on a thread of
+    /// its own.
     ///
     /// # Errors
     /// [`StartError`] says why nothing was started: a refused
     /// configuration, no actix `System` on this thread, a namespace path
-    /// that does not open, or no thread for the watcher or a worker.
+    /// that does not open, a failed probe, or no thread for the watcher or
+    /// a worker.
     pub fn start(self) -> Result<Addr<TapPoolActor>, StartError> {
         let pool = Pool::new(self.config)?;
         if !(1..=MAX_WORKERS).contains(&self.workers) {
@@ -201,6 +257,9 @@ impl PoolBuilder {
             }
             Err(error) => return Err(StartError::Kernel(error)),
         };
+        if self.fail_fast {
+            factory.probe().map_err(StartError::Probe)?;
+        }
         let watcher = if self.watch {
             let (tx, rx) = std::sync::mpsc::channel::<WeakAddr<TapPoolActor>>();
             let factory = Arc::clone(&factory);

@@ -14,7 +14,8 @@ use crate::{Error, TapPoolActor};
 /// So a lease is never left to nobody, whatever path the caller's code takes:
 /// a `?`, a panic, a `select!` that drops the losing branch after its answer
 /// came, a task aborted mid-way. Dropping sends the [`Release`] without
-/// waiting for its answer; [`LeaseGuard::release`] waits for it. Keep the
+/// waiting for its answer, from any thread, inside an actix System, a tokio
+/// runtime or neither; [`LeaseGuard::release`] waits for it. Keep the
 /// lease with `into_lease()` when it must outlive the guard (a VM that runs
 /// on after this task, its token stored with the VM's record): its token is
 /// then yours to release. It reads as the lease (`guard.name`,

@@ -10,6 +10,12 @@
 //! Linux kernel, or on the simulated one ([`sim::SimKernel`]), which needs
 //! no root.
 //!
+//! Inside an actix System, start a pool with
+//! [`TapPoolActor::builder`]`(..).start()` and send it messages; from a
+//! program without actix (a plain tokio program), use
+//! [`spawn`](PoolBuilder::spawn) instead, which runs the pool's System on a
+//! thread of its own and returns a [`PoolHandle`] with async methods.
+//!
 //! The whole lifecycle, on the simulated kernel:
 //!
 //! ```
@@ -52,6 +58,7 @@
 
 mod builder;
 mod guard;
+mod handle;
 mod kernel;
 mod messages;
 mod pool;
@@ -61,6 +68,7 @@ use thiserror::Error;
 
 pub use builder::{DEFAULT_WORKERS, MAX_WORKERS, PoolBuilder, StartError};
 pub use guard::LeaseGuard;
+pub use handle::PoolHandle;
 pub use messages::{
     Acquire, Drain, Lease, LeaseSource, LeaseToken, Release, Released, Seed, Settle, Stats, Warm,
 };
@@ -69,8 +77,8 @@ pub use shutdown::SHUTDOWN_DEADLINE;
 pub use tap_pool::{
     Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, KernelError,
     MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, MIN_VM_NAME_DIGITS, NameError, PoolConfig, PoolError,
-    PoolStats, Recycle, Residue, SeedReport, TapName, TapSpec, TapState, VmNames, WarmFailure,
-    WarmReport,
+    PoolStats, ProbeError, Recycle, Residue, SeedReport, TapName, TapSpec, TapState, VmNames,
+    WarmFailure, WarmReport,
 };
 #[cfg(target_os = "linux")]
 pub use tap_pool::{LinuxKernelFactory, Netns};

@@ -158,3 +158,61 @@ fn a_namespace_path_that_does_not_open_is_a_typed_start_error() {
         assert!(pool.is_ok());
     });
 }
+
+/// With fail-fast, a kernel that cannot make taps is refused at start with
+/// the probe's typed error, by `start` and by `spawn`, and the pool never
+/// asks it for anything; without, the probe is not asked at all.
+#[test]
+fn fail_fast_refuses_a_kernel_that_cannot_make_taps_and_starts_nothing() {
+    use std::path::Path;
+    use tap_pool_actors::sim::{Fault, SimOp};
+    use tap_pool_actors::{Errno, ProbeError};
+
+    let sim = SimKernel::new();
+    sim.inject(Fault::always(SimOp::Probe, libc::EPERM));
+    let builder = || {
+        TapPoolActor::builder(config())
+            .kernel(Arc::new(sim.clone()))
+            .fail_fast(true)
+    };
+    let spawned = builder().spawn().expect_err("no pool may start");
+    assert!(
+        matches!(spawned, StartError::Probe(ProbeError::NoNetAdmin)),
+        "{spawned:?}"
+    );
+    assert_eq!(
+        spawned.source().unwrap().to_string(),
+        "CAP_NET_ADMIN is not in the effective capability set"
+    );
+    actix_rt::System::new().block_on(async {
+        let started = builder().start().expect_err("no pool may start");
+        assert!(matches!(started, StartError::Probe(ProbeError::NoNetAdmin)));
+    });
+    assert_eq!(sim.calls(SimOp::Probe), 2);
+    assert_eq!(sim.calls(SimOp::Create) + sim.calls(SimOp::List), 0);
+
+    // Another errno reads as the tun device that does not open.
+    sim.clear_faults();
+    sim.inject(Fault::always(SimOp::Probe, libc::ENOENT));
+    match builder().spawn() {
+        Err(StartError::Probe(ProbeError::TunDevice { path, errno })) => {
+            assert_eq!(
+                (path.as_path(), errno),
+                (Path::new("/dev/net/tun"), Errno(libc::ENOENT))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Without fail-fast the probe is not asked, and the pool starts.
+    let pool = TapPoolActor::builder(config())
+        .kernel(Arc::new(sim.clone()))
+        .spawn()
+        .expect("starts");
+    assert_eq!(sim.calls(SimOp::Probe), 3);
+    // A kernel that passes the probe starts with fail-fast too.
+    sim.clear_faults();
+    let probed = builder().spawn().expect("starts");
+    assert_eq!(sim.calls(SimOp::Probe), 4);
+    drop((pool, probed));
+}

@@ -12,6 +12,7 @@ mod leftovers;
 mod link;
 mod netlink;
 mod netns;
+mod probe;
 #[cfg(test)]
 mod proptests;
 mod qdisc;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use netns::{Netns, enter};
+pub use probe::{probe, probe_in};
 pub use watch::LinuxLinkWatcher;
 
 use crate::kernel::{
@@ -30,6 +32,7 @@ use crate::kernel::{
     TapSpec,
 };
 use crate::name::TapName;
+use crate::probe::ProbeError;
 use link::{LinkConfig, Target};
 use netlink::{NlError, Rtnl};
 
@@ -675,26 +678,14 @@ impl KernelFactory for LinuxKernelFactory {
             Some(Netns::Fd(_)) | None => Ok(None),
         }
     }
-}
 
-/// `CAP_NET_ADMIN` (linux/capability.h; the libc crate lacks the
-/// capability numbers).
-const CAP_NET_ADMIN: u32 = 12;
-
-/// Checks that this process can make taps: `/dev/net/tun` opens and the
-/// thread has `CAP_NET_ADMIN`. The `Err` says what is missing, for a test or
-/// demo deciding whether to skip.
-pub fn probe() -> Result<(), String> {
-    tun::open_tun().map_err(|errno| format!("cannot open /dev/net/tun: {errno}"))?;
-    let status = std::fs::read_to_string("/proc/thread-self/status")
-        .map_err(|e| format!("cannot read /proc/thread-self/status: {e}"))?;
-    let cap_eff = status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .ok_or("no CapEff line in /proc/thread-self/status")?;
-    if cap_eff & (1 << CAP_NET_ADMIN) == 0 {
-        return Err("CAP_NET_ADMIN is missing".to_owned());
+    /// [`probe_in`] the namespace, or [`probe`] here when there is none:
+    /// workers without a namespace stay in the one of the thread that
+    /// starts them.
+    fn probe(&self) -> Result<(), ProbeError> {
+        match &self.netns {
+            Some(netns) => probe_in(netns),
+            None => probe(),
+        }
     }
-    Ok(())
 }

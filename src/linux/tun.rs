@@ -25,7 +25,7 @@ use super::ioctl::{
 use crate::kernel::{CreateStep, Errno, KernelError, TapSpec};
 use crate::name::TapName;
 
-const TUN_DEVICE: &std::ffi::CStr = c"/dev/net/tun";
+pub(crate) const TUN_DEVICE: &std::ffi::CStr = c"/dev/net/tun";
 
 /// A tap made but not yet persistent: dropping it removes the device (once
 /// no forked child holds a copy of the file).

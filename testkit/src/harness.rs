@@ -100,9 +100,18 @@ pub fn test_name(module_path: &str, test: &str) -> String {
     }
 }
 
-/// Whether the real-kernel tests can run here, and if not, why.
+/// Whether the real-kernel tests can run here, and if not, why (the
+/// [`ProbeError`](tap_pool::ProbeError), or the missing tool).
 pub fn kernel_usable() -> Result<(), String> {
-    tap_pool::linux::probe()?;
+    tap_pool::linux::probe().map_err(|e| {
+        let mut why = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            why.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        why
+    })?;
     for tool in ["ip", "tc", "bridge", "nsenter"] {
         let found = std::process::Command::new(tool)
             .arg("-V")

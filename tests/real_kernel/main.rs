@@ -19,6 +19,8 @@
 //!   for its last tenant, or says it cannot.
 //! - `bridge_mac`: the gateway MAC guests see: a bridge with no address
 //!   of its own follows its ports; one with an address set keeps it.
+//! - `handle`: a pool from a plain tokio program (`PoolHandle`), and a pool
+//!   that cannot make taps failing fast at start.
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip`, `tc`, `bridge` and
 //! `nsenter`. Where this process lacks them, every test is reported as
@@ -28,6 +30,7 @@
 
 mod bridge_mac;
 mod crash;
+mod handle;
 mod hostile;
 mod kernel;
 mod leftovers;
@@ -42,6 +45,11 @@ mod vmm;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The child process one of `handle`'s tests starts: it must act while
+    // this process still has a single thread.
+    if let Some(code) = handle::child_main() {
+        return code;
+    }
     tap_pool_testkit::harness::run(
         [
             kernel::tests(),
@@ -56,6 +64,7 @@ fn main() -> ExitCode {
             names::tests(),
             leftovers::tests(),
             bridge_mac::tests(),
+            handle::tests(),
         ]
         .into_iter()
         .flatten(),

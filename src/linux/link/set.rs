@@ -2,7 +2,7 @@
 
 use super::{
     AF_INET, AF_INET6, IFLA_GRO_IPV4_MAX_SIZE, IFLA_GSO_IPV4_MAX_SIZE, IFLA_INET_CONF,
-    IFLA_INET6_TOKEN, IFLA_XDP_FD, IFLA_XDP_FLAGS, LinkConfig, Target, push_target,
+    IFLA_INET6_TOKEN, IFLA_XDP_FD, IFLA_XDP_FLAGS, LinkConfig, Target, push_ifinfomsg, push_target,
 };
 use crate::linux::netlink::{NLM_F_ACK, NlError, Request, Rtnl};
 
@@ -80,10 +80,34 @@ pub(crate) fn request(target: Target, config: LinkConfig) -> Request {
     request
 }
 
+/// The `RTM_SETLINK` naming no link (index 0, no name) and changing
+/// nothing: the kernel checks that the sender may change links in the
+/// socket's namespace (`CAP_NET_ADMIN` over the user namespace that owns
+/// it, in `rtnetlink_rcv_msg`) before it reads the request, so the answer
+/// is `EPERM` without that right, and a refusal for naming no link
+/// (`EINVAL`, or `ENODEV`) with it.
+pub(crate) fn no_link_request() -> Request {
+    let mut request = Request::new(libc::RTM_SETLINK, NLM_F_ACK);
+    push_ifinfomsg(&mut request, 0, 0, 0);
+    request
+}
+
 impl Rtnl {
     /// Applies `config` to `target` in one `RTM_SETLINK`.
     pub(crate) fn set_link(&mut self, target: Target, config: LinkConfig) -> Result<(), NlError> {
         self.ack(&mut request(target, config))
+    }
+
+    /// Whether the kernel takes link changes from this thread in the
+    /// socket's namespace, asked with [`no_link_request`], which changes
+    /// nothing: `false` only for `EPERM`.
+    pub(crate) fn may_change_links(&mut self) -> Result<bool, NlError> {
+        match self.ack(&mut no_link_request()) {
+            Err(NlError::Refused { errno, .. }) if errno.0 == libc::EPERM => Ok(false),
+            // Refused for naming no link: the right was there.
+            Ok(()) | Err(NlError::Refused { .. }) => Ok(true),
+            Err(other) => Err(other),
+        }
     }
 }
 
@@ -94,6 +118,26 @@ mod tests {
     use super::super::{Flags, Segments};
     use super::*;
     use crate::name::TapName;
+
+    /// The probe of the right to change links: a header naming nothing.
+    #[test]
+    fn no_link() {
+        #[rustfmt::skip]
+        let expected = [
+            0x20, 0x00, 0x00, 0x00, // nlmsg_len: 32
+            0x13, 0x00,             // nlmsg_type: RTM_SETLINK (19)
+            0x05, 0x00,             // nlmsg_flags: NLM_F_REQUEST | NLM_F_ACK
+            0x01, 0x00, 0x00, 0x00, // nlmsg_seq: 1
+            0x00, 0x00, 0x00, 0x00, // nlmsg_pid: 0, the kernel
+            0x00,                   // ifi_family: AF_UNSPEC
+            0x00,                   // padding
+            0x00, 0x00,             // ifi_type: 0
+            0x00, 0x00, 0x00, 0x00, // ifi_index: 0, and no IFLA_IFNAME: no link
+            0x00, 0x00, 0x00, 0x00, // ifi_flags
+            0x00, 0x00, 0x00, 0x00, // ifi_change: nothing to change
+        ];
+        assert_eq!(no_link_request().finish(1), expected);
+    }
 
     /// Everything a reset sets, by index.
     #[test]
