@@ -54,6 +54,7 @@ mod builder;
 mod guard;
 mod kernel;
 mod messages;
+mod metrics;
 mod pool;
 mod shutdown;
 
@@ -67,9 +68,10 @@ pub use messages::{
 pub use pool::{Reply, TapPoolActor};
 pub use shutdown::SHUTDOWN_DEADLINE;
 pub use tap_pool::{
-    Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, KernelError,
-    MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, NameError, PoolConfig, PoolError, PoolStats, Recycle,
-    Residue, SeedReport, TapName, TapSpec, TapState, WarmFailure, WarmReport,
+    Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, Holder, HolderError,
+    KernelError, MAX_HOLDER_LEN, MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, NameError, PoolConfig,
+    PoolError, PoolStats, Recycle, Residue, SeedReport, TapName, TapSpec, TapState, WarmFailure,
+    WarmReport,
 };
 #[cfg(target_os = "linux")]
 pub use tap_pool::{LinuxKernelFactory, Netns};

@@ -18,10 +18,11 @@ use tap_pool::{
     SeedReport, TapState, WarmReport,
 };
 use tokio::sync::mpsc;
-use tracing::{debug_span, info, warn};
+use tracing::{Span, debug_span, info, info_span, warn};
 
 use crate::kernel::{Execute, Inbox, Report, Workers};
 use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Settle, Stats, Warm};
+use crate::metrics::{PoolMetrics, Scope};
 use crate::{Error, LeaseGuard};
 
 /// Answers [`Acquire`], [`Release`], [`Warm`], [`Seed`], [`Drain`],
@@ -77,6 +78,8 @@ pub struct TapPoolActor {
     stop_after: Option<Instant>,
     /// How long dropping the actor may block to drain (`crate::shutdown`).
     shutdown_deadline: Duration,
+    /// The pool's metrics (nothing without the `metrics` feature).
+    metrics: PoolMetrics,
 }
 
 /// Where the answer to one request stands.
@@ -287,9 +290,20 @@ impl TapPoolActor {
         pool: Pool,
         lanes: [Workers; 3],
         shutdown_deadline: Duration,
+        metrics: &Scope,
         ctx: &mut Context<Self>,
     ) -> TapPoolActor {
         let [reset, create, delete] = lanes;
+        let spec = pool.tap_spec();
+        info!(
+            size = pool.stats().size,
+            prefix = pool.prefix(),
+            workers_per_lane = create.count(),
+            owner = ?spec.owner,
+            bridge = spec.bridge.map(display),
+            device_group = ?spec.device_group,
+            "tap pool started"
+        );
         let (reports_to, reports) = crossbeam_channel::unbounded();
         let (bell_to, bell) = mpsc::unbounded_channel();
         ctx.spawn(DrainReports);
@@ -310,6 +324,7 @@ impl TapPoolActor {
             stop: None,
             stop_after: None,
             shutdown_deadline,
+            metrics: PoolMetrics::new(metrics),
         }
     }
 
@@ -334,7 +349,11 @@ impl TapPoolActor {
                     Lane::Delete => &self.delete,
                     _ => &self.create,
                 };
-                to.send(Execute::new(batch.commands, self.report_to.clone()));
+                // The kernel calls' spans are children of the span of the
+                // message being handled (none where tracing is off: a
+                // `Span::none()` costs nothing to make or clone).
+                let parent = Span::current();
+                to.send(Execute::new(batch.commands, self.report_to.clone(), parent));
             }
             let Some(event) = self.pool.poll_event() else {
                 break;
@@ -369,10 +388,13 @@ impl TapPoolActor {
         // every change would cost a timer registration per reset batch.
         // Torn down, no runtime is left to arm a timer on (tokio would
         // panic): `Drop` drains.
-        let next = match (self.pool.poll_timeout(), self.stop_after) {
-            (Some(at), Some(deadline)) => Some(at.min(deadline)),
-            (at, deadline) => at.or(deadline),
-        };
+        // The pool's counts, published at most every `PUBLISH_EVERY`; if not
+        // now, the timer wakes the actor for it.
+        let publish = self.metrics.changed(|| self.pool.stats());
+        let next = [self.pool.poll_timeout(), self.stop_after, publish]
+            .into_iter()
+            .flatten()
+            .min();
         if let Some(at) = next
             && self.timer.as_ref().is_none_or(|(armed, _)| at < *armed)
             && !crate::shutdown::torn_down()
@@ -393,7 +415,10 @@ impl TapPoolActor {
     fn deliver(&mut self, event: Event) {
         let mut c = self.callers.borrow_mut();
         match event {
-            Event::Acquired { request, result } => c.answer(request, self.guarded(result)),
+            Event::Acquired { request, result } => {
+                self.metrics.acquire_answered(request, result.as_ref());
+                c.answer(request, self.guarded(result));
+            }
             Event::Released { request, result } => {
                 c.answer(request, result.map_err(Error::from));
             }
@@ -401,7 +426,10 @@ impl TapPoolActor {
             Event::Seeded { request, result } => {
                 c.answer(request, result.map_err(Error::from));
             }
-            Event::Settled { request, stats } => c.answer(request, Ok(stats)),
+            Event::Settled { request, stats } => {
+                self.metrics.publish(&stats);
+                c.answer(request, Ok(stats));
+            }
             Event::Drained { request, report } => {
                 if let Some((stop, _)) = &self.stop
                     && *stop == request
@@ -574,10 +602,23 @@ impl Handler<Acquire> for TapPoolActor {
     type Result = Reply<Result<LeaseGuard, Error>>;
 
     fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = debug_span!("acquire", fallback = %msg.fallback).entered();
-        let answer = match self.pool.acquire(msg.fallback, Instant::now()) {
-            Answer::Now(result) => Answer::Now(self.guarded(result)),
-            Answer::Later(request) => Answer::Later(request),
+        // The holder label is shown escaped (its `Display`).
+        let _span = debug_span!(
+            "acquire",
+            fallback = %msg.fallback,
+            holder = msg.holder.as_ref().map(display),
+        )
+        .entered();
+        let now = Instant::now();
+        let answer = match self.pool.acquire_for(msg.fallback, msg.holder, now) {
+            Answer::Now(result) => {
+                self.metrics.acquired(now, result.as_ref());
+                Answer::Now(self.guarded(result))
+            }
+            Answer::Later(request) => {
+                self.metrics.acquire_waits(request, now);
+                Answer::Later(request)
+            }
         };
         self.reply(answer, ctx)
     }
@@ -587,7 +628,12 @@ impl Handler<Release> for TapPoolActor {
     type Result = Reply<Result<Released, Error>>;
 
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = debug_span!("release", token = %msg.token).entered();
+        let _span = debug_span!(
+            "release",
+            token = %msg.token,
+            holder = self.pool.lease_holder(msg.token).map(display),
+        )
+        .entered();
         let answer = match self.pool.release(msg.token, Instant::now()) {
             Answer::Now(result) => Answer::Now(result.map_err(Error::from)),
             Answer::Later(request) => Answer::Later(request),
@@ -600,7 +646,7 @@ impl Handler<Warm> for TapPoolActor {
     type Result = Reply<WarmReport>;
 
     fn handle(&mut self, _: Warm, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = debug_span!("warm").entered();
+        let _span = info_span!("warm").entered();
         let request = self.pool.warm(Instant::now());
         self.reply(Answer::Later(request), ctx)
     }
@@ -610,7 +656,7 @@ impl Handler<Drain> for TapPoolActor {
     type Result = Reply<DrainReport>;
 
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = debug_span!("drain").entered();
+        let _span = info_span!("drain").entered();
         let request = self.pool.drain(Instant::now());
         self.reply(Answer::Later(request), ctx)
     }
@@ -620,7 +666,7 @@ impl Handler<Seed> for TapPoolActor {
     type Result = Reply<Result<SeedReport, Error>>;
 
     fn handle(&mut self, msg: Seed, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = debug_span!("seed", used = msg.used.len()).entered();
+        let _span = info_span!("seed", used = msg.used.len()).entered();
         let request = self.pool.seed(msg.used, Instant::now());
         self.reply(Answer::Later(request), ctx)
     }
@@ -640,6 +686,8 @@ impl Handler<Stats> for TapPoolActor {
     type Result = MessageResult<Stats>;
 
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.pool.stats())
+        let stats = self.pool.stats();
+        self.metrics.publish(&stats);
+        MessageResult(stats)
     }
 }
