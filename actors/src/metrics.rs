@@ -16,9 +16,9 @@ pub(crate) use on::*;
 #[cfg(not(feature = "metrics"))]
 pub(crate) use off::*;
 
-/// How often, at most, the pool's counts are published while it is busy.
-/// Within this long after it goes quiet, the last counts are published too;
-/// and whenever it answers `Stats` or `Settle`, at once.
+/// How often, at most, the pool's counts are published while they change
+/// (by the actor's timer, within this long of a change, or at once after a
+/// quiet spell); and whenever the pool answers `Stats` or `Settle`, at once.
 #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -133,6 +133,8 @@ mod on {
         waiting: HashMap<RequestId, Instant>,
         /// When the counts may next be published.
         next: Instant,
+        /// The pool was handed something since they last were.
+        changed: bool,
     }
 
     impl PoolMetrics {
@@ -164,6 +166,7 @@ mod on {
                 acquire: [acquire("pool"), acquire("created"), acquire("error")],
                 waiting: HashMap::new(),
                 next: Instant::now(),
+                changed: false,
             }
         }
 
@@ -185,18 +188,30 @@ mod on {
             self.delete_failed.set(stats.delete_failed as f64);
         }
 
-        /// The pool may have changed: publishes its counts if the last were
-        /// published [`PUBLISH_EVERY`] ago, else says when to (the actor's
-        /// timer wakes it then). `stats` is only called to publish: the
-        /// counts cost a walk over the pool's taps.
-        pub(crate) fn changed(&mut self, stats: impl FnOnce() -> PoolStats) -> Option<Instant> {
-            let now = Instant::now();
-            if now < self.next {
-                return Some(self.next);
+        /// The pool was handed something: its counts may have changed.
+        /// Costs a store, no clock read.
+        #[inline]
+        pub(crate) fn changed(&mut self) {
+            self.changed = true;
+        }
+
+        /// When the actor's timer should fire to publish the counts: once
+        /// they may have changed, [`PUBLISH_EVERY`] after the last publish
+        /// (at once after a quiet spell).
+        #[inline]
+        pub(crate) fn deadline(&self) -> Option<Instant> {
+            self.changed.then_some(self.next)
+        }
+
+        /// Publishes the counts if they may have changed and it is time.
+        /// `stats` is only called to publish: the counts cost a walk over
+        /// the pool's taps.
+        pub(crate) fn publish_due(&mut self, now: Instant, stats: impl FnOnce() -> PoolStats) {
+            if self.changed && now >= self.next {
+                self.publish(&stats());
+                self.changed = false;
+                self.next = now + PUBLISH_EVERY;
             }
-            self.publish(&stats());
-            self.next = now + PUBLISH_EVERY;
-            None
         }
 
         /// An Acquire taken at `started` was answered now.
@@ -234,6 +249,7 @@ mod on {
             f.debug_struct("PoolMetrics")
                 .field("waiting", &self.waiting.len())
                 .field("next", &self.next)
+                .field("changed", &self.changed)
                 .finish_non_exhaustive()
         }
     }
@@ -329,9 +345,13 @@ mod off {
         #[inline(always)]
         pub(crate) fn publish(&mut self, _: &PoolStats) {}
         #[inline(always)]
-        pub(crate) fn changed(&mut self, _: impl FnOnce() -> PoolStats) -> Option<Instant> {
+        pub(crate) fn changed(&mut self) {}
+        #[inline(always)]
+        pub(crate) fn deadline(&self) -> Option<Instant> {
             None
         }
+        #[inline(always)]
+        pub(crate) fn publish_due(&mut self, _: Instant, _: impl FnOnce() -> PoolStats) {}
         #[inline(always)]
         pub(crate) fn acquired(&self, _: Instant, _: Result<&Lease, &PoolError>) {}
         #[inline(always)]

@@ -128,10 +128,9 @@ impl Routed for Result<LeaseGuard, Error> {
     }
     fn unwanted(self, c: &mut Callers) {
         if let Ok(guard) = self {
-            // Released here, in order, rather than by the guard's message.
-            let lease = guard.into_lease();
-            warn!(tap = %lease.name, token = %lease.token, "the caller gave up on its Acquire; releasing the lease");
-            c.abandoned.push(lease.token);
+            // Released here, in order, rather than by the guard's message
+            // (`pump` says so, naming the holder).
+            c.abandoned.push(guard.into_lease().token);
         }
     }
 }
@@ -328,10 +327,18 @@ impl TapPoolActor {
         }
     }
 
+    /// Carries out what the pool asked for after the pool was handed
+    /// something (its counts may have changed): see [`Self::carry_out`].
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        self.metrics.changed();
+        self.carry_out(ctx);
+    }
+
     /// Carries out what the pool asked for: kernel calls go to the kernel
     /// workers, answers to the callers waiting on them, and the timer is
-    /// set for the pool's next deadline.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
+    /// set for the pool's next deadline (or the next publish of its
+    /// counts).
+    fn carry_out(&mut self, ctx: &mut Context<Self>) {
         loop {
             // Leases nobody waits for any more go back before anything
             // else is answered (a Settle must not overtake them).
@@ -339,6 +346,12 @@ impl TapPoolActor {
             if !abandoned.is_empty() {
                 let now = Instant::now();
                 for token in abandoned {
+                    warn!(
+                        tap = self.pool.leased_tap(token).map(display),
+                        %token,
+                        holder = self.pool.lease_holder(token).map(display),
+                        "the caller gave up on its Acquire; releasing the lease"
+                    );
                     // Its answer has no caller either.
                     let _ = self.pool.release(token, now);
                 }
@@ -350,9 +363,18 @@ impl TapPoolActor {
                     _ => &self.create,
                 };
                 // The kernel calls' spans are children of the span of the
-                // message being handled (none where tracing is off: a
-                // `Span::none()` costs nothing to make or clone).
-                let parent = Span::current();
+                // message being handled. Where they are off (no subscriber,
+                // or `debug` disabled for the kernel workers), none is
+                // looked up: a `Span::none()`
+                // costs nothing to make or clone.
+                let parent = if tracing::enabled!(
+                    target: "tap_pool_actors::kernel",
+                    tracing::Level::DEBUG
+                ) {
+                    Span::current()
+                } else {
+                    Span::none()
+                };
                 to.send(Execute::new(batch.commands, self.report_to.clone(), parent));
             }
             let Some(event) = self.pool.poll_event() else {
@@ -388,13 +410,17 @@ impl TapPoolActor {
         // every change would cost a timer registration per reset batch.
         // Torn down, no runtime is left to arm a timer on (tokio would
         // panic): `Drop` drains.
-        // The pool's counts, published at most every `PUBLISH_EVERY`; if not
-        // now, the timer wakes the actor for it.
-        let publish = self.metrics.changed(|| self.pool.stats());
-        let next = [self.pool.poll_timeout(), self.stop_after, publish]
-            .into_iter()
-            .flatten()
-            .min();
+        // The pool's counts, once changed, are published when the timer
+        // fires (at most every `PUBLISH_EVERY`): the shell reads no clock
+        // and walks no taps per message for them.
+        let next = [
+            self.pool.poll_timeout(),
+            self.stop_after,
+            self.metrics.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if let Some(at) = next
             && self.timer.as_ref().is_none_or(|(armed, _)| at < *armed)
             && !crate::shutdown::torn_down()
@@ -405,8 +431,16 @@ impl TapPoolActor {
             let after = at.saturating_duration_since(Instant::now());
             let handle = ctx.run_later(after, |act, ctx| {
                 act.timer = None;
-                act.pool.handle_timeout(Instant::now());
-                act.pump(ctx);
+                let now = Instant::now();
+                act.metrics.publish_due(now, || act.pool.stats());
+                if act.pool.poll_timeout().is_some_and(|at| at <= now) {
+                    act.pool.handle_timeout(now);
+                    act.pump(ctx);
+                } else {
+                    // Nothing of the pool's was due: its counts have not
+                    // changed, and the timer is not armed again for them.
+                    act.carry_out(ctx);
+                }
             });
             self.timer = Some((at, handle));
         }
@@ -496,6 +530,8 @@ impl Drop for TapPoolActor {
             };
             shell.drain_blocking(self.stop.map(|(drain, _)| drain), self.shutdown_deadline);
         }
+        // What the pool leaves, for a last scrape.
+        self.metrics.publish(&self.pool.stats());
     }
 }
 
