@@ -203,6 +203,12 @@ mod on {
             self.changed.then_some(self.next)
         }
 
+        /// Publishes the counts `stats` makes (called only here: without the
+        /// feature, never).
+        pub(crate) fn publish_with(&mut self, stats: impl FnOnce() -> PoolStats) {
+            self.publish(&stats());
+        }
+
         /// Publishes the counts if they may have changed and it is time.
         /// `stats` is only called to publish: the counts cost a walk over
         /// the pool's taps.
@@ -344,6 +350,8 @@ mod off {
         }
         #[inline(always)]
         pub(crate) fn publish(&mut self, _: &PoolStats) {}
+        #[inline(always)]
+        pub(crate) fn publish_with(&mut self, _: impl FnOnce() -> PoolStats) {}
         #[inline(always)]
         pub(crate) fn changed(&mut self) {}
         #[inline(always)]

@@ -365,8 +365,7 @@ impl TapPoolActor {
                 // The kernel calls' spans are children of the span of the
                 // message being handled. Where they are off (no subscriber,
                 // or `debug` disabled for the kernel workers), none is
-                // looked up: a `Span::none()`
-                // costs nothing to make or clone.
+                // looked up: a `Span::none()` costs nothing to make or clone.
                 let parent = if tracing::enabled!(
                     target: "tap_pool_actors::kernel",
                     tracing::Level::DEBUG
@@ -531,7 +530,7 @@ impl Drop for TapPoolActor {
             shell.drain_blocking(self.stop.map(|(drain, _)| drain), self.shutdown_deadline);
         }
         // What the pool leaves, for a last scrape.
-        self.metrics.publish(&self.pool.stats());
+        self.metrics.publish_with(|| self.pool.stats());
     }
 }
 
