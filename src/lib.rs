@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod holder;
 pub mod kernel;
 #[cfg(target_os = "linux")]
 pub mod linux;
@@ -55,6 +56,7 @@ mod vm_name;
 pub use config::{
     Backoff, ConfigError, DEFAULT_PREFIX, MAX_SIZE, MIN_BACKOFF, PoolConfig, Recycle,
 };
+pub use holder::{Holder, HolderError, MAX_HOLDER_LEN};
 pub use kernel::{
     CreateStep, CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkEvent, LinkInfo,
     LinkWatcher, Op, Outcome, Reply, Residue, TapSpec, TunKind,

@@ -154,7 +154,7 @@ fn a_fallback_tap_finished_after_the_pool_stopped_is_deleted() {
             c.size = 0;
             c
         });
-        let pending = p.pool.send(Acquire { fallback: late });
+        let pending = p.pool.send(Acquire::from(late));
         tap_pool_testkit::wait_until("the fallback create to start", || async {
             sim.calls(SimOp::Create) == 1
         })

@@ -101,6 +101,8 @@ pub struct PoolBuilder {
     watch: bool,
     shutdown_deadline: Duration,
     fail_fast: bool,
+    /// The `pool` label of its metrics (empty without the `metrics` feature).
+    metrics: crate::metrics::Label,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -126,6 +128,7 @@ impl TapPoolActor {
             watch: true,
             shutdown_deadline: SHUTDOWN_DEADLINE,
             fail_fast: false,
+            metrics: crate::metrics::Label::default(),
         }
     }
 }
@@ -211,6 +214,16 @@ impl PoolBuilder {
         self
     }
 
+    /// The value of the `pool` label on every metric of this pool (default:
+    /// the pool's prefix), to tell pools apart where several in one process
+    /// share a prefix (in different network namespaces). Only with the
+    /// `metrics` feature; docs/operations.md lists the metrics.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_label(mut self, label: &str) -> PoolBuilder {
+        self.metrics = crate::metrics::Label(Some(label.to_owned()));
+        self
+    }
+
     /// Starts the pool actor on the current arbiter, its kernel workers, and
     /// (unless turned off) the link watcher. A network namespace given by
     /// path is opened here, once ([`KernelFactory::resolve`]); with
@@ -275,15 +288,25 @@ impl PoolBuilder {
         } else {
             None
         };
-        let reset = Workers::start(&factory, self.workers, "tap-pool-reset", SPIN)
+        // Every metric is registered here, on the starting thread.
+        let scope = crate::metrics::Scope::new(&self.metrics, pool.prefix());
+        let kernel = crate::metrics::KernelMetrics::new(&scope);
+        let workers = self.workers;
+        let reset = Workers::start(&factory, workers, "tap-pool-reset", SPIN, &kernel)
             .map_err(StartError::Workers)?;
-        let create = Workers::start(&factory, self.workers, "tap-pool-create", SPIN)
+        let create = Workers::start(&factory, workers, "tap-pool-create", SPIN, &kernel)
             .map_err(StartError::Workers)?;
-        let delete = Workers::start(&factory, self.workers, "tap-pool-delete", Duration::ZERO)
-            .map_err(StartError::Workers)?;
+        let delete = Workers::start(
+            &factory,
+            workers,
+            "tap-pool-delete",
+            Duration::ZERO,
+            &kernel,
+        )
+        .map_err(StartError::Workers)?;
         let deadline = self.shutdown_deadline;
         let addr = TapPoolActor::create(|ctx| {
-            TapPoolActor::new(pool, [reset, create, delete], deadline, ctx)
+            TapPoolActor::new(pool, [reset, create, delete], deadline, &scope, ctx)
         });
         if let Some((tx, _)) = watcher {
             let _ = tx.send(addr.downgrade());

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tap_pool::{
-    Command, CommandId, Device, Kernel, KernelError, KernelFactory, Op, Outcome, Reply,
+    Command, CommandId, Device, Holder, Kernel, KernelError, KernelFactory, Op, Outcome, Reply,
 };
 use tokio::sync::mpsc;
-use tracing::{debug, debug_span, warn};
+use tracing::{Span, debug, debug_span, warn};
+
+use crate::metrics::KernelMetrics;
 
 /// How long the lane's watcher keeps looking for the next batch awake
 /// before it sleeps. Waking a sleeping thread costs the waker a futex call
@@ -43,6 +45,8 @@ pub(crate) const SPIN: Duration = Duration::from_micros(50);
 pub(crate) struct Workers {
     queue: Sender<Execute>,
     watch: Arc<Watch>,
+    /// How many workers the lane has.
+    count: usize,
 }
 
 /// What the workers of a lane share besides the queue.
@@ -95,7 +99,7 @@ impl Watch {
 
 impl Workers {
     /// Starts `workers` threads (at least one) named `name`, each driving
-    /// its own handle from `factory`.
+    /// its own handle from `factory` and timing its calls into `metrics`.
     /// `spin` is how long the watcher looks for work awake ([`SPIN`] for
     /// the lane of quick calls; none for deletes, whose ~16 ms kernel wait
     /// dwarfs a wake-up, and whose spin would only take a CPU from the
@@ -105,6 +109,7 @@ impl Workers {
         workers: usize,
         name: &str,
         spin: Duration,
+        metrics: &KernelMetrics,
     ) -> std::io::Result<Workers> {
         let (queue, jobs) = crossbeam_channel::unbounded();
         let watch = Arc::new(Watch {
@@ -119,6 +124,7 @@ impl Workers {
             let mut worker = Worker {
                 factory: Arc::clone(factory),
                 kernel: None,
+                metrics: metrics.clone(),
             };
             let jobs = jobs.clone();
             let watch = Arc::clone(&watch);
@@ -126,7 +132,16 @@ impl Workers {
                 .name(name.to_owned())
                 .spawn(move || worker.serve(&jobs, &watch))?;
         }
-        Ok(Workers { queue, watch })
+        Ok(Workers {
+            queue,
+            watch,
+            count: workers.max(1),
+        })
+    }
+
+    /// How many workers the lane has.
+    pub(crate) fn count(&self) -> usize {
+        self.count
     }
 
     /// Queues a batch for the lane's watcher, and wakes a sleeping worker
@@ -144,6 +159,7 @@ impl Workers {
 struct Worker {
     factory: Arc<dyn KernelFactory>,
     kernel: Option<Box<dyn Kernel>>,
+    metrics: KernelMetrics,
 }
 
 impl Worker {
@@ -231,10 +247,18 @@ impl Worker {
         }
     }
 
-    /// Carries out one call, in a span named for it.
-    fn run(&mut self, op: &Op) -> Outcome {
-        // Fields are evaluated only when the span is enabled.
-        let span = debug_span!("kernel", op = op.name(), device = ?op.device());
+    /// Carries out one call, in a span named for it, under `parent`: the
+    /// span of the message whose handling sent it (none: a root span).
+    fn run(&mut self, op: &Op, holder: Option<&Holder>, parent: &Span) -> Outcome {
+        // Fields are evaluated only when the span is enabled; a holder label
+        // is shown escaped (its `Display`), so it cannot break the line.
+        let span = debug_span!(
+            parent: parent,
+            "kernel",
+            op = op.name(),
+            device = ?op.device(),
+            holder = holder.map(tracing::field::display),
+        );
         let _entered = span.enter();
         let start = Instant::now();
         // A panic anywhere in the call, opening the handle included, is
@@ -248,7 +272,9 @@ impl Worker {
             };
             op.run(kernel.as_mut())
         }));
-        let elapsed_us = start.elapsed().as_micros() as u64;
+        let elapsed = start.elapsed();
+        self.metrics.record(op.name(), elapsed);
+        let elapsed_us = elapsed.as_micros() as u64;
         let result = result.unwrap_or_else(|panic| {
             let message = panic
                 .downcast_ref::<&str>()
@@ -289,7 +315,7 @@ impl Worker {
             let delete = Op::Delete {
                 device: Device::new(name, index),
             };
-            if let Err(error) = self.run(&delete) {
+            if let Err(error) = self.run(&delete, command.holder.as_ref(), &Span::none()) {
                 warn!(tap = %name, %error, "deleting an orphaned tap failed");
             }
         }
@@ -353,13 +379,18 @@ pub(crate) enum Report {
 pub(crate) struct Execute {
     commands: VecDeque<Command>,
     report_to: Inbox,
+    /// The span its calls' spans are children of: the message's whose
+    /// handling sent the batch ([`Span::none`] where tracing is off, which
+    /// costs nothing to clone).
+    parent: Span,
 }
 
 impl Execute {
-    pub(crate) fn new(commands: Vec<Command>, report_to: Inbox) -> Execute {
+    pub(crate) fn new(commands: Vec<Command>, report_to: Inbox, parent: Span) -> Execute {
         Execute {
             commands: commands.into(),
             report_to,
+            parent,
         }
     }
 }
@@ -383,7 +414,7 @@ impl Worker {
     fn execute(&mut self, mut msg: Execute) {
         let mut rung = Instant::now();
         while let Some(command) = msg.commands.pop_front() {
-            let outcome = self.run(&command.op);
+            let outcome = self.run(&command.op, command.holder.as_ref(), &msg.parent);
             self.deliver(&msg.report_to, &command, outcome);
             if rung.elapsed() >= REPORT_EVERY && !msg.commands.is_empty() {
                 // A reset tap is back in service soon after its own reset,

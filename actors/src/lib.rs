@@ -54,6 +54,26 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # Cargo features
+//!
+//! - `metrics` (off by default): publishes the pool's counts and counters
+//!   ([`PoolStats`]), the latency of each [`Acquire`] and of each kernel
+//!   call through the [`metrics`](https://docs.rs/metrics) facade, to
+//!   whatever recorder the process installs before it starts the pool (a
+//!   Prometheus exporter: see `examples/prometheus.rs`). Every metric is
+//!   named `tap_pool_*` and labelled `pool` (the prefix, or
+//!   `PoolBuilder::metrics_label`); docs/operations.md lists them. Off, no
+//!   metrics code is compiled and no dependency added.
+//!
+//! # Logs and spans
+//!
+//! Through [`tracing`](https://docs.rs/tracing): the pool's start, `Seed`,
+//! warm-up and drain at `info`; a `debug` span per request and per kernel
+//! call, each kernel call's span a child of the span of the message that
+//! caused it, though it runs on a kernel worker. Name who holds a lease with
+//! [`Acquire::holder`] (a VM's id) to find every span and warning about its
+//! tap (docs/operations.md, "Logs and spans").
 #![warn(missing_docs)]
 
 mod builder;
@@ -61,6 +81,7 @@ mod guard;
 mod handle;
 mod kernel;
 mod messages;
+mod metrics;
 mod pool;
 mod shutdown;
 
@@ -75,10 +96,10 @@ pub use messages::{
 pub use pool::{Reply, TapPoolActor};
 pub use shutdown::SHUTDOWN_DEADLINE;
 pub use tap_pool::{
-    Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, KernelError,
-    MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, MIN_VM_NAME_DIGITS, NameError, PoolConfig, PoolError,
-    PoolStats, ProbeError, Recycle, Residue, SeedReport, TapName, TapSpec, TapState, VmNames,
-    WarmFailure, WarmReport,
+    Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, Holder, HolderError,
+    KernelError, MAX_HOLDER_LEN, MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, MIN_VM_NAME_DIGITS,
+    NameError, PoolConfig, PoolError, PoolStats, ProbeError, Recycle, Residue, SeedReport, TapName,
+    TapSpec, TapState, VmNames, WarmFailure, WarmReport,
 };
 #[cfg(target_os = "linux")]
 pub use tap_pool::{LinuxKernelFactory, Netns};

@@ -2,7 +2,9 @@
 //! one per request, named for what the caller means.
 
 use actix::Message;
-use tap_pool::{DrainReport, NameError, PoolStats, SeedReport, TapName, WarmReport};
+use tap_pool::{
+    DrainReport, Holder, HolderError, NameError, PoolStats, SeedReport, TapName, WarmReport,
+};
 pub use tap_pool::{Lease, LeaseSource, LeaseToken, Released};
 
 use crate::{Error, LeaseGuard};
@@ -20,11 +22,26 @@ use crate::{Error, LeaseGuard};
 /// Safe to give up on (a timeout, a dropped future, `do_send`): a lease
 /// whose caller has gone when it comes is released at once, never left to
 /// nobody.
-#[derive(Clone, Copy, Debug, Message)]
+///
+/// Name who will hold the tap (a VM's id) with [`Acquire::holder`] to find
+/// it in the logs: the label is on this request's span, the span of its
+/// tap's create, the `Release` of the lease, the tap's reset or delete
+/// after it, and warnings about the tap (docs/operations.md, "Logs and
+/// spans").
+///
+/// ```
+/// # use tap_pool_actors::Acquire;
+/// let acquire = Acquire::new("vm-7f3a")?.holder("vm-7f3a2c91")?;
+/// assert_eq!(acquire.holder.unwrap(), "vm-7f3a2c91");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Message)]
 #[rtype(result = "Result<LeaseGuard, Error>")]
 pub struct Acquire {
     /// The name to create when the pool has no idle tap.
     pub fallback: TapName,
+    /// Who will hold the lease, for the logs (none by default).
+    pub holder: Option<Holder>,
 }
 
 impl Acquire {
@@ -33,9 +50,28 @@ impl Acquire {
     /// # Errors
     /// [`NameError`] when the kernel would refuse `fallback` as a name.
     pub fn new(fallback: &str) -> Result<Acquire, NameError> {
-        Ok(Acquire {
-            fallback: TapName::new(fallback)?,
-        })
+        Ok(Acquire::from(TapName::new(fallback)?))
+    }
+
+    /// This `Acquire`, naming who will hold the lease (a VM's id): free
+    /// text of 1 to [`MAX_HOLDER_LEN`](tap_pool::MAX_HOLDER_LEN) bytes,
+    /// shown escaped in the logs.
+    ///
+    /// # Errors
+    /// [`HolderError`] for an empty label or one that is too long.
+    pub fn holder(mut self, holder: &str) -> Result<Acquire, HolderError> {
+        self.holder = Some(Holder::new(holder)?);
+        Ok(self)
+    }
+}
+
+impl From<TapName> for Acquire {
+    /// An `Acquire` with this fallback name, and no holder label.
+    fn from(fallback: TapName) -> Acquire {
+        Acquire {
+            fallback,
+            holder: None,
+        }
     }
 }
 

@@ -18,10 +18,11 @@ use tap_pool::{
     SeedReport, TapState, WarmReport,
 };
 use tokio::sync::mpsc;
-use tracing::{debug_span, info, warn};
+use tracing::{Span, debug_span, info, info_span, warn};
 
 use crate::kernel::{Execute, Inbox, Report, Workers};
 use crate::messages::{Acquire, Drain, Lease, Release, Released, Seed, Settle, Stats, Warm};
+use crate::metrics::{PoolMetrics, Scope};
 use crate::{Error, LeaseGuard};
 
 /// Answers [`Acquire`], [`Release`], [`Warm`], [`Seed`], [`Drain`],
@@ -77,6 +78,8 @@ pub struct TapPoolActor {
     stop_after: Option<Instant>,
     /// How long dropping the actor may block to drain (`crate::shutdown`).
     shutdown_deadline: Duration,
+    /// The pool's metrics (nothing without the `metrics` feature).
+    metrics: PoolMetrics,
 }
 
 /// Where the answer to one request stands.
@@ -125,10 +128,9 @@ impl Routed for Result<LeaseGuard, Error> {
     }
     fn unwanted(self, c: &mut Callers) {
         if let Ok(guard) = self {
-            // Released here, in order, rather than by the guard's message.
-            let lease = guard.into_lease();
-            warn!(tap = %lease.name, token = %lease.token, "the caller gave up on its Acquire; releasing the lease");
-            c.abandoned.push(lease.token);
+            // Released here, in order, rather than by the guard's message
+            // (`pump` says so, naming the holder).
+            c.abandoned.push(guard.into_lease().token);
         }
     }
 }
@@ -287,9 +289,20 @@ impl TapPoolActor {
         pool: Pool,
         lanes: [Workers; 3],
         shutdown_deadline: Duration,
+        metrics: &Scope,
         ctx: &mut Context<Self>,
     ) -> TapPoolActor {
         let [reset, create, delete] = lanes;
+        let spec = pool.tap_spec();
+        info!(
+            size = pool.stats().size,
+            prefix = pool.prefix(),
+            workers_per_lane = create.count(),
+            owner = ?spec.owner,
+            bridge = spec.bridge.map(display),
+            device_group = ?spec.device_group,
+            "tap pool started"
+        );
         let (reports_to, reports) = crossbeam_channel::unbounded();
         let (bell_to, bell) = mpsc::unbounded_channel();
         ctx.spawn(DrainReports);
@@ -310,13 +323,22 @@ impl TapPoolActor {
             stop: None,
             stop_after: None,
             shutdown_deadline,
+            metrics: PoolMetrics::new(metrics),
         }
+    }
+
+    /// Carries out what the pool asked for after the pool was handed
+    /// something (its counts may have changed): see [`Self::carry_out`].
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        self.metrics.changed();
+        self.carry_out(ctx);
     }
 
     /// Carries out what the pool asked for: kernel calls go to the kernel
     /// workers, answers to the callers waiting on them, and the timer is
-    /// set for the pool's next deadline.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
+    /// set for the pool's next deadline (or the next publish of its
+    /// counts).
+    fn carry_out(&mut self, ctx: &mut Context<Self>) {
         loop {
             // Leases nobody waits for any more go back before anything
             // else is answered (a Settle must not overtake them).
@@ -324,6 +346,12 @@ impl TapPoolActor {
             if !abandoned.is_empty() {
                 let now = Instant::now();
                 for token in abandoned {
+                    warn!(
+                        tap = self.pool.leased_tap(token).map(display),
+                        %token,
+                        holder = self.pool.lease_holder(token).map(display),
+                        "the caller gave up on its Acquire; releasing the lease"
+                    );
                     // Its answer has no caller either.
                     let _ = self.pool.release(token, now);
                 }
@@ -334,7 +362,19 @@ impl TapPoolActor {
                     Lane::Delete => &self.delete,
                     _ => &self.create,
                 };
-                to.send(Execute::new(batch.commands, self.report_to.clone()));
+                // The kernel calls' spans are children of the span of the
+                // message being handled. Where they are off (no subscriber,
+                // or `debug` disabled for the kernel workers), none is
+                // looked up: a `Span::none()` costs nothing to make or clone.
+                let parent = if tracing::enabled!(
+                    target: "tap_pool_actors::kernel",
+                    tracing::Level::DEBUG
+                ) {
+                    Span::current()
+                } else {
+                    Span::none()
+                };
+                to.send(Execute::new(batch.commands, self.report_to.clone(), parent));
             }
             let Some(event) = self.pool.poll_event() else {
                 break;
@@ -369,10 +409,17 @@ impl TapPoolActor {
         // every change would cost a timer registration per reset batch.
         // Torn down, no runtime is left to arm a timer on (tokio would
         // panic): `Drop` drains.
-        let next = match (self.pool.poll_timeout(), self.stop_after) {
-            (Some(at), Some(deadline)) => Some(at.min(deadline)),
-            (at, deadline) => at.or(deadline),
-        };
+        // The pool's counts, once changed, are published when the timer
+        // fires (at most every `PUBLISH_EVERY`): the shell reads no clock
+        // and walks no taps per message for them.
+        let next = [
+            self.pool.poll_timeout(),
+            self.stop_after,
+            self.metrics.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if let Some(at) = next
             && self.timer.as_ref().is_none_or(|(armed, _)| at < *armed)
             && !crate::shutdown::torn_down()
@@ -383,8 +430,16 @@ impl TapPoolActor {
             let after = at.saturating_duration_since(Instant::now());
             let handle = ctx.run_later(after, |act, ctx| {
                 act.timer = None;
-                act.pool.handle_timeout(Instant::now());
-                act.pump(ctx);
+                let now = Instant::now();
+                act.metrics.publish_due(now, || act.pool.stats());
+                if act.pool.poll_timeout().is_some_and(|at| at <= now) {
+                    act.pool.handle_timeout(now);
+                    act.pump(ctx);
+                } else {
+                    // Nothing of the pool's was due: its counts have not
+                    // changed, and the timer is not armed again for them.
+                    act.carry_out(ctx);
+                }
             });
             self.timer = Some((at, handle));
         }
@@ -393,7 +448,10 @@ impl TapPoolActor {
     fn deliver(&mut self, event: Event) {
         let mut c = self.callers.borrow_mut();
         match event {
-            Event::Acquired { request, result } => c.answer(request, self.guarded(result)),
+            Event::Acquired { request, result } => {
+                self.metrics.acquire_answered(request, result.as_ref());
+                c.answer(request, self.guarded(result));
+            }
             Event::Released { request, result } => {
                 c.answer(request, result.map_err(Error::from));
             }
@@ -401,7 +459,10 @@ impl TapPoolActor {
             Event::Seeded { request, result } => {
                 c.answer(request, result.map_err(Error::from));
             }
-            Event::Settled { request, stats } => c.answer(request, Ok(stats)),
+            Event::Settled { request, stats } => {
+                self.metrics.publish(&stats);
+                c.answer(request, Ok(stats));
+            }
             Event::Drained { request, report } => {
                 if let Some((stop, _)) = &self.stop
                     && *stop == request
@@ -468,6 +529,8 @@ impl Drop for TapPoolActor {
             };
             shell.drain_blocking(self.stop.map(|(drain, _)| drain), self.shutdown_deadline);
         }
+        // What the pool leaves, for a last scrape.
+        self.metrics.publish_with(|| self.pool.stats());
     }
 }
 
@@ -574,10 +637,23 @@ impl Handler<Acquire> for TapPoolActor {
     type Result = Reply<Result<LeaseGuard, Error>>;
 
     fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = debug_span!("acquire", fallback = %msg.fallback).entered();
-        let answer = match self.pool.acquire(msg.fallback, Instant::now()) {
-            Answer::Now(result) => Answer::Now(self.guarded(result)),
-            Answer::Later(request) => Answer::Later(request),
+        // The holder label is shown escaped (its `Display`).
+        let _span = debug_span!(
+            "acquire",
+            fallback = %msg.fallback,
+            holder = msg.holder.as_ref().map(display),
+        )
+        .entered();
+        let now = Instant::now();
+        let answer = match self.pool.acquire_for(msg.fallback, msg.holder, now) {
+            Answer::Now(result) => {
+                self.metrics.acquired(now, result.as_ref());
+                Answer::Now(self.guarded(result))
+            }
+            Answer::Later(request) => {
+                self.metrics.acquire_waits(request, now);
+                Answer::Later(request)
+            }
         };
         self.reply(answer, ctx)
     }
@@ -587,7 +663,12 @@ impl Handler<Release> for TapPoolActor {
     type Result = Reply<Result<Released, Error>>;
 
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = debug_span!("release", token = %msg.token).entered();
+        let _span = debug_span!(
+            "release",
+            token = %msg.token,
+            holder = self.pool.lease_holder(msg.token).map(display),
+        )
+        .entered();
         let answer = match self.pool.release(msg.token, Instant::now()) {
             Answer::Now(result) => Answer::Now(result.map_err(Error::from)),
             Answer::Later(request) => Answer::Later(request),
@@ -600,7 +681,7 @@ impl Handler<Warm> for TapPoolActor {
     type Result = Reply<WarmReport>;
 
     fn handle(&mut self, _: Warm, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = debug_span!("warm").entered();
+        let _span = info_span!("warm").entered();
         let request = self.pool.warm(Instant::now());
         self.reply(Answer::Later(request), ctx)
     }
@@ -610,7 +691,7 @@ impl Handler<Drain> for TapPoolActor {
     type Result = Reply<DrainReport>;
 
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = debug_span!("drain").entered();
+        let _span = info_span!("drain").entered();
         let request = self.pool.drain(Instant::now());
         self.reply(Answer::Later(request), ctx)
     }
@@ -620,7 +701,7 @@ impl Handler<Seed> for TapPoolActor {
     type Result = Reply<Result<SeedReport, Error>>;
 
     fn handle(&mut self, msg: Seed, ctx: &mut Context<Self>) -> Self::Result {
-        let _span = debug_span!("seed", used = msg.used.len()).entered();
+        let _span = info_span!("seed", used = msg.used.len()).entered();
         let request = self.pool.seed(msg.used, Instant::now());
         self.reply(Answer::Later(request), ctx)
     }
@@ -640,6 +721,8 @@ impl Handler<Stats> for TapPoolActor {
     type Result = MessageResult<Stats>;
 
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.pool.stats())
+        let stats = self.pool.stats();
+        self.metrics.publish(&stats);
+        MessageResult(stats)
     }
 }

@@ -142,7 +142,11 @@ impl Shell<'_> {
                 Lane::Delete => self.delete,
                 _ => self.create,
             };
-            to.send(Execute::new(batch.commands, self.report_to.clone()));
+            to.send(Execute::new(
+                batch.commands,
+                self.report_to.clone(),
+                tracing::Span::current(),
+            ));
         }
     }
 

@@ -122,6 +122,14 @@ impl Pool {
             }
             // Their retries are the drain's deletes now.
             self.delete_retries.clear();
+            let stats = self.stats();
+            tracing::info!(
+                deleting = stats.deleting,
+                leased = stats.leased,
+                creating = stats.creating,
+                resetting = stats.resetting,
+                "tap pool draining"
+            );
             self.drain.run = Some(Run {
                 phase: Phase::Settling,
                 ungroup_failed: false,
@@ -347,6 +355,14 @@ impl Pool {
                     let stats = self.stats();
                     report.leased = stats.leased;
                     report.delete_failed = stats.delete_failed;
+                    tracing::info!(
+                        deleted = report.deleted,
+                        bulk = report.bulk,
+                        leased = report.leased,
+                        delete_failed = report.delete_failed,
+                        foreign_in_group = report.foreign_in_group.len(),
+                        "tap pool drained"
+                    );
                     for request in std::mem::take(&mut self.drain.waiters) {
                         self.events.push_back(Event::Drained {
                             request,

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use super::{Answer, Event, Lane, Pool, PoolError, Purpose, RequestId, Tap, TapState};
 use crate::config::Recycle;
+use crate::holder::Holder;
 use crate::kernel::{CreatedTap, KernelError, Op};
 use crate::name::TapName;
 
@@ -123,6 +124,21 @@ impl Pool {
     /// up waiting) releases the lease at once: a lease is never left to
     /// nobody.
     pub fn acquire(&mut self, fallback: TapName, now: Instant) -> Answer<Result<Lease, PoolError>> {
+        self.acquire_for(fallback, None, now)
+    }
+
+    /// An `Acquire` (see [`Pool::acquire`]) whose caller names who will
+    /// hold the lease (a VM's id): the pool keeps that label with the tap,
+    /// and puts it on every [`Command`](super::Command) about the tap
+    /// (its create, and its reset or delete after the release) until the
+    /// tap is back in the pool or gone, and on its warnings. The label
+    /// changes nothing else; without one, nothing is kept or looked up.
+    pub fn acquire_for(
+        &mut self,
+        fallback: TapName,
+        holder: Option<Holder>,
+        now: Instant,
+    ) -> Answer<Result<Lease, PoolError>> {
         if self.naming.index_of(&fallback).is_some() {
             return Answer::Now(Err(PoolError::FallbackIsPoolName { name: fallback }));
         }
@@ -132,7 +148,7 @@ impl Pool {
                 state: tap.state,
             }));
         }
-        if self.waiting.iter().any(|(_, name)| *name == fallback) {
+        if self.waiting.iter().any(|(_, name, _)| *name == fallback) {
             return Answer::Now(Err(PoolError::NameInUse {
                 name: fallback,
                 state: TapState::CreatingForLease,
@@ -141,6 +157,7 @@ impl Pool {
         if let Some(name) = self.idle.pop() {
             self.counters.hits += 1;
             let lease = self.grant(name, LeaseSource::Pool);
+            self.label(name, holder);
             // The idle stock just shrank: queued resets may now be due.
             self.flush_resets(now, false);
             return Answer::Now(Ok(lease));
@@ -150,10 +167,10 @@ impl Pool {
             // A released tap is on its way back: waiting for its reset
             // (µs with a worker awake, a fraction of a ms on the real
             // kernel) beats creating a tap now and deleting one later.
-            self.waiting.push_back((request, fallback));
+            self.waiting.push_back((request, fallback, holder));
             self.flush_resets(now, true);
         } else {
-            self.create_fallback(request, fallback);
+            self.create_fallback(request, fallback, holder);
         }
         Answer::Later(request)
     }
@@ -190,7 +207,7 @@ impl Pool {
     /// Creates `fallback` for the Acquire `request`, which found no tap. A
     /// name that became known while the Acquire waited (a `Seed` leased it)
     /// is refused: one name, one state.
-    fn create_fallback(&mut self, request: RequestId, fallback: TapName) {
+    fn create_fallback(&mut self, request: RequestId, fallback: TapName, holder: Option<Holder>) {
         if let Some(tap) = self.taps.get(&fallback) {
             let error = PoolError::NameInUse {
                 name: fallback,
@@ -211,6 +228,7 @@ impl Pool {
                 ..Tap::new(TapState::CreatingForLease)
             },
         );
+        self.label(fallback, holder);
         self.send(
             Lane::Create,
             Op::Create {
@@ -229,8 +247,8 @@ impl Pool {
     /// way back than Acquires wait for them.
     pub(super) fn stop_waiting_beyond(&mut self, keep: usize) {
         while self.waiting.len() > keep {
-            if let Some((request, fallback)) = self.waiting.pop_back() {
-                self.create_fallback(request, fallback);
+            if let Some((request, fallback, holder)) = self.waiting.pop_back() {
+                self.create_fallback(request, fallback, holder);
             }
         }
     }
@@ -737,5 +755,91 @@ mod tests {
         run(&mut p, &mut k, now);
         assert!(k.contains(name("vm-b")));
         assert_eq!(p.state_of(&name("vm-b")), Some(TapState::Leased));
+    }
+
+    fn holder(label: &str) -> Holder {
+        Holder::new(label).unwrap()
+    }
+
+    #[test]
+    fn a_holder_label_goes_with_the_tap_until_it_is_back_in_the_pool() {
+        let (mut p, mut k, now) = warmed(1);
+        // A warm hit: the label is the lease's.
+        let Answer::Now(Ok(warm)) = p.acquire_for(name("vm-a"), Some(holder("vm-a")), now) else {
+            panic!("a warm hit")
+        };
+        assert_eq!(p.lease_holder(warm.token), Some(&holder("vm-a")));
+        // A miss: the create names the holder.
+        let Answer::Later(_) = p.acquire_for(name("vm-b"), Some(holder("vm-b")), now) else {
+            panic!("a miss")
+        };
+        let create = take_one(&mut p);
+        assert!(matches!(create.op, Op::Create { .. }));
+        assert_eq!(create.holder, Some(holder("vm-b")));
+        execute(&mut p, &mut k, &create, now);
+        let [
+            Event::Acquired {
+                result: Ok(cold), ..
+            },
+        ] = &events(&mut p)[..]
+        else {
+            panic!("the lease")
+        };
+        assert_eq!(p.lease_holder(cold.token), Some(&holder("vm-b")));
+        // Released: the reset of the pool tap and the delete of the
+        // fallback tap still name who held them.
+        assert_eq!(
+            p.release(warm.token, now),
+            Answer::Now(Ok(Released::Pooled))
+        );
+        assert!(matches!(p.release(cold.token, now), Answer::Later(_)));
+        let commands = take_commands(&mut p);
+        let labels: Vec<(&str, Option<&str>)> = commands
+            .iter()
+            .map(|c| (c.op.name(), c.holder.as_ref().map(Holder::as_str)))
+            .collect();
+        assert_eq!(labels, [("reset", Some("vm-a")), ("delete", Some("vm-b"))]);
+        for command in &commands {
+            execute(&mut p, &mut k, command, now);
+        }
+        // Back in the pool, or gone: nobody's any more.
+        assert_eq!(p.holder(&warm.name), None);
+        assert_eq!(p.holder(&cold.name), None);
+        assert!(p.holders.is_empty());
+        // The next lease of the same tap, unlabelled, names nobody.
+        let next = acquire_now(&mut p, "vm-c", now).unwrap();
+        assert_eq!(next.name, warm.name);
+        assert_eq!(p.lease_holder(next.token), None);
+        p.release(next.token, now);
+        assert_eq!(take_one(&mut p).holder, None);
+    }
+
+    #[test]
+    fn a_waiting_acquire_labels_the_tap_it_gets_from_its_reset() {
+        let (mut p, mut k, now, tap, reset) = one_tap_in_reset();
+        let Answer::Later(_) = p.acquire_for(name("vm-b"), Some(holder("vm-b")), now) else {
+            panic!("waits")
+        };
+        execute(&mut p, &mut k, &reset, now);
+        let [
+            Event::Acquired {
+                result: Ok(lease), ..
+            },
+        ] = &events(&mut p)[..]
+        else {
+            panic!("the lease")
+        };
+        assert_eq!(lease.name, tap);
+        assert_eq!(p.lease_holder(lease.token), Some(&holder("vm-b")));
+    }
+
+    #[test]
+    fn without_labels_nothing_is_kept() {
+        let (mut p, mut k, now) = warmed(1);
+        let lease = acquire_now(&mut p, "vm-a", now).unwrap();
+        acquire_created(&mut p, &mut k, "vm-b", now);
+        p.release(lease.token, now);
+        assert!(take_commands(&mut p).iter().all(|c| c.holder.is_none()));
+        assert!(p.holders.is_empty());
     }
 }

@@ -46,6 +46,7 @@ use rustc_hash::FxHashMap;
 use thiserror::Error;
 
 use crate::config::{Backoff, ConfigError, Naming, PoolConfig, Recycle};
+use crate::holder::Holder;
 use crate::kernel::{CreatedTap, Device, KernelError, LinkInfo, Op, Outcome, Reply, TapSpec};
 use crate::name::TapName;
 
@@ -166,11 +167,16 @@ pub enum Answer<T> {
 
 /// One kernel call the pool asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Command {
     /// Report its outcome with this id.
     pub id: CommandId,
     /// What to do.
     pub op: Op,
+    /// Who holds (or last held) the tap the call is about, where the
+    /// caller of `Acquire` named one ([`Pool::acquire_for`]): for the
+    /// driver's logs and spans. It changes nothing about the call.
+    pub holder: Option<Holder>,
 }
 
 /// Which kernel workers should carry a batch: each lane has workers of its
@@ -416,8 +422,12 @@ pub struct Pool {
     /// Resets queued or in flight.
     resetting: usize,
     /// Acquires that found no idle tap and wait for one in reset, oldest
-    /// first, with their fallback names (reserved meanwhile).
-    waiting: VecDeque<(RequestId, TapName)>,
+    /// first, with their fallback names (reserved meanwhile) and holders.
+    waiting: VecDeque<(RequestId, TapName, Option<Holder>)>,
+    /// The holder labels of taps held (or being created, reset or deleted
+    /// after they were held), where the caller named one: empty, and never
+    /// looked up, while no caller names any.
+    holders: FxHashMap<TapName, Holder>,
     warm: warm::Warmer,
     resets: reset::Resets,
     drain: drain::Drainer,
@@ -470,6 +480,7 @@ impl Pool {
             creating_for_pool: 0,
             resetting: 0,
             waiting: VecDeque::new(),
+            holders: FxHashMap::default(),
             warm: warm::Warmer::default(),
             resets: reset::Resets::new(config.size),
             drain: drain::Drainer::default(),
@@ -654,6 +665,7 @@ impl Pool {
         if let Some(token) = tap.lease {
             self.leases.remove(&token);
         }
+        self.unlabel(name);
         if self.seed_listings > 0 {
             self.forgotten_since_listing.insert(*name);
         }
@@ -701,7 +713,44 @@ impl Pool {
     fn command(&mut self, op: Op, purpose: Purpose) -> Command {
         let id = CommandId(self.next_id());
         self.in_flight.insert(id, purpose);
-        Command { id, op }
+        let holder = if self.holders.is_empty() {
+            None
+        } else {
+            op.device()
+                .and_then(|device| self.holders.get(&device.name).cloned())
+        };
+        Command { id, op, holder }
+    }
+
+    /// The holder label of the tap `name`, if its caller named one: while it
+    /// is held, and while it is being reset or deleted after.
+    pub fn holder(&self, name: &TapName) -> Option<&Holder> {
+        self.holders.get(name)
+    }
+
+    /// The holder label of the live lease `token`, if its caller named one.
+    pub fn lease_holder(&self, token: LeaseToken) -> Option<&Holder> {
+        if self.holders.is_empty() {
+            return None;
+        }
+        self.holders.get(self.leases.get(&token)?)
+    }
+
+    /// Names `holder` as who holds `name` (none: forgets who did).
+    fn label(&mut self, name: TapName, holder: Option<Holder>) {
+        match holder {
+            Some(holder) => {
+                self.holders.insert(name, holder);
+            }
+            None => self.unlabel(&name),
+        }
+    }
+
+    /// Forgets who held `name`: it is back in the pool, or gone.
+    fn unlabel(&mut self, name: &TapName) {
+        if !self.holders.is_empty() {
+            self.holders.remove(name);
+        }
     }
 
     /// Registers a kernel call and queues it as a batch of its own.

@@ -92,7 +92,7 @@ impl Pool {
         }
         let by_name: HashMap<TapName, &LinkInfo> = links.iter().map(|l| (l.name, *l)).collect();
         // Fallback names Acquires waiting for a reset have reserved.
-        let reserved: HashSet<TapName> = self.waiting.iter().map(|(_, n)| *n).collect();
+        let reserved: HashSet<TapName> = self.waiting.iter().map(|(_, n, _)| *n).collect();
         let mut used_sorted: Vec<TapName> = used_set.iter().copied().collect();
         used_sorted.sort();
         for name in used_sorted {
@@ -192,13 +192,24 @@ impl Pool {
         }
         report.next_index = self.next;
         tracing::info!(
-            next_index = report.next_index,
+            used = used.len(),
+            held = report.held.len(),
             adopted = report.adopted.len(),
             deleted = report.deleted.len(),
-            left_alone = ?report.left_alone,
-            missing = ?report.missing,
+            left_alone = report.left_alone.len(),
+            missing = report.missing.len(),
+            not_ours = report.not_ours.len(),
+            known = report.known.len(),
+            next_index = report.next_index,
             "tap pool seeded"
         );
+        if !report.left_alone.is_empty() || !report.missing.is_empty() {
+            tracing::debug!(
+                left_alone = ?report.left_alone,
+                missing = ?report.missing,
+                "tap pool seeded: names left alone or missing"
+            );
+        }
         report
     }
 
@@ -302,7 +313,7 @@ impl Pool {
                 self.replace(now);
             }
             TapState::Leased | TapState::Resetting => {
-                tracing::warn!(tap = %from, renamed = ?to, index, state = ?tap.state, "a tap was renamed behind the pool's back; it goes when released");
+                tracing::warn!(tap = %from, holder = self.holders.get(&from).map(tracing::field::display), renamed = ?to, index, state = ?tap.state, "a tap was renamed behind the pool's back; it goes when released");
                 tap.retire = true;
             }
             // Deleted by index already.

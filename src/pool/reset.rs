@@ -132,10 +132,11 @@ impl Pool {
                     tap.state = TapState::Deleting;
                     self.delete(name, None);
                     self.replace(now);
-                } else if let Some((request, _)) = self.waiting.pop_front() {
+                } else if let Some((request, _, holder)) = self.waiting.pop_front() {
                     // An Acquire found the stock empty and waits for it.
                     self.counters.hits += 1;
                     let lease = self.grant(name, LeaseSource::Pool);
+                    self.label(name, holder);
                     self.events.push_back(Event::Acquired {
                         request,
                         result: Ok(lease),
@@ -143,6 +144,8 @@ impl Pool {
                 } else {
                     tap.state = TapState::Idle;
                     self.idle.push(name);
+                    // Back in the pool: nobody's.
+                    self.unlabel(&name);
                 }
             }
             // Gone, or the index is no longer a tap: nothing of the pool's
@@ -156,7 +159,7 @@ impl Pool {
                 // The tap itself, under another name: nobody can open it by
                 // its pool name, so it goes (by index; the reset changed
                 // nothing).
-                tracing::warn!(tap = %name, renamed = ?to, "a released tap was renamed behind the pool's back; deleting it");
+                tracing::warn!(tap = %name, holder = self.holders.get(&name).map(tracing::field::display), renamed = ?to, "a released tap was renamed behind the pool's back; deleting it");
                 tap.state = TapState::Deleting;
                 self.delete(name, None);
                 self.replace(now);
@@ -166,14 +169,14 @@ impl Pool {
                 // file still attached, an owner the spec lacks): it must not
                 // be handed out again. Nothing was exposed: it was not
                 // pooled. Deleted by index, and replaced.
-                tracing::warn!(tap = %name, %error, "a released tap cannot be reset; deleting it");
+                tracing::warn!(tap = %name, holder = self.holders.get(&name).map(tracing::field::display), %error, "a released tap cannot be reset; deleting it");
                 self.counters.discarded += 1;
                 tap.state = TapState::Deleting;
                 self.delete(name, None);
                 self.replace(now);
             }
             Err(error) => {
-                tracing::warn!(tap = %name, %error, "resetting a released tap failed; deleting it");
+                tracing::warn!(tap = %name, holder = self.holders.get(&name).map(tracing::field::display), %error, "resetting a released tap failed; deleting it");
                 self.counters.failures += 1;
                 tap.state = TapState::Deleting;
                 self.delete(name, None);

@@ -290,7 +290,26 @@ impl Pool {
                 "tap pool warm-up stopped"
             );
         }
-        tracing::debug!(created = report.created.len(), "tap pool warm-up finished");
+        // A warm-up someone asked for is part of the pool's lifecycle; a
+        // refill after a loss (one per few releases under churn) is not.
+        if self.warm.waiters.is_empty() {
+            tracing::debug!(
+                created = report.created.len(),
+                failed = report.failure.is_some(),
+                idle = self.idle.len(),
+                "tap pool refill finished"
+            );
+        } else {
+            tracing::info!(
+                created = report.created.len(),
+                failed = report.failure.is_some(),
+                idle = self.idle.len(),
+                size = self.size,
+                retry_in_ms = report.retry_in.map(|d| d.as_millis() as u64),
+                shut_down = report.shut_down,
+                "tap pool warm-up finished"
+            );
+        }
         for request in std::mem::take(&mut self.warm.waiters) {
             self.events.push_back(Event::Warmed {
                 request,

@@ -168,7 +168,7 @@ impl WarmFixture {
             let mut releases = Vec::with_capacity(n as usize);
             for _ in 0..n {
                 let t0 = Instant::now();
-                let lease = pool.send(Acquire { fallback }).await.unwrap().unwrap();
+                let lease = pool.send(Acquire::from(fallback)).await.unwrap().unwrap();
                 let t1 = Instant::now();
                 pool.send(Release::from(lease)).await.unwrap().unwrap();
                 let t2 = Instant::now();
@@ -224,7 +224,7 @@ impl WarmFixture {
                     let fallback = name(&format!("vm-c{c}"));
                     actix_rt::spawn(async move {
                         while done.fetch_add(1, Ordering::Relaxed) < total {
-                            let lease = pool.send(Acquire { fallback }).await.unwrap().unwrap();
+                            let lease = pool.send(Acquire::from(fallback)).await.unwrap().unwrap();
                             pool.send(Release::from(lease)).await.unwrap().unwrap();
                         }
                     })
@@ -305,7 +305,7 @@ pub fn busy_acquire(
                 // still be on its way out when the next Acquire comes.
                 let fallback = name(&format!("vm-b{i}"));
                 let t0 = Instant::now();
-                let lease = pool.send(Acquire { fallback }).await.unwrap().unwrap();
+                let lease = pool.send(Acquire::from(fallback)).await.unwrap().unwrap();
                 out.push(t0.elapsed());
                 // Not awaited: with the kernel slow, a Release that finds
                 // the pool full (a refill is under way) waits for a delete,
@@ -366,7 +366,7 @@ async fn lease_fallbacks(pool: &Addr<TapPoolActor>, n: usize) -> Vec<Lease> {
     for i in 0..n {
         let fallback = name(&format!("x{i}"));
         leases.push(
-            pool.send(Acquire { fallback })
+            pool.send(Acquire::from(fallback))
                 .await
                 .unwrap()
                 .unwrap()
@@ -455,7 +455,7 @@ pub fn cold_pool(ns: &TestNetns, bridge: TapName, n: usize) -> Vec<Duration> {
         for i in 0..n {
             let fallback = name(&format!("p{i}"));
             let t0 = Instant::now();
-            let lease = pool.send(Acquire { fallback }).await.unwrap().unwrap();
+            let lease = pool.send(Acquire::from(fallback)).await.unwrap().unwrap();
             out.push(t0.elapsed());
             lease.into_lease();
         }
