@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod inventory;
 pub mod kernel;
 #[cfg(target_os = "linux")]
 pub mod linux;
