@@ -76,7 +76,11 @@ fn problem(check: &'static str, detail: String, fix: impl Into<String>) -> Check
 
 /// Runs every check and prints them; exit status 1 if any is a problem.
 pub fn run(target: &Target, json: bool) -> Result<ExitCode, CliError> {
-    let mut checks = vec![tun_device(), tun_open(), capability(Capability::CAP_NET_ADMIN)];
+    let mut checks = vec![
+        tun_device(),
+        tun_open(),
+        capability(Capability::CAP_NET_ADMIN),
+    ];
     if target.netns.is_some() {
         checks.push(capability(Capability::CAP_SYS_ADMIN));
     }
@@ -141,7 +145,11 @@ fn tun_device() -> Check {
         Err(e) => return problem(NAME, format!("/dev/net/tun: {e}"), fix),
     };
     let mode = meta.mode() & 0o7777;
-    let owner = format!("mode {mode:04o}, owner uid {} gid {}", meta.uid(), meta.gid());
+    let owner = format!(
+        "mode {mode:04o}, owner uid {} gid {}",
+        meta.uid(),
+        meta.gid()
+    );
     if !meta.file_type().is_char_device() {
         return problem(
             NAME,
@@ -248,7 +256,9 @@ fn bridges(target: &Target, links: &[LinkSummary]) -> Vec<Check> {
         let Some(bridge) = links.iter().find(|l| l.name == name) else {
             return vec![problem(
                 NAME,
-                format!("the configured bridge {name} does not exist in the namespace: every create would fail"),
+                format!(
+                    "the configured bridge {name} does not exist in the namespace: every create would fail"
+                ),
                 format!("create it (ip link add {name} type bridge), or fix tap.bridge"),
             )];
         };
@@ -366,8 +376,7 @@ fn proc_sys_net() -> Check {
     let v6 = c"/proc/sys/net/ipv6/conf/default/hop_limit";
     let access = |path: &std::ffi::CStr, mode| {
         // SAFETY: `path` is a valid NUL-terminated string for the call.
-        let rc =
-            unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), mode, libc::AT_EACCESS) };
+        let rc = unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), mode, libc::AT_EACCESS) };
         if rc == 0 {
             Ok(())
         } else {

@@ -207,9 +207,11 @@ fn delete(kernel: &mut LinuxKernel, held: &HeldTap, why: String, report: &mut Re
     let at = index(device);
     match kernel.delete_link(device) {
         Ok(()) => report.deleted.push(Entry::new(device, at, why)),
-        Err(KernelError::NoSuchDevice { .. }) => report
-            .gone
-            .push(Entry::new(device, at, "gone since the listing")),
+        Err(KernelError::NoSuchDevice { .. }) => {
+            report
+                .gone
+                .push(Entry::new(device, at, "gone since the listing"))
+        }
         Err(e) => report.failed.push(Entry::new(device, at, e.to_string())),
     }
 }
@@ -272,7 +274,8 @@ fn why_keep(inventory: &Inventory, s: &Surveyed) -> String {
 }
 
 fn print_text(report: &Report) {
-    let line = |what: &str, e: &Entry| println!("{what} {} (index {}): {}", e.name, e.index, e.reason);
+    let line =
+        |what: &str, e: &Entry| println!("{what} {} (index {}): {}", e.name, e.index, e.reason);
     for e in &report.would_delete {
         line("would delete", e);
     }
