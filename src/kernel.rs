@@ -469,6 +469,17 @@ pub enum KernelError {
         /// What is left.
         residue: Residue,
     },
+    /// A process has the tap attached (a VMM holds it), so it was left
+    /// alone: [`LinuxKernel::hold`](crate::LinuxKernel::hold) found a
+    /// single-queue tap busy (`EBUSY`), or a multi-queue tap with a queue
+    /// attached. Nothing was changed.
+    #[error("tap {name} (index {index}) is in use: a process has it attached; left alone")]
+    InUse {
+        /// The tap's name.
+        name: TapName,
+        /// Its interface index.
+        index: u32,
+    },
     /// The call's answer never came: the kernel worker carrying it is gone
     /// (its process is shutting down), so it did not run, or what it made
     /// was removed again.
@@ -491,7 +502,7 @@ impl KernelError {
     /// The errno behind this error, where the kernel gave one.
     pub fn errno(&self) -> Option<Errno> {
         match self {
-            KernelError::Exists { .. } => Some(Errno(libc::EBUSY)),
+            KernelError::Exists { .. } | KernelError::InUse { .. } => Some(Errno(libc::EBUSY)),
             KernelError::NoSuchDevice { .. } => Some(Errno(libc::ENODEV)),
             KernelError::BridgeMissing { .. } => Some(Errno(libc::ENODEV)),
             KernelError::BridgeFull { .. } => Some(Errno(libc::EXFULL)),

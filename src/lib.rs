@@ -44,6 +44,7 @@
 
 pub mod config;
 pub mod holder;
+pub mod inventory;
 pub mod kernel;
 #[cfg(target_os = "linux")]
 pub mod linux;
@@ -62,7 +63,7 @@ pub use kernel::{
     LinkWatcher, Op, Outcome, Reply, Residue, TapSpec, TunKind,
 };
 #[cfg(target_os = "linux")]
-pub use linux::{LinuxKernel, LinuxKernelFactory, Netns};
+pub use linux::{HeldTap, LinkSummary, LinuxKernel, LinuxKernelFactory, Netns};
 pub use name::{MAX_NAME_LEN, NameError, TapName};
 pub use pool::{
     Answer, Batch, Command, CommandId, DrainReport, Event, Lane, Lease, LeaseSource, LeaseToken,

@@ -6,7 +6,11 @@
 //! and every device in it vanish when the demo exits. Elsewhere it says why and
 //! runs the same loop on the simulated kernel.
 //!
-//! `cargo run --release -p tap-pool-actors --example demo [-- VMS [CONCURRENCY]]`
+//! `cargo run --release -p tap-pool-actors --example demo [-- [--config FILE] [VMS [CONCURRENCY]]]`
+//!
+//! With `--config FILE` the pool is the one a TOML file describes
+//! (`PoolConfig::from_toml`; `docs/pool.example.toml` has every key), in
+//! the demo's own namespace: its bridge, if it names one, is made there.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -33,7 +37,7 @@ struct Setup {
     _netns: Option<Netns>,
 }
 
-fn real_kernel() -> Result<Setup, String> {
+fn real_kernel(bridge_name: Option<&str>) -> Result<Setup, String> {
     tap_pool_actors::linux::probe().map_err(|e| e.to_string())?;
     let netns = Netns::new_private().map_err(|e| e.to_string())?;
     // The bridge is the demo's scenery, not the library's job: it is made with
@@ -48,19 +52,20 @@ fn real_kernel() -> Result<Setup, String> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    let bridge = (ip(&["link", "add", BRIDGE, "type", "bridge"])
-        && ip(&["link", "set", BRIDGE, "up"]))
-    .then(|| TapName::new(BRIDGE).expect("valid name"));
+    let bridge = bridge_name.and_then(|name| {
+        (ip(&["link", "add", name, "type", "bridge"]) && ip(&["link", "set", name, "up"]))
+            .then(|| TapName::new(name).expect("valid name"))
+    });
     Ok(Setup {
         factory: Arc::new(LinuxKernelFactory {
             netns: Some(netns.clone()),
         }),
         label: format!(
             "real kernel, in a throwaway network namespace{}",
-            if bridge.is_some() {
-                format!(" with bridge {BRIDGE}")
-            } else {
-                " (no `ip` to make a bridge: taps are not enslaved)".to_owned()
+            match (bridge, bridge_name) {
+                (Some(bridge), _) => format!(" with bridge {bridge}"),
+                (None, Some(_)) => " (no `ip` to make a bridge: taps are not enslaved)".to_owned(),
+                (None, None) => " (no bridge configured)".to_owned(),
             }
         ),
         bridge,
@@ -68,16 +73,19 @@ fn real_kernel() -> Result<Setup, String> {
     })
 }
 
-fn simulated_kernel() -> Setup {
+fn simulated_kernel(bridge_name: Option<&str>) -> Setup {
     let sim = SimKernel::new();
     // Roughly what the real kernel costs on these machines.
     sim.set_latency(SimOp::Create, Duration::from_millis(2));
     sim.set_latency(SimOp::Delete, Duration::from_millis(16));
-    let bridge = TapName::new(BRIDGE).expect("valid name");
-    sim.add_bridge(bridge).expect("fresh kernel");
+    let bridge = bridge_name.map(|name| {
+        let bridge = TapName::new(name).expect("valid name");
+        sim.add_bridge(bridge).expect("fresh kernel");
+        bridge
+    });
     Setup {
         factory: Arc::new(sim),
-        bridge: Some(bridge),
+        bridge,
         label: "simulated kernel (2 ms per create, 16 ms per delete)".to_owned(),
         _netns: None,
     }
@@ -137,35 +145,70 @@ async fn run_vm(
 
 #[actix::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let file = match args.iter().position(|a| a == "--config") {
+        Some(at) if at + 1 < args.len() => {
+            let path = args.remove(at + 1);
+            args.remove(at);
+            Some(path)
+        }
+        Some(_) => {
+            eprintln!("--config needs a file");
+            std::process::exit(2);
+        }
+        None => None,
+    };
+    let mut args = args.into_iter();
     let vms: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(600);
     let concurrency: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(24);
+    let from_file = file.map(|path| {
+        std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| PoolConfig::from_toml(&text).map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| {
+                eprintln!("{path}: {e}");
+                std::process::exit(2);
+            })
+    });
+    // Without a file, a bridge of the demo's own; with one, its bridge (if
+    // it names one), made in the demo's namespace.
+    let bridge_name = match &from_file {
+        Some(config) => config.tap.bridge.map(|b| b.to_string()),
+        None => Some(BRIDGE.to_owned()),
+    };
 
-    let setup = match real_kernel() {
+    let setup = match real_kernel(bridge_name.as_deref()) {
         Ok(setup) => setup,
         Err(why) => {
             println!("The real kernel is not usable here ({why}).");
             println!("Running on the simulated kernel instead; run as root to see real taps.\n");
-            simulated_kernel()
+            simulated_kernel(bridge_name.as_deref())
+        }
+    };
+    let bridge = setup.bridge;
+    let config = match from_file {
+        Some(mut config) => {
+            config.tap.bridge = bridge;
+            config
+        }
+        None => {
+            let mut c = PoolConfig::default();
+            c.size = POOL_SIZE;
+            c.create_window = 2 * WORKERS;
+            c.tap = {
+                let mut t = TapSpec::default();
+                t.bridge = bridge;
+                t.device_group = Some(DEVICE_GROUP);
+                t
+            };
+            c
         }
     };
     println!("tap-pool demo: {}", setup.label);
     println!(
-        "pool of {POOL_SIZE} taps, {WORKERS} kernel workers, {vms} VMs, up to {concurrency} at once\n"
+        "pool of {} taps, {WORKERS} kernel workers, {vms} VMs, up to {concurrency} at once\n",
+        config.size
     );
-
-    let config = {
-        let mut c = PoolConfig::default();
-        c.size = POOL_SIZE;
-        c.create_window = 2 * WORKERS;
-        c.tap = {
-            let mut t = TapSpec::default();
-            t.bridge = setup.bridge;
-            t.device_group = Some(DEVICE_GROUP);
-            t
-        };
-        c
-    };
     let pool = TapPoolActor::builder(config)
         .kernel(Arc::clone(&setup.factory))
         .workers(WORKERS)

@@ -312,48 +312,13 @@ impl LinuxKernel {
         if spec.multi_queue && link.in_use {
             return Err(residue(Residue::Attached));
         }
-        // A tap a file is attached to answers EBUSY. A process that forks
-        // while some thread of it holds a tun file keeps a copy in the
-        // child until it execs, so a tap can look held for that long by
-        // nobody's intent: tried again, a millisecond apart, each time
-        // only once the index shows the tap still there (a TUNSETIFF of a
-        // name no device has would make one).
-        let mut tries = 1;
-        let tap = loop {
-            match tun::attach(name, spec) {
-                Ok(tap) => break tap,
-                Err(errno) if errno.0 == libc::EBUSY && tries < ATTACH_TRIES => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                    self.verify(device, OnRename::Refuse, reset_error_for(name))?;
-                }
-                Err(errno) if errno.0 == libc::EBUSY => return Err(residue(Residue::Attached)),
-                Err(errno) => return Err(refused(errno)),
-            }
-        };
-        // Attached by name: it must be the tap at `index`. Else the tap
-        // went or was renamed in between, and the attach may have made a
-        // device of that name: it goes now, by index, rather than with the
-        // last copy of the file. Told apart from someone else's device
-        // while this file still holds it: one the attach made is not
-        // persistent, has no owner or group, and no file but this one.
-        match self.rtnl.ifindex(name) {
-            Ok(i) if i == index => {}
-            found => {
-                if let Ok(made) = found
-                    && let Ok(Some(link)) = self.rtnl.tun_link(made)
-                    && !link.persistent
-                    && link.owner.is_none()
-                    && link.group.is_none()
-                    && !link.in_use_by_others()
-                {
-                    self.discard(name, made);
-                }
-                drop(tap);
-                self.verify(device, OnRename::Refuse, reset_error_for(name))?;
-                return Err(KernelError::NoSuchDevice { name });
-            }
-        }
+        let tap = self.attach_alone(
+            device,
+            index,
+            spec,
+            &|errno, ext_ack| reset_error_for(name)(errno, ext_ack),
+            || residue(Residue::Attached),
+        )?;
         tap.restore(owner, spec.group).map_err(|e| match e {
             tun::TunRestore::Refused(what, errno) => {
                 tracing::debug!(%name, what, %errno, "a tun setting could not be put back");
@@ -369,6 +334,148 @@ impl LinuxKernel {
             }
         }
         tap.persist().map_err(refused)
+    }
+
+    /// Attaches to the tap `device`, at `index` (checked by the caller),
+    /// with `spec`'s flags, the way a VMM does: on a single-queue tap that
+    /// succeeds only if no other file is attached, and while the returned
+    /// file is held no other can attach. A tap that stays busy is `busy()`;
+    /// a refusal is `refused`'s; a tap that went or was renamed meanwhile
+    /// is [`KernelError::NoSuchDevice`] or what [`Self::verify`] says.
+    fn attach_alone(
+        &mut self,
+        device: Device,
+        index: u32,
+        spec: &TapSpec,
+        refused: &dyn Fn(Errno, Option<String>) -> KernelError,
+        busy: impl FnOnce() -> KernelError,
+    ) -> Result<tun::Attached, KernelError> {
+        let name = device.name;
+        // A tap a file is attached to answers EBUSY. A process that forks
+        // while some thread of it holds a tun file keeps a copy in the
+        // child until it execs, so a tap can look held for that long by
+        // nobody's intent: tried again, a millisecond apart, each time
+        // only once the index shows the tap still there (a TUNSETIFF of a
+        // name no device has would make one).
+        let mut tries = 1;
+        let tap = loop {
+            match tun::attach(name, spec) {
+                Ok(tap) => break tap,
+                Err(errno) if errno.0 == libc::EBUSY && tries < ATTACH_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    self.verify(device, OnRename::Refuse, |errno, ext_ack| {
+                        refused(errno, ext_ack)
+                    })?;
+                }
+                Err(errno) if errno.0 == libc::EBUSY => return Err(busy()),
+                Err(errno) => return Err(refused(errno, None)),
+            }
+        };
+        // Attached by name: it must be the tap at `index`. Else the tap
+        // went or was renamed in between, and the attach may have made a
+        // device of that name: it goes now, by index, rather than with the
+        // last copy of the file. Told apart from someone else's device
+        // while this file still holds it: one the attach made is not
+        // persistent, has no owner or group, and no file but this one.
+        match self.rtnl.ifindex(name) {
+            Ok(i) if i == index => Ok(tap),
+            found => {
+                if let Ok(made) = found
+                    && let Ok(Some(link)) = self.rtnl.tun_link(made)
+                    && !link.persistent
+                    && link.owner.is_none()
+                    && link.group.is_none()
+                    && !link.in_use_by_others()
+                {
+                    self.discard(name, made);
+                }
+                drop(tap);
+                self.verify(device, OnRename::Refuse, |errno, ext_ack| {
+                    refused(errno, ext_ack)
+                })?;
+                Err(KernelError::NoSuchDevice { name })
+            }
+        }
+    }
+
+    /// Takes hold of the tap `device` that no process has attached, so
+    /// that none can while it is held: it attaches to the tap itself (with
+    /// the tap's own vnet header and queue flags, as a VMM would), which a
+    /// single-queue tap allows only when no other file is attached, and
+    /// then refuses every other (`EBUSY`). Delete it while it is held
+    /// ([`Kernel::delete_link`] by index, or [`Kernel::delete_group`]) and
+    /// no VMM that opens it between a listing and the delete loses its
+    /// device: the `gc` of the `tap-pool` tool does this.
+    ///
+    /// A multi-queue tap takes more than one file: it is held only if no
+    /// queue but this one is attached once attached, and a process can
+    /// still attach a queue of its own after that check.
+    ///
+    /// Dropping the [`HeldTap`] detaches (a tap that was persistent stays,
+    /// with the flags it had, but `IFF_NO_PI`, which this attach sets).
+    ///
+    /// # Errors
+    /// [`KernelError::InUse`] when a process has the tap attached;
+    /// [`KernelError::NoSuchDevice`], [`KernelError::NotATap`] or
+    /// [`KernelError::Renamed`] when the device at `device`'s index (or of
+    /// its name) is gone, is not a tap or no longer has its name;
+    /// [`KernelError::Delete`] with the errno when the kernel refuses the
+    /// attach (`EPERM` without `CAP_NET_ADMIN` for a tap of another owner);
+    /// [`KernelError::Socket`] when the netlink socket fails.
+    pub fn hold(&mut self, device: Device) -> Result<HeldTap, KernelError> {
+        let name = device.name;
+        let refused = |errno: Errno, ext_ack| {
+            if errno.0 == libc::ENODEV {
+                KernelError::NoSuchDevice { name }
+            } else {
+                KernelError::Delete {
+                    name,
+                    errno,
+                    ext_ack,
+                }
+            }
+        };
+        let index = self.verify(device, OnRename::Refuse, refused)?;
+        let in_use = KernelError::InUse { name, index };
+        let link = match self.rtnl.tun_link(index) {
+            Ok(Some(link)) => link,
+            Ok(None) => return Err(KernelError::NotATap { name, index }),
+            Err(e) => return Err(tap_error(name, refused)(e)),
+        };
+        if link.multi_queue && link.in_use {
+            return Err(in_use);
+        }
+        let spec = TapSpec {
+            vnet_hdr: link.vnet_hdr,
+            multi_queue: link.multi_queue,
+            ..TapSpec::default()
+        };
+        let file = self.attach_alone(device, index, &spec, &refused, || in_use.clone())?;
+        if link.multi_queue {
+            match self.rtnl.tun_link(index) {
+                Ok(Some(link)) if !link.in_use_by_others() => {}
+                Ok(Some(_)) => return Err(in_use),
+                Ok(None) => return Err(KernelError::NotATap { name, index }),
+                Err(e) => return Err(tap_error(name, refused)(e)),
+            }
+        }
+        Ok(HeldTap {
+            device: Device::new(name, index),
+            _file: file,
+        })
+    }
+
+    /// Every link in the namespace, of any kind, from one `RTM_GETLINK`
+    /// dump: its index, name, kind, master and device group. For tools that
+    /// show a tap's master by name, count a bridge's ports, or look at the
+    /// highest index in use.
+    ///
+    /// # Errors
+    /// [`KernelError::List`] when the kernel refuses the dump,
+    /// [`KernelError::Socket`] when the socket fails.
+    pub fn links(&mut self) -> Result<Vec<LinkSummary>, KernelError> {
+        self.rtnl.link_summaries().map_err(list_error)
     }
 
     /// The tun/tap device at `index`, known to the pool as `name`.
@@ -486,6 +593,41 @@ impl LinuxKernel {
             Err(e) => Err(socket_error(&e)),
         }
     }
+}
+
+/// A tap this process holds as its only file ([`LinuxKernel::hold`]): no
+/// other process can attach to it (a single-queue one) until this is
+/// dropped.
+#[derive(Debug)]
+pub struct HeldTap {
+    device: Device,
+    _file: tun::Attached,
+}
+
+impl HeldTap {
+    /// The tap held: its name and interface index.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+}
+
+/// One link of any kind, as [`LinuxKernel::links`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct LinkSummary {
+    /// The interface index.
+    pub index: u32,
+    /// The name.
+    pub name: TapName,
+    /// The kind (`IFLA_INFO_KIND`: `"bridge"`, `"tun"`, `"veth"`,
+    /// `"dummy"`...); `None` for a device with none (`lo`, a physical
+    /// NIC).
+    pub kind: Option<String>,
+    /// The master's interface index (a bridge's, for its ports), if any.
+    pub master: Option<u32>,
+    /// The device group (0 is the kernel's default).
+    pub device_group: u32,
 }
 
 /// How many times, a millisecond apart, a reset tries to attach to a tap

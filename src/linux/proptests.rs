@@ -11,8 +11,8 @@ use super::addr::get::parse_address;
 use rustc_hash::FxHashMap;
 
 use super::link::parse::{
-    parse_group_member, parse_link_identity, parse_link_name, parse_link_state, parse_tun_info,
-    parse_tun_link,
+    parse_group_member, parse_link_identity, parse_link_name, parse_link_state, parse_link_summary,
+    parse_tun_info, parse_tun_link,
 };
 use super::netlink::{Attrs, Header, Malformed, parse_status, split_message};
 use super::route::get::parse_route;
@@ -98,6 +98,7 @@ fn every_parser(bytes: &[u8]) {
 fn parse_payload(header: Header, payload: &[u8]) {
     let _ = parse_status(header, payload);
     let _ = parse_tun_link(payload);
+    let _ = parse_link_summary(payload);
     let _ = parse_tun_info(payload);
     let _ = parse_link_identity(payload);
     let _ = parse_link_name(payload);

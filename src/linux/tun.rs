@@ -139,6 +139,7 @@ const SNDBUF: libc::c_int = libc::c_int::MAX;
 /// A pool tap this process has attached to in order to reset it. While it
 /// is held, no other file can attach to a single-queue tap (`EBUSY`);
 /// dropping it detaches (and removes the tap if it is not persistent).
+#[derive(Debug)]
 pub(crate) struct Attached {
     file: OwnedFd,
 }

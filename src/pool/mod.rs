@@ -47,6 +47,7 @@ use thiserror::Error;
 
 use crate::config::{Backoff, ConfigError, Naming, PoolConfig, Recycle};
 use crate::holder::Holder;
+use crate::inventory::Inventory;
 use crate::kernel::{CreatedTap, Device, KernelError, LinkInfo, Op, Outcome, Reply, TapSpec};
 use crate::name::TapName;
 
@@ -384,13 +385,15 @@ pub struct Pool {
     size: usize,
     create_window: usize,
     recycle: Recycle,
-    /// The owner every tap of the pool has: the spec's, or this process's
-    /// effective uid where the spec names neither owner nor group.
-    owner: Option<u32>,
     warm_retry: Backoff,
     delete_retry: Backoff,
     tap: TapSpec,
     naming: Naming,
+    /// Which devices are the pool's, and which of them `Seed` may take;
+    /// with the owner every tap of the pool has (the spec's, or this
+    /// process's effective uid where the spec names neither owner nor
+    /// group).
+    inventory: Inventory,
     /// The next pool index to try.
     next: u64,
     /// Pool names the kernel holds for devices the pool does not own (it
@@ -455,12 +458,13 @@ impl Pool {
     /// [`ConfigError`] names the setting at fault.
     pub fn new(config: PoolConfig) -> Result<Pool, ConfigError> {
         let naming = config.naming()?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let owner = config.tap.effective_owner(unsafe { libc::geteuid() });
         Ok(Pool {
+            inventory: Inventory::for_owner(&config, owner)?,
             size: config.size,
             create_window: config.create_window,
             recycle: config.recycle,
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            owner: config.tap.effective_owner(unsafe { libc::geteuid() }),
             warm_retry: config.warm_retry,
             delete_retry: config.delete_retry,
             tap: config.tap,
@@ -499,6 +503,12 @@ impl Pool {
     /// How the pool's taps are made.
     pub fn tap_spec(&self) -> &TapSpec {
         &self.tap
+    }
+
+    /// Which devices are this pool's, and which of them `Seed` adopts or
+    /// deletes when nobody lists them: see [`crate::inventory`].
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
     }
 
     /// The pool's name prefix.
@@ -790,14 +800,6 @@ impl Pool {
 
     /// Whether `link` is one of the pool's: a pool name, or a member of the
     /// pool's device group.
-    fn is_ours(&self, link: &LinkInfo) -> bool {
-        self.naming.index_of(&link.name).is_some()
-            || self
-                .tap
-                .device_group
-                .is_some_and(|g| g == link.device_group)
-    }
-
     fn names_in(&self, state: TapState) -> Vec<TapName> {
         self.taps
             .iter()

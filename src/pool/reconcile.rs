@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use super::{Lane, Lease, LeaseSource, Pool, Purpose, RequestId, Tap, TapState};
-use crate::config::Recycle;
+use crate::inventory::Verdict;
 use crate::kernel::{LinkInfo, Op, TunKind};
 use crate::name::TapName;
 
@@ -84,8 +84,8 @@ impl Pool {
             .collect();
         links.sort_by_key(|l| (self.naming.index_of(&l.name), l.name));
         for link in &links {
-            if self.is_ours(link)
-                && let Some(index) = self.naming.index_of(&link.name)
+            if self.inventory.is_ours(link)
+                && let Some(index) = self.inventory.pool_index(&link.name)
             {
                 self.next = self.next.max(index.saturating_add(1));
             }
@@ -116,7 +116,7 @@ impl Pool {
                 continue;
             }
             match by_name.get(&name) {
-                Some(link) if link.kind == TunKind::Tap && self.is_ours(link) => {
+                Some(link) if self.inventory.class(link).is_pool_tap() => {
                     let mac = self.fresh_mac();
                     self.taps.insert(
                         name,
@@ -127,7 +127,7 @@ impl Pool {
                             seeded: true,
                             // A tap not made the way this pool makes them
                             // stays with its VM but is never pooled.
-                            retire: !self.made_like_ours(link),
+                            retire: !self.inventory.made_like_ours(link),
                             ..Tap::new(TapState::Leased)
                         },
                     );
@@ -144,23 +144,29 @@ impl Pool {
             if used_set.contains(&link.name)
                 || self.taps.contains_key(&link.name)
                 || reserved.contains(&link.name)
-                || !self.is_ours(link)
             {
                 continue;
             }
-            if link.kind != TunKind::Tap {
+            // The rules of which devices are the pool's, and which of them
+            // it may take, are the inventory's (`gc` applies them too).
+            let verdict = self.inventory.verdict(link);
+            match verdict {
+                Verdict::NotOurs => continue,
                 // A tun device under a pool name, or in the pool's group:
                 // the pool makes none, so it is someone else's. Never
                 // touched; its name is never created.
-                if self.naming.index_of(&link.name).is_some() {
-                    self.taken.insert(link.name);
+                Verdict::NotATap => {
+                    if self.inventory.pool_index(&link.name).is_some() {
+                        self.taken.insert(link.name);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            if link.in_use {
-                report.left_alone.push(link.name);
-                self.taken.insert(link.name);
-                continue;
+                Verdict::InUse => {
+                    report.left_alone.push(link.name);
+                    self.taken.insert(link.name);
+                    continue;
+                }
+                Verdict::Adoptable | Verdict::Leftover | Verdict::OtherOwner => {}
             }
             let tap = Tap {
                 index: Some(link.index),
@@ -171,10 +177,7 @@ impl Pool {
             // Only a tap made exactly the way this pool makes them, and
             // reset before it is handed out; none at all in a fresh pool,
             // where any leftover may have been leased before.
-            let adoptable = self.naming.index_of(&link.name).is_some()
-                && self.made_like_ours(link)
-                && self.recycle == Recycle::Reset;
-            if adoptable && self.has_room() {
+            if verdict == Verdict::Adoptable && self.has_room() {
                 report.adopted.push(link.name);
                 self.taps.insert(
                     link.name,
@@ -223,22 +226,6 @@ impl Pool {
         self.tokens.fill(&mut mac);
         mac[0] = (mac[0] & 0xfe) | 0x02;
         mac
-    }
-
-    /// Whether `link` is a tap made exactly the way this pool makes them:
-    /// a persistent Ethernet tap with the pool's owner (the effective one
-    /// where the spec names none), group, `vnet_hdr` and `multi_queue`. A
-    /// VMM could not open one with another owner, group or queue mode, one
-    /// with neither owner nor group is open to anyone, and a reset cannot
-    /// change the queue mode or unset an owner or group.
-    fn made_like_ours(&self, link: &LinkInfo) -> bool {
-        link.kind == TunKind::Tap
-            && link.link_type == libc::ARPHRD_ETHER
-            && link.persistent
-            && link.owner == self.owner
-            && link.group == self.tap.group
-            && link.vnet_hdr == self.tap.vnet_hdr
-            && link.multi_queue == self.tap.multi_queue
     }
 
     /// A device was removed from the kernel (seen by the link watcher). An

@@ -38,6 +38,8 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(watcher_reports_renames_of_taps_made_after_it_opened),
         kernel_test!(watcher_reports_renames_of_devices_that_existed_before_it_opened),
         kernel_test!(a_multi_queue_tap_with_a_queue_still_attached_is_a_residue),
+        kernel_test!(a_held_tap_keeps_every_vmm_out_until_it_is_deleted),
+        kernel_test!(links_lists_every_device_with_its_kind_master_and_group),
     ]
 }
 
@@ -1282,4 +1284,145 @@ fn a_multi_queue_tap_with_a_queue_still_attached_is_a_residue() {
     reset(&ns).expect("reset once the tenant let go");
     assert_eq!(info_data(&ns.link(tap).unwrap())["numqueues"], 0);
     assert_eq!(info_data(&ns.link(tap).unwrap())["persist"], true);
+}
+
+/// Runs `f` with a `LinuxKernel` (not the trait: `hold` and `links` are
+/// Linux's own) on a fresh thread in `ns`.
+fn with_linux<R: Send>(
+    ns: &TestNetns,
+    f: impl FnOnce(&mut tap_pool::LinuxKernel) -> R + Send,
+) -> R {
+    let netns = ns.netns();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            tap_pool::linux::enter(&netns).expect("enter the test namespace");
+            f(&mut tap_pool::LinuxKernel::open().expect("open"))
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// A VMM's `TUNSETIFF` of `name` in `ns`, once: the errno it gets, if any.
+fn vmm_attach_errno(ns: &TestNetns, name: &str) -> Option<i32> {
+    let netns = ns.netns();
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        tap_pool::linux::enter(&netns).expect("enter the test namespace");
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .expect("open /dev/net/tun");
+        // SAFETY: `ifreq` is plain old data; all zeroes is valid.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *dst = src as libc::c_char;
+        }
+        req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as i16;
+        // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `req` is.
+        let rc = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::TUNSETIFF,
+                &raw mut req,
+            )
+        };
+        (rc != 0).then(|| std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    })
+    .join()
+    .expect("attach thread")
+}
+
+fn a_held_tap_keeps_every_vmm_out_until_it_is_deleted() {
+    let ns = TestNetns::new();
+    let mut multi = TapSpec::default();
+    multi.multi_queue = true;
+    let (idle, busy, queued) = ns.with_kernel(|k| {
+        (
+            k.create_tap(name("tpk-idle"), &TapSpec::default())
+                .expect("create"),
+            k.create_tap(name("tpk-busy"), &TapSpec::default())
+                .expect("create"),
+            k.create_tap(name("tpk-mq"), &multi).expect("create"),
+        )
+    });
+    let _vmm = ns.attach("tpk-busy", true);
+    let _queue = ns.attach_queue("tpk-mq");
+    with_linux(&ns, |k| {
+        for (tap, index) in [("tpk-busy", busy.index), ("tpk-mq", queued.index)] {
+            assert_eq!(
+                k.hold(Device::new(name(tap), index)).map(|h| h.device()),
+                Err(KernelError::InUse {
+                    name: name(tap),
+                    index
+                }),
+                "{tap}"
+            );
+        }
+        let held = k
+            .hold(Device::new(name("tpk-idle"), idle.index))
+            .expect("held");
+        assert_eq!(held.device(), Device::new(name("tpk-idle"), idle.index));
+        // A VMM that comes now is turned away; the delete takes no
+        // device from it.
+        assert_eq!(vmm_attach_errno(&ns, "tpk-idle"), Some(libc::EBUSY));
+        tap_pool::Kernel::delete_link(k, held.device()).expect("deleted while held");
+        drop(held);
+    });
+    assert!(ns.link("tpk-idle").is_none(), "deleted");
+    for tap in ["tpk-busy", "tpk-mq"] {
+        assert!(
+            flags(&ns.link(tap).expect("still there")).contains(&"UP".to_owned()),
+            "{tap} untouched"
+        );
+    }
+    // A tap that has gone since the listing is not made again by the attach.
+    let gone = ns.with_kernel(|k| k.create_tap(name("tpk-gone"), &TapSpec::default()));
+    let gone = gone.expect("create");
+    ns.ip(&["link", "del", "tpk-gone"]);
+    let held = with_linux(&ns, |k| {
+        k.hold(Device::new(name("tpk-gone"), gone.index))
+            .map(|h| h.device())
+    });
+    assert_eq!(
+        held,
+        Err(KernelError::NoSuchDevice {
+            name: name("tpk-gone")
+        })
+    );
+    assert!(ns.link("tpk-gone").is_none());
+}
+
+fn links_lists_every_device_with_its_kind_master_and_group() {
+    let ns = TestNetns::new();
+    ns.add_bridge("tpk-br0");
+    let mut spec = TapSpec::default();
+    spec.bridge = Some(name("tpk-br0"));
+    spec.device_group = Some(77);
+    let tap = ns
+        .with_kernel(|k| k.create_tap(name("tpk-port"), &spec))
+        .expect("create");
+    ns.ip(&["link", "add", "tpk-ifb", "type", "ifb"]);
+    let links = with_linux(&ns, |k| k.links()).expect("links");
+    let by_ip: Vec<(u64, String)> = ns
+        .links()
+        .iter()
+        .map(|l| (l["ifindex"].as_u64().expect("index"), text(&l["ifname"])))
+        .collect();
+    let ours: Vec<(u64, String)> = links
+        .iter()
+        .map(|l| (u64::from(l.index), l.name.to_string()))
+        .collect();
+    assert_eq!(ours, by_ip, "the same devices as ip, in index order");
+    let find = |n: &str| links.iter().find(|l| l.name == name(n)).expect(n).clone();
+    let bridge = find("tpk-br0");
+    assert_eq!(bridge.kind.as_deref(), Some("bridge"));
+    let port = find("tpk-port");
+    assert_eq!(port.index, tap.index);
+    assert_eq!(port.kind.as_deref(), Some("tun"));
+    assert_eq!(port.master, Some(bridge.index));
+    assert_eq!(port.device_group, 77);
+    assert_eq!(find("tpk-ifb").kind.as_deref(), Some("ifb"));
+    assert_eq!(find("lo").kind, None);
 }

@@ -4,10 +4,11 @@
 
 use super::parse::{
     LinkIdentity, LinkState, parse_group_member, parse_link_identity, parse_link_name,
-    parse_link_state, parse_tun_link,
+    parse_link_state, parse_link_summary, parse_tun_link,
 };
 use super::{Target, push_ifinfomsg, push_target};
 use crate::kernel::LinkInfo;
+use crate::linux::LinkSummary;
 use crate::linux::netlink::{Malformed, NLM_F_ACK, NLM_F_DUMP, NlError, Request, Rtnl};
 use crate::name::TapName;
 
@@ -130,6 +131,16 @@ impl Rtnl {
             if let (index, Some(name)) = parse_link_name(payload)? {
                 names.push((index, name));
             }
+            Ok(())
+        })
+    }
+
+    /// Every link, of any kind, from one dump ([`group_dump_request`]); a
+    /// link the kernel sent no device name for (it always sends one) is
+    /// left out.
+    pub(crate) fn link_summaries(&mut self) -> Result<Vec<LinkSummary>, NlError> {
+        self.dump(&mut group_dump_request(), |payload, links| {
+            links.extend(parse_link_summary(payload)?);
             Ok(())
         })
     }

@@ -6,6 +6,7 @@ use super::{
     IFLA_INET_CONF, IFLA_INET6_CONF, IFLA_INET6_TOKEN, IFLA_XDP_ATTACHED, XDP_ATTACHED_NONE,
 };
 use crate::kernel::{LinkInfo, TunKind};
+use crate::linux::LinkSummary;
 use crate::linux::netlink::{Attrs, Malformed, c_str, c_string, read_attr_u32, read_u32};
 use crate::name::TapName;
 
@@ -239,6 +240,37 @@ pub(crate) fn parse_link_name(payload: &[u8]) -> Result<(u32, Option<TapName>), 
 pub(crate) fn exact_name(data: &[u8]) -> Option<TapName> {
     let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
     TapName::from_bytes(&data[..end]).ok()
+}
+
+/// Reads one `RTM_NEWLINK` payload of a dump of every link: its index,
+/// name, kind, master and device group; `None` where the kernel sent no
+/// name a device can have (see [`exact_name`]), which it never does.
+pub(crate) fn parse_link_summary(payload: &[u8]) -> Result<Option<LinkSummary>, Malformed> {
+    let (ifinfomsg, attrs) = split_ifinfomsg(payload)?;
+    let mut name = None;
+    let mut kind = None;
+    let mut master = None;
+    let mut device_group = 0;
+    for (attr, data) in attrs {
+        match attr {
+            libc::IFLA_IFNAME => name = exact_name(data),
+            libc::IFLA_MASTER => master = Some(read_attr_u32(attr, data)?),
+            libc::IFLA_GROUP => device_group = read_attr_u32(attr, data)?,
+            libc::IFLA_LINKINFO => {
+                kind = Attrs(data)
+                    .find(|&(info, _)| info == libc::IFLA_INFO_KIND)
+                    .map(|(_, value)| c_string(value));
+            }
+            _ => {}
+        }
+    }
+    Ok(name.map(|name| LinkSummary {
+        index: read_u32(ifinfomsg, 4),
+        name,
+        kind,
+        master,
+        device_group,
+    }))
 }
 
 /// Reads one `RTM_NEWLINK` payload of a group dump: the link's name if it
@@ -499,6 +531,33 @@ mod tests {
         assert_eq!(members(7), [name("tapc0"), name("tunc0")]);
         assert_eq!(members(0), [name("lo"), name("br0")]);
         assert!(members(8).is_empty());
+    }
+
+    #[test]
+    fn captured_summaries_of_every_link() {
+        let dump = payloads(include_bytes!("../testdata/group_dump.bin"));
+        let summaries: Vec<_> = dump
+            .iter()
+            .map(|payload| parse_link_summary(payload).expect("parses"))
+            .collect();
+        let summary = |index, n: &str, kind: Option<&str>, master, device_group| {
+            Some(LinkSummary {
+                index,
+                name: name(n),
+                kind: kind.map(str::to_owned),
+                master,
+                device_group,
+            })
+        };
+        assert_eq!(
+            summaries,
+            [
+                summary(1, "lo", None, None, 0),
+                summary(2, "br0", Some("bridge"), None, 0),
+                summary(3, "tapc0", Some("tun"), Some(2), 7),
+                summary(4, "tunc0", Some("tun"), None, 7),
+            ]
+        );
     }
 
     /// The one link of a captured reply to `link::get::link_request`, and
