@@ -654,6 +654,10 @@ impl Op {
     }
 
     /// Carries the call out on `kernel`.
+    ///
+    /// # Errors
+    /// The kernel's [`KernelError`], as the [`Kernel`] method the call
+    /// names documents it.
     pub fn run(&self, kernel: &mut dyn Kernel) -> Outcome {
         match self {
             Op::Create { name, spec } => kernel.create_tap(*name, spec).map(Reply::Created),
@@ -675,23 +679,37 @@ impl Op {
 /// called from the pool's kernel worker threads.
 pub trait Kernel: Send {
     /// Creates a persistent tap named `name`, owned as `spec` says, configured
-    /// (up, MTU, master, group) and closed. Fails with [`KernelError::Exists`]
-    /// if any device of that name exists; on any failure after the device was
-    /// made, removes it before returning.
+    /// (up, MTU, master, group) and closed.
     ///
     /// The tap becomes persistent only once it is fully configured, so a
     /// process that dies part-way leaves nothing behind (the kernel removes a
     /// non-persistent tap when its last file closes).
+    ///
+    /// # Errors
+    /// [`KernelError::Exists`] if any device of that name exists;
+    /// [`KernelError::BridgeMissing`] / [`KernelError::BridgeFull`] for the
+    /// spec's bridge; [`KernelError::Create`] / [`KernelError::Configure`]
+    /// naming the step that failed; [`KernelError::Residue`] if a stranger
+    /// attached during the create. On any failure after the device was
+    /// made, it is removed before this returns.
     fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<CreatedTap, KernelError>;
 
     /// Deletes the tap `device`: the device at its index where known, even
     /// if it has been renamed (it is the caller's own device); else the
-    /// device of its name. Fails with [`KernelError::NoSuchDevice`] if there
-    /// is none, and with [`KernelError::NotATap`], deleting nothing, if the
-    /// device there is not a tap (a bridge, a veth, `lo`, a tun-mode device).
+    /// device of its name.
+    ///
+    /// # Errors
+    /// [`KernelError::NoSuchDevice`] if there is none;
+    /// [`KernelError::NotATap`], deleting nothing, if the device there is
+    /// not a tap (a bridge, a veth, `lo`, a tun-mode device);
+    /// [`KernelError::Delete`] with the kernel's errno otherwise.
     fn delete_link(&mut self, device: Device) -> Result<(), KernelError>;
 
     /// Lists every tun/tap device.
+    ///
+    /// # Errors
+    /// [`KernelError::List`] (or [`KernelError::Socket`]) when the dump
+    /// fails; nothing is changed.
     fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError>;
 
     /// Puts a released tap back to its pooled configuration, whatever its
@@ -703,12 +721,18 @@ pub trait Kernel: Send {
     /// its device group (the spec's, or 0), its Ethernet address (`mac`);
     /// and brings it up. What cannot be put back is
     /// [`KernelError::Residue`]: a file still attached, an owner or group
-    /// the spec does not have, and the like. Acts on the device at `device`'s index where known, else on the
-    /// device of its name, and checks it first, changing nothing if the
-    /// check fails: [`KernelError::NoSuchDevice`] if there is none,
+    /// the spec does not have, and the like. Acts on the device at
+    /// `device`'s index where known, else on the device of its name, and
+    /// checks it first, changing nothing if the check fails.
+    ///
+    /// # Errors
+    /// [`KernelError::NoSuchDevice`] if there is none,
     /// [`KernelError::NotATap`] if it is not a tap, and
     /// [`KernelError::Renamed`] if it is a tap renamed since (its holder
-    /// could not open it by the name it was given).
+    /// could not open it by the name it was given): nothing changed.
+    /// [`KernelError::Residue`] for what a reset cannot take away, and
+    /// [`KernelError::Reset`] with the kernel's errno when a step fails:
+    /// the tap is then not fit to hand out (the pool deletes it).
     fn reset_tap(
         &mut self,
         device: Device,
@@ -718,15 +742,27 @@ pub trait Kernel: Send {
 
     /// Moves the tap `device` into device group `group` (0 is the default
     /// group), checked first as [`Kernel::reset_tap`] checks it.
+    ///
+    /// # Errors
+    /// As [`Kernel::reset_tap`]'s check (nothing changed), or
+    /// [`KernelError::Reset`] with the kernel's errno.
     fn set_device_group(&mut self, device: Device, group: u32) -> Result<(), KernelError>;
 
     /// Names every device of any kind in device group `group` (a
     /// `RTM_GETLINK` dump), so a caller can check the group holds only its
     /// own devices before deleting it.
+    ///
+    /// # Errors
+    /// [`KernelError::List`] (or [`KernelError::Socket`]) when the dump
+    /// fails.
     fn list_group(&mut self, group: u32) -> Result<Vec<TapName>, KernelError>;
 
-    /// Deletes every device in `group` with one `RTM_DELLINK`. Refuses
-    /// group 0 (every device is in it) with `EINVAL`.
+    /// Deletes every device in `group` with one `RTM_DELLINK`.
+    ///
+    /// # Errors
+    /// [`KernelError::DeleteGroup`]: with `EINVAL` for group 0 (every
+    /// device is in it), which is refused without a kernel call, else with
+    /// the kernel's errno.
     fn delete_group(&mut self, group: u32) -> Result<(), KernelError>;
 }
 
@@ -734,6 +770,10 @@ pub trait Kernel: Send {
 pub trait LinkWatcher: Send {
     /// The next event, or `None` when nothing happened within about a second
     /// (so a watcher thread can check whether anyone still listens).
+    ///
+    /// # Errors
+    /// [`KernelError::Socket`] when the watcher's socket fails (events may
+    /// have been lost: the caller reopens it and resyncs).
     fn next_event(&mut self) -> Result<Option<LinkEvent>, KernelError>;
 }
 
@@ -743,10 +783,17 @@ pub trait LinkWatcher: Send {
 /// thread-bound state (a netlink socket, the thread's network namespace).
 pub trait KernelFactory: Send + Sync + 'static {
     /// Opens a handle for the calling thread.
+    ///
+    /// # Errors
+    /// [`KernelError::Namespace`] when the pool's namespace cannot be
+    /// entered, [`KernelError::Socket`] when no netlink socket opens.
     fn open(&self) -> Result<Box<dyn Kernel>, KernelError>;
 
     /// Opens a watcher of link changes for the calling thread (for Linux: a
     /// netlink socket subscribed to `RTNLGRP_LINK`, in the pool's namespace).
+    ///
+    /// # Errors
+    /// As [`KernelFactory::open`].
     fn watch(&self) -> Result<Box<dyn LinkWatcher>, KernelError>;
 
     /// Called once, on the thread that starts a pool, before any worker or

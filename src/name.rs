@@ -119,6 +119,9 @@ pub struct TapName {
 impl TapName {
     /// Checks `name` against the kernel's rules: [`TapName::from_bytes`] of
     /// its UTF-8.
+    ///
+    /// # Errors
+    /// [`NameError`] says which rule `name` breaks.
     pub fn new(name: &str) -> Result<Self, NameError> {
         TapName::from_bytes(name.as_bytes())
     }
@@ -126,6 +129,10 @@ impl TapName {
     /// Checks `name` (the bytes of a name, with no terminating NUL) against
     /// the kernel's rules, byte by byte: exactly `dev_valid_name`'s, and no
     /// `%`. For names read from the kernel, which need not be UTF-8.
+    ///
+    /// # Errors
+    /// [`NameError`]: empty, longer than 15 bytes, `.` or `..`, or the
+    /// first forbidden byte and where it is.
     pub fn from_bytes(name: &[u8]) -> Result<Self, NameError> {
         if name.is_empty() {
             return Err(NameError::Empty);

@@ -387,7 +387,11 @@ impl SimKernel {
         self.lock().calls[op.slot()]
     }
 
-    /// Adds a bridge, as `ip link add NAME type bridge` would.
+    /// Adds a bridge, as `ip link add NAME type bridge` would, and returns
+    /// its index.
+    ///
+    /// # Errors
+    /// [`KernelError::Exists`] if the name is taken.
     pub fn add_bridge(&self, name: TapName) -> Result<u32, KernelError> {
         let mut s = self.lock();
         if s.exists(&name) {
@@ -403,7 +407,9 @@ impl SimKernel {
     /// is [`KernelError::Exists`]) and it has an index of its own, but
     /// [`Kernel::list_taps`] does not list it, and every call about an
     /// existing tap refuses it ([`KernelError::NotATap`]). A bridge is one
-    /// taps can be ports of ([`SimKernel::add_bridge`]). Returns its index;
+    /// taps can be ports of ([`SimKernel::add_bridge`]). Returns its index.
+    ///
+    /// # Errors
     /// [`KernelError::Exists`] if the name is taken.
     pub fn add_foreign(&self, name: TapName, kind: DeviceKind) -> Result<u32, KernelError> {
         if kind == DeviceKind::Bridge {
@@ -953,6 +959,7 @@ impl Kernel for SimKernel {
 }
 
 /// A [`LinkWatcher`] of the simulated kernel.
+#[derive(Debug)]
 pub struct SimWatcher {
     events: mpsc::Receiver<LinkEvent>,
 }

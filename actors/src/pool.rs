@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -245,6 +246,24 @@ impl Drop for Callers {
 pub struct Reply<T> {
     answer: Answer<T>,
     callers: Rc<RefCell<Callers>>,
+}
+
+impl<T: fmt::Debug> fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reply")
+            .field("answer", &self.answer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for TapPoolActor {
+    /// The pool's counts: the actor's plumbing (inboxes, workers, timers)
+    /// tells a reader nothing.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TapPoolActor")
+            .field("stats", &self.pool.stats())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<M, T> MessageResponse<TapPoolActor, M> for Reply<T>

@@ -41,8 +41,17 @@ pub struct LinuxKernel {
     rtnl: Rtnl,
 }
 
+impl std::fmt::Debug for LinuxKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinuxKernel").finish_non_exhaustive()
+    }
+}
+
 impl LinuxKernel {
     /// Opens a handle in the calling thread's network namespace.
+    ///
+    /// # Errors
+    /// [`KernelError::Socket`] when no rtnetlink socket opens.
     pub fn open() -> Result<LinuxKernel, KernelError> {
         let rtnl = Rtnl::open().map_err(|e| socket_error(&e))?;
         Ok(LinuxKernel { rtnl })

@@ -39,6 +39,11 @@ impl Netns {
     /// value (and any thread inside it). It is made on a short-lived helper
     /// thread, so neither the calling thread nor the host's namespace is
     /// touched. Demos and tests use it for a throwaway namespace.
+    ///
+    /// # Errors
+    /// [`KernelError::Namespace`] with the errno of the step that failed
+    /// (`unshare` needs `CAP_SYS_ADMIN`), or `EAGAIN` when no helper
+    /// thread starts.
     pub fn new_private() -> Result<Netns, KernelError> {
         let fail = |errno| KernelError::Namespace {
             netns: "a new private namespace".to_owned(),
@@ -108,6 +113,11 @@ impl Netns {
 ///
 /// Sockets and `/dev/net/tun` files opened afterwards on this thread belong to
 /// that namespace; ones opened before keep theirs.
+///
+/// # Errors
+/// [`KernelError::Namespace`]: the path does not open as a namespace, or
+/// `setns` refuses (`EPERM` without `CAP_SYS_ADMIN` over it). The thread
+/// is then still where it was.
 pub fn enter(netns: &Netns) -> Result<(), KernelError> {
     let fail = |errno: Errno| KernelError::Namespace {
         netns: netns.to_string(),

@@ -82,6 +82,10 @@ impl LinuxLinkWatcher {
     /// made after this returns are seen; earlier ones are not, but a link
     /// that existed then is known by the name it had, so its renames are
     /// reported too.
+    ///
+    /// # Errors
+    /// [`KernelError::Socket`] when the netlink socket cannot be opened,
+    /// bound or subscribed, or the first listing fails.
     pub fn open() -> Result<LinuxLinkWatcher, KernelError> {
         Self::open_socket().map_err(|e| super::socket_error(&e))
     }
