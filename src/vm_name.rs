@@ -74,17 +74,19 @@ impl VmNames {
 
     /// The name for `vm_id`: the first of [`candidates`](Self::candidates).
     pub fn name(&self, vm_id: &str) -> TapName {
-        self.attempt(vm_id, 0)
+        self.candidate(vm_id, 0)
     }
 
     /// The names to try for `vm_id`, in order, each after the last collided:
     /// a different one for each attempt (until the digits run out of
     /// values), the same sequence every time.
     pub fn candidates<'a>(&'a self, vm_id: &'a str) -> impl Iterator<Item = TapName> + 'a {
-        (0..=u32::MAX).map(move |attempt| self.attempt(vm_id, attempt))
+        (0..=u32::MAX).map(move |attempt| self.candidate(vm_id, attempt))
     }
 
-    fn attempt(&self, vm_id: &str, attempt: u32) -> TapName {
+    /// The name for `vm_id` at attempt `attempt` (0 first): the
+    /// `attempt`-th of [`candidates`](Self::candidates), computed alone.
+    pub fn candidate(&self, vm_id: &str, attempt: u32) -> TapName {
         // The id's length first, so that no id and attempt can read as
         // another's: SHA-256(len(id) as u64 LE ‖ id ‖ attempt as u32 LE).
         let digest = Sha256::new()

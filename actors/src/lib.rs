@@ -134,6 +134,22 @@ pub enum Error {
     Stopped,
 }
 
+impl Error {
+    /// Whether the pool refused an `Acquire` because its fallback name is
+    /// taken: the pool holds a tap of that name
+    /// ([`PoolError::NameInUse`]), or another device has it
+    /// ([`KernelError::Exists`]). Nothing changed; with
+    /// [`Acquire::for_vm`], ask again with the next attempt.
+    pub fn is_name_taken(&self) -> bool {
+        matches!(
+            self,
+            Error::Pool(
+                PoolError::NameInUse { .. } | PoolError::Kernel(KernelError::Exists { .. })
+            )
+        )
+    }
+}
+
 /// The README's example, compiled as a doctest so it cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

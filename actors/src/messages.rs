@@ -3,7 +3,8 @@
 
 use actix::Message;
 use tap_pool::{
-    DrainReport, Holder, HolderError, NameError, PoolStats, SeedReport, TapName, WarmReport,
+    DrainReport, Holder, HolderError, NameError, PoolStats, SeedReport, TapName, VmNames,
+    WarmReport,
 };
 pub use tap_pool::{Lease, LeaseSource, LeaseToken, Released};
 
@@ -62,6 +63,43 @@ impl Acquire {
     pub fn holder(mut self, holder: &str) -> Result<Acquire, HolderError> {
         self.holder = Some(Holder::new(holder)?);
         Ok(self)
+    }
+}
+
+impl Acquire {
+    /// An `Acquire` for the VM `vm_id`: its fallback name is `names`'
+    /// candidate number `attempt` for the id ([`VmNames::candidate`]: 0
+    /// first, stable across restarts), and its holder label the id itself
+    /// (its first [`MAX_HOLDER_LEN`](tap_pool::MAX_HOLDER_LEN) bytes, cut
+    /// at a character; none for an empty id).
+    ///
+    /// Two ids can meet on one name. The pool then refuses the second
+    /// ([`Error::is_name_taken`]) and changes nothing: ask again with the
+    /// next attempt.
+    ///
+    /// ```
+    /// # use tap_pool_actors::{Acquire, Error, LeaseGuard, TapPoolActor, VmNames};
+    /// # async fn demo(pool: actix::Addr<TapPoolActor>) -> Result<LeaseGuard, Error> {
+    /// let names = VmNames::new("vm-").expect("a valid prefix");
+    /// let vm = "4f9c7a0e-3a1d-4b8e-9c55-0f3e2d1c6b7a";
+    /// let mut attempt = 0;
+    /// loop {
+    ///     match pool.send(Acquire::for_vm(&names, vm, attempt)).await.map_err(|_| Error::Stopped)? {
+    ///         Err(e) if e.is_name_taken() && attempt < 8 => attempt += 1,
+    ///         answer => return answer,
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn for_vm(names: &VmNames, vm_id: &str, attempt: u32) -> Acquire {
+        let mut end = vm_id.len().min(tap_pool::MAX_HOLDER_LEN);
+        while !vm_id.is_char_boundary(end) {
+            end -= 1;
+        }
+        Acquire {
+            fallback: names.candidate(vm_id, attempt),
+            holder: Holder::new(&vm_id[..end]).ok(),
+        }
     }
 }
 
