@@ -45,7 +45,7 @@ async fn a_collision_is_refused_and_the_next_attempt_gets_a_name_of_its_own() {
     assert_eq!(first.source, LeaseSource::Created);
 
     let refused = p.pool.send(Acquire::for_vm(&names, &b, 0)).await.unwrap();
-    let error = refused.err().expect("the same name twice");
+    let error = refused.expect_err("the same name twice");
     assert!(error.is_name_taken(), "{error:?}");
     assert_eq!(p.kernel_taps().len(), 1, "the refusal changed nothing");
 
@@ -72,8 +72,7 @@ async fn a_name_another_device_has_is_taken_too() {
         .send(Acquire::for_vm(&names, "vm-x", 0))
         .await
         .unwrap()
-        .err()
-        .expect("the kernel has a device of that name");
+        .expect_err("the kernel has a device of that name");
     assert!(error.is_name_taken(), "{error:?}");
     let lease = p
         .pool
