@@ -40,6 +40,17 @@
 //! tap_pool::run_blocking(&mut pool, &mut kernel, now);
 //! assert_eq!(pool.stats().idle, 1);
 //! ```
+//!
+//! # Cargo features
+//!
+//! - `serde` (off by default): `Serialize`/`Deserialize` on [`TapName`]
+//!   (a string, or its bytes where it is not UTF-8), [`Lease`] and
+//!   [`LeaseToken`] (`"<run>-<serial>"` in hex), [`PoolConfig`] and
+//!   [`TapSpec`] (durations as `"100ms"`), [`LinkInfo`], and every report
+//!   ([`SeedReport`], [`DrainReport`], [`PoolStats`]; [`WarmReport`] and
+//!   [`Released`], which can carry a [`KernelError`], serialize only, as do
+//!   the errors). Everything read back is checked as when it is made.
+//! - `toml` (off by default; implies `serde`): [`PoolConfig::from_toml`].
 #![warn(missing_docs)]
 
 pub mod config;

@@ -65,6 +65,14 @@
 //!   named `tap_pool_*` and labelled `pool` (the prefix, or
 //!   `PoolBuilder::metrics_label`); docs/operations.md lists them. Off, no
 //!   metrics code is compiled and no dependency added.
+//! - `serde` (off by default): `Serialize`/`Deserialize` on names, leases
+//!   and their tokens, the configuration, the kernel's listings and every
+//!   report, so an orchestrator can keep its VMs' leases across its own
+//!   restart (errors, and the reports that carry one, serialize only).
+//!   Tap-pool's `serde` feature.
+//! - `toml` (off by default; implies `serde`): [`PoolConfig::from_toml`],
+//!   a configuration read from a TOML file and checked as a pool checks it
+//!   (`docs/pool.example.toml` has every key).
 //!
 //! # Logs and spans
 //!
