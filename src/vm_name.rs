@@ -6,24 +6,31 @@ use crate::name::{MAX_NAME_LEN, NameError, TapName};
 
 /// Turns any VM id (a UUID, a path, free text of any length) into a valid,
 /// stable fallback name within the kernel's 15 bytes: the prefix, then hex
-/// digits of a SHA-256 of the id, as many as fit.
+/// digits of a SHA-256 of the id, as many as fit but one, then a letter
+/// from `a` to `f` drawn from the same hash.
 ///
 /// - **Valid**: every name it gives is one the kernel takes.
+/// - **Never a pool name**: a pool name (`<prefix><N>`) ends in a decimal
+///   digit and these names end in a letter, so `Acquire` never refuses one
+///   as the pool's own
+///   ([`PoolError::FallbackIsPoolName`](crate::PoolError::FallbackIsPoolName)),
+///   whatever the pool's prefix, even the same as this one.
 /// - **Stable**: the same prefix and id give the same name in every process
 ///   and every release of this crate (the hash and layout are part of the
 ///   API), so an orchestrator can find a VM's tap again after a restart
 ///   without storing its name.
-/// - **Collisions handled**: two ids may meet on one name (with the default
-///   prefix's 12 digits, 48 bits, about one pair in 10⁸ among 10,000 VMs;
-///   more often with a longer prefix, or if ids are chosen to collide). The
+/// - **Collisions handled**: two ids may meet on one name (after a 3-byte
+///   prefix such as `"vm-"`, 11 hex digits and a letter, about 46.6 bits:
+///   odds of about one in 2 million that any two of 10,000 VMs meet; more
+///   often with a longer prefix, or if ids are chosen to collide). The
 ///   pool refuses the second with
 ///   [`PoolError::NameInUse`](crate::PoolError::NameInUse), or the kernel
 ///   with [`KernelError::Exists`](crate::KernelError::Exists): take the next
 ///   of [`candidates`](Self::candidates), a different name for each attempt,
 ///   again stable.
 ///
-/// Use a prefix other than the pool's, or `Acquire` refuses every name as
-/// the pool's own.
+/// A prefix other than the pool's keeps the VMs' taps apart from the pool's
+/// in `ip link` and `tap-pool ls`; the pool's own works too.
 ///
 /// ```
 /// use tap_pool::VmNames;
@@ -42,8 +49,8 @@ pub struct VmNames {
     prefix: TapName,
 }
 
-/// The fewest hex digits a [`VmNames`] name carries (32 bits): a longer
-/// prefix is refused.
+/// The fewest characters a [`VmNames`] name carries after its prefix (7 hex
+/// digits and a letter, about 30.6 bits): a longer prefix is refused.
 pub const MIN_VM_NAME_DIGITS: usize = 8;
 
 impl VmNames {
@@ -94,13 +101,17 @@ impl VmNames {
             .chain_update(vm_id.as_bytes())
             .chain_update(attempt.to_le_bytes())
             .finalize();
-        let digits = MAX_NAME_LEN - self.prefix.len();
+        // Every byte after the prefix but the last: the digest's leading
+        // hex digits. The last: a letter, from the digest's last byte, so
+        // that no name ends in a decimal digit as every pool name does.
+        let digits = MAX_NAME_LEN - self.prefix.len() - 1;
         let mut name = Vec::with_capacity(MAX_NAME_LEN);
         name.extend_from_slice(self.prefix.as_bytes());
         let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
         name.extend_from_slice(&hex.as_bytes()[..digits]);
-        // A valid prefix followed by hex digits is a valid name of at most
-        // 15 bytes ("." and ".." cannot arise: the digits are not dots).
+        name.push(b"abcdef"[usize::from(digest[31] % 6)]);
+        // A valid prefix followed by hex digits and a letter is a valid name
+        // of 15 bytes ("." and ".." cannot arise: the digits are not dots).
         TapName::from_bytes(&name).unwrap_or(self.prefix)
     }
 }
@@ -133,9 +144,14 @@ mod tests {
         }
         // Stability across releases is a promise: these are the names
         // the layout documented above gives (computed apart from this code:
-        // python3 hashlib.sha256(pack("<Q", 4) + b"vm-1" + pack("<I", 0))),
-        // and must stay so.
-        assert_eq!(names.name("vm-1").to_str(), Some("vm-699219d252ab"));
+        // d = python3 hashlib.sha256(pack("<Q", 4) + b"vm-1" + pack("<I", 0)),
+        // d.hex()[:11] + "abcdef"[d[31] % 6]), and must stay so.
+        assert_eq!(names.name("vm-1").to_str(), Some("vm-699219d252af"));
+        // Never a pool name: the last byte is a letter.
+        assert!(names.candidates("vm-1").take(1000).all(|name| {
+            let last = name.as_bytes()[MAX_NAME_LEN - 1];
+            (b'a'..=b'f').contains(&last)
+        }));
     }
 
     #[test]

@@ -17,8 +17,12 @@ use crate::{Error, LeaseGuard};
 /// lease has, which [`Release`] takes back), released when dropped unless
 /// kept with [`LeaseGuard::into_lease`].
 ///
-/// Refused (and nothing changes) when `fallback` has the pool's prefix or the
-/// pool already holds a tap of that name.
+/// Refused (and nothing changes) when `fallback` is a pool name (the pool's
+/// prefix followed by a decimal index, which the pool may create later:
+/// [`PoolError::FallbackIsPoolName`](tap_pool::PoolError::FallbackIsPoolName))
+/// or the pool already holds a tap of that name. Another name that starts
+/// with the prefix (`tap-pool-x`) is a fallback like any other; a
+/// [`VmNames`](tap_pool::VmNames) name is never a pool name.
 ///
 /// Safe to give up on (a timeout, a dropped future, `do_send`): a lease
 /// whose caller has gone when it comes is released at once, never left to

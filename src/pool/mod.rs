@@ -91,7 +91,7 @@ pub enum TapState {
 #[non_exhaustive]
 pub enum PoolError {
     /// The fallback name is itself a pool name, which the pool may create later.
-    #[error("fallback name {name} has the pool's prefix; pick a name outside the pool's")]
+    #[error("fallback name {name} is a pool name (the pool's prefix and an index); pick another")]
     FallbackIsPoolName {
         /// The fallback name given.
         name: TapName,
