@@ -193,7 +193,8 @@ impl PoolBuilder {
     /// [`StartError::Probe`] if it says no. For the real kernel that is
     /// [`linux::probe_in`](tap_pool::linux::probe_in) the pool's namespace,
     /// on a thread started from the starting one, as the kernel workers
-    /// will be (so with its capabilities): `/dev/net/tun` opens there, and
+    /// will be (so with its capabilities; with no namespace configured, on
+    /// the starting thread itself): `/dev/net/tun` opens there, and
     /// the kernel takes link changes from that thread there, which it does
     /// not from a process whose `CAP_NET_ADMIN` is only that of an
     /// unprivileged user namespace. It makes no device.

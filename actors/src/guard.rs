@@ -131,10 +131,20 @@ impl fmt::Debug for LeaseGuard {
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
         // Kept or released already: nothing to do, and no address to make.
-        if let Some(lease) = self.lease.take()
-            && let Some(pool) = self.pool.upgrade()
-        {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        // `do_send`, not `try_send`: a full mailbox must not lose a release.
+        let pool = self.pool.upgrade().filter(Addr::connected);
+        if let Some(pool) = pool {
             pool.do_send(Release::from(lease));
+        } else {
+            // The tap stays in the kernel: nobody is left to delete it.
+            tracing::warn!(
+                tap = %lease.name,
+                token = %lease.token,
+                "a lease was dropped after its pool stopped; its tap stays until the next Seed"
+            );
         }
     }
 }
