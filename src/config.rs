@@ -94,6 +94,15 @@ pub struct Backoff {
     pub max_attempts: u32,
 }
 
+/// The smallest MTU the kernel takes for a tap (`ETH_MIN_MTU`, the tap's
+/// `min_mtu`; libc has no such constant for Linux).
+pub const TAP_MIN_MTU: u32 = 68;
+
+/// The largest MTU the kernel takes for a tap: `MAX_MTU` (65535) less the
+/// Ethernet header (`tun_net_initialize`: `max_mtu = MAX_MTU -
+/// hard_header_len`), as `ip -d link show` reports it.
+pub const TAP_MAX_MTU: u32 = 65535 - libc::ETH_HLEN as u32;
+
 /// The largest pool size: far above what one host runs (a bridge takes
 /// 1,023 ports), a guard against a mistyped size.
 pub const MAX_SIZE: usize = 100_000;
@@ -162,6 +171,18 @@ impl PoolConfig {
         }
         if self.tap.device_group == Some(0) {
             return Err(ConfigError::DefaultDeviceGroup);
+        }
+        if let Some(mtu) = self.tap.mtu
+            && !(TAP_MIN_MTU..=TAP_MAX_MTU).contains(&mtu)
+        {
+            return Err(ConfigError::Mtu { mtu });
+        }
+        for (setting, id) in [("tap.owner", self.tap.owner), ("tap.group", self.tap.group)] {
+            // (uid_t)-1 is "no id" to the kernel: TUNSETOWNER/TUNSETGROUP
+            // refuse it (`uid_valid`), so no tap could ever be made.
+            if id == Some(u32::MAX) {
+                return Err(ConfigError::InvalidId { setting });
+            }
         }
         self.check(&naming)?;
         Ok(naming)
@@ -259,6 +280,19 @@ pub enum ConfigError {
     /// is in: a bulk delete of it would remove every device.
     #[error("the pool's device group must not be 0, the kernel's default group")]
     DefaultDeviceGroup,
+    /// The taps' MTU is outside what the kernel takes for a tap.
+    #[error("a tap's MTU must be from {TAP_MIN_MTU} to {TAP_MAX_MTU}, not {mtu}")]
+    Mtu {
+        /// The MTU given.
+        mtu: u32,
+    },
+    /// An owner or group of `u32::MAX`, which is `(uid_t)-1`, "no id", to the
+    /// kernel: it refuses to give a tap one.
+    #[error("{setting} must not be 4294967295, which is -1 (no id) to the kernel")]
+    InvalidId {
+        /// The setting at fault.
+        setting: &'static str,
+    },
     /// The configuration file is not TOML, or does not describe a
     /// configuration (an unknown key, a value of the wrong type).
     #[cfg(feature = "toml")]

@@ -66,7 +66,8 @@ pub mod sim;
 mod vm_name;
 
 pub use config::{
-    Backoff, ConfigError, DEFAULT_PREFIX, MAX_SIZE, MIN_BACKOFF, PoolConfig, Recycle,
+    Backoff, ConfigError, DEFAULT_PREFIX, MAX_SIZE, MIN_BACKOFF, PoolConfig, Recycle, TAP_MAX_MTU,
+    TAP_MIN_MTU,
 };
 pub use holder::{Holder, HolderError, MAX_HOLDER_LEN};
 pub use kernel::{

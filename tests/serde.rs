@@ -91,6 +91,31 @@ fn a_bad_configuration_file_is_a_typed_error_saying_where() {
         PoolConfig::from_toml("[warm_retry]\ninitial = \"0s\"\nmax = \"1s\"\nmax_attempts = 1"),
         Err(ConfigError::Backoff { .. })
     ));
+    // What the kernel would refuse at every create is refused when read.
+    for mtu in [0, 67, 65522, u32::MAX] {
+        assert_eq!(
+            PoolConfig::from_toml(&format!("[tap]\nmtu = {mtu}")),
+            Err(ConfigError::Mtu { mtu })
+        );
+    }
+    for mtu in [68, 1500, 9000, 65521] {
+        assert!(
+            PoolConfig::from_toml(&format!("[tap]\nmtu = {mtu}")).is_ok(),
+            "{mtu}"
+        );
+    }
+    assert_eq!(
+        PoolConfig::from_toml("[tap]\nowner = 4294967295"),
+        Err(ConfigError::InvalidId {
+            setting: "tap.owner"
+        })
+    );
+    assert_eq!(
+        PoolConfig::from_toml("[tap]\ngroup = 4294967295"),
+        Err(ConfigError::InvalidId {
+            setting: "tap.group"
+        })
+    );
 }
 
 #[test]
