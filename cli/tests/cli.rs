@@ -100,6 +100,30 @@ fn a_namespace_that_does_not_open_exits_2() {
         .stderr(predicate::str::contains("Invalid argument"));
 }
 
+/// A `--netns` that is a FIFO (or any file whose open waits for a peer) is
+/// refused as no network namespace, at once: the tool does not wait for a
+/// writer that never comes. (The deadline only turns a hang into a
+/// failure; nothing is timed.)
+#[test]
+fn a_fifo_as_the_namespace_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("netns");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success());
+    for command in ["ls", "gc", "doctor"] {
+        tap_pool()
+            .args(["--netns", fifo.to_str().expect("utf-8"), command])
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("Invalid argument"));
+    }
+}
+
 /// The example shipped with the docs reads as a configuration, and says
 /// what its comments say: it cannot rot unnoticed.
 #[test]
