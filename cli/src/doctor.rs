@@ -35,7 +35,8 @@ const TUN_MINOR: u32 = 200;
 /// One check, as `doctor --json` prints it (stable field names).
 #[derive(Debug, Serialize)]
 pub struct Check {
-    /// Which check: `tun_device`, `tun_open`, `cap_net_admin`,
+    /// Which check: `tun_device` (the node, and whether its mode lets the
+    /// pool's tap owner open it), `tun_open`, `cap_net_admin`,
     /// `cap_sys_admin`, `netns`, `bridge`, `pool_names`, `ifindex`,
     /// `proc_sys_net`, `listing`.
     pub check: &'static str,
@@ -77,7 +78,7 @@ fn problem(check: &'static str, detail: String, fix: impl Into<String>) -> Check
 /// Runs every check and prints them; exit status 1 if any is a problem.
 pub fn run(target: &Target, json: bool) -> Result<ExitCode, CliError> {
     let mut checks = vec![
-        tun_device(),
+        tun_device(target),
         tun_open(),
         capability(Capability::CAP_NET_ADMIN),
     ];
@@ -135,8 +136,10 @@ pub fn run(target: &Target, json: bool) -> Result<ExitCode, CliError> {
     })
 }
 
-/// `/dev/net/tun` exists and is the tun driver's character device.
-fn tun_device() -> Check {
+/// `/dev/net/tun` exists, is the tun driver's character device, and its
+/// mode lets the pool's taps' owner and group (the user its VMMs run as)
+/// open it.
+fn tun_device(target: &Target) -> Check {
     const NAME: &str = "tun_device";
     let fix = "load the tun module (modprobe tun), or make the node: \
                mknod /dev/net/tun c 10 200 && chmod 0666 /dev/net/tun";
@@ -168,10 +171,44 @@ fn tun_device() -> Check {
             fix,
         );
     }
-    ok(
-        NAME,
-        format!("/dev/net/tun is the tun driver's character device {major}:{minor}, {owner}"),
-    )
+    let detail =
+        format!("/dev/net/tun is the tun driver's character device {major}:{minor}, {owner}");
+    let inventory = &target.inventory;
+    match vmm_access(&meta, inventory.owner(), inventory.group()) {
+        Some(who) => problem(
+            NAME,
+            format!(
+                "{detail}: {who}, which the pool's taps are for (a VMM attaches as it), \
+                 cannot open it"
+            ),
+            "give the VMMs' user read and write access to /dev/net/tun: \
+             chmod 0666 /dev/net/tun, or a group of theirs with chmod 0660",
+        ),
+        None => ok(NAME, detail),
+    }
+}
+
+/// Whether `/dev/net/tun`'s mode refuses it, for certain, to a VMM
+/// running as the pool's tap owner `uid` (or, with no owner, in its tap
+/// group `gid`): `Some` naming who when no class of its mode that could
+/// apply gives read and write: not the other bits, not the group bits (any
+/// group may be one of the VMM's), not the owner bits (unless the uid is
+/// known and is not the device's owner). Root, and a pool whose taps have
+/// neither owner nor group (only processes with `CAP_NET_ADMIN` may
+/// attach, and those open the device whatever its mode), are not refused.
+fn vmm_access(meta: &std::fs::Metadata, uid: Option<u32>, gid: Option<u32>) -> Option<String> {
+    let can = |shift: u32| (meta.mode() >> shift) & 0o6 == 0o6;
+    let owner_bits_may_apply = uid.is_none_or(|uid| uid == meta.uid());
+    let who = match (uid, gid) {
+        (Some(0), _) | (None, None) => return None,
+        (Some(uid), _) => format!("uid {uid}"),
+        (None, Some(gid)) => format!("gid {gid}"),
+    };
+    if can(0) || can(3) || (owner_bits_may_apply && can(6)) {
+        None
+    } else {
+        Some(who)
+    }
 }
 
 /// This process can open `/dev/net/tun` for reading and writing.

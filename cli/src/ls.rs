@@ -14,7 +14,9 @@ use crate::setup::{CliError, Target, print_json, print_table};
 /// (docs/operations.md lists them).
 #[derive(Debug, Serialize)]
 pub struct Row {
-    /// The device's name (bytes that are not UTF-8 escaped as `\xNN`).
+    /// The device's name as [`TapName`](tap_pool::TapName) displays it:
+    /// printable ASCII as itself, `\` as `\\`, every other byte (UTF-8 or
+    /// not) as `\xNN`.
     pub name: String,
     /// Its interface index.
     pub index: u32,

@@ -2,7 +2,7 @@
 //! the overrides), the rules made from it, the namespace, and a kernel
 //! handle in that namespace; and the errors that end a command.
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -24,6 +24,16 @@ pub enum CliError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// The configuration file is larger than any configuration
+    /// ([`MAX_CONFIG_BYTES`]): not read to its end (`/dev/zero` has none).
+    #[error(
+        "the configuration {} is larger than 1 MiB: not a pool's configuration",
+        path.display()
+    )]
+    ConfigTooLarge {
+        /// The file.
+        path: PathBuf,
     },
     /// The configuration (the file's, with the overrides) is refused.
     #[error("{}: {source}", origin(path.as_deref()))]
@@ -69,9 +79,10 @@ impl CliError {
     /// own), 1 for anything that failed while doing the work.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::ConfigFile { .. } | CliError::Config { .. } | CliError::Netns { .. } => {
-                ExitCode::from(2)
-            }
+            CliError::ConfigFile { .. }
+            | CliError::ConfigTooLarge { .. }
+            | CliError::Config { .. }
+            | CliError::Netns { .. } => ExitCode::from(2),
             CliError::Enter { .. } | CliError::Kernel(_) | CliError::Output(_) => ExitCode::from(1),
         }
     }
@@ -97,11 +108,7 @@ impl Target {
     pub fn load(global: &Global) -> Result<Target, CliError> {
         let mut config = match &global.config {
             Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| CliError::ConfigFile {
-                        path: path.clone(),
-                        source,
-                    })?;
+                let text = read_config(path)?;
                 PoolConfig::from_toml(&text).map_err(|source| CliError::Config {
                     path: Some(path.clone()),
                     source,
@@ -154,6 +161,32 @@ impl Target {
             None => Ok(()),
         }
     }
+}
+
+/// The most bytes a configuration file may hold: a pool's has a few
+/// hundred.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads the configuration file as text, at most [`MAX_CONFIG_BYTES`] of
+/// it: a file that never ends (`/dev/zero`) is refused, not read until
+/// memory runs out. A pipe (`--config <(...)`) reads as a file.
+fn read_config(path: &Path) -> Result<String, CliError> {
+    let unreadable = |source| CliError::ConfigFile {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(CliError::ConfigTooLarge {
+            path: path.to_owned(),
+        });
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| unreadable(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// `--netns`: a name is a namespace made by `ip netns add` (at

@@ -100,6 +100,55 @@ fn a_namespace_that_does_not_open_exits_2() {
         .stderr(predicate::str::contains("Invalid argument"));
 }
 
+/// A `--config` that never ends (`/dev/zero`, `/dev/urandom`) is refused
+/// (exit status 2, naming the file and the bound) once it has read more
+/// than any configuration holds: it is not read until memory runs out. Run
+/// with its address space limited to 1 GiB, so that without the bound it
+/// fails there (out of memory) rather than taking the machine's memory.
+#[test]
+fn an_endless_configuration_file_is_refused_not_read_to_the_end() {
+    for endless in ["/dev/zero", "/dev/urandom"] {
+        let mut command = std::process::Command::new("prlimit");
+        command
+            .arg("--as=1073741824")
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_tap-pool"))
+            .args(["--config", endless, "ls"]);
+        Command::from_std(command)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(
+                predicate::str::contains(endless)
+                    .and(predicate::str::contains("larger than 1 MiB")),
+            );
+    }
+}
+
+/// A `--netns` that is a FIFO (or any file whose open waits for a peer) is
+/// refused as no network namespace, at once: the tool does not wait for a
+/// writer that never comes. (The deadline only turns a hang into a
+/// failure; nothing is timed.)
+#[test]
+fn a_fifo_as_the_namespace_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("netns");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success());
+    for command in ["ls", "gc", "doctor"] {
+        tap_pool()
+            .args(["--netns", fifo.to_str().expect("utf-8"), command])
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("Invalid argument"));
+    }
+}
+
 /// The example shipped with the docs reads as a configuration, and says
 /// what its comments say: it cannot rot unnoticed.
 #[test]

@@ -134,8 +134,13 @@ pub fn enter(netns: &Netns) -> Result<(), KernelError> {
 
 fn open_ns_file(path: &std::path::Path) -> Result<OwnedFd, Errno> {
     let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno(libc::EINVAL))?;
+    // Non-blocking, and never a controlling terminal: a path that is no
+    // namespace (a FIFO, whose open would wait for a writer; a terminal)
+    // opens at once and is then refused for what it is. A namespace file
+    // ignores both flags.
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
     // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
-    let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe { libc::open(c_path.as_ptr(), flags) };
     if fd < 0 {
         return Err(Errno::of(&std::io::Error::last_os_error()));
     }

@@ -17,6 +17,7 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(a_healthy_namespace_is_all_ok),
         kernel_test!(a_full_bridge_is_a_problem),
         kernel_test!(a_user_without_capabilities_is_told_what_it_lacks),
+        kernel_test!(a_tun_device_the_vmms_cannot_open_is_a_problem),
     ]
 }
 
@@ -33,13 +34,16 @@ fn a_healthy_namespace_is_all_ok() {
     let ns = TestNetns::new();
     ns.add_bridge("tpc-br0");
     let config = ConfigFile::new(CONFIG);
+    // A /dev/net/tun the pool's tap owner (54321) may open, whatever the
+    // host's mode.
+    let dir = tempfile::tempdir().expect("temp dir");
     let doctor = |json: bool| {
-        let mut command = tap_pool();
+        let mut command = with_tun_node(dir.path(), "0666", "0:0");
         command.args(["--netns", &ns.path(), "--config", config.arg(), "doctor"]);
         if json {
             command.arg("--json");
         }
-        command
+        assert_cmd::Command::from_std(command)
     };
     let out = doctor(true).assert().success();
     let report = json(&out.get_output().stdout);
@@ -84,18 +88,7 @@ fn a_full_bridge_is_a_problem() {
         .collect();
     ns.ip_batch(&script);
     let config = ConfigFile::new(CONFIG);
-    let out = tap_pool()
-        .args([
-            "--netns",
-            &ns.path(),
-            "--config",
-            config.arg(),
-            "doctor",
-            "--json",
-        ])
-        .assert()
-        .code(1);
-    let report = json(&out.get_output().stdout);
+    let report = doctor_with_tun_node(&ns, &config, "0666", "0:0");
     assert_eq!(report["ok"], false);
     let bridge = check(&report, "bridge");
     assert_eq!(bridge["ok"], false, "{report:#}");
@@ -170,4 +163,92 @@ fn a_user_without_capabilities_is_told_what_it_lacks() {
     // It read the namespace it was in: the test's, with lo only.
     let names = check(&report, "ifindex")["detail"].as_str().expect("text");
     assert!(names.starts_with("highest interface index 1 of"), "{names}");
+}
+
+/// The binary, to be given its arguments, where `/dev/net/tun` is the tun
+/// driver's device node with `mode`, owned by `owner`: a node of its own,
+/// made in `dir` (a tmpfs mounted there) in a mount namespace of the
+/// command's own, and bound over the host's path there only (the host's
+/// node is never touched). The host's node may not let the tests' tap
+/// owner (54321) in; this one says what the test needs.
+fn with_tun_node(dir: &std::path::Path, mode: &str, owner: &str) -> StdCommand {
+    let script = r#"mount -t tmpfs tmpfs "$1" && mknod "$1/tun" c 10 200 \
+        && chmod "$2" "$1/tun" && chown "$3" "$1/tun" && mount --bind "$1/tun" /dev/net/tun \
+        && shift 3 && exec "$@""#;
+    let mut command = StdCommand::new("unshare");
+    command
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(dir)
+        .args([mode, owner, env!("CARGO_BIN_EXE_tap-pool")]);
+    command
+}
+
+/// `doctor --json` in the test's namespace, with the configuration
+/// `config`, where `/dev/net/tun` has `mode` and `owner` ([`with_tun_node`]).
+fn doctor_with_tun_node(ns: &TestNetns, config: &ConfigFile, mode: &str, owner: &str) -> Value {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = with_tun_node(dir.path(), mode, owner);
+    command
+        .args(["--netns", &ns.path(), "--config", config.arg()])
+        .args(["doctor", "--json"]);
+    let out = command.output().expect("run unshare");
+    assert!(out.status.code().is_some_and(|code| code <= 1), "{out:?}");
+    let report = json(&out.stdout);
+    assert_eq!(
+        report["ok"].as_bool(),
+        Some(out.status.success()),
+        "the exit status says the same: {report:#}"
+    );
+    report
+}
+
+/// A `/dev/net/tun` that root opens whatever its mode, but that the pool's
+/// tap owner (the user its VMMs run as: 54321 in [`CONFIG`]) cannot, is a
+/// problem: the tun_device check looks at its mode for that user.
+fn a_tun_device_the_vmms_cannot_open_is_a_problem() {
+    let ns = TestNetns::new();
+    ns.add_bridge("tpc-br0");
+    let config = ConfigFile::new(CONFIG);
+    let tun = |mode, owner| {
+        let report = doctor_with_tun_node(&ns, &config, mode, owner);
+        // Root (this process) opens it whatever its mode.
+        assert_eq!(check(&report, "tun_open")["ok"], true, "{report:#}");
+        let device = check(&report, "tun_device").clone();
+        assert!(
+            device["detail"]
+                .as_str()
+                .expect("text")
+                .contains(&format!("mode {mode}")),
+            "the node made: {device}"
+        );
+        device
+    };
+    for (mode, owner, ok) in [
+        ("0000", "0:0", false),
+        ("0600", "0:0", false),
+        ("0600", "54321:0", true),
+        ("0060", "0:54322", true),
+        ("0606", "0:0", true),
+        ("0666", "0:0", true),
+    ] {
+        let check = tun(mode, owner);
+        assert_eq!(check["ok"], ok, "mode {mode}, owner {owner}: {check}");
+        if !ok {
+            let detail = check["detail"].as_str().expect("text");
+            assert!(detail.contains("uid 54321"), "{detail}");
+            assert!(check["fix"].as_str().expect("a fix").contains("chmod"));
+        }
+    }
+    // A pool whose taps are root's: its VMMs run as root, which opens it.
+    let root = ConfigFile::new("[tap]\nowner = 0\n");
+    let report = doctor_with_tun_node(&ns, &root, "0000", "0:0");
+    assert_eq!(check(&report, "tun_device")["ok"], true, "{report:#}");
 }

@@ -2,9 +2,10 @@
 
 use predicates::prelude::*;
 use serde_json::Value;
-use tap_pool_testkit::{KernelTest, flags, kernel_test, text};
+use tap_pool::{TapName, TapSpec};
+use tap_pool_testkit::{KernelTest, TestNetns, flags, kernel_test, text};
 
-use crate::scene::{Scene, json, names_of};
+use crate::scene::{Scene, json, names_of, tap_pool};
 
 /// This file's tests, for `main.rs`.
 pub fn tests() -> Vec<KernelTest> {
@@ -12,6 +13,7 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(ls_shows_the_pools_devices_as_ip_does),
         kernel_test!(ls_all_adds_the_devices_that_are_not_the_pools),
         kernel_test!(ls_prints_a_table),
+        kernel_test!(names_of_any_bytes_show_escaped_and_exact),
     ]
 }
 
@@ -120,4 +122,54 @@ fn ls_prints_a_table() {
             )
             .and(predicate::str::contains("other0").not()),
     );
+}
+
+/// Device names are attacker-influenced bytes (any but NUL, `/`, `:`, `%`
+/// and white space): `ls`, its JSON and `gc` show each escaped as
+/// docs/operations.md says (printable ASCII as itself, `\` as `\\`, any
+/// other byte as `\xNN`), so that no terminal escape reaches the terminal,
+/// the JSON is valid, and no two names show alike.
+fn names_of_any_bytes_show_escaped_and_exact() {
+    let ns = TestNetns::new();
+    let names: [(&[u8], &str); 6] = [
+        (b"tap\xff", r"tap\xff"),
+        (b"tap\xfe", r"tap\xfe"),
+        (r"tap\xff".as_bytes(), r"tap\\xff"),
+        ("tap-\u{e9}".as_bytes(), r"tap-\xc3\xa9"),
+        (b"x\x1b[31mred", r"x\x1b[31mred"),
+        (b"bell\x07\x08\x7f", r"bell\x07\x08\x7f"),
+    ];
+    ns.with_kernel(|k| {
+        for (bytes, _) in names {
+            let name = TapName::from_bytes(bytes).expect("a device name");
+            k.create_tap(name, &TapSpec::default()).expect("create");
+        }
+    });
+    let ls = |args: &[&str]| {
+        let out = tap_pool()
+            .args(["--netns", &ns.path(), "ls", "--all"])
+            .args(args)
+            .assert()
+            .success();
+        out.get_output().stdout.clone()
+    };
+    let rows = json(&ls(&["--json"]));
+    let mut shown = names_of(&rows);
+    let mut want: Vec<String> = names.iter().map(|(_, s)| (*s).to_owned()).collect();
+    shown.sort();
+    want.sort();
+    assert_eq!(shown, want);
+    let gc = tap_pool()
+        .args(["--netns", &ns.path(), "gc", "--json"])
+        .assert()
+        .success();
+    assert_eq!(names_of(&json(&gc.get_output().stdout)["kept"]), want);
+    for text in [ls(&[]), gc.get_output().stdout.clone()] {
+        assert!(
+            text.iter()
+                .all(|&b| b == b'\n' || (0x20..0x7f).contains(&b)),
+            "only printable ASCII reaches the terminal: {}",
+            String::from_utf8_lossy(&text)
+        );
+    }
 }
