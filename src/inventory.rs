@@ -190,6 +190,16 @@ impl Inventory {
         })
     }
 
+    /// The pool's naming scheme.
+    pub(crate) fn naming(&self) -> &Naming {
+        &self.naming
+    }
+
+    /// What becomes of a released pool tap.
+    pub(crate) fn recycle(&self) -> Recycle {
+        self.recycle
+    }
+
     /// The pool's name prefix.
     pub fn prefix(&self) -> &str {
         self.naming.prefix()

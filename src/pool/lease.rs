@@ -139,7 +139,7 @@ impl Pool {
         holder: Option<Holder>,
         now: Instant,
     ) -> Answer<Result<Lease, PoolError>> {
-        if self.naming.index_of(&fallback).is_some() {
+        if self.inventory.naming().index_of(&fallback).is_some() {
             return Answer::Now(Err(PoolError::FallbackIsPoolName { name: fallback }));
         }
         if let Some(tap) = self.taps.get(&fallback) {
@@ -318,7 +318,7 @@ impl Pool {
             }));
         };
         let has_room = self.has_room();
-        let is_pool_name = self.naming.index_of(&name).is_some();
+        let is_pool_name = self.inventory.naming().index_of(&name).is_some();
         let Some(tap) = self.taps.get_mut(&name) else {
             // Unreachable: a live lease's tap is known. Nothing to do.
             tracing::error!(%token, tap = %name, "a live lease without its tap");
@@ -327,14 +327,14 @@ impl Pool {
         tap.lease = None;
         if tap.vanished {
             self.forget(&name);
-            if self.recycle == Recycle::Fresh {
+            if self.inventory.recycle() == Recycle::Fresh {
                 // It would have been deleted and replaced now.
                 self.refill(now);
             }
             return Answer::Now(Ok(Released::Vanished));
         }
         let tap_retired = tap.retire;
-        if has_room && is_pool_name && !tap.retire && self.recycle == Recycle::Reset {
+        if has_room && is_pool_name && !tap.retire && self.inventory.recycle() == Recycle::Reset {
             tap.state = TapState::Resetting;
             self.queue_reset(name, now);
             return Answer::Now(Ok(Released::Pooled));
@@ -342,7 +342,7 @@ impl Pool {
         tap.state = TapState::Deleting;
         let request = self.request_id();
         self.delete(name, Some(request));
-        if is_pool_name && (tap_retired || self.recycle == Recycle::Fresh) {
+        if is_pool_name && (tap_retired || self.inventory.recycle() == Recycle::Fresh) {
             // Gone for good (renamed, or never reused): its replacement
             // need not wait for the delete (~16 ms).
             self.replace(now);

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 use thiserror::Error;
 
-use crate::config::{Backoff, ConfigError, Naming, PoolConfig, Recycle};
+use crate::config::{Backoff, ConfigError, PoolConfig};
 use crate::holder::Holder;
 use crate::inventory::Inventory;
 use crate::kernel::{CreatedTap, Device, KernelError, LinkInfo, Op, Outcome, Reply, TapSpec};
@@ -384,15 +384,13 @@ pub const RESYNC_RETRY: Duration = Duration::from_secs(1);
 pub struct Pool {
     size: usize,
     create_window: usize,
-    recycle: Recycle,
     warm_retry: Backoff,
     delete_retry: Backoff,
     tap: TapSpec,
-    naming: Naming,
     /// Which devices are the pool's, and which of them `Seed` may take;
-    /// with the owner every tap of the pool has (the spec's, or this
-    /// process's effective uid where the spec names neither owner nor
-    /// group).
+    /// with the naming scheme, the recycle policy and the owner every tap
+    /// of the pool has (the spec's, or this process's effective uid where
+    /// the spec names neither owner nor group).
     inventory: Inventory,
     /// The next pool index to try.
     next: u64,
@@ -457,18 +455,15 @@ impl Pool {
     /// # Errors
     /// [`ConfigError`] names the setting at fault.
     pub fn new(config: PoolConfig) -> Result<Pool, ConfigError> {
-        let naming = config.naming()?;
         // SAFETY: geteuid has no preconditions and cannot fail.
         let owner = config.tap.effective_owner(unsafe { libc::geteuid() });
         Ok(Pool {
             inventory: Inventory::for_owner(&config, owner)?,
             size: config.size,
             create_window: config.create_window,
-            recycle: config.recycle,
             warm_retry: config.warm_retry,
             delete_retry: config.delete_retry,
             tap: config.tap,
-            naming,
             next: 0,
             taken: HashSet::new(),
             taps: HashMap::new(),
@@ -513,12 +508,12 @@ impl Pool {
 
     /// The pool's name prefix.
     pub fn prefix(&self) -> &str {
-        self.naming.prefix()
+        self.inventory.naming().prefix()
     }
 
     /// The pool index of `name`, if it is a pool name.
     pub fn pool_index(&self, name: &TapName) -> Option<u64> {
-        self.naming.index_of(name)
+        self.inventory.naming().index_of(name)
     }
 
     /// Where `name` stands, if the pool knows it.

@@ -82,7 +82,7 @@ impl Pool {
             .iter()
             .filter(|l| !self.forgotten_since_listing.contains(&l.name))
             .collect();
-        links.sort_by_key(|l| (self.naming.index_of(&l.name), l.name));
+        links.sort_by_key(|l| (self.inventory.naming().index_of(&l.name), l.name));
         for link in &links {
             if self.inventory.is_ours(link)
                 && let Some(index) = self.inventory.pool_index(&link.name)

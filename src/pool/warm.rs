@@ -86,7 +86,7 @@ impl Pool {
     /// fills to the size at once. A fresh pool ([`Recycle::Fresh`]) has no
     /// margin: no released tap ever comes back to find no room.
     pub(super) fn refill(&mut self, now: Instant) {
-        let low = match self.recycle {
+        let low = match self.inventory.recycle() {
             Recycle::Fresh => 1,
             _ => (self.size / 8).max(1),
         };
@@ -117,8 +117,8 @@ impl Pool {
     /// that no tap the pool knows and no other device has; past the last
     /// index, from 0 again. `None` when every name is taken.
     fn free_pool_name(&mut self) -> Option<TapName> {
-        let names = self.naming.max_index().saturating_add(1);
-        let start = if self.next > self.naming.max_index() {
+        let names = self.inventory.naming().max_index().saturating_add(1);
+        let start = if self.next > self.inventory.naming().max_index() {
             0
         } else {
             self.next
@@ -128,8 +128,8 @@ impl Pool {
         let limit = (self.taps.len() + self.taken.len()).saturating_add(1) as u64;
         let mut index = start;
         for _ in 0..limit.min(names) {
-            let name = self.naming.name(index)?;
-            index = if index == self.naming.max_index() {
+            let name = self.inventory.naming().name(index)?;
+            index = if index == self.inventory.naming().max_index() {
                 0
             } else {
                 index + 1
@@ -233,8 +233,8 @@ impl Pool {
         {
             let Some(name) = self.free_pool_name() else {
                 let error = PoolError::IndexExhausted {
-                    prefix: self.naming.prefix().to_owned(),
-                    max_index: self.naming.max_index(),
+                    prefix: self.inventory.naming().prefix().to_owned(),
+                    max_index: self.inventory.naming().max_index(),
                 };
                 if let Some(run) = &mut self.warm.run {
                     run.failure = Some(WarmFailure { name: None, error });
