@@ -329,16 +329,23 @@ pub enum ConfigError {
     },
 }
 
-/// The naming scheme `<prefix><N>`, checked.
+/// The pool's naming scheme, `<prefix><N>` (`N` in decimal, with no
+/// leading zero), checked: the one rule for what a pool name is, used by the
+/// pool, its tools and the privileged helper's policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Naming {
+pub struct Naming {
     prefix: String,
     /// The largest index whose name still fits in 15 bytes.
     max_index: u64,
 }
 
 impl Naming {
-    pub(crate) fn new(prefix: &str) -> Result<Naming, ConfigError> {
+    /// The scheme of `prefix`.
+    ///
+    /// # Errors
+    /// [`ConfigError::EmptyPrefix`], [`ConfigError::PrefixTooLong`] (a name
+    /// needs room for one digit), [`ConfigError::PrefixInvalid`].
+    pub fn new(prefix: &str) -> Result<Naming, ConfigError> {
         if prefix.is_empty() {
             return Err(ConfigError::EmptyPrefix);
         }
@@ -360,11 +367,13 @@ impl Naming {
         })
     }
 
-    pub(crate) fn prefix(&self) -> &str {
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
-    pub(crate) fn max_index(&self) -> u64 {
+    /// The largest index whose name still fits in 15 bytes.
+    pub fn max_index(&self) -> u64 {
         self.max_index
     }
 
@@ -381,7 +390,7 @@ impl Naming {
 
     /// The pool index of `name`, if it is a pool name: the prefix followed by
     /// a canonical decimal number (no sign, no leading zero).
-    pub(crate) fn index_of(&self, name: &TapName) -> Option<u64> {
+    pub fn index_of(&self, name: &TapName) -> Option<u64> {
         let digits = name.to_str()?.strip_prefix(self.prefix.as_str())?;
         if digits.is_empty()
             || !digits.bytes().all(|b| b.is_ascii_digit())

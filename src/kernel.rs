@@ -5,6 +5,7 @@
 //! kernel that enforces the same rules. The actors drive a `Box<dyn Kernel>` and
 //! never know which one it is.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use thiserror::Error;
 
 use crate::name::TapName;
 use crate::probe::ProbeError;
+use crate::refusal::{HelperFailure, Refusal};
 
 /// How a new tap is made and configured.
 ///
@@ -212,6 +214,7 @@ impl fmt::Display for Device {
 
 /// What the kernel made for a [`Kernel::create_tap`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CreatedTap {
     /// The new device's interface index. Names can be reused; an index is
     /// not reused while the kernel runs, so it tells one device of a name
@@ -281,7 +284,7 @@ impl fmt::Debug for Errno {
 
 /// The step of creating a tap that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum CreateStep {
     /// `open("/dev/net/tun")`.
@@ -325,7 +328,7 @@ impl fmt::Display for Ack<'_> {
 /// `Clone` so that one failure can be reported to every caller waiting on the
 /// same warm-up.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum KernelError {
     /// A device of that name already exists (`EBUSY` from `TUNSETIFF` with
@@ -480,19 +483,41 @@ pub enum KernelError {
         /// Its interface index.
         index: u32,
     },
+    /// The privileged helper refused the call by its policy (the name, the
+    /// bridge, the owner, a device it did not make for this peer...).
+    /// Nothing was changed. Only the helper kernel
+    /// ([`HelperKernelFactory`](crate::helper::HelperKernelFactory)) gives it.
+    #[error("the tap-pool helper refused {op}: {refusal}")]
+    Refused {
+        /// The call.
+        op: Cow<'static, str>,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// The privileged helper could not be reached, or the connection to it
+    /// broke before the call's answer came: the helper may or may not have
+    /// carried it out. The next call connects again. Only the helper kernel
+    /// gives it.
+    #[error("the tap-pool helper did not answer {op}: {failure}")]
+    Helper {
+        /// The call.
+        op: Cow<'static, str>,
+        /// What went wrong.
+        failure: HelperFailure,
+    },
     /// The call's answer never came: the kernel worker carrying it is gone
     /// (its process is shutting down), so it did not run, or what it made
     /// was removed again.
     #[error("kernel call {op} was not answered: the kernel worker is gone")]
     Unanswered {
         /// The call.
-        op: &'static str,
+        op: Cow<'static, str>,
     },
     /// The kernel implementation panicked; the worker survived.
     #[error("kernel call {op} panicked: {message}")]
     Panicked {
         /// The call that panicked.
-        op: &'static str,
+        op: Cow<'static, str>,
         /// The panic's message.
         message: String,
     },
@@ -518,6 +543,8 @@ impl KernelError {
             | KernelError::Renamed { .. }
             | KernelError::Residue { .. } => None,
             KernelError::Panicked { .. } | KernelError::Unanswered { .. } => None,
+            KernelError::Refused { .. } => Some(Errno(libc::EPERM)),
+            KernelError::Helper { failure, .. } => failure.errno(),
         }
     }
 }
@@ -525,7 +552,7 @@ impl KernelError {
 /// What a released tap still carries of its last tenant that a reset
 /// cannot take away (see docs/security.md for each).
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Residue {
     /// A file is still attached to the tap: its tenant (or anyone it let
@@ -546,7 +573,7 @@ pub enum Residue {
     MultiQueue(bool),
     /// A tun setting read back other than it was just set: the kernel kept
     /// a tenant's value. Names the setting.
-    TunState(&'static str),
+    TunState(Cow<'static, str>),
     /// Something the orchestrator added for the last tenant that a reset
     /// cannot restore. Names it.
     Leftover(String),

@@ -54,6 +54,8 @@
 #![warn(missing_docs)]
 
 pub mod config;
+#[cfg(all(feature = "helper", target_os = "linux"))]
+pub mod helper;
 pub mod holder;
 pub mod inventory;
 pub mod kernel;
@@ -62,12 +64,13 @@ pub mod linux;
 pub mod name;
 pub mod pool;
 mod probe;
+mod refusal;
 pub mod sim;
 mod vm_name;
 
 pub use config::{
-    Backoff, ConfigError, DEFAULT_PREFIX, MAX_SIZE, MIN_BACKOFF, PoolConfig, Recycle, TAP_MAX_MTU,
-    TAP_MIN_MTU,
+    Backoff, ConfigError, DEFAULT_PREFIX, MAX_SIZE, MIN_BACKOFF, Naming, PoolConfig, Recycle,
+    TAP_MAX_MTU, TAP_MIN_MTU,
 };
 pub use holder::{Holder, HolderError, MAX_HOLDER_LEN};
 pub use kernel::{
@@ -83,4 +86,5 @@ pub use pool::{
     TapState, WarmFailure, WarmReport, run_blocking,
 };
 pub use probe::ProbeError;
+pub use refusal::{HelperFailure, Refusal};
 pub use vm_name::{MIN_VM_NAME_DIGITS, VmNames};

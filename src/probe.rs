@@ -68,6 +68,12 @@ pub enum ProbeError {
         /// What the kernel answered.
         errno: Errno,
     },
+    /// The pool's kernel is `tap-pool-helper`, and it cannot be used: it
+    /// does not answer on its socket, or its policy does not let this uid
+    /// in ([`KernelError::Helper`](crate::KernelError::Helper),
+    /// [`KernelError::Refused`](crate::KernelError::Refused)).
+    #[error("the tap-pool helper cannot be used")]
+    Helper(#[source] crate::kernel::KernelError),
     /// The short-lived thread that probes inside the pool's namespace could
     /// not be started, or died.
     #[error("cannot run the probe's thread")]

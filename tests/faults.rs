@@ -213,8 +213,8 @@ async fn a_kernel_worker_survives_a_panic_and_a_failed_open() {
     // It opens one on the next call, which panics inside the kernel.
     let err = acquire("vm-a").await.unwrap().unwrap_err();
     assert!(
-        matches!(&err, Error::Pool(PoolError::Kernel(KernelError::Panicked { op: "create", message }))
-            if message.contains("injected panic")),
+        matches!(&err, Error::Pool(PoolError::Kernel(KernelError::Panicked { op, message }))
+            if op == "create" && message.contains("injected panic")),
         "{err}"
     );
     assert!(!sim.contains(name("vm-a")));

@@ -282,7 +282,7 @@ impl Worker {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
             Err(KernelError::Panicked {
-                op: op.name(),
+                op: op.name().into(),
                 message,
             })
         });
@@ -400,7 +400,7 @@ impl Drop for Execute {
         let any = !self.commands.is_empty();
         for c in self.commands.drain(..) {
             let op = c.op.name();
-            let unanswered = Report::Done(c.id, Err(KernelError::Unanswered { op }));
+            let unanswered = Report::Done(c.id, Err(KernelError::Unanswered { op: op.into() }));
             // A pool that is gone hears nothing.
             let _ = self.report_to.reports.send(unanswered);
         }

@@ -20,6 +20,7 @@ mod route;
 mod tun;
 mod watch;
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -55,6 +56,30 @@ impl LinuxKernel {
     pub fn open() -> Result<LinuxKernel, KernelError> {
         let rtnl = Rtnl::open().map_err(|e| socket_error(&e))?;
         Ok(LinuxKernel { rtnl })
+    }
+
+    /// The socket of a handle just opened, to hand to a process that
+    /// cannot enter this namespace: it lists links here
+    /// ([`LinuxKernel::from_socket`]). A socket does not carry its
+    /// opener's privilege: the kernel checks the capabilities of the
+    /// process that sends each change too, so a process without
+    /// `CAP_NET_ADMIN` over the namespace can only read through it.
+    ///
+    /// # Errors
+    /// [`KernelError::Socket`] when no rtnetlink socket opens.
+    pub fn open_socket() -> Result<OwnedFd, KernelError> {
+        let rtnl = Rtnl::open().map_err(|e| socket_error(&e))?;
+        Ok(watch::owned(rtnl.into_socket()))
+    }
+
+    /// A handle on a socket [`LinuxKernel::open_socket`] opened, in
+    /// whatever namespace that was: listings ([`Kernel::list_taps`],
+    /// [`Kernel::list_group`], [`LinuxKernel::links`]) need no privilege;
+    /// changes need `CAP_NET_ADMIN` over that namespace, in this process.
+    pub fn from_socket(socket: OwnedFd) -> LinuxKernel {
+        LinuxKernel {
+            rtnl: Rtnl::from_socket(watch::nl_socket(socket)),
+        }
     }
 
     /// The interface index of the bridge `spec` names, if any. Looked up
@@ -333,7 +358,7 @@ impl LinuxKernel {
                 tracing::debug!(%name, what, %errno, "a tun setting could not be put back");
                 refused(errno)
             }
-            tun::TunRestore::Differs(what) => residue(Residue::TunState(what)),
+            tun::TunRestore::Differs(what) => residue(Residue::TunState(what.into())),
         })?;
         if spec.multi_queue {
             // Queues attached before this one took the owner back.
@@ -487,6 +512,27 @@ impl LinuxKernel {
         self.rtnl.link_summaries().map_err(list_error)
     }
 
+    /// The tun/tap device at interface index `index` as
+    /// [`Kernel::list_taps`] reads it (one `RTM_GETLINK`), or `None` if the
+    /// device there is not a tun/tap device.
+    ///
+    /// # Errors
+    /// [`KernelError::NoSuchDevice`] (named `name`) when no device has the
+    /// index; [`KernelError::List`] or [`KernelError::Socket`] otherwise.
+    pub fn tun_device(
+        &mut self,
+        name: TapName,
+        index: u32,
+    ) -> Result<Option<LinkInfo>, KernelError> {
+        match self.rtnl.tun_link(index) {
+            Ok(link) => Ok(link),
+            Err(NlError::Refused { errno, .. }) if errno.0 == libc::ENODEV => {
+                Err(KernelError::NoSuchDevice { name })
+            }
+            Err(e) => Err(list_error(e)),
+        }
+    }
+
     /// The tun/tap device at `index`, known to the pool as `name`.
     fn tun_link(&mut self, name: TapName, index: u32) -> Result<LinkInfo, KernelError> {
         match self.rtnl.tun_link(index) {
@@ -542,7 +588,7 @@ impl LinuxKernel {
             None
         };
         match differs {
-            Some(what) => Err(residue(Residue::TunState(what))),
+            Some(what) => Err(residue(Residue::TunState(what.into()))),
             None => Ok(()),
         }
     }

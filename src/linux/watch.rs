@@ -8,6 +8,7 @@ use neli::consts::socket::NlFamily;
 use neli::socket::NlSocket;
 use neli::utils::Groups;
 use rustc_hash::FxHashMap;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
 use super::link::parse::{exact_name, parse_link_name};
 use super::link::{IFINFOMSG_LEN, Target};
@@ -91,6 +92,44 @@ impl LinuxLinkWatcher {
     }
 
     fn open_socket() -> Result<LinuxLinkWatcher, NlError> {
+        let socket = Self::subscribe()?;
+        // Subscribed first, then the dump: a change made while it is read
+        // is in the socket's queue.
+        Self::from_parts(socket, Rtnl::open()?)
+    }
+
+    /// The two sockets a watcher reads, opened in the calling thread's
+    /// namespace, to hand to a process that cannot enter it: the one
+    /// subscribed to link changes, then one for dumps. See
+    /// [`LinuxLinkWatcher::from_sockets`].
+    ///
+    /// # Errors
+    /// [`KernelError::Socket`] when either socket cannot be opened, bound
+    /// or subscribed.
+    pub fn open_sockets() -> Result<[OwnedFd; 2], KernelError> {
+        let opened = Self::subscribe().and_then(|socket| Ok((socket, Rtnl::open()?)));
+        let (socket, rtnl) = opened.map_err(|e| super::socket_error(&e))?;
+        Ok([owned(socket), owned(rtnl.into_socket())])
+    }
+
+    /// A watcher reading the sockets [`LinuxLinkWatcher::open_sockets`]
+    /// opened, in whatever namespace that was (another process's, handed
+    /// over with `SCM_RIGHTS`). Receiving link changes and dumping links
+    /// need no privilege.
+    ///
+    /// # Errors
+    /// [`KernelError::Socket`] when the first listing fails (a descriptor
+    /// that is not such a socket).
+    pub fn from_sockets(
+        subscribed: OwnedFd,
+        dumps: OwnedFd,
+    ) -> Result<LinuxLinkWatcher, KernelError> {
+        let socket = nl_socket(subscribed);
+        let rtnl = Rtnl::from_socket(nl_socket(dumps));
+        Self::from_parts(socket, rtnl).map_err(|e| super::socket_error(&e))
+    }
+
+    fn subscribe() -> Result<NlSocket, NlError> {
         let fail = |step| move |source| NlError::Open { step, source };
         let groups = Groups::new_groups(&[libc::RTNLGRP_LINK]);
         let socket =
@@ -102,9 +141,10 @@ impl LinuxLinkWatcher {
             set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUF, RECV_BUFFER)
                 .map_err(fail(SocketStep::RecvBuffer))?;
         }
-        // Subscribed first, then the dump: a change made while it is read
-        // is in the socket's queue.
-        let mut rtnl = Rtnl::open()?;
+        Ok(socket)
+    }
+
+    fn from_parts(socket: NlSocket, mut rtnl: Rtnl) -> Result<LinuxLinkWatcher, NlError> {
         let names = rtnl.link_names()?.into_iter().collect();
         Ok(LinuxLinkWatcher {
             socket,
@@ -370,6 +410,21 @@ impl std::fmt::Debug for LinuxLinkWatcher {
             .field("links", &self.names.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A netlink socket as a plain descriptor.
+pub(crate) fn owned(socket: NlSocket) -> OwnedFd {
+    // SAFETY: `into_raw_fd` gives up the socket's descriptor, open and owned
+    // by nobody else from here.
+    unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) }
+}
+
+/// A descriptor (a netlink socket, checked by its first use) as neli's
+/// socket.
+pub(crate) fn nl_socket(fd: OwnedFd) -> NlSocket {
+    // SAFETY: `into_raw_fd` gives up an open descriptor that nothing else
+    // owns; the socket closes it when dropped.
+    unsafe { NlSocket::from_raw_fd(fd.into_raw_fd()) }
 }
 
 #[cfg(test)]

@@ -862,7 +862,7 @@ impl Expect for Outcome {
 fn mismatch(reply: &Reply) -> KernelError {
     tracing::error!(?reply, "a kernel reply does not fit its command");
     KernelError::Unanswered {
-        op: "mismatched reply",
+        op: "mismatched reply".into(),
     }
 }
 

@@ -60,11 +60,22 @@ impl Rtnl {
             tracing::debug!(error = %e, "NETLINK_GET_STRICT_CHK refused");
         }
         set_recv_timeout(&socket, REPLY_TIMEOUT).map_err(fail(SocketStep::RecvTimeout))?;
-        Ok(Rtnl {
+        Ok(Rtnl::from_socket(socket))
+    }
+
+    /// A socket opened (with [`Rtnl::open`]'s options) by another process
+    /// and handed over: it belongs to the namespace it was opened in.
+    pub(crate) fn from_socket(socket: NlSocket) -> Rtnl {
+        Rtnl {
             socket,
             seq: 0,
             buf: vec![0; 64 * 1024],
-        })
+        }
+    }
+
+    /// The socket, to hand to another process.
+    pub(crate) fn into_socket(self) -> NlSocket {
+        self.socket
     }
 
     /// Sends `request` (which asks for an ack) and waits for the ack.

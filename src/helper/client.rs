@@ -1,0 +1,479 @@
+//! The client side: a [`Kernel`] whose changes are made by
+//! `tap-pool-helper`.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSliceMut, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+
+use super::proto::{
+    Answer, Call, ClientFrame, Closing, FrameError, PROTOCOL_VERSION, Request, ServerFrame,
+    read_frame, write_frame,
+};
+use crate::kernel::{
+    CreatedTap, Device, Errno, Kernel, KernelError, KernelFactory, LinkInfo, LinkWatcher, TapSpec,
+};
+use crate::linux::{LinuxKernel, LinuxLinkWatcher};
+use crate::name::TapName;
+use crate::probe::ProbeError;
+use crate::refusal::HelperFailure;
+
+/// How long a call waits for the helper's answer by default. A group delete
+/// of a thousand taps takes about a second; a create, well under one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many sockets one answer may carry.
+const MAX_FDS: usize = 2;
+
+/// Opens [`HelperKernel`]s: the kernel of a pool that runs without
+/// privilege, its taps made, reset and deleted by `tap-pool-helper`.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use tap_pool::helper::HelperKernelFactory;
+/// let kernel = Arc::new(HelperKernelFactory::new("/run/tap-pool-helper.sock"));
+/// // PoolBuilder::kernel(kernel) in tap-pool-actors: the pool is unchanged.
+/// # let _ = kernel;
+/// ```
+///
+/// Each kernel worker holds a connection of its own; the link watcher and
+/// the listings read netlink sockets the helper opened in the namespace its
+/// policy gives this user, and handed over (reading links needs no
+/// privilege; see [`Call::OpenNetlink`]).
+#[derive(Clone, Debug)]
+pub struct HelperKernelFactory {
+    path: PathBuf,
+    timeout: Duration,
+}
+
+impl HelperKernelFactory {
+    /// A factory connecting to the helper's socket at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> HelperKernelFactory {
+        HelperKernelFactory {
+            path: path.into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// How long a call waits for its answer before the connection is
+    /// dropped and the call fails with [`HelperFailure::Timeout`] (default
+    /// [`DEFAULT_TIMEOUT`]). Zero is taken as one millisecond.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> HelperKernelFactory {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The helper's socket.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Connects to the helper now and shakes hands.
+    ///
+    /// # Errors
+    /// [`KernelError::Helper`] when the socket does not take the
+    /// connection or the handshake fails; [`KernelError::Refused`] when the
+    /// helper's policy does not let this uid in ([`Refusal::PeerNotAllowed`](crate::Refusal::PeerNotAllowed))
+    /// or it speaks another version.
+    pub fn connect(&self) -> Result<HelperKernel, KernelError> {
+        let mut kernel = HelperKernel {
+            factory: self.clone(),
+            conn: None,
+            next_id: 1,
+            reads: None,
+            abandons: Vec::new(),
+        };
+        kernel.connection("connect")?;
+        Ok(kernel)
+    }
+}
+
+impl KernelFactory for HelperKernelFactory {
+    fn open(&self) -> Result<Box<dyn Kernel>, KernelError> {
+        Ok(Box::new(self.connect()?))
+    }
+
+    /// A [`LinuxLinkWatcher`] on the two sockets the helper opens for it.
+    fn watch(&self) -> Result<Box<dyn LinkWatcher>, KernelError> {
+        let mut kernel = self.connect()?;
+        let mut sockets = kernel.open_netlink(true)?.into_iter();
+        match (sockets.next(), sockets.next()) {
+            (Some(subscribed), Some(dumps)) => {
+                Ok(Box::new(LinuxLinkWatcher::from_sockets(subscribed, dumps)?))
+            }
+            _ => Err(protocol("open_netlink", "fewer sockets than asked for")),
+        }
+    }
+
+    /// Connects and shakes hands: the helper is there and lets this uid in.
+    fn probe(&self) -> Result<(), ProbeError> {
+        self.connect().map(drop).map_err(ProbeError::Helper)
+    }
+}
+
+/// A [`Kernel`] whose every change is a call to `tap-pool-helper`, and
+/// whose listings read a netlink socket the helper handed over.
+///
+/// The connection is made again at the next call after it breaks; the
+/// call that was in flight fails with [`KernelError::Helper`] (the pool
+/// retries as for any failed kernel call). A create whose answer was lost
+/// is taken back: the helper is asked, on the next connection, to delete
+/// the tap if that create made it, so no tap is left that the pool does
+/// not know.
+#[derive(Debug)]
+pub struct HelperKernel {
+    factory: HelperKernelFactory,
+    conn: Option<Conn>,
+    next_id: u64,
+    /// A handle on the listing socket the helper handed over.
+    reads: Option<LinuxKernel>,
+    /// Creates whose answers were lost: their names and tokens.
+    abandons: Vec<(TapName, u64)>,
+}
+
+impl HelperKernel {
+    /// The connection, made (and its handshake done) if there is none, and
+    /// creates whose answers were lost taken back first.
+    fn connection(&mut self, op: &'static str) -> Result<&mut Conn, KernelError> {
+        if self.conn.is_none() {
+            self.conn = Some(Conn::connect(&self.factory, op)?);
+            self.take_back();
+        }
+        match &mut self.conn {
+            Some(conn) => Ok(conn),
+            // `take_back` broke it.
+            None => Err(KernelError::Helper {
+                op: op.into(),
+                failure: HelperFailure::Closed,
+            }),
+        }
+    }
+
+    /// Asks the helper to delete what each create whose answer was lost
+    /// made, on the connection just made.
+    fn take_back(&mut self) {
+        while let Some(&(name, token)) = self.abandons.first() {
+            let Some(conn) = &mut self.conn else { return };
+            let id = self.next_id;
+            self.next_id += 1;
+            match conn.exchange(id, Call::Abandon { name, token }) {
+                Ok(Ok(_)) => {
+                    tracing::debug!(tap = %name, "a create whose answer was lost is taken back");
+                    self.abandons.remove(0);
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(tap = %name, %error, "the helper would not take back a create whose answer was lost; the next Seed finds the tap if it was made");
+                    self.abandons.remove(0);
+                }
+                Err(failure) => {
+                    tracing::debug!(tap = %name, %failure, "could not take back a lost create yet");
+                    self.conn = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Puts `call` to the helper and waits for its answer.
+    fn call(&mut self, call: Call) -> Result<(Answer, Vec<OwnedFd>), KernelError> {
+        let op = call.name();
+        let id = self.next_id;
+        self.next_id += 1;
+        let conn = self.connection(op)?;
+        match conn.exchange(id, call) {
+            Ok(Ok(answer)) => {
+                let fds = match answer {
+                    Answer::Sockets(n) => conn.take_fds(usize::from(n)).ok_or_else(|| {
+                        self.conn = None;
+                        protocol(op, "an answer without its sockets")
+                    })?,
+                    _ => Vec::new(),
+                };
+                Ok((answer, fds))
+            }
+            Ok(Err(error)) => Err(error),
+            Err(failure) => {
+                self.conn = None;
+                Err(KernelError::Helper {
+                    op: op.into(),
+                    failure,
+                })
+            }
+        }
+    }
+
+    /// Sockets the helper opens in this peer's namespace.
+    fn open_netlink(&mut self, watch: bool) -> Result<Vec<OwnedFd>, KernelError> {
+        match self.call(Call::OpenNetlink { watch })? {
+            (Answer::Sockets(_), fds) if fds.len() == if watch { 2 } else { 1 } => Ok(fds),
+            _ => Err(protocol(
+                "open_netlink",
+                "an answer that is not the sockets",
+            )),
+        }
+    }
+
+    /// The handle listings go through.
+    fn reads(&mut self) -> Result<&mut LinuxKernel, KernelError> {
+        if self.reads.is_none() {
+            let socket = self
+                .open_netlink(false)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| protocol("open_netlink", "no socket"))?;
+            self.reads = Some(LinuxKernel::from_socket(socket));
+        }
+        self.reads
+            .as_mut()
+            .ok_or_else(|| protocol("open_netlink", "no socket"))
+    }
+
+    fn done(&mut self, call: Call) -> Result<(), KernelError> {
+        let op = call.name();
+        match self.call(call)? {
+            (Answer::Done, _) => Ok(()),
+            _ => Err(protocol(op, "an answer that does not fit the call")),
+        }
+    }
+}
+
+impl Kernel for HelperKernel {
+    fn create_tap(&mut self, name: TapName, spec: &TapSpec) -> Result<CreatedTap, KernelError> {
+        let token = fastrand::u64(..);
+        let result = self.call(Call::Create {
+            name,
+            spec: *spec,
+            token,
+        });
+        match result {
+            Ok((Answer::Created(created), _)) => Ok(created),
+            Ok(_) => Err(protocol("create", "an answer that does not fit the call")),
+            Err(error @ KernelError::Helper { .. }) => {
+                // The helper may have made it: take it back now, or on the
+                // next connection.
+                self.abandons.push((name, token));
+                if self.conn.is_none() {
+                    let _ = self.connection("abandon");
+                }
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn delete_link(&mut self, device: Device) -> Result<(), KernelError> {
+        self.done(Call::Delete { device })
+    }
+
+    fn list_taps(&mut self) -> Result<Vec<LinkInfo>, KernelError> {
+        let result = self.reads()?.list_taps();
+        if result.is_err() {
+            self.reads = None;
+        }
+        result
+    }
+
+    fn reset_tap(
+        &mut self,
+        device: Device,
+        spec: &TapSpec,
+        mac: [u8; 6],
+    ) -> Result<(), KernelError> {
+        self.done(Call::Reset {
+            device,
+            spec: *spec,
+            mac,
+        })
+    }
+
+    fn set_device_group(&mut self, device: Device, group: u32) -> Result<(), KernelError> {
+        self.done(Call::SetGroup { device, group })
+    }
+
+    fn list_group(&mut self, group: u32) -> Result<Vec<TapName>, KernelError> {
+        let result = self.reads()?.list_group(group);
+        if result.is_err() {
+            self.reads = None;
+        }
+        result
+    }
+
+    fn delete_group(&mut self, group: u32) -> Result<(), KernelError> {
+        self.done(Call::DeleteGroup { group })
+    }
+}
+
+impl Drop for HelperKernel {
+    fn drop(&mut self) {
+        if !self.abandons.is_empty() {
+            let _ = self.connection("abandon");
+        }
+    }
+}
+
+fn protocol(op: &'static str, what: &str) -> KernelError {
+    KernelError::Helper {
+        op: op.into(),
+        failure: HelperFailure::Protocol(what.to_owned()),
+    }
+}
+
+/// One connection to the helper, past its handshake.
+#[derive(Debug)]
+struct Conn {
+    stream: UnixStream,
+    /// Sockets received and not yet claimed by an answer.
+    fds: VecDeque<OwnedFd>,
+    buf: Vec<u8>,
+    timeout: Duration,
+}
+
+impl Conn {
+    fn connect(factory: &HelperKernelFactory, op: &'static str) -> Result<Conn, KernelError> {
+        let fail = |failure| KernelError::Helper {
+            op: op.into(),
+            failure,
+        };
+        let stream = UnixStream::connect(&factory.path).map_err(|e| {
+            fail(HelperFailure::Connect {
+                path: factory.path.display().to_string(),
+                errno: Errno::of(&e),
+            })
+        })?;
+        let io = |e: io::Error| {
+            fail(HelperFailure::Io {
+                errno: Errno::of(&e),
+            })
+        };
+        stream.set_read_timeout(Some(factory.timeout)).map_err(io)?;
+        stream
+            .set_write_timeout(Some(factory.timeout))
+            .map_err(io)?;
+        let mut conn = Conn {
+            stream,
+            fds: VecDeque::new(),
+            buf: Vec::new(),
+            timeout: factory.timeout,
+        };
+        let hello = ClientFrame::Hello {
+            version: PROTOCOL_VERSION,
+        };
+        write_frame(&mut conn.stream, &hello).map_err(|e| fail(conn.failure(e)))?;
+        match conn.read() {
+            Ok(ServerFrame::Welcome { version, .. }) if version == PROTOCOL_VERSION => Ok(conn),
+            Ok(ServerFrame::Welcome { version, .. }) => Err(fail(HelperFailure::Protocol(
+                format!("the helper chose version {version}"),
+            ))),
+            Ok(ServerFrame::Closing(Closing::Refused(refusal))) => Err(KernelError::Refused {
+                op: op.into(),
+                refusal,
+            }),
+            Ok(ServerFrame::Closing(Closing::Protocol(why))) => {
+                Err(fail(HelperFailure::Protocol(why)))
+            }
+            Ok(_) => Err(fail(HelperFailure::Protocol(
+                "an answer before the welcome".to_owned(),
+            ))),
+            Err(e) => Err(fail(conn.failure(e))),
+        }
+    }
+
+    /// Sends `call` as request `id` and reads its answer: the call's own
+    /// result, or why the connection is no good any more.
+    fn exchange(
+        &mut self,
+        id: u64,
+        call: Call,
+    ) -> Result<Result<Answer, KernelError>, HelperFailure> {
+        let request = ClientFrame::Request(Request { id, call });
+        write_frame(&mut self.stream, &request).map_err(|e| self.failure(e))?;
+        match self.read().map_err(|e| self.failure(e))? {
+            ServerFrame::Response(response) if response.id == id => Ok(response.result),
+            ServerFrame::Response(response) => Err(HelperFailure::Protocol(format!(
+                "the answer to request {} came for request {id}",
+                response.id
+            ))),
+            ServerFrame::Closing(Closing::Protocol(why)) => Err(HelperFailure::Protocol(why)),
+            ServerFrame::Closing(_) => Err(HelperFailure::Closed),
+            ServerFrame::Welcome { .. } => {
+                Err(HelperFailure::Protocol("a second welcome".to_owned()))
+            }
+        }
+    }
+
+    fn read(&mut self) -> Result<ServerFrame, FrameError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let frame = read_frame(self, &mut buf);
+        self.buf = buf;
+        frame
+    }
+
+    fn take_fds(&mut self, n: usize) -> Option<Vec<OwnedFd>> {
+        (self.fds.len() >= n).then(|| self.fds.drain(..n).collect())
+    }
+
+    fn failure(&self, error: FrameError) -> HelperFailure {
+        match error {
+            FrameError::Closed => HelperFailure::Closed,
+            FrameError::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                HelperFailure::Timeout {
+                    seconds: self.timeout.as_secs(),
+                }
+            }
+            FrameError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => HelperFailure::Closed,
+            FrameError::Io(e) => HelperFailure::Io {
+                errno: Errno::of(&e),
+            },
+            error => HelperFailure::Protocol(error.to_string()),
+        }
+    }
+}
+
+/// Reads go through `recvmsg`, keeping any sockets that come along.
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = recvmsg::<()>(
+            self.stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(io::Error::from)?;
+        let bytes = msg.bytes;
+        let cmsgs = msg.cmsgs().map_err(io::Error::from)?;
+        for cmsg in cmsgs {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                for fd in fds {
+                    // SAFETY: the kernel just installed this descriptor in
+                    // this process for us; nothing else owns it.
+                    self.fds.push_back(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+            return Err(io::Error::other("more sockets than the protocol allows"));
+        }
+        Ok(bytes)
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
