@@ -321,10 +321,14 @@ impl PartialEq<[u8]> for TapName {
 /// A name serializes as a string where it is UTF-8 (every name a person
 /// types), else as its bytes; either form deserializes, through the same
 /// check as [`TapName::from_bytes`], so a name read back is one the kernel
-/// takes.
+/// takes. In a binary format (one that is not human-readable, such as the
+/// helper protocol's postcard) it is always its bytes.
 #[cfg(feature = "serde")]
 impl serde::Serialize for TapName {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            return serializer.serialize_bytes(self.as_bytes());
+        }
         match self.to_str() {
             Some(name) => serializer.serialize_str(name),
             None => serializer.serialize_bytes(self.as_bytes()),
@@ -361,7 +365,11 @@ impl<'de> serde::Deserialize<'de> for TapName {
                 TapName::from_bytes(&bytes).map_err(serde::de::Error::custom)
             }
         }
-        deserializer.deserialize_any(Visitor)
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_any(Visitor)
+        } else {
+            deserializer.deserialize_bytes(Visitor)
+        }
     }
 }
 

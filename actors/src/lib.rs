@@ -104,16 +104,21 @@ pub use messages::{
 pub use pool::{Reply, TapPoolActor};
 pub use shutdown::SHUTDOWN_DEADLINE;
 pub use tap_pool::{
-    Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, Holder, HolderError,
-    KernelError, MAX_HOLDER_LEN, MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF, MIN_VM_NAME_DIGITS,
-    NameError, PoolConfig, PoolError, PoolStats, ProbeError, Recycle, Residue, SeedReport, TapName,
-    TapSpec, TapState, VmNames, WarmFailure, WarmReport,
+    Backoff, ConfigError, CreateStep, DEFAULT_PREFIX, DrainReport, Errno, HelperFailure, Holder,
+    HolderError, KernelError, MAX_HOLDER_LEN, MAX_NAME_LEN, MAX_SIZE, MIN_BACKOFF,
+    MIN_VM_NAME_DIGITS, NameError, PoolConfig, PoolError, PoolStats, ProbeError, Recycle, Refusal,
+    Residue, SeedReport, TapName, TapSpec, TapState, VmNames, WarmFailure, WarmReport,
 };
 #[cfg(target_os = "linux")]
 pub use tap_pool::{LinuxKernelFactory, Netns};
 
 /// The simulated kernel, for tests and demos without root.
 pub use tap_pool::sim;
+
+/// A pool without privilege: [`helper::HelperKernelFactory`] has
+/// `tap-pool-helper` make its taps (feature `helper`).
+#[cfg(all(feature = "helper", target_os = "linux"))]
+pub use tap_pool::helper;
 
 /// The real kernel: [`linux::probe`] tells whether this process can make
 /// taps; [`linux::LinuxKernelFactory`] drives it in a namespace of your

@@ -1,0 +1,64 @@
+//! A pool as uid 65534 with no capabilities: every tap it has is made,
+//! reset and deleted by the helper, in the namespace the policy names.
+
+use tap_pool_testkit::{KernelTest, kernel_test};
+
+use crate::scene::{BRIDGE, GROUP, Scene};
+
+pub fn tests() -> Vec<KernelTest> {
+    vec![kernel_test!(
+        a_pool_without_privilege_warms_acquires_releases_seeds_and_drains_through_the_helper
+    )]
+}
+
+fn a_pool_without_privilege_warms_acquires_releases_seeds_and_drains_through_the_helper() {
+    let scene = Scene::new();
+    let mut pool = scene.pool();
+    let warm = pool.ask("warm");
+    assert_eq!(warm["ok"], 3, "{warm}\n{}", scene.log());
+    let mut taps = scene.taps();
+    taps.sort();
+    assert_eq!(taps, ["tph-0", "tph-1", "tph-2"]);
+    for tap in &taps {
+        let link = scene.ns.link(tap).expect("the tap");
+        assert_eq!(link["linkinfo"]["info_data"]["user"], "nobody", "{link}");
+        assert_eq!(link["master"], BRIDGE, "{link}");
+        assert_eq!(link["group"], GROUP.to_string(), "{link}");
+    }
+    let lease = pool.ask("acquire vm-00000000000a");
+    let token = lease["ok"]["token"].as_str().expect("a lease").to_owned();
+    let leased = lease["ok"]["name"].as_str().expect("a name").to_owned();
+    assert!(leased.starts_with("tph-"), "{lease}");
+    let released = pool.ask(&format!("release {token}"));
+    assert_eq!(released["ok"], leased.as_str(), "{released}");
+    let settled = pool.ask("settle");
+    assert_eq!(settled["ok"]["idle"], 3, "{settled}");
+    // A second pool of the same user (after a restart) seeds: it adopts the
+    // three taps and resets them through the helper.
+    let rest = pool.finish();
+    assert_eq!(
+        rest.last().map(|v| v["shutdown"].clone()),
+        Some(serde_json::json!(true))
+    );
+    assert!(
+        scene.taps().is_empty(),
+        "a pool's shutdown drains: {:?}",
+        scene.taps()
+    );
+    let mut pool = scene.pool();
+    assert_eq!(pool.ask("warm")["ok"], 3);
+    pool.kill();
+    assert_eq!(scene.taps().len(), 3, "a killed pool leaves its taps");
+    let mut pool = scene.pool();
+    let seeded = pool.ask("seed");
+    assert_eq!(
+        seeded["ok"]["adopted"].as_array().map(Vec::len),
+        Some(3),
+        "{seeded}\n{}",
+        scene.log()
+    );
+    let drained = pool.ask("drain");
+    assert!(drained["ok"].is_object(), "{drained}");
+    assert!(scene.taps().is_empty(), "{:?}", scene.taps());
+    pool.finish();
+}

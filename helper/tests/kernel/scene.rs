@@ -1,0 +1,243 @@
+//! What the tests share: a private namespace with a bridge, the helper
+//! running as root on a socket in a directory of its own with a policy for
+//! uid 65534, and children of this binary running as uid 65534 with no
+//! capabilities.
+
+#![allow(
+    dead_code,
+    reason = "shared by the test modules; not every one uses all of it"
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tap_pool_testkit::TestNetns;
+
+use crate::child::{CONFIG_ENV, ROLE_ENV, SOCKET_ENV};
+
+/// The unprivileged uid (and gid) of the pools: `nobody`.
+pub const NOBODY: u32 = 65534;
+/// A uid the policy does not name.
+pub const STRANGER: u32 = 65533;
+/// The pools' prefix, bridge and device group.
+pub const PREFIX: &str = "tph-";
+pub const BRIDGE: &str = "tph-br0";
+pub const GROUP: u32 = 4243;
+
+/// The policy the helper gets: `{netns}`, `{state}` filled in.
+pub const POLICY: &str = r#"
+socket_mode = 0o666
+state_dir = "{state}"
+[[peer]]
+uids = [65534]
+prefix = "tph-"
+fallback = "vm-[0-9a-f]{11}[a-f]"
+bridges = ["tph-br0"]
+device_groups = [4243]
+netns = "{netns}"
+"#;
+
+/// The pool's configuration.
+pub const POOL: &str = r#"
+size = 3
+prefix = "tph-"
+[tap]
+bridge = "tph-br0"
+device_group = 4243
+"#;
+
+/// A namespace, a helper serving it, and a directory for its socket, its
+/// state and a copy of this binary anyone may run.
+pub struct Scene {
+    pub ns: TestNetns,
+    pub dir: tempfile::TempDir,
+    pub helper: Option<Child>,
+}
+
+impl Scene {
+    /// The scene with [`POLICY`].
+    pub fn new() -> Scene {
+        Scene::with_policy(POLICY)
+    }
+
+    /// The scene with a policy of its own (`{netns}` and `{state}` filled in).
+    pub fn with_policy(policy: &str) -> Scene {
+        let ns = TestNetns::new();
+        ns.ip(&["link", "add", BRIDGE, "type", "bridge"]);
+        ns.ip(&["link", "set", BRIDGE, "up"]);
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let policy = policy
+            .replace("{netns}", &ns.path())
+            .replace("{state}", &dir.path().join("state").display().to_string());
+        std::fs::write(dir.path().join("policy.toml"), policy).expect("write the policy");
+        let exe = std::env::current_exe().expect("this binary");
+        let copy = dir.path().join("child");
+        std::fs::copy(&exe, &copy).expect("copy this binary");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut scene = Scene {
+            ns,
+            dir,
+            helper: None,
+        };
+        scene.start_helper();
+        scene
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("helper.sock")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Starts the helper (as root) and waits until it answers.
+    pub fn start_helper(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_tap-pool-helper"))
+            .arg("--policy")
+            .arg(self.dir.path().join("policy.toml"))
+            .arg("--socket")
+            .arg(self.socket())
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.path().join("helper.log"))
+                    .expect("the helper's log"),
+            ))
+            .spawn()
+            .expect("start tap-pool-helper");
+        self.helper = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            if let Some(Some(status)) = self.helper.as_mut().map(|c| c.try_wait().ok().flatten()) {
+                panic!("the helper exited: {status}\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the helper never listened\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Kills the helper with SIGKILL and reaps it.
+    pub fn kill_helper(&mut self) {
+        if let Some(mut child) = self.helper.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The helper's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("helper.log")).unwrap_or_default()
+    }
+
+    /// This binary, run again as `uid` with no capabilities, in `role`.
+    pub fn child(&self, uid: u32, role: &str, pool: &str) -> Peer {
+        let mut command = Command::new(self.dir.path().join("child"));
+        command
+            .env(ROLE_ENV, role)
+            .env(SOCKET_ENV, self.socket())
+            .env(CONFIG_ENV, pool)
+            .env("RUST_LOG", "warn")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .uid(uid)
+            .gid(uid);
+        // std drops every supplementary group when it sets the uid as root.
+        let mut child = command.spawn().expect("start the child");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Peer {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// A pool of [`POOL`] as nobody, started.
+    pub fn pool(&self) -> Peer {
+        let mut pool = self.child(NOBODY, "pool", POOL);
+        let started = pool.read();
+        assert_eq!(started["started"], true, "{started}\n{}", self.log());
+        pool
+    }
+
+    /// The tun/tap devices in the namespace, by name, as `ip` shows them.
+    pub fn taps(&self) -> Vec<String> {
+        self.ns.tun_names()
+    }
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        self.kill_helper();
+    }
+}
+
+/// A child: commands in, JSON lines out.
+pub struct Peer {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    /// Sends one command line and reads its answer.
+    pub fn ask(&mut self, line: &str) -> Value {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to the child");
+        stdin.flush().expect("flush");
+        self.read()
+    }
+
+    /// Reads one answer line.
+    pub fn read(&mut self) -> Value {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read the child");
+        assert!(!line.is_empty(), "the child ended without answering");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Closes stdin (a pool shuts down) and waits for the child.
+    pub fn finish(mut self) -> Vec<Value> {
+        drop(self.stdin.take());
+        let mut rest = Vec::new();
+        let mut line = String::new();
+        while self.stdout.read_line(&mut line).unwrap_or(0) > 0 {
+            rest.push(serde_json::from_str(&line).expect("JSON"));
+            line.clear();
+        }
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "the child failed: {status}");
+        rest
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `f` is true, or panics after `secs`.
+pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
