@@ -16,6 +16,7 @@
 //! groups = []
 //! netns = "/run/netns/vms"      # default: the helper's own
 //! max_taps = 4096
+//! max_connections = 64          # this rule's peers' connections at once
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,10 @@ pub const DEFAULT_SOCKET: &str = "/run/tap-pool-helper.sock";
 pub const DEFAULT_STATE_DIR: &str = "/run/tap-pool-helper";
 /// How many connections are served at once, by default.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
+/// How many connections one peer rule's peers may have at once, by
+/// default. A pool holds one per kernel worker (three lanes of two by
+/// default) and one for its link watcher.
+pub const DEFAULT_PEER_CONNECTIONS: u32 = 64;
 /// How many taps one peer may have, by default.
 pub const DEFAULT_MAX_TAPS: u32 = 4096;
 /// The longest policy file read.
@@ -145,6 +150,7 @@ struct PeerFile {
     groups: Vec<u32>,
     netns: Option<PathBuf>,
     max_taps: Option<u32>,
+    max_connections: Option<u32>,
 }
 
 /// The policy, checked.
@@ -187,6 +193,8 @@ pub struct Rule {
     pub netns: Option<PathBuf>,
     /// How many taps it may have at once.
     pub max_taps: u32,
+    /// How many connections its peers may have at once.
+    pub max_connections: u32,
 }
 
 impl Policy {
@@ -275,6 +283,7 @@ impl Policy {
                 groups: peer.groups,
                 netns: peer.netns,
                 max_taps: peer.max_taps.unwrap_or(DEFAULT_MAX_TAPS),
+                max_connections: peer.max_connections.unwrap_or(DEFAULT_PEER_CONNECTIONS),
             });
         }
         Ok(Policy {

@@ -16,7 +16,7 @@ use tap_pool::helper::proto::{
     encode, read_frame, write_frame,
 };
 use tap_pool::linux::{LinuxLinkWatcher, enter};
-use tap_pool::{Device, Kernel, KernelError, LinuxKernel, Netns, Refusal, TapName};
+use tap_pool::{Device, HelperFailure, Kernel, KernelError, LinuxKernel, Netns, Refusal, TapName};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
@@ -62,6 +62,8 @@ struct Shared {
     namespaces: Vec<(Option<Netns>, NsId)>,
     ledger: Mutex<Ledger>,
     connections: AtomicU32,
+    /// Connections per rule.
+    per_rule: Vec<AtomicU32>,
 }
 
 impl Helper {
@@ -102,10 +104,12 @@ impl Helper {
         ledger.keep_only(&live);
         ledger.compact().map_err(StartError::Ledger)?;
         info!(taps = ledger.entries().count(), "tap-pool-helper ready");
+        let per_rule = policy.peers.iter().map(|_| AtomicU32::new(0)).collect();
         Ok(Helper {
             shared: Arc::new(Shared {
                 policy,
                 namespaces,
+                per_rule,
                 ledger: Mutex::new(ledger),
                 connections: AtomicU32::new(0),
             }),
@@ -243,9 +247,16 @@ fn connection(shared: &Shared, mut stream: UnixStream) {
         close(&mut stream, Closing::Refused(refusal));
         return;
     };
-    if count > shared.policy.max_connections {
+    let rule_count = shared.per_rule[rule_index].fetch_add(1, Ordering::Relaxed) + 1;
+    let _rule_counted = Counted(&shared.per_rule[rule_index]);
+    let max_rule = shared.policy.peers[rule_index].max_connections;
+    if count > shared.policy.max_connections || rule_count > max_rule {
         let refusal = Refusal::Busy {
-            max: shared.policy.max_connections,
+            max: if rule_count > max_rule {
+                max_rule
+            } else {
+                shared.policy.max_connections
+            },
         };
         warn!(%refusal, "connection refused");
         close(&mut stream, Closing::Refused(refusal));
@@ -471,10 +482,11 @@ impl Peer<'_> {
             op: "create".into(),
             refusal,
         };
-        let ledger_failed = |e: io::Error| KernelError::Create {
-            name,
-            step: tap_pool::CreateStep::OpenTun,
-            errno: tap_pool::Errno::of(&e),
+        let ledger_failed = |e: io::Error| KernelError::Helper {
+            op: "create".into(),
+            failure: HelperFailure::Ledger {
+                errno: tap_pool::Errno::of(&e),
+            },
         };
         {
             let mut ledger = self.shared.ledger();
