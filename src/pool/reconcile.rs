@@ -566,6 +566,54 @@ mod tests {
         assert!(p.poll_batch().is_none());
     }
 
+    fn not_yours(p: &Pool, tap: TapName) -> crate::kernel::KernelError {
+        crate::kernel::KernelError::Refused {
+            op: "delete".into(),
+            refusal: crate::Refusal::NotYours {
+                name: tap,
+                index: Some(index_of(p, tap)),
+            },
+        }
+    }
+
+    #[test]
+    fn a_tap_the_helper_says_is_not_the_pools_is_forgotten_not_deleted_again() {
+        // The privileged helper refuses a delete of a tap it did not make
+        // for this pool: retrying would be refused for ever.
+        let (mut p, _k, now) = warmed(0);
+        let mut k = crate::sim::SimKernel::new();
+        let tap = acquire_created(&mut p, &mut k, "vm-a", now);
+        let token = p.taps[&tap].lease.unwrap();
+        p.release(token, now);
+        let [delete] = &take_commands(&mut p)[..] else {
+            panic!("one delete")
+        };
+        let refused = not_yours(&p, tap);
+        p.complete(delete.id, Err(refused), now);
+        assert_eq!(p.state_of(&tap), None);
+        assert_eq!(p.poll_timeout(), None, "no retry");
+        assert!(p.poll_batch().is_none());
+    }
+
+    #[test]
+    fn a_tap_the_helper_says_is_not_the_pools_is_not_reset_or_deleted_after_its_reset() {
+        let (mut p, _k, now) = warmed(1);
+        let a = acquire_now(&mut p, "vm-a", now).unwrap();
+        p.release(a.token, now);
+        let [reset] = &take_commands(&mut p)[..] else {
+            panic!("one reset")
+        };
+        let refused = not_yours(&p, a.name);
+        p.complete(reset.id, Err(refused), now);
+        assert_eq!(p.state_of(&a.name), None, "forgotten");
+        assert!(
+            take_commands(&mut p)
+                .iter()
+                .all(|c| c.op.device().is_none_or(|d| d.name != a.name)),
+            "nothing more is asked of it"
+        );
+    }
+
     #[test]
     fn a_resync_follows_a_rename_it_missed() {
         let (mut p, mut k, now) = warmed(2);
