@@ -29,6 +29,7 @@ pub fn main() -> Option<ExitCode> {
         "pool" => pool(&socket),
         "calls" => calls(&socket),
         "vmm" => crate::review_hostile::vmm(),
+        "holder" => crate::review_hostile::holder(),
         other => {
             eprintln!("unknown role {other}");
             ExitCode::FAILURE

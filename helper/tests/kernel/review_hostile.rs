@@ -7,6 +7,10 @@
 //!   the peer's: a device that later takes that index (one moved in from
 //!   another namespace keeps its index when it is free) would be the
 //!   peer's to delete.
+//! - The netlink sockets the helper hands over (`OpenNetlink`) read the
+//!   peer's namespace, and lend nothing: the kernel checks the sender's
+//!   capabilities for each change, so uid 65534 gets `EPERM` for every
+//!   change it sends through them, and for the namespace behind them.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -18,9 +22,12 @@ use crate::child::{ROLE_ENV, SOCKET_ENV, TAP_ENV};
 use crate::scene::{NOBODY, Peer, Scene, eventually};
 
 pub fn tests() -> Vec<KernelTest> {
-    vec![kernel_test!(
-        a_tap_its_vmm_removes_is_forgotten_and_a_device_moved_in_at_its_index_is_not_the_peers
-    )]
+    vec![
+        kernel_test!(
+            a_tap_its_vmm_removes_is_forgotten_and_a_device_moved_in_at_its_index_is_not_the_peers
+        ),
+        kernel_test!(the_netlink_sockets_the_helper_hands_over_change_nothing_for_their_holder),
+    ]
 }
 
 /// One tap at most: a slot lost is seen at once.
@@ -166,5 +173,118 @@ fn a_tap_its_vmm_removes_is_forgotten_and_a_device_moved_in_at_its_index_is_not_
         scene.ns.link("op-tap").is_some(),
         "the operator's tap stays"
     );
+    peer.finish();
+}
+
+/// The holder's part: as uid 65534, asks the helper for a listing socket
+/// (by hand: hello, `OpenNetlink`, the socket off the answer) and sends
+/// through it an `RTM_DELLINK` and an `RTM_SETLINK` (device group) of the
+/// tap in [`TAP_ENV`], and asks the socket for its namespace
+/// (`SIOCGSKNS`). Answers `{"listed": [...], "delete": ..., "set_group":
+/// ..., "netns_errno": n}`.
+pub fn holder() -> std::process::ExitCode {
+    use std::io::IoSliceMut;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use tap_pool::helper::proto::{
+        Call, ClientFrame, Request, ServerFrame, decode, read_frame, write_frame,
+    };
+    use tap_pool::{Device, Kernel, LinuxKernel, TapName};
+
+    let name = TapName::new(&std::env::var(TAP_ENV).expect("the tap")).expect("a name");
+    let socket = std::env::var(SOCKET_ENV).expect("the socket");
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let mut buf = Vec::new();
+    write_frame(&mut stream, &ClientFrame::Hello { version: 1 }).expect("hello");
+    let welcome: ServerFrame = read_frame(&mut stream, &mut buf).expect("welcome");
+    assert!(
+        matches!(welcome, ServerFrame::Welcome { .. }),
+        "{welcome:?}"
+    );
+    let request = ClientFrame::Request(Request {
+        id: 1,
+        call: Call::OpenNetlink { watch: false },
+    });
+    write_frame(&mut stream, &request).expect("open_netlink");
+    let mut bytes = vec![0u8; 4096];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 2]);
+    let (len, fds) = {
+        let mut iov = [IoSliceMut::new(&mut bytes)];
+        let msg = nix::sys::socket::recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .expect("recvmsg");
+        let mut fds = Vec::new();
+        for cmsg in msg.cmsgs().expect("cmsgs") {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(raw) = cmsg {
+                // SAFETY: SCM_RIGHTS installed these descriptors in this
+                // process; nothing else owns them.
+                fds.extend(
+                    raw.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
+            }
+        }
+        (msg.bytes, fds)
+    };
+    let answer: ServerFrame = decode(&bytes[4..len]).expect("the answer");
+    assert!(matches!(answer, ServerFrame::Response(_)), "{answer:?}");
+    let fd = fds.into_iter().next().expect("a socket");
+    // SAFETY: SIOCGSKNS takes no argument memory; it returns a descriptor
+    // or -1.
+    let ns = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGSKNS) };
+    let netns_errno = if ns < 0 {
+        std::io::Error::last_os_error().raw_os_error()
+    } else {
+        None
+    };
+    let mut kernel = LinuxKernel::from_socket(fd);
+    let taps = kernel.list_taps().expect("a listing");
+    let listed: Vec<String> = taps.iter().map(|t| t.name.to_string()).collect();
+    let index = taps.iter().find(|t| t.name == name).map_or(0, |t| t.index);
+    let errno = |e: tap_pool::KernelError| serde_json::to_value(e).unwrap_or(Value::Null);
+    let delete = kernel
+        .delete_link(Device::new(name, index))
+        .map_err(errno)
+        .err();
+    let set_group = kernel
+        .set_device_group(Device::new(name, index), 4243)
+        .map_err(errno)
+        .err();
+    println!(
+        "{}",
+        json!({ "listed": listed, "delete": delete, "set_group": set_group, "netns_errno": netns_errno })
+    );
+    std::process::ExitCode::SUCCESS
+}
+
+fn the_netlink_sockets_the_helper_hands_over_change_nothing_for_their_holder() {
+    let scene = Scene::new();
+    let mut peer = calls(&scene);
+    let made = peer.ask(&json!({ "create": ["tph-0", {}] }).to_string());
+    assert!(made["ok"].is_u64(), "{made}");
+    let out = Command::new(scene.dir.path().join("child"))
+        .env(ROLE_ENV, "holder")
+        .env(SOCKET_ENV, scene.socket())
+        .env(TAP_ENV, "tph-0")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the holder");
+    assert!(out.status.success(), "the holder failed: {}", out.status);
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("its answer");
+    assert_eq!(seen["listed"], json!(["tph-0"]), "it reads: {seen}");
+    assert_eq!(seen["delete"]["Delete"]["errno"], libc::EPERM, "{seen}");
+    assert_eq!(
+        seen["set_group"]["Configure"]["errno"],
+        libc::EPERM,
+        "{seen}"
+    );
+    assert_eq!(seen["netns_errno"], libc::EPERM, "{seen}");
+    let tap = scene.ns.link("tph-0").expect("the tap stays");
+    assert_eq!(tap["group"], "default", "{tap}");
     peer.finish();
 }
