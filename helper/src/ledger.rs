@@ -15,6 +15,12 @@
 //! starts and looks for the tap by name: a tap not yet persistent was
 //! removed by the kernel when the helper's file closed; a persistent tap of
 //! that name with the intent's owner and group is the one it made.
+//!
+//! While it runs, the helper watches each namespace's links and forgets a
+//! tap as soon as it is removed by anyone else (its VMM may turn
+//! persistence off and close it; an operator may delete it or move it
+//! away): its slot is the peer's again, and its index, which a device
+//! moved in from another namespace can have next, is no longer the peer's.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -179,6 +185,20 @@ impl Ledger {
             }
         }
         (forgotten, found)
+    }
+
+    /// Forgets (and writes down as gone) the taps of namespace `ns` that
+    /// are not among `taps`, a fresh listing of its tun/tap devices.
+    pub fn forget_missing(&mut self, ns: NsId, taps: &[LinkInfo]) {
+        let missing: Vec<u32> = self
+            .taps
+            .keys()
+            .filter(|&&(n, index)| n == ns && !taps.iter().any(|link| link.index == index))
+            .map(|&(_, index)| index)
+            .collect();
+        for index in missing {
+            self.gone(ns, index);
+        }
     }
 
     /// Forgets everything of namespaces other than `live`: the helper can

@@ -16,7 +16,10 @@ use tap_pool::helper::proto::{
     encode, read_frame, write_frame,
 };
 use tap_pool::linux::{LinuxLinkWatcher, enter};
-use tap_pool::{Device, HelperFailure, Kernel, KernelError, LinuxKernel, Netns, Refusal, TapName};
+use tap_pool::{
+    Device, HelperFailure, Kernel, KernelError, LinkEvent, LinkWatcher, LinuxKernel, Netns,
+    Refusal, TapName,
+};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
@@ -47,6 +50,9 @@ pub enum StartError {
     /// A namespace's taps cannot be listed to check the ledger against.
     #[error("cannot list the taps of a namespace to check the ledger")]
     List(#[source] KernelError),
+    /// The thread that watches a namespace for taps removed cannot start.
+    #[error("cannot start the thread that watches a namespace")]
+    Watch(#[source] io::Error),
 }
 
 /// The helper: its policy, the namespaces it serves, its ledger.
@@ -105,15 +111,26 @@ impl Helper {
         ledger.compact().map_err(StartError::Ledger)?;
         info!(taps = ledger.entries().count(), "tap-pool-helper ready");
         let per_rule = policy.peers.iter().map(|_| AtomicU32::new(0)).collect();
-        Ok(Helper {
-            shared: Arc::new(Shared {
-                policy,
-                namespaces,
-                per_rule,
-                ledger: Mutex::new(ledger),
-                connections: AtomicU32::new(0),
-            }),
-        })
+        let shared = Arc::new(Shared {
+            policy,
+            namespaces,
+            per_rule,
+            ledger: Mutex::new(ledger),
+            connections: AtomicU32::new(0),
+        });
+        let mut watched = Vec::new();
+        for (netns, id) in &shared.namespaces {
+            if watched.contains(id) {
+                continue;
+            }
+            watched.push(*id);
+            let (netns, id, shared) = (netns.clone(), *id, Arc::clone(&shared));
+            std::thread::Builder::new()
+                .name("tap-pool-helper-watch".into())
+                .spawn(move || watch(&shared, netns.as_ref(), id))
+                .map_err(StartError::Watch)?;
+        }
+        Ok(Helper { shared })
     }
 
     /// The taps in the ledger: (namespace, index, peer uid, name).
@@ -212,6 +229,64 @@ fn in_namespace<T: Send + 'static>(
     .unwrap_or(Err(KernelError::Unanswered {
         op: "list (thread died)".into(),
     }))
+}
+
+/// Keeps the ledger's taps of namespace `ns` in line with it, for the
+/// helper's life: a tap removed by anyone but the helper (its VMM turning
+/// persistence off and closing its file, an operator, a move to another
+/// namespace) is forgotten at once. Otherwise its slot stays taken
+/// (`max_taps`) and its index stays the peer's, and a device that later
+/// has that index (a device moved in from another namespace keeps its
+/// index where it is free) would be the peer's to reset or delete.
+fn watch(shared: &Shared, netns: Option<&Netns>, ns: NsId) {
+    if let Some(netns) = netns
+        && let Err(error) = enter(netns)
+    {
+        warn!(%error, ns, "cannot enter a namespace to watch it; taps removed there by others stay in the ledger until a restart");
+        return;
+    }
+    loop {
+        // Subscribed first, then listed: no removal falls in between.
+        let watching = LinuxLinkWatcher::open().and_then(|watcher| {
+            forget_missing(shared, ns)?;
+            Ok(watcher)
+        });
+        let mut watcher = match watching {
+            Ok(watcher) => watcher,
+            Err(error) => {
+                warn!(%error, ns, "cannot watch a namespace; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        loop {
+            let event = watcher.next_event();
+            let handled = match event {
+                Ok(Some(LinkEvent::Removed { index, .. })) => {
+                    shared.ledger().gone(ns, index);
+                    Ok(())
+                }
+                Ok(Some(LinkEvent::Resync)) => forget_missing(shared, ns),
+                Ok(_) => Ok(()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = handled {
+                warn!(%error, ns, "watching a namespace failed; watching it afresh");
+                break;
+            }
+        }
+    }
+}
+
+/// Forgets the taps of namespace `ns` (this thread's) that are no longer
+/// there, the ledger held across the listing so that no tap made
+/// meanwhile is forgotten.
+fn forget_missing(shared: &Shared, ns: NsId) -> Result<(), KernelError> {
+    let mut kernel = LinuxKernel::open()?;
+    let mut ledger = shared.ledger();
+    let taps = kernel.list_taps()?;
+    ledger.forget_missing(ns, &taps);
+    Ok(())
 }
 
 /// Counts a connection while it lives.

@@ -6,6 +6,8 @@
 //!
 //! - `lifecycle`: a pool without privilege warms, acquires, releases,
 //!   seeds and drains through the helper.
+//! - `review_hostile`: what a compromised VMM or orchestrator, or an
+//!   operator moving devices by hand, can make of the helper.
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip`, `tc`, `bridge` and
 //! `nsenter`. Where this process lacks them, every test is reported as
@@ -15,6 +17,7 @@
 
 mod child;
 mod lifecycle;
+mod review_hostile;
 mod scene;
 
 use std::process::ExitCode;
@@ -24,7 +27,7 @@ fn main() -> ExitCode {
         return code;
     }
     tap_pool_testkit::harness::run(
-        [lifecycle::tests()]
+        [lifecycle::tests(), review_hostile::tests()]
             .into_iter()
             .flatten()
             .map(|test| test.alone()),
