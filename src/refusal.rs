@@ -90,6 +90,20 @@ pub enum Refusal {
         /// A member that is not the peer's.
         member: TapName,
     },
+    /// The tap may not have this MTU (a tap's MTU lowers that of a bridge
+    /// whose own is not set, for every port of it).
+    #[error("a tap may not have MTU {mtu}")]
+    Mtu {
+        /// The MTU asked for (the kernel's 1500 where the spec names none).
+        mtu: u32,
+    },
+    /// The connection asked for netlink sockets more often than a client
+    /// needs (one for listings, two for a watcher).
+    #[error("a connection may ask for sockets {max} times")]
+    Sockets {
+        /// The limit.
+        max: u32,
+    },
     /// The peer has as many taps as the policy gives it.
     #[error("this peer has as many taps as it may ({max})")]
     Limit {

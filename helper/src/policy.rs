@@ -17,6 +17,7 @@
 //! netns = "/run/netns/vms"      # default: the helper's own
 //! max_taps = 4096
 //! max_connections = 64          # this rule's peers' connections at once
+//! mtu = [1500, 9000]            # the MTUs its taps may have (default: any)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -113,6 +114,12 @@ pub enum PolicyError {
         /// The group.
         group: u32,
     },
+    /// An MTU range whose low end is above its high end.
+    #[error("peer rule {rule}: the MTU range is empty")]
+    Mtu {
+        /// The rule's position, from 0.
+        rule: usize,
+    },
     /// 4294967295 is `(uid_t)-1` to the kernel: no owner or group at all.
     #[error("peer rule {rule}: 4294967295 is not a uid or gid")]
     InvalidId {
@@ -151,6 +158,7 @@ struct PeerFile {
     netns: Option<PathBuf>,
     max_taps: Option<u32>,
     max_connections: Option<u32>,
+    mtu: Option<[u32; 2]>,
 }
 
 /// The policy, checked.
@@ -195,6 +203,8 @@ pub struct Rule {
     pub max_taps: u32,
     /// How many connections its peers may have at once.
     pub max_connections: u32,
+    /// The MTUs its taps may have; `None`: any the kernel takes.
+    pub mtu: Option<std::ops::RangeInclusive<u32>>,
 }
 
 impl Policy {
@@ -264,6 +274,9 @@ impl Policy {
                     TapName::new(&bridge).map_err(|_| PolicyError::Bridge { rule, bridge })
                 })
                 .collect::<Result<_, _>>()?;
+            if peer.mtu.is_some_and(|[low, high]| low > high) {
+                return Err(PolicyError::Mtu { rule });
+            }
             for &group in &peer.device_groups {
                 if group == 0 {
                     return Err(PolicyError::GroupZero { rule });
@@ -284,6 +297,7 @@ impl Policy {
                 netns: peer.netns,
                 max_taps: peer.max_taps.unwrap_or(DEFAULT_MAX_TAPS),
                 max_connections: peer.max_connections.unwrap_or(DEFAULT_PEER_CONNECTIONS),
+                mtu: peer.mtu.map(|[low, high]| low..=high),
             });
         }
         Ok(Policy {
@@ -329,8 +343,8 @@ impl Rule {
     /// names neither owner nor group: a tap is never left to anyone).
     ///
     /// # Errors
-    /// [`Refusal::Bridge`], [`Refusal::DeviceGroup`], [`Refusal::Owner`],
-    /// [`Refusal::Group`].
+    /// [`Refusal::Bridge`], [`Refusal::DeviceGroup`], [`Refusal::Mtu`],
+    /// [`Refusal::Owner`], [`Refusal::Group`].
     pub fn check_spec(&self, uid: u32, spec: &TapSpec) -> Result<TapSpec, Refusal> {
         if let Some(bridge) = spec.bridge
             && !self.bridges.contains(&bridge)
@@ -339,6 +353,10 @@ impl Rule {
         }
         if let Some(group) = spec.device_group {
             self.check_device_group(group)?;
+        }
+        let mtu = spec.mtu_or_default();
+        if self.mtu.as_ref().is_some_and(|range| !range.contains(&mtu)) {
+            return Err(Refusal::Mtu { mtu });
         }
         let owner = spec.effective_owner(uid);
         if let Some(owner) = owner {
@@ -385,6 +403,7 @@ mod tests {
         fallback = "vm-[0-9a-f]{3}"
         bridges = ["br0"]
         device_groups = [7]
+        mtu = [1500, 9000]
     "#;
 
     fn name(s: &str) -> TapName {
@@ -426,6 +445,12 @@ mod tests {
         assert_eq!(
             rule.check_spec(1000, &group),
             Err(Refusal::DeviceGroup { group: 8 })
+        );
+        let mut small = TapSpec::default();
+        small.mtu = Some(1400);
+        assert_eq!(
+            rule.check_spec(1000, &small),
+            Err(Refusal::Mtu { mtu: 1400 })
         );
         let mut gid = TapSpec::default();
         gid.group = Some(1000);

@@ -17,8 +17,8 @@ use tap_pool::helper::proto::{
 };
 use tap_pool::linux::{LinuxLinkWatcher, enter};
 use tap_pool::{
-    Device, HelperFailure, Kernel, KernelError, LinkEvent, LinkWatcher, LinuxKernel, Netns,
-    Refusal, TapName,
+    Device, HelperFailure, Kernel, KernelError, LinkEvent, LinkSummary, LinkWatcher, LinuxKernel,
+    Netns, Refusal, TapName,
 };
 use thiserror::Error;
 use tracing::{debug, info, warn};
@@ -28,6 +28,11 @@ use crate::policy::{Policy, Rule};
 
 /// How long a new connection has to say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often one connection may ask for netlink sockets: a client asks
+/// once for its listings, and once on the connection its watcher opens; a
+/// peer that asked without end would keep them in flight in its socket's
+/// queue, uncounted against it.
+const MAX_SOCKET_ASKS: u32 = 2;
 /// How long an answer may wait on a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -402,6 +407,7 @@ fn connection(shared: &Shared, mut stream: UnixStream) {
         ns: *ns,
         uid,
         kernel,
+        sockets_asked: 0,
     };
     loop {
         let request = match read_frame::<ClientFrame>(&mut stream, &mut buf) {
@@ -479,6 +485,8 @@ struct Peer<'a> {
     ns: NsId,
     uid: u32,
     kernel: LinuxKernel,
+    /// How often this connection asked for netlink sockets.
+    sockets_asked: u32,
 }
 
 type Served = (Result<Answer, KernelError>, Vec<OwnedFd>, Option<Entry>);
@@ -528,6 +536,13 @@ impl Peer<'_> {
                 done(Ok(()))
             }
             Call::OpenNetlink { watch } => {
+                self.sockets_asked += 1;
+                if self.sockets_asked > MAX_SOCKET_ASKS {
+                    let refusal = Refusal::Sockets {
+                        max: MAX_SOCKET_ASKS,
+                    };
+                    return (Err(refused(refusal)), Vec::new(), None);
+                }
                 let fds = if watch {
                     LinuxLinkWatcher::open_sockets().map(Vec::from)
                 } else {
@@ -600,7 +615,7 @@ impl Peer<'_> {
                 (Ok(Answer::Created(created)), Vec::new(), Some(entry))
             }
             Err(e) => {
-                self.shared.ledger().dropped(self.ns, name);
+                self.shared.ledger().dropped(self.ns, self.uid, name);
                 (Err(e), Vec::new(), None)
             }
         }
@@ -657,31 +672,85 @@ impl Peer<'_> {
         if group == 0 || !self.rule.device_groups.contains(&group) {
             return Err(refused(Refusal::DeviceGroup { group }));
         }
-        let members: Vec<_> = self
+        let links = self.kernel.links()?;
+        let members: Vec<_> = links
+            .iter()
+            .filter(|link| link.device_group == group)
+            .collect();
+        self.all_ours(group, &members).map_err(refused)?;
+        if members.is_empty() {
+            return Ok(());
+        }
+        // The checked members go to a group no device has, picked at
+        // random, and that group is deleted: a device someone else puts in
+        // `group` after the check is not deleted with them.
+        let fresh = loop {
+            let candidate = fastrand::u32(1..);
+            if links.iter().all(|link| link.device_group != candidate) {
+                break candidate;
+            }
+        };
+        let mut moved = Vec::new();
+        for link in &members {
+            match self
+                .kernel
+                .set_device_group(Device::new(link.name, link.index), fresh)
+            {
+                Ok(()) => moved.push(*link),
+                Err(error) if error.is_out_of_reach() => {
+                    self.shared.ledger().gone(self.ns, link.index)
+                }
+                Err(error) => {
+                    self.regroup(&moved, group);
+                    return Err(error);
+                }
+            }
+        }
+        let strangers: Vec<_> = self
             .kernel
             .links()?
             .into_iter()
-            .filter(|link| link.device_group == group)
+            .filter(|link| link.device_group == fresh)
             .collect();
-        {
-            let ledger = self.shared.ledger();
-            if let Some(stranger) = members
-                .iter()
-                .find(|link| ledger.get(self.ns, self.uid, link.index).is_none())
-            {
-                return Err(refused(Refusal::GroupNotYours {
-                    group,
-                    member: stranger.name,
-                }));
-            }
+        if let Err(refusal) = self.all_ours(group, &strangers.iter().collect::<Vec<_>>()) {
+            self.regroup(&moved, group);
+            return Err(refused(refusal));
         }
-        let result = self.kernel.delete_group(group);
+        let result = self.kernel.delete_group(fresh);
         if result.is_ok() {
             let mut ledger = self.shared.ledger();
-            for link in &members {
+            for link in &moved {
                 ledger.gone(self.ns, link.index);
             }
         }
         result
+    }
+
+    /// Whether every one of `members` (of device group `group`) is a tap
+    /// the helper made for this peer.
+    fn all_ours(&self, group: u32, members: &[&LinkSummary]) -> Result<(), Refusal> {
+        let ledger = self.shared.ledger();
+        match members
+            .iter()
+            .find(|link| ledger.get(self.ns, self.uid, link.index).is_none())
+        {
+            Some(stranger) => Err(Refusal::GroupNotYours {
+                group,
+                member: stranger.name,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts `moved` back in `group` after a group delete gave up.
+    fn regroup(&mut self, moved: &[&LinkSummary], group: u32) {
+        for link in moved {
+            if let Err(error) = self
+                .kernel
+                .set_device_group(Device::new(link.name, link.index), group)
+            {
+                warn!(tap = %link.name, %error, "cannot put a tap back in its device group");
+            }
+        }
     }
 }
