@@ -200,14 +200,14 @@ pub fn holder() -> std::process::ExitCode {
         matches!(welcome, ServerFrame::Welcome { .. }),
         "{welcome:?}"
     );
-    let request = ClientFrame::Request(Request {
-        id: 1,
-        call: Call::OpenNetlink { watch: false },
-    });
-    write_frame(&mut stream, &request).expect("open_netlink");
-    let mut bytes = vec![0u8; 4096];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 2]);
-    let (len, fds) = {
+    let mut ask = |id: u64| {
+        let request = ClientFrame::Request(Request {
+            id,
+            call: Call::OpenNetlink { watch: false },
+        });
+        write_frame(&mut stream, &request).expect("open_netlink");
+        let mut bytes = vec![0u8; 4096];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 2]);
         let mut iov = [IoSliceMut::new(&mut bytes)];
         let msg = nix::sys::socket::recvmsg::<()>(
             stream.as_raw_fd(),
@@ -227,9 +227,22 @@ pub fn holder() -> std::process::ExitCode {
                 );
             }
         }
-        (msg.bytes, fds)
+        let len = msg.bytes;
+        let answer: ServerFrame = decode(&bytes[4..len]).expect("the answer");
+        (answer, fds)
     };
-    let answer: ServerFrame = decode(&bytes[4..len]).expect("the answer");
+    let (answer, fds) = ask(1);
+    // A peer that asks again and again is refused after the second time:
+    // sockets in flight in its queue would be counted against nobody.
+    let (second, _) = ask(2);
+    let (third, _) = ask(3);
+    let asked_again = json!({
+        "second": format!("{second:?}"),
+        "third": match third {
+            ServerFrame::Response(response) => serde_json::to_value(response.result.err()).unwrap_or(Value::Null),
+            other => json!(format!("{other:?}")),
+        },
+    });
     assert!(matches!(answer, ServerFrame::Response(_)), "{answer:?}");
     let fd = fds.into_iter().next().expect("a socket");
     // SAFETY: SIOCGSKNS takes no argument memory; it returns a descriptor
@@ -255,7 +268,7 @@ pub fn holder() -> std::process::ExitCode {
         .err();
     println!(
         "{}",
-        json!({ "listed": listed, "delete": delete, "set_group": set_group, "netns_errno": netns_errno })
+        json!({ "listed": listed, "delete": delete, "set_group": set_group, "netns_errno": netns_errno, "asked_again": asked_again })
     );
     std::process::ExitCode::SUCCESS
 }
@@ -284,6 +297,17 @@ fn the_netlink_sockets_the_helper_hands_over_change_nothing_for_their_holder() {
         "{seen}"
     );
     assert_eq!(seen["netns_errno"], libc::EPERM, "{seen}");
+    assert!(
+        seen["asked_again"]["second"]
+            .as_str()
+            .is_some_and(|s| s.contains("Sockets(1)")),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["asked_again"]["third"]["Refused"]["refusal"],
+        json!({ "Sockets": { "max": 2 } }),
+        "{seen}"
+    );
     let tap = scene.ns.link("tph-0").expect("the tap stays");
     assert_eq!(tap["group"], "default", "{tap}");
     peer.finish();
