@@ -48,7 +48,10 @@ fn the_example_policy_reads_back_as_written() {
     spec.owner = Some(10000);
     spec.bridge = Some(name("br-vms"));
     spec.device_group = Some(4242);
-    assert_eq!(rule.check_spec(990, &spec).map(|s| s.owner), Ok(Some(10000)));
+    assert_eq!(
+        rule.check_spec(990, &spec).map(|s| s.owner),
+        Ok(Some(10000))
+    );
     spec.owner = Some(0);
     assert!(rule.check_spec(990, &spec).is_err());
 }
@@ -136,8 +139,11 @@ fn the_helper_checks_the_example_policy() {
 fn the_helper_refuses_a_bad_policy_with_exit_status_2() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let bad = dir.path().join("helper.toml");
-    std::fs::write(&bad, example().replace("device_groups = [4242]", "device_groups = [0]"))
-        .expect("write");
+    std::fs::write(
+        &bad,
+        example().replace("device_groups = [4242]", "device_groups = [0]"),
+    )
+    .expect("write");
     let out = Command::cargo_bin("tap-pool-helper")
         .expect("the helper's binary")
         .arg("--check")
