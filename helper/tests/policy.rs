@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use tap_pool::{TapName, TapSpec, VmNames};
 use tap_pool_helper::policy::{
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_TAPS, DEFAULT_SOCKET, DEFAULT_STATE_DIR,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_TAPS, DEFAULT_PEER_CONNECTIONS, DEFAULT_SOCKET,
+    DEFAULT_STATE_DIR,
 };
 use tap_pool_helper::{Policy, PolicyError};
 
@@ -72,11 +73,17 @@ fn the_example_policy_states_the_defaults() {
     assert_eq!(example.max_connections, DEFAULT_MAX_CONNECTIONS);
     assert_eq!(example.peers[0].max_taps, minimal.peers[0].max_taps);
     assert_eq!(example.peers[0].max_taps, DEFAULT_MAX_TAPS);
+    assert_eq!(
+        example.peers[0].max_connections,
+        minimal.peers[0].max_connections
+    );
+    assert_eq!(example.peers[0].max_connections, DEFAULT_PEER_CONNECTIONS);
     // And the defaults it names in comments for the keys it sets otherwise.
     let minimal = &minimal.peers[0];
     assert!(minimal.owners.is_none() && minimal.netns.is_none());
     assert!(minimal.bridges.is_empty() && minimal.device_groups.is_empty());
     assert!(minimal.groups.is_empty() && minimal.fallback.is_none());
+    assert!(minimal.mtu.is_none());
 }
 
 /// Every key the example sets is one the policy reads (an unknown key is an
@@ -107,7 +114,9 @@ fn every_key_of_the_example_is_read_and_documented() {
             "owners",
             "groups",
             "netns",
-            "max_taps"
+            "max_taps",
+            "max_connections",
+            "mtu"
         ]
     );
     for key in keys {
