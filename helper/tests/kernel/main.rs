@@ -6,6 +6,15 @@
 //!
 //! - `lifecycle`: a pool without privilege warms, acquires, releases,
 //!   seeds and drains through the helper.
+//! - `refusals`: what the policy forbids (a peer it does not name, a device
+//!   that is not the peer's, a name, bridge, owner, group or device group
+//!   it does not give, a group holding others' devices, one tap over the
+//!   limit) is refused with the exact `Refusal` and changes nothing.
+//! - `protocol`: raw bytes that break the protocol, and a client that never
+//!   says hello, end only their own connection; a pool goes on.
+//! - `faults`: the helper and the pool killed (`SIGKILL`) at bad moments,
+//!   and at random: typed errors, retries, and in the end no tap that is
+//!   not in the ledger and that the next pool cannot drain.
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip`, `tc`, `bridge` and
 //! `nsenter`. Where this process lacks them, every test is reported as
@@ -14,7 +23,10 @@
 //! `harness = false`). Each runs alone: it starts processes.
 
 mod child;
+mod faults;
 mod lifecycle;
+mod protocol;
+mod refusals;
 mod scene;
 
 use std::process::ExitCode;
@@ -24,9 +36,14 @@ fn main() -> ExitCode {
         return code;
     }
     tap_pool_testkit::harness::run(
-        [lifecycle::tests()]
-            .into_iter()
-            .flatten()
-            .map(|test| test.alone()),
+        [
+            lifecycle::tests(),
+            refusals::tests(),
+            protocol::tests(),
+            faults::tests(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|test| test.alone()),
     )
 }
