@@ -243,6 +243,19 @@ proptest! {
     }
 
     #[test]
+    fn a_frame_with_bytes_after_its_message_is_malformed(
+        frame in client_frame(),
+        extra in prop::collection::vec(any::<u8>(), 1..16),
+    ) {
+        let mut bytes = encode(&frame).expect("encodes");
+        bytes.extend_from_slice(&extra);
+        let len = u32::try_from(bytes.len() - 4).expect("small");
+        bytes[..4].copy_from_slice(&len.to_be_bytes());
+        let result = read_frame::<ClientFrame>(&mut &bytes[..], &mut Vec::new());
+        prop_assert!(matches!(result, Err(FrameError::Malformed(_))), "{result:?}");
+    }
+
+    #[test]
     fn server_frames_round_trip(frame in server_frame()) {
         let bytes = encode(&frame).expect("encodes");
         let mut reader = &bytes[..];

@@ -4,7 +4,7 @@
 //! pool can find and delete through the helper.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tap_pool_testkit::{KernelTest, kernel_test};
@@ -21,7 +21,7 @@ pub fn tests() -> Vec<KernelTest> {
 
 /// Reruns the random kills with the same choices.
 const SEED_ENV: &str = "TAP_POOL_HELPER_FAULTS_SEED";
-const ROUNDS: usize = 12;
+const ROUNDS: usize = 25;
 
 /// The tun/tap devices in the namespace: index to name.
 fn taps_by_index(scene: &Scene) -> BTreeMap<u64, String> {
@@ -37,6 +37,17 @@ fn taps_by_index(scene: &Scene) -> BTreeMap<u64, String> {
             )
         })
         .collect()
+}
+
+/// The helper has written a create's intent and not yet its outcome.
+fn create_under_way(scene: &Scene) -> bool {
+    std::fs::read(scene.state().join("ledger")).is_ok_and(|ledger| {
+        ledger
+            .trim_ascii_end()
+            .rsplit(|&b| b == b'\n')
+            .next()
+            .is_some_and(|last| last.starts_with(b"{\"intent\""))
+    })
 }
 
 /// How many taps a pool's seed found of its own: adopted, or deleted as
@@ -200,7 +211,7 @@ fn random_kills_of_pool_and_helper_leave_only_taps_in_the_ledger() {
     println!("faults seed {seed} (rerun with {SEED_ENV}={seed})");
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut scene = Scene::new();
-    let config = POOL.replace("size = 3", "size = 8");
+    let config = POOL.replace("size = 3", "size = 24");
     let mut seen: BTreeMap<u64, String> = BTreeMap::new();
     let mut look = |scene: &Scene| seen.extend(taps_by_index(scene));
     let pause = |rng: &mut fastrand::Rng, max: u64| {
@@ -218,12 +229,23 @@ fn random_kills_of_pool_and_helper_leave_only_taps_in_the_ledger() {
             started["started"], true,
             "seed {seed} round {round}: {started}"
         );
-        pool.send("seed");
-        pool.send("warm");
-        pool.send("acquire vm-00000000000a");
-        pool.send("warm");
-        pause(&mut rng, 300);
-        look(&scene);
+        // Each acquire takes a tap and makes the pool refill: creates in
+        // flight for most of the round.
+        for line in ["seed", "warm", "acquire vm-00000000000a", "warm"] {
+            pool.send(line);
+        }
+        for i in 0..rng.usize(0..12) {
+            pool.send(&format!("acquire vm-{i:011x}b"));
+        }
+        if rng.bool() {
+            pause(&mut rng, 300);
+            look(&scene);
+        } else {
+            // Aim at a create: the ledger's last line is its intent until
+            // the tap is made (or the wait ends: then anywhere).
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while !create_under_way(&scene) && Instant::now() < deadline {}
+        }
         match rng.u8(0..3) {
             0 => pool.kill(),
             1 => {
@@ -278,9 +300,15 @@ fn random_kills_of_pool_and_helper_leave_only_taps_in_the_ledger() {
         scene.log()
     );
     pool.finish();
+    let log = scene.log();
     println!(
-        "faults: {ROUNDS} rounds, {} taps seen, {} left for the last pool",
+        "faults: {ROUNDS} rounds, {} taps seen, {} left for the last pool, \
+         {} taken back by the helper, {} helper starts found a create cut short",
         seen.len(),
-        left.len()
+        left.len(),
+        log.matches("taken back").count(),
+        log.lines()
+            .filter(|l| l.contains("ledger checked") && !l.contains("found=0"))
+            .count(),
     );
 }

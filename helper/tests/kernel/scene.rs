@@ -175,9 +175,20 @@ impl Scene {
         }
     }
 
-    /// The helper's log so far.
+    /// The helper's log so far, without its colours.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("helper.log")).unwrap_or_default()
+        let log = std::fs::read_to_string(self.dir.path().join("helper.log")).unwrap_or_default();
+        let mut plain = String::with_capacity(log.len());
+        let mut escape = false;
+        for c in log.chars() {
+            match (escape, c) {
+                (false, '\u{1b}') => escape = true,
+                (false, c) => plain.push(c),
+                (true, 'm') => escape = false,
+                (true, _) => {}
+            }
+        }
+        plain
     }
 
     /// This binary, run again as `uid` with no capabilities, in `role`.
