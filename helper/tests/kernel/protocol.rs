@@ -56,7 +56,7 @@ fn welcomed(stream: &mut UnixStream) {
 
 /// Reads what the helper says until the connection ends: its `Closing`
 /// (and then EOF), or EOF. A read timeout is a hang: the test fails.
-fn end(stream: &mut UnixStream) -> End {
+fn end(stream: &mut UnixStream, what: &str) -> End {
     let mut buf = Vec::new();
     match read_frame::<ServerFrame>(stream, &mut buf) {
         Ok(ServerFrame::Closing(closing)) => {
@@ -64,14 +64,14 @@ fn end(stream: &mut UnixStream) -> End {
             let read = stream.read_to_end(&mut rest);
             assert!(
                 matches!(read, Ok(_)) && rest.is_empty(),
-                "the connection goes on after a Closing: {read:?} {rest:?}"
+                "{what}: the connection goes on after a Closing: {read:?} {rest:?}"
             );
             End::Closing(closing)
         }
-        Ok(frame) => panic!("the helper answered {frame:?}"),
+        Ok(frame) => panic!("{what}: the helper answered {frame:?}"),
         Err(FrameError::Closed) => End::Eof,
         Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => End::Eof,
-        Err(e) => panic!("the helper did not end the connection: {e}"),
+        Err(e) => panic!("{what}: the helper did not end the connection: {e:?}"),
     }
 }
 
@@ -208,7 +208,7 @@ fn a_client_that_breaks_the_protocol_loses_only_its_own_connection() {
             welcomed(&mut stream);
         }
         stream.write_all(&bytes).expect("write");
-        let ended = end(&mut stream);
+        let ended = end(&mut stream, what);
         assert!(expected(&ended), "{what}: {ended:?}\n{}", scene.log());
         still_serving(&mut scene, &mut pool, what);
     }
@@ -228,7 +228,7 @@ fn a_client_that_breaks_the_protocol_loses_only_its_own_connection() {
         }
         stream.write_all(&bytes).expect("write");
         stream.shutdown(Shutdown::Write).expect("shutdown");
-        let ended = end(&mut stream);
+        let ended = end(&mut stream, what);
         assert!(
             matches!(ended, End::Eof | End::Closing(Closing::Protocol(_))),
             "{what}: {ended:?}"
@@ -271,7 +271,7 @@ fn a_client_that_never_says_hello_is_dropped_and_no_one_else_is() {
     still_serving(&mut scene, &mut pool, "a silent client connected");
     // The helper drops it after its handshake timeout (seconds, well
     // within the client's PATIENCE, after which `end` fails): it reads EOF.
-    let ended = end(&mut silent);
+    let ended = end(&mut silent, "a silent client");
     assert!(matches!(ended, End::Eof), "{ended:?}");
     // A client past its handshake may be quiet as long as it likes.
     welcomed_again(&mut welcomed_one);
