@@ -201,6 +201,10 @@ fn a_pool_killed_mid_warm_up_leaves_nothing_the_next_pool_cannot_drain() {
     );
     assert!(scene.helper_alive());
     pool.finish();
+    println!(
+        "mid warm-up: {left} taps left by the killed pool, {} taken back by the helper",
+        scene.log().matches("taken back").count()
+    );
 }
 
 fn random_kills_of_pool_and_helper_leave_only_taps_in_the_ledger() {
