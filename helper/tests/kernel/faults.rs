@@ -241,14 +241,17 @@ fn random_kills_of_pool_and_helper_leave_only_taps_in_the_ledger() {
         for i in 0..rng.usize(0..12) {
             pool.send(&format!("acquire vm-{i:011x}b"));
         }
-        if rng.bool() {
+        if rng.u8(0..4) == 0 {
             pause(&mut rng, 300);
             look(&scene);
         } else {
             // Aim at a create: the ledger's last line is its intent until
-            // the tap is made (or the wait ends: then anywhere).
+            // the tap is made (or the wait ends: then anywhere), and then
+            // at a point within it.
             let deadline = Instant::now() + Duration::from_secs(1);
             while !create_under_way(&scene) && Instant::now() < deadline {}
+            let within = Instant::now() + Duration::from_micros(rng.u64(0..1000));
+            while Instant::now() < within {}
         }
         match rng.u8(0..3) {
             0 => pool.kill(),

@@ -14,7 +14,8 @@
 //!   says hello, end only their own connection; a pool goes on.
 //! - `faults`: the helper and the pool killed (`SIGKILL`) at bad moments,
 //!   and at random: typed errors, retries, and in the end no tap that is
-//!   not in the ledger and that the next pool cannot drain.
+//!   not in the ledger and that the next pool cannot drain. The random
+//!   test prints its seed; `TAP_POOL_HELPER_FAULTS_SEED=N` replays it.
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip`, `tc`, `bridge` and
 //! `nsenter`. Where this process lacks them, every test is reported as

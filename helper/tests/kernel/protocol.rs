@@ -63,7 +63,7 @@ fn end(stream: &mut UnixStream, what: &str) -> End {
             let mut rest = Vec::new();
             let read = stream.read_to_end(&mut rest);
             assert!(
-                matches!(read, Ok(_)) && rest.is_empty(),
+                read.is_ok() && rest.is_empty(),
                 "{what}: the connection goes on after a Closing: {read:?} {rest:?}"
             );
             End::Closing(closing)
