@@ -272,28 +272,28 @@ impl Scene {
             .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
-    /// The taps the ledger's file holds as made and not gone since, by
-    /// (namespace, index): read as the helper reads it.
-    pub fn ledger_taps(&self) -> Vec<(u64, u64, String)> {
+    /// The taps the ledger's file holds as made and not gone since, as
+    /// (namespace, index, peer uid): read as the helper reads it.
+    pub fn ledger_taps(&self) -> Vec<(u64, u64, u64)> {
         let text = std::fs::read_to_string(self.state().join("ledger")).unwrap_or_default();
-        let mut taps: Vec<(u64, u64, String)> = Vec::new();
+        let mut taps: Vec<(u64, u64, u64)> = Vec::new();
+        let key = |v: &Value| {
+            (
+                v["ns"].as_u64().unwrap_or(0),
+                v["index"].as_u64().unwrap_or(0),
+            )
+        };
         for line in text.lines() {
             let Ok(record) = serde_json::from_str::<Value>(line) else {
                 continue;
             };
             if let Some(made) = record.get("made") {
-                let key = (
-                    made["ns"].as_u64().unwrap_or(0),
-                    made["index"].as_u64().unwrap_or(0),
-                );
-                taps.retain(|t| (t.0, t.1) != key);
-                taps.push((key.0, key.1, made["name"].to_string()));
+                let (ns, index) = key(made);
+                taps.retain(|t| (t.0, t.1) != (ns, index));
+                taps.push((ns, index, made["uid"].as_u64().unwrap_or(0)));
             } else if let Some(gone) = record.get("gone") {
-                let key = (
-                    gone["ns"].as_u64().unwrap_or(0),
-                    gone["index"].as_u64().unwrap_or(0),
-                );
-                taps.retain(|t| (t.0, t.1) != key);
+                let (ns, index) = key(gone);
+                taps.retain(|t| (t.0, t.1) != (ns, index));
             }
         }
         taps
