@@ -1,7 +1,10 @@
 //! Row 3: cold `Acquire` (empty pool: create + up + master) against the same
 //! kernel calls made directly in a loop (the limit) and against `ip tuntap
-//! add` + `ip link set … master … up` as subprocesses. Real kernel only, in a
-//! throwaway network namespace; skips with a message where it is not usable.
+//! add` + `ip link set … master … up` as subprocesses; and the same pool
+//! with its changes made by `tap-pool-helper` (served in this process, on a
+//! thread, over its Unix socket), against the pool on the Linux kernel.
+//! Real kernel only, in a throwaway network namespace; skips with a message
+//! where it is not usable.
 //!
 //! `cargo bench --bench cold`
 
@@ -9,6 +12,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tap_pool_testkit::rows;
+
+#[path = "support/in_process_helper.rs"]
+mod in_process_helper;
 
 fn cold(c: &mut Criterion) {
     let ns = match tap_pool_testkit::TestNetns::try_new() {
@@ -22,6 +28,14 @@ fn cold(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("pool", |b| {
         b.iter_custom(|iters| rows::cold_pool(&ns, br, iters as usize).iter().sum())
+    });
+    let helper = in_process_helper::InProcessHelper::start(&ns, br);
+    g.bench_function("pool_through_helper", |b| {
+        b.iter_custom(|iters| {
+            rows::cold_pool_on(&ns, helper.factory(), br, iters as usize)
+                .iter()
+                .sum()
+        })
     });
     g.bench_function("direct_kernel_calls", |b| {
         b.iter_custom(|iters| rows::cold_direct(&ns, br, iters as usize).iter().sum())

@@ -524,6 +524,23 @@ pub enum KernelError {
 }
 
 impl KernelError {
+    /// Whether the device the call was about is out of the pool's reach:
+    /// gone ([`KernelError::NoSuchDevice`]), not a tap any more
+    /// ([`KernelError::NotATap`]), or not one the privileged helper made
+    /// for this pool ([`Refusal::NotYours`]). Nothing was touched; the
+    /// pool forgets the device rather than try again.
+    pub fn is_out_of_reach(&self) -> bool {
+        matches!(
+            self,
+            KernelError::NoSuchDevice { .. }
+                | KernelError::NotATap { .. }
+                | KernelError::Refused {
+                    refusal: Refusal::NotYours { .. },
+                    ..
+                }
+        )
+    }
+
     /// The errno behind this error, where the kernel gave one.
     pub fn errno(&self) -> Option<Errno> {
         match self {

@@ -33,7 +33,8 @@ pub enum Refusal {
         /// The helper's.
         supported: u32,
     },
-    /// The helper serves as many connections as it takes.
+    /// The helper serves as many connections as it takes, in all or from
+    /// this peer's rule (`max_connections`).
     #[error("the helper has as many connections as it takes ({max})")]
     Busy {
         /// Its limit.
@@ -89,6 +90,20 @@ pub enum Refusal {
         /// A member that is not the peer's.
         member: TapName,
     },
+    /// The tap may not have this MTU (a tap's MTU lowers that of a bridge
+    /// whose own is not set, for every port of it).
+    #[error("a tap may not have MTU {mtu}")]
+    Mtu {
+        /// The MTU asked for (the kernel's 1500 where the spec names none).
+        mtu: u32,
+    },
+    /// The connection asked for netlink sockets more often than a client
+    /// needs (one for listings, two for a watcher).
+    #[error("a connection may ask for sockets {max} times")]
+    Sockets {
+        /// The limit.
+        max: u32,
+    },
     /// The peer has as many taps as the policy gives it.
     #[error("this peer has as many taps as it may ({max})")]
     Limit {
@@ -130,6 +145,13 @@ pub enum HelperFailure {
         /// The timeout, in seconds.
         seconds: u64,
     },
+    /// The helper cannot write its ledger of the taps it made, so it made
+    /// none (or took back the one it made).
+    #[error("the helper cannot write its ledger: {errno}")]
+    Ledger {
+        /// What the kernel answered.
+        errno: Errno,
+    },
     /// The helper answered something the protocol does not allow there.
     #[error("the helper broke the protocol: {0}")]
     Protocol(String),
@@ -139,7 +161,9 @@ impl HelperFailure {
     /// The errno behind the failure, where there is one.
     pub fn errno(&self) -> Option<Errno> {
         match self {
-            HelperFailure::Connect { errno, .. } | HelperFailure::Io { errno } => Some(*errno),
+            HelperFailure::Connect { errno, .. }
+            | HelperFailure::Io { errno }
+            | HelperFailure::Ledger { errno } => Some(*errno),
             HelperFailure::Closed => Some(Errno(libc::ECONNRESET)),
             HelperFailure::Timeout { .. } => Some(Errno(libc::ETIMEDOUT)),
             HelperFailure::Protocol(_) => Some(Errno(libc::EPROTO)),

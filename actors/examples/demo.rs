@@ -1,22 +1,36 @@
 //! The main job, shown: a warm tap pool under an orchestrator-like churn of VMs.
 //!
-//! On a machine where this process can make taps (root, or CAP_NET_ADMIN, and
-//! `/dev/net/tun`), it runs on the real kernel inside a throwaway network
-//! namespace with a bridge of its own, and leaves nothing behind: the namespace
-//! and every device in it vanish when the demo exits. Elsewhere it says why and
-//! runs the same loop on the simulated kernel.
+//! As root, it shows the split of docs/operations.md ("Running without
+//! privilege"): this process makes a throwaway network namespace with a
+//! bridge of its own, serves `tap-pool-helper` (the library, on a thread)
+//! with a policy for uid 65534 in that namespace, and runs the pool in a
+//! child process, this program again, as uid 65534 with no capabilities,
+//! whose every kernel change goes through the helper. Nothing is left
+//! behind: the namespace and every device in it vanish when the demo exits.
+//! `--direct` runs the pool in this process on the real kernel instead.
+//! Where this process cannot make taps (no root / `CAP_NET_ADMIN`, or no
+//! `/dev/net/tun`) it says why and runs the same loop on the simulated
+//! kernel; with `CAP_NET_ADMIN` but not root, it runs on the real kernel
+//! directly.
 //!
-//! `cargo run --release -p tap-pool-actors --example demo [-- [--config FILE] [VMS [CONCURRENCY]]]`
+//! `cargo run --release -p tap-pool-actors --example demo [-- [--direct] [--config FILE] [VMS [CONCURRENCY]]]`
 //!
 //! With `--config FILE` the pool is the one a TOML file describes
 //! (`PoolConfig::from_toml`; `docs/pool.example.toml` has every key), in
-//! the demo's own namespace: its bridge, if it names one, is made there.
+//! the demo's own namespace: its bridge, if it names one, is made there,
+//! and the helper's policy gives the pool its prefix, bridge, device group,
+//! owner and group.
 
-use std::process::Command;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Addr;
+use tap_pool::helper::HelperKernelFactory;
+use tap_pool_actors::kernel_api::Kernel;
 use tap_pool_actors::sim::{SimKernel, SimOp};
 use tap_pool_actors::{
     Acquire, Drain, LeaseGuard, LeaseSource, LinuxKernelFactory, Netns, PoolConfig, Seed, Settle,
@@ -28,6 +42,16 @@ const WORKERS: usize = 2;
 const BRIDGE: &str = "tpdemo-br0";
 /// The device group that marks the demo's taps (no other device uses it).
 const DEVICE_GROUP: u32 = 4242;
+/// The unprivileged uid (and gid) the pool runs as when the demo runs as
+/// root: `nobody`.
+const NOBODY: u32 = 65534;
+/// Set in the child: the helper's socket. Its presence makes this process
+/// the pool's side of the split.
+const SOCKET_ENV: &str = "TAP_POOL_DEMO_HELPER_SOCKET";
+/// Set in the child: the bridge the parent made (empty: none).
+const BRIDGE_ENV: &str = "TAP_POOL_DEMO_BRIDGE";
+/// Set in the child when the parent read a configuration file: its text.
+const CONFIG_ENV: &str = "TAP_POOL_DEMO_CONFIG";
 
 struct Setup {
     factory: Arc<dyn tap_pool_actors::kernel_api::KernelFactory>,
@@ -37,7 +61,7 @@ struct Setup {
     _netns: Option<Netns>,
 }
 
-fn real_kernel(bridge_name: Option<&str>) -> Result<Setup, String> {
+fn real_kernel(bridge_name: Option<&str>) -> Result<(Setup, Netns), String> {
     tap_pool_actors::linux::probe().map_err(|e| e.to_string())?;
     let netns = Netns::new_private().map_err(|e| e.to_string())?;
     // The bridge is the demo's scenery, not the library's job: it is made with
@@ -56,20 +80,160 @@ fn real_kernel(bridge_name: Option<&str>) -> Result<Setup, String> {
         (ip(&["link", "add", name, "type", "bridge"]) && ip(&["link", "set", name, "up"]))
             .then(|| TapName::new(name).expect("valid name"))
     });
-    Ok(Setup {
+    let setup = Setup {
         factory: Arc::new(LinuxKernelFactory {
             netns: Some(netns.clone()),
         }),
+        label: format!("real kernel, in a throwaway network namespace{}", {
+            bridge_label(bridge, bridge_name)
+        }),
+        bridge,
+        _netns: Some(netns.clone()),
+    };
+    Ok((setup, netns))
+}
+
+fn bridge_label(bridge: Option<TapName>, asked: Option<&str>) -> String {
+    match (bridge, asked) {
+        (Some(bridge), _) => format!(" with bridge {bridge}"),
+        (None, Some(_)) => " (no `ip` to make a bridge: taps are not enslaved)".to_owned(),
+        (None, None) => " (no bridge configured)".to_owned(),
+    }
+}
+
+/// The pool's side of the split: its kernel is the helper at `socket`.
+fn helper_kernel(socket: &str, bridge: Option<TapName>) -> Setup {
+    Setup {
+        factory: Arc::new(HelperKernelFactory::new(socket)),
         label: format!(
-            "real kernel, in a throwaway network namespace{}",
-            match (bridge, bridge_name) {
-                (Some(bridge), _) => format!(" with bridge {bridge}"),
-                (None, Some(_)) => " (no `ip` to make a bridge: taps are not enslaved)".to_owned(),
-                (None, None) => " (no bridge configured)".to_owned(),
-            }
+            "real kernel through tap-pool-helper ({socket}), in the helper's throwaway namespace{}",
+            bridge_label(bridge, bridge.is_some().then_some(""))
         ),
         bridge,
-        _netns: Some(netns),
+        _netns: None,
+    }
+}
+
+/// This process's uid, gid and effective capabilities, as the kernel has
+/// them.
+fn identity() -> String {
+    // SAFETY: getuid and getgid cannot fail and touch no memory of ours.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let caps = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("CapEff:").map(|c| c.trim().to_owned()))
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!(
+        "pid {}, uid {uid}, gid {gid}, effective capabilities {caps}",
+        std::process::id()
+    )
+}
+
+/// The helper's side of the split (as root): serves `tap-pool-helper` on a
+/// thread, with a policy for uid [`NOBODY`] in `netns`, and runs the pool in
+/// this program again as that uid. Returns the child's exit status.
+fn split(
+    netns: &Netns,
+    config: &PoolConfig,
+    config_text: Option<&str>,
+    bridge: Option<TapName>,
+    args: &[String],
+) -> Result<ExitCode, String> {
+    let fail = |what: &str| {
+        let what = what.to_owned();
+        move |e: std::io::Error| format!("{what}: {e}")
+    };
+    // A directory anyone may enter, for the socket, the helper's ledger and
+    // a copy of this program that uid 65534 may run (the build's own may
+    // sit where it cannot).
+    let dir = tempfile::Builder::new()
+        .prefix("tap-pool-demo-")
+        .tempdir()
+        .map_err(fail("a temporary directory"))?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .map_err(fail("chmod"))?;
+    let exe = dir.path().join("demo");
+    std::fs::copy(std::env::current_exe().map_err(fail("this program"))?, &exe)
+        .map_err(fail("copy this program"))?;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))
+        .map_err(fail("chmod"))?;
+    let socket = dir.path().join("helper.sock");
+
+    // The policy: uid 65534 may have the pool's names and the demo's VM
+    // names, on the demo's bridge and device group, in the namespace.
+    let quoted = |s: &str| format!("{s:?}");
+    let policy = format!(
+        "state_dir = {state}\n\
+         [[peer]]\n\
+         uids = [{NOBODY}]\n\
+         prefix = {prefix}\n\
+         fallback = \"vm-[0-9]+\"\n\
+         bridges = [{bridges}]\n\
+         device_groups = [{groups}]\n\
+         {owners}\
+         groups = [{gid}]\n\
+         netns = {netns}\n",
+        state = quoted(&dir.path().join("state").display().to_string()),
+        prefix = quoted(&config.prefix),
+        bridges = bridge.map(|b| quoted(&b.to_string())).unwrap_or_default(),
+        groups = (config.tap.device_group.filter(|&g| g != 0))
+            .map(|g| g.to_string())
+            .unwrap_or_default(),
+        owners = (config.tap.owner)
+            .map(|uid| format!("owners = [{uid}]\n"))
+            .unwrap_or_default(),
+        gid = config.tap.group.map(|g| g.to_string()).unwrap_or_default(),
+        netns = quoted(&netns.path().display().to_string()),
+    );
+    let policy = tap_pool_helper::Policy::from_toml(&policy).map_err(|e| format!("{e}"))?;
+    let helper = Arc::new(tap_pool_helper::Helper::new(policy).map_err(|e| format!("{e}"))?);
+    let listener = UnixListener::bind(&socket).map_err(fail("bind the helper's socket"))?;
+    // The socket is the pool's user's to connect to; the policy decides
+    // what it may do there.
+    std::os::unix::fs::chown(&socket, Some(NOBODY), Some(NOBODY)).map_err(fail("chown"))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(fail("chmod"))?;
+    let serving = Arc::clone(&helper);
+    std::thread::Builder::new()
+        .name("tap-pool-helper".into())
+        .spawn(move || serving.serve(&listener))
+        .map_err(fail("the helper's thread"))?;
+    println!("helper: this process ({})", identity());
+    println!(
+        "        serves {} with a policy for uid {NOBODY}: its prefix, vm-N names, {}device group {}, in the throwaway namespace",
+        socket.display(),
+        bridge.map_or_else(String::new, |b| format!("bridge {b}, ")),
+        config.tap.device_group.unwrap_or(0),
+    );
+    println!("        and runs the pool as uid {NOBODY} in a child process\n");
+
+    let mut child = Command::new(&exe);
+    child
+        .args(args)
+        .env(SOCKET_ENV, &socket)
+        .env(
+            BRIDGE_ENV,
+            bridge.map(|b| b.to_string()).unwrap_or_default(),
+        )
+        .current_dir(dir.path())
+        .uid(NOBODY)
+        .gid(NOBODY);
+    if let Some(text) = config_text {
+        child.env(CONFIG_ENV, text);
+    }
+    let status = child.status().map_err(fail("start the pool's process"))?;
+    println!(
+        "\nhelper: the pool's process exited ({status}); the helper's ledger lists {} taps of uid {NOBODY} now",
+        helper.taps().len()
+    );
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 
@@ -143,9 +307,26 @@ async fn run_vm(
     (source, took)
 }
 
-#[actix::main]
-async fn main() {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
+fn main() -> ExitCode {
+    // The pool's and the helper's warnings (a refusal, a failed kernel
+    // call) on stderr; RUST_LOG=info or debug shows more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = raw.clone();
+    let direct = match args.iter().position(|a| a == "--direct") {
+        Some(at) => {
+            args.remove(at);
+            true
+        }
+        None => false,
+    };
     let file = match args.iter().position(|a| a == "--config") {
         Some(at) if at + 1 < args.len() => {
             let path = args.remove(at + 1);
@@ -154,22 +335,45 @@ async fn main() {
         }
         Some(_) => {
             eprintln!("--config needs a file");
-            std::process::exit(2);
+            return ExitCode::from(2);
         }
         None => None,
     };
     let mut args = args.into_iter();
     let vms: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(600);
     let concurrency: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(24);
-    let from_file = file.map(|path| {
-        std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| PoolConfig::from_toml(&text).map_err(|e| e.to_string()))
-            .unwrap_or_else(|e| {
-                eprintln!("{path}: {e}");
-                std::process::exit(2);
-            })
+    let parse = |origin: &str, text: &str| {
+        PoolConfig::from_toml(text).unwrap_or_else(|e| {
+            eprintln!("{origin}: {e}");
+            std::process::exit(2);
+        })
+    };
+
+    // The pool's side of the split: run as uid 65534 by the helper's side,
+    // which read the configuration and made the bridge.
+    if let Ok(socket) = std::env::var(SOCKET_ENV) {
+        let from_file = std::env::var(CONFIG_ENV)
+            .ok()
+            .map(|text| parse("the configuration", &text));
+        let bridge = std::env::var(BRIDGE_ENV)
+            .ok()
+            .and_then(|b| TapName::new(&b).ok());
+        println!("pool:   this process ({})", identity());
+        let setup = helper_kernel(&socket, bridge);
+        let config = pool_config(from_file, setup.bridge);
+        return run(setup, config, vms, concurrency, Some(socket));
+    }
+
+    let text = file.as_ref().map(|path| {
+        std::fs::read_to_string(path).unwrap_or_else(|e| {
+            eprintln!("{path}: {e}");
+            std::process::exit(2);
+        })
     });
+    let from_file = text
+        .as_deref()
+        .zip(file.as_deref())
+        .map(|(text, path)| parse(path, text));
     // Without a file, a bridge of the demo's own; with one, its bridge (if
     // it names one), made in the demo's namespace.
     let bridge_name = match &from_file {
@@ -178,15 +382,34 @@ async fn main() {
     };
 
     let setup = match real_kernel(bridge_name.as_deref()) {
-        Ok(setup) => setup,
+        Ok((setup, netns)) => {
+            // SAFETY: geteuid cannot fail and touches no memory of ours.
+            let root = unsafe { libc::geteuid() } == 0;
+            if root && !direct {
+                let config = pool_config(from_file.clone(), setup.bridge);
+                match split(&netns, &config, text.as_deref(), setup.bridge, &raw) {
+                    Ok(code) => return code,
+                    Err(why) => println!(
+                        "Cannot run the pool through the helper ({why}); running it in this process.\n"
+                    ),
+                }
+            }
+            setup
+        }
         Err(why) => {
             println!("The real kernel is not usable here ({why}).");
             println!("Running on the simulated kernel instead; run as root to see real taps.\n");
             simulated_kernel(bridge_name.as_deref())
         }
     };
-    let bridge = setup.bridge;
-    let config = match from_file {
+    let config = pool_config(from_file, setup.bridge);
+    run(setup, config, vms, concurrency, None)
+}
+
+/// The configuration from the file, with the bridge the demo made; else
+/// the demo's own.
+fn pool_config(from_file: Option<PoolConfig>, bridge: Option<TapName>) -> PoolConfig {
+    match from_file {
         Some(mut config) => {
             config.tap.bridge = bridge;
             config
@@ -203,17 +426,47 @@ async fn main() {
             };
             c
         }
-    };
+    }
+}
+
+/// The pool under churn, on `setup`'s kernel; `helper` is the helper's
+/// socket when the pool's changes go through it.
+fn run(
+    setup: Setup,
+    config: PoolConfig,
+    vms: usize,
+    concurrency: usize,
+    helper: Option<String>,
+) -> ExitCode {
+    actix::System::new().block_on(churn(setup, config, vms, concurrency, helper))
+}
+
+async fn churn(
+    setup: Setup,
+    config: PoolConfig,
+    vms: usize,
+    concurrency: usize,
+    helper: Option<String>,
+) -> ExitCode {
     println!("tap-pool demo: {}", setup.label);
     println!(
         "pool of {} taps, {WORKERS} kernel workers, {vms} VMs, up to {concurrency} at once\n",
         config.size
     );
-    let pool = TapPoolActor::builder(config)
+    let pool = match TapPoolActor::builder(config)
         .kernel(Arc::clone(&setup.factory))
         .workers(WORKERS)
+        // Through the helper: it answers and lets this uid in, or a typed
+        // error now.
+        .fail_fast(helper.is_some())
         .start()
-        .expect("valid config, inside a System");
+    {
+        Ok(pool) => pool,
+        Err(e) => {
+            eprintln!("the pool cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // After a crash, the next run finds what this one left: seed first.
     let seeded = pool
         .send(Seed::default())
@@ -232,7 +485,7 @@ async fn main() {
     let report = pool.send(Warm).await.expect("pool running");
     if let Some(failure) = &report.failure {
         eprintln!("warm-up failed: {}", failure.error);
-        std::process::exit(1);
+        return ExitCode::FAILURE;
     }
     println!(
         "warmed {} taps in {:.1?}",
@@ -313,7 +566,22 @@ async fn main() {
         },
         drained.leased
     );
-    actix::System::current().stop();
+    if let Some(socket) = helper {
+        // What the helper's policy refuses, asked directly: lo is not a tap
+        // the helper made for this uid.
+        let lo = TapName::new("lo").expect("a device name");
+        let refused = HelperKernelFactory::new(socket)
+            .connect()
+            .and_then(|mut kernel| kernel.delete_link(lo.into()));
+        match refused {
+            Err(e) => println!("\npool:   asked the helper to delete lo: {e}"),
+            Ok(()) => {
+                println!("\npool:   the helper deleted lo: its policy is broken");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Waits for the first of `running` to finish and removes it.

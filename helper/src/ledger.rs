@@ -15,6 +15,12 @@
 //! starts and looks for the tap by name: a tap not yet persistent was
 //! removed by the kernel when the helper's file closed; a persistent tap of
 //! that name with the intent's owner and group is the one it made.
+//!
+//! While it runs, the helper watches each namespace's links and forgets a
+//! tap as soon as it is removed by anyone else (its VMM may turn
+//! persistence off and close it; an operator may delete it or move it
+//! away): its slot is the peer's again, and its index, which a device
+//! moved in from another namespace can have next, is no longer the peer's.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -69,6 +75,7 @@ enum Record {
     /// A create that made nothing.
     Dropped {
         ns: NsId,
+        uid: u32,
         name: TapName,
     },
     /// A tap deleted, or found gone.
@@ -84,7 +91,9 @@ pub struct Ledger {
     path: PathBuf,
     file: File,
     taps: HashMap<(NsId, u32), Entry>,
-    intents: HashMap<(NsId, TapName), Intent>,
+    /// By namespace, peer and name: two peers' rules may allow the same
+    /// name in the same namespace.
+    intents: HashMap<(NsId, u32, TapName), Intent>,
 }
 
 impl Ledger {
@@ -111,14 +120,14 @@ impl Ledger {
                     };
                     match record {
                         Record::Intent(intent) => {
-                            intents.insert((intent.ns, intent.name), intent);
+                            intents.insert((intent.ns, intent.uid, intent.name), intent);
                         }
                         Record::Made(entry) => {
-                            intents.remove(&(entry.ns, entry.name));
+                            intents.remove(&(entry.ns, entry.uid, entry.name));
                             taps.insert((entry.ns, entry.index), entry);
                         }
-                        Record::Dropped { ns, name } => {
-                            intents.remove(&(ns, name));
+                        Record::Dropped { ns, uid, name } => {
+                            intents.remove(&(ns, uid, name));
                         }
                         Record::Gone { ns, index } => {
                             taps.remove(&(ns, index));
@@ -139,14 +148,26 @@ impl Ledger {
     }
 
     /// Brings what the ledger holds for namespace `ns` in line with its
-    /// tun/tap devices, `taps` (a fresh listing): a tap no longer there
-    /// (or no longer a tun/tap device) is forgotten; a create cut short is
-    /// settled (see the module's docs). Returns how many were forgotten and
-    /// how many creates were found made.
+    /// tun/tap devices, `taps` (a fresh listing): a tap no longer there,
+    /// no longer a tun/tap device, or there under another name is
+    /// forgotten; a create cut short is settled (see the module's docs).
+    /// Returns how many were forgotten and how many creates were found
+    /// made.
+    ///
+    /// The name is checked because a namespace is known by its nsfs inode,
+    /// which the kernel gives to the next namespace made once this one is
+    /// gone: a namespace deleted and made again while the helper was
+    /// stopped has the same id, and its devices the same small indexes.
+    /// Only a root operator can rename a tap; one renamed while the helper
+    /// was stopped is the operator's from then on.
     pub fn reconcile(&mut self, ns: NsId, taps: &[LinkInfo]) -> (usize, usize) {
         let before = self.taps.len();
-        self.taps
-            .retain(|&(n, index), _| n != ns || taps.iter().any(|link| link.index == index));
+        self.taps.retain(|&(n, index), entry| {
+            n != ns
+                || taps
+                    .iter()
+                    .any(|link| link.index == index && link.name == entry.name)
+        });
         let forgotten = before - self.taps.len();
         let mut found = 0;
         let cut: Vec<Intent> = self
@@ -156,7 +177,7 @@ impl Ledger {
             .cloned()
             .collect();
         for intent in cut {
-            self.intents.remove(&(ns, intent.name));
+            self.intents.remove(&(ns, intent.uid, intent.name));
             let made = taps.iter().find(|link| {
                 link.name == intent.name
                     && link.persistent
@@ -181,11 +202,25 @@ impl Ledger {
         (forgotten, found)
     }
 
+    /// Forgets (and writes down as gone) the taps of namespace `ns` that
+    /// are not among `taps`, a fresh listing of its tun/tap devices.
+    pub fn forget_missing(&mut self, ns: NsId, taps: &[LinkInfo]) {
+        let missing: Vec<u32> = self
+            .taps
+            .keys()
+            .filter(|&&(n, index)| n == ns && !taps.iter().any(|link| link.index == index))
+            .map(|&(_, index)| index)
+            .collect();
+        for index in missing {
+            self.gone(ns, index);
+        }
+    }
+
     /// Forgets everything of namespaces other than `live`: the helper can
     /// no longer reach them (gone, or no longer in the policy).
     pub fn keep_only(&mut self, live: &[NsId]) {
         self.taps.retain(|&(ns, _), _| live.contains(&ns));
-        self.intents.retain(|&(ns, _), _| live.contains(&ns));
+        self.intents.retain(|&(ns, ..), _| live.contains(&ns));
     }
 
     /// Writes the ledger afresh: a new file with one line per tap, renamed
@@ -221,7 +256,8 @@ impl Ledger {
     /// The line cannot be written: the create must not go ahead.
     pub fn intend(&mut self, intent: Intent) -> std::io::Result<()> {
         self.write(&Record::Intent(intent.clone()))?;
-        self.intents.insert((intent.ns, intent.name), intent);
+        self.intents
+            .insert((intent.ns, intent.uid, intent.name), intent);
         Ok(())
     }
 
@@ -230,15 +266,15 @@ impl Ledger {
     /// # Errors
     /// The line cannot be written: the tap must be deleted again.
     pub fn made(&mut self, entry: Entry) -> std::io::Result<()> {
-        self.intents.remove(&(entry.ns, entry.name));
+        self.intents.remove(&(entry.ns, entry.uid, entry.name));
         self.taps.insert((entry.ns, entry.index), entry.clone());
         self.write(&Record::Made(entry))
     }
 
     /// Writes down a create that made nothing.
-    pub fn dropped(&mut self, ns: NsId, name: TapName) {
-        self.intents.remove(&(ns, name));
-        if let Err(e) = self.write(&Record::Dropped { ns, name }) {
+    pub fn dropped(&mut self, ns: NsId, uid: u32, name: TapName) {
+        self.intents.remove(&(ns, uid, name));
+        if let Err(e) = self.write(&Record::Dropped { ns, uid, name }) {
             tracing::warn!(error = %e, "cannot write to the ledger");
         }
     }
@@ -318,6 +354,66 @@ mod tests {
             name: name(n),
             token: 9,
         }
+    }
+
+    fn link(index: u32, n: &str, owner: Option<u32>) -> LinkInfo {
+        LinkInfo {
+            name: name(n),
+            index,
+            kind: tap_pool::TunKind::Tap,
+            persistent: true,
+            owner,
+            group: None,
+            master: None,
+            mtu: 1500,
+            up: true,
+            in_use: false,
+            device_group: 0,
+            mac: [2, 0, 0, 0, 0, 1],
+            vnet_hdr: true,
+            multi_queue: false,
+            queues: None,
+            link_type: libc::ARPHRD_ETHER,
+        }
+    }
+
+    #[test]
+    fn a_tap_at_its_index_under_another_name_is_not_the_peers_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        ledger.made(entry(5, 1000, "tp-0")).unwrap();
+        ledger.made(entry(6, 1000, "tp-1")).unwrap();
+        // The namespace was made again: index 5 is an operator's device.
+        let (forgotten, _) =
+            ledger.reconcile(1, &[link(5, "op-0", None), link(6, "tp-1", Some(1000))]);
+        assert_eq!(forgotten, 1);
+        assert_eq!(ledger.get(1, 1000, 5), None);
+        assert!(ledger.get(1, 1000, 6).is_some());
+    }
+
+    #[test]
+    fn a_create_cut_short_is_found_by_name_owner_and_persistence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let intent = |uid, n: &str| Intent {
+            ns: 1,
+            uid,
+            name: name(n),
+            token: 3,
+            owner: Some(uid),
+            group: None,
+        };
+        ledger.intend(intent(1000, "tp-0")).unwrap();
+        ledger.intend(intent(1001, "tp-0")).unwrap();
+        ledger.intend(intent(1000, "tp-1")).unwrap();
+        drop(ledger);
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        // tp-0 was made for 1001 (its owner says); tp-1 was never made.
+        let (_, found) = ledger.reconcile(1, &[link(7, "tp-0", Some(1001))]);
+        assert_eq!(found, 1);
+        assert_eq!(ledger.get(1, 1000, 7), None);
+        assert_eq!(ledger.get(1, 1001, 7).map(|e| e.name), Some(name("tp-0")));
+        assert_eq!(ledger.count(1000), 0, "no intent left");
     }
 
     #[test]

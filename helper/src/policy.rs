@@ -16,6 +16,8 @@
 //! groups = []
 //! netns = "/run/netns/vms"      # default: the helper's own
 //! max_taps = 4096
+//! max_connections = 64          # this rule's peers' connections at once
+//! mtu = [1500, 9000]            # the MTUs its taps may have (default: any)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,10 @@ pub const DEFAULT_SOCKET: &str = "/run/tap-pool-helper.sock";
 pub const DEFAULT_STATE_DIR: &str = "/run/tap-pool-helper";
 /// How many connections are served at once, by default.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
+/// How many connections one peer rule's peers may have at once, by
+/// default. A pool holds one per kernel worker (three lanes of two by
+/// default) and one for its link watcher.
+pub const DEFAULT_PEER_CONNECTIONS: u32 = 64;
 /// How many taps one peer may have, by default.
 pub const DEFAULT_MAX_TAPS: u32 = 4096;
 /// The longest policy file read.
@@ -108,6 +114,12 @@ pub enum PolicyError {
         /// The group.
         group: u32,
     },
+    /// An MTU range whose low end is above its high end.
+    #[error("peer rule {rule}: the MTU range is empty")]
+    Mtu {
+        /// The rule's position, from 0.
+        rule: usize,
+    },
     /// 4294967295 is `(uid_t)-1` to the kernel: no owner or group at all.
     #[error("peer rule {rule}: 4294967295 is not a uid or gid")]
     InvalidId {
@@ -145,6 +157,8 @@ struct PeerFile {
     groups: Vec<u32>,
     netns: Option<PathBuf>,
     max_taps: Option<u32>,
+    max_connections: Option<u32>,
+    mtu: Option<[u32; 2]>,
 }
 
 /// The policy, checked.
@@ -187,6 +201,10 @@ pub struct Rule {
     pub netns: Option<PathBuf>,
     /// How many taps it may have at once.
     pub max_taps: u32,
+    /// How many connections its peers may have at once.
+    pub max_connections: u32,
+    /// The MTUs its taps may have; `None`: any the kernel takes.
+    pub mtu: Option<std::ops::RangeInclusive<u32>>,
 }
 
 impl Policy {
@@ -256,6 +274,9 @@ impl Policy {
                     TapName::new(&bridge).map_err(|_| PolicyError::Bridge { rule, bridge })
                 })
                 .collect::<Result<_, _>>()?;
+            if peer.mtu.is_some_and(|[low, high]| low > high) {
+                return Err(PolicyError::Mtu { rule });
+            }
             for &group in &peer.device_groups {
                 if group == 0 {
                     return Err(PolicyError::GroupZero { rule });
@@ -275,6 +296,8 @@ impl Policy {
                 groups: peer.groups,
                 netns: peer.netns,
                 max_taps: peer.max_taps.unwrap_or(DEFAULT_MAX_TAPS),
+                max_connections: peer.max_connections.unwrap_or(DEFAULT_PEER_CONNECTIONS),
+                mtu: peer.mtu.map(|[low, high]| low..=high),
             });
         }
         Ok(Policy {
@@ -320,8 +343,8 @@ impl Rule {
     /// names neither owner nor group: a tap is never left to anyone).
     ///
     /// # Errors
-    /// [`Refusal::Bridge`], [`Refusal::DeviceGroup`], [`Refusal::Owner`],
-    /// [`Refusal::Group`].
+    /// [`Refusal::Bridge`], [`Refusal::DeviceGroup`], [`Refusal::Mtu`],
+    /// [`Refusal::Owner`], [`Refusal::Group`].
     pub fn check_spec(&self, uid: u32, spec: &TapSpec) -> Result<TapSpec, Refusal> {
         if let Some(bridge) = spec.bridge
             && !self.bridges.contains(&bridge)
@@ -330,6 +353,10 @@ impl Rule {
         }
         if let Some(group) = spec.device_group {
             self.check_device_group(group)?;
+        }
+        let mtu = spec.mtu_or_default();
+        if self.mtu.as_ref().is_some_and(|range| !range.contains(&mtu)) {
+            return Err(Refusal::Mtu { mtu });
         }
         let owner = spec.effective_owner(uid);
         if let Some(owner) = owner {
@@ -376,6 +403,7 @@ mod tests {
         fallback = "vm-[0-9a-f]{3}"
         bridges = ["br0"]
         device_groups = [7]
+        mtu = [1500, 9000]
     "#;
 
     fn name(s: &str) -> TapName {
@@ -417,6 +445,12 @@ mod tests {
         assert_eq!(
             rule.check_spec(1000, &group),
             Err(Refusal::DeviceGroup { group: 8 })
+        );
+        let mut small = TapSpec::default();
+        small.mtu = Some(1400);
+        assert_eq!(
+            rule.check_spec(1000, &small),
+            Err(Refusal::Mtu { mtu: 1400 })
         );
         let mut gid = TapSpec::default();
         gid.group = Some(1000);

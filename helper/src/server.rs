@@ -16,7 +16,10 @@ use tap_pool::helper::proto::{
     encode, read_frame, write_frame,
 };
 use tap_pool::linux::{LinuxLinkWatcher, enter};
-use tap_pool::{Device, Kernel, KernelError, LinuxKernel, Netns, Refusal, TapName};
+use tap_pool::{
+    Device, HelperFailure, Kernel, KernelError, LinkEvent, LinkSummary, LinkWatcher, LinuxKernel,
+    Netns, Refusal, TapName,
+};
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
@@ -25,6 +28,11 @@ use crate::policy::{Policy, Rule};
 
 /// How long a new connection has to say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often one connection may ask for netlink sockets: a client asks
+/// once for its listings, and once on the connection its watcher opens; a
+/// peer that asked without end would keep them in flight in its socket's
+/// queue, uncounted against it.
+const MAX_SOCKET_ASKS: u32 = 2;
 /// How long an answer may wait on a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,6 +55,9 @@ pub enum StartError {
     /// A namespace's taps cannot be listed to check the ledger against.
     #[error("cannot list the taps of a namespace to check the ledger")]
     List(#[source] KernelError),
+    /// The thread that watches a namespace for taps removed cannot start.
+    #[error("cannot start the thread that watches a namespace")]
+    Watch(#[source] io::Error),
 }
 
 /// The helper: its policy, the namespaces it serves, its ledger.
@@ -62,6 +73,8 @@ struct Shared {
     namespaces: Vec<(Option<Netns>, NsId)>,
     ledger: Mutex<Ledger>,
     connections: AtomicU32,
+    /// Connections per rule.
+    per_rule: Vec<AtomicU32>,
 }
 
 impl Helper {
@@ -102,14 +115,27 @@ impl Helper {
         ledger.keep_only(&live);
         ledger.compact().map_err(StartError::Ledger)?;
         info!(taps = ledger.entries().count(), "tap-pool-helper ready");
-        Ok(Helper {
-            shared: Arc::new(Shared {
-                policy,
-                namespaces,
-                ledger: Mutex::new(ledger),
-                connections: AtomicU32::new(0),
-            }),
-        })
+        let per_rule = policy.peers.iter().map(|_| AtomicU32::new(0)).collect();
+        let shared = Arc::new(Shared {
+            policy,
+            namespaces,
+            per_rule,
+            ledger: Mutex::new(ledger),
+            connections: AtomicU32::new(0),
+        });
+        let mut watched = Vec::new();
+        for (netns, id) in &shared.namespaces {
+            if watched.contains(id) {
+                continue;
+            }
+            watched.push(*id);
+            let (netns, id, shared) = (netns.clone(), *id, Arc::clone(&shared));
+            std::thread::Builder::new()
+                .name("tap-pool-helper-watch".into())
+                .spawn(move || watch(&shared, netns.as_ref(), id))
+                .map_err(StartError::Watch)?;
+        }
+        Ok(Helper { shared })
     }
 
     /// The taps in the ledger: (namespace, index, peer uid, name).
@@ -210,6 +236,64 @@ fn in_namespace<T: Send + 'static>(
     }))
 }
 
+/// Keeps the ledger's taps of namespace `ns` in line with it, for the
+/// helper's life: a tap removed by anyone but the helper (its VMM turning
+/// persistence off and closing its file, an operator, a move to another
+/// namespace) is forgotten at once. Otherwise its slot stays taken
+/// (`max_taps`) and its index stays the peer's, and a device that later
+/// has that index (a device moved in from another namespace keeps its
+/// index where it is free) would be the peer's to reset or delete.
+fn watch(shared: &Shared, netns: Option<&Netns>, ns: NsId) {
+    if let Some(netns) = netns
+        && let Err(error) = enter(netns)
+    {
+        warn!(%error, ns, "cannot enter a namespace to watch it; taps removed there by others stay in the ledger until a restart");
+        return;
+    }
+    loop {
+        // Subscribed first, then listed: no removal falls in between.
+        let watching = LinuxLinkWatcher::open().and_then(|watcher| {
+            forget_missing(shared, ns)?;
+            Ok(watcher)
+        });
+        let mut watcher = match watching {
+            Ok(watcher) => watcher,
+            Err(error) => {
+                warn!(%error, ns, "cannot watch a namespace; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        loop {
+            let event = watcher.next_event();
+            let handled = match event {
+                Ok(Some(LinkEvent::Removed { index, .. })) => {
+                    shared.ledger().gone(ns, index);
+                    Ok(())
+                }
+                Ok(Some(LinkEvent::Resync)) => forget_missing(shared, ns),
+                Ok(_) => Ok(()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = handled {
+                warn!(%error, ns, "watching a namespace failed; watching it afresh");
+                break;
+            }
+        }
+    }
+}
+
+/// Forgets the taps of namespace `ns` (this thread's) that are no longer
+/// there, the ledger held across the listing so that no tap made
+/// meanwhile is forgotten.
+fn forget_missing(shared: &Shared, ns: NsId) -> Result<(), KernelError> {
+    let mut kernel = LinuxKernel::open()?;
+    let mut ledger = shared.ledger();
+    let taps = kernel.list_taps()?;
+    ledger.forget_missing(ns, &taps);
+    Ok(())
+}
+
 /// Counts a connection while it lives.
 struct Counted<'a>(&'a AtomicU32);
 
@@ -243,9 +327,16 @@ fn connection(shared: &Shared, mut stream: UnixStream) {
         close(&mut stream, Closing::Refused(refusal));
         return;
     };
-    if count > shared.policy.max_connections {
+    let rule_count = shared.per_rule[rule_index].fetch_add(1, Ordering::Relaxed) + 1;
+    let _rule_counted = Counted(&shared.per_rule[rule_index]);
+    let max_rule = shared.policy.peers[rule_index].max_connections;
+    if count > shared.policy.max_connections || rule_count > max_rule {
         let refusal = Refusal::Busy {
-            max: shared.policy.max_connections,
+            max: if rule_count > max_rule {
+                max_rule
+            } else {
+                shared.policy.max_connections
+            },
         };
         warn!(%refusal, "connection refused");
         close(&mut stream, Closing::Refused(refusal));
@@ -316,6 +407,7 @@ fn connection(shared: &Shared, mut stream: UnixStream) {
         ns: *ns,
         uid,
         kernel,
+        sockets_asked: 0,
     };
     loop {
         let request = match read_frame::<ClientFrame>(&mut stream, &mut buf) {
@@ -393,6 +485,8 @@ struct Peer<'a> {
     ns: NsId,
     uid: u32,
     kernel: LinuxKernel,
+    /// How often this connection asked for netlink sockets.
+    sockets_asked: u32,
 }
 
 type Served = (Result<Answer, KernelError>, Vec<OwnedFd>, Option<Entry>);
@@ -442,6 +536,13 @@ impl Peer<'_> {
                 done(Ok(()))
             }
             Call::OpenNetlink { watch } => {
+                self.sockets_asked += 1;
+                if self.sockets_asked > MAX_SOCKET_ASKS {
+                    let refusal = Refusal::Sockets {
+                        max: MAX_SOCKET_ASKS,
+                    };
+                    return (Err(refused(refusal)), Vec::new(), None);
+                }
                 let fds = if watch {
                     LinuxLinkWatcher::open_sockets().map(Vec::from)
                 } else {
@@ -471,10 +572,11 @@ impl Peer<'_> {
             op: "create".into(),
             refusal,
         };
-        let ledger_failed = |e: io::Error| KernelError::Create {
-            name,
-            step: tap_pool::CreateStep::OpenTun,
-            errno: tap_pool::Errno::of(&e),
+        let ledger_failed = |e: io::Error| KernelError::Helper {
+            op: "create".into(),
+            failure: HelperFailure::Ledger {
+                errno: tap_pool::Errno::of(&e),
+            },
         };
         {
             let mut ledger = self.shared.ledger();
@@ -513,7 +615,7 @@ impl Peer<'_> {
                 (Ok(Answer::Created(created)), Vec::new(), Some(entry))
             }
             Err(e) => {
-                self.shared.ledger().dropped(self.ns, name);
+                self.shared.ledger().dropped(self.ns, self.uid, name);
                 (Err(e), Vec::new(), None)
             }
         }
@@ -570,31 +672,85 @@ impl Peer<'_> {
         if group == 0 || !self.rule.device_groups.contains(&group) {
             return Err(refused(Refusal::DeviceGroup { group }));
         }
-        let members: Vec<_> = self
+        let links = self.kernel.links()?;
+        let members: Vec<_> = links
+            .iter()
+            .filter(|link| link.device_group == group)
+            .collect();
+        self.all_ours(group, &members).map_err(refused)?;
+        if members.is_empty() {
+            return Ok(());
+        }
+        // The checked members go to a group no device has, picked at
+        // random, and that group is deleted: a device someone else puts in
+        // `group` after the check is not deleted with them.
+        let fresh = loop {
+            let candidate = fastrand::u32(1..);
+            if links.iter().all(|link| link.device_group != candidate) {
+                break candidate;
+            }
+        };
+        let mut moved = Vec::new();
+        for link in &members {
+            match self
+                .kernel
+                .set_device_group(Device::new(link.name, link.index), fresh)
+            {
+                Ok(()) => moved.push(*link),
+                Err(error) if error.is_out_of_reach() => {
+                    self.shared.ledger().gone(self.ns, link.index)
+                }
+                Err(error) => {
+                    self.regroup(&moved, group);
+                    return Err(error);
+                }
+            }
+        }
+        let strangers: Vec<_> = self
             .kernel
             .links()?
             .into_iter()
-            .filter(|link| link.device_group == group)
+            .filter(|link| link.device_group == fresh)
             .collect();
-        {
-            let ledger = self.shared.ledger();
-            if let Some(stranger) = members
-                .iter()
-                .find(|link| ledger.get(self.ns, self.uid, link.index).is_none())
-            {
-                return Err(refused(Refusal::GroupNotYours {
-                    group,
-                    member: stranger.name,
-                }));
-            }
+        if let Err(refusal) = self.all_ours(group, &strangers.iter().collect::<Vec<_>>()) {
+            self.regroup(&moved, group);
+            return Err(refused(refusal));
         }
-        let result = self.kernel.delete_group(group);
+        let result = self.kernel.delete_group(fresh);
         if result.is_ok() {
             let mut ledger = self.shared.ledger();
-            for link in &members {
+            for link in &moved {
                 ledger.gone(self.ns, link.index);
             }
         }
         result
+    }
+
+    /// Whether every one of `members` (of device group `group`) is a tap
+    /// the helper made for this peer.
+    fn all_ours(&self, group: u32, members: &[&LinkSummary]) -> Result<(), Refusal> {
+        let ledger = self.shared.ledger();
+        match members
+            .iter()
+            .find(|link| ledger.get(self.ns, self.uid, link.index).is_none())
+        {
+            Some(stranger) => Err(Refusal::GroupNotYours {
+                group,
+                member: stranger.name,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts `moved` back in `group` after a group delete gave up.
+    fn regroup(&mut self, moved: &[&LinkSummary], group: u32) {
+        for link in moved {
+            if let Err(error) = self
+                .kernel
+                .set_device_group(Device::new(link.name, link.index), group)
+            {
+                warn!(tap = %link.name, %error, "cannot put a tap back in its device group");
+            }
+        }
     }
 }

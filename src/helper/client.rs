@@ -20,7 +20,7 @@ use crate::kernel::{
 use crate::linux::{LinuxKernel, LinuxLinkWatcher};
 use crate::name::TapName;
 use crate::probe::ProbeError;
-use crate::refusal::HelperFailure;
+use crate::refusal::{HelperFailure, Refusal};
 
 /// How long a call waits for the helper's answer by default. A group delete
 /// of a thousand taps takes about a second; a create, well under one.
@@ -221,8 +221,19 @@ impl HelperKernel {
     /// The handle listings go through.
     fn reads(&mut self) -> Result<&mut LinuxKernel, KernelError> {
         if self.reads.is_none() {
-            let socket = self
-                .open_netlink(false)?
+            let sockets = match self.open_netlink(false) {
+                // This connection asked as often as the helper lets one
+                // (listings that failed before): a fresh one may ask again.
+                Err(KernelError::Refused {
+                    refusal: Refusal::Sockets { .. },
+                    ..
+                }) => {
+                    self.conn = None;
+                    self.open_netlink(false)
+                }
+                sockets => sockets,
+            };
+            let socket = sockets?
                 .into_iter()
                 .next()
                 .ok_or_else(|| protocol("open_netlink", "no socket"))?;

@@ -47,8 +47,9 @@ impl Pool {
                 self.refill(now);
             }
             // Gone already, or the index is no longer a tap (whatever is
-            // there now was not touched): nothing of the pool's is left.
-            Err(KernelError::NoSuchDevice { .. } | KernelError::NotATap { .. }) => {
+            // there now was not touched), or the privileged helper says it
+            // is not this pool's: nothing of the pool's is left to delete.
+            Err(error) if error.is_out_of_reach() => {
                 if deleting {
                     self.forget(&name);
                 }
@@ -78,9 +79,7 @@ impl Pool {
             // tap.
             let released = match result {
                 Ok(()) => Released::Deleted,
-                Err(KernelError::NoSuchDevice { .. } | KernelError::NotATap { .. }) => {
-                    Released::Vanished
-                }
+                Err(error) if error.is_out_of_reach() => Released::Vanished,
                 Err(error) => Released::DeleteFailed(error),
             };
             self.events.push_back(Event::Released {

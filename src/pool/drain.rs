@@ -156,7 +156,7 @@ impl Pool {
                     tap.grouped = false;
                 }
             }
-            Err(KernelError::NoSuchDevice { .. } | KernelError::NotATap { .. }) => {}
+            Err(error) if error.is_out_of_reach() => {}
             Err(_) => {
                 self.counters.failures += 1;
                 if let Some(run) = &mut self.drain.run {

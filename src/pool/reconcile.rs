@@ -543,8 +543,10 @@ mod tests {
         assert_eq!(p.state_of(&c.name), None);
     }
 
-    #[test]
-    fn an_index_that_is_no_longer_a_tap_is_forgotten_not_retried() {
+    /// Releases a tap the pool created for its caller, so that it is
+    /// deleted, and answers the delete with `error`: the tap is forgotten
+    /// and its delete not retried.
+    fn a_delete_answered(error: impl FnOnce(&Pool, TapName) -> crate::kernel::KernelError) {
         let (mut p, _k, now) = warmed(0);
         let mut k = crate::sim::SimKernel::new();
         let tap = acquire_created(&mut p, &mut k, "vm-a", now);
@@ -553,17 +555,55 @@ mod tests {
         let [delete] = &take_commands(&mut p)[..] else {
             panic!("one delete")
         };
-        p.complete(
-            delete.id,
-            Err(crate::kernel::KernelError::NotATap {
-                name: tap,
-                index: index_of(&p, tap),
-            }),
-            now,
-        );
+        let error = error(&p, tap);
+        p.complete(delete.id, Err(error), now);
         assert_eq!(p.state_of(&tap), None);
         assert_eq!(p.poll_timeout(), None, "no retry");
         assert!(p.poll_batch().is_none());
+    }
+
+    #[test]
+    fn an_index_that_is_no_longer_a_tap_is_forgotten_not_retried() {
+        a_delete_answered(|p, tap| crate::kernel::KernelError::NotATap {
+            name: tap,
+            index: index_of(p, tap),
+        });
+    }
+
+    fn not_yours(p: &Pool, tap: TapName) -> crate::kernel::KernelError {
+        crate::kernel::KernelError::Refused {
+            op: "delete".into(),
+            refusal: crate::Refusal::NotYours {
+                name: tap,
+                index: Some(index_of(p, tap)),
+            },
+        }
+    }
+
+    #[test]
+    fn a_tap_the_helper_says_is_not_the_pools_is_forgotten_not_deleted_again() {
+        // The privileged helper refuses a delete of a tap it did not make
+        // for this pool: retrying would be refused for ever.
+        a_delete_answered(not_yours);
+    }
+
+    #[test]
+    fn a_tap_the_helper_says_is_not_the_pools_is_not_reset_or_deleted_after_its_reset() {
+        let (mut p, _k, now) = warmed(1);
+        let a = acquire_now(&mut p, "vm-a", now).unwrap();
+        p.release(a.token, now);
+        let [reset] = &take_commands(&mut p)[..] else {
+            panic!("one reset")
+        };
+        let refused = not_yours(&p, a.name);
+        p.complete(reset.id, Err(refused), now);
+        assert_eq!(p.state_of(&a.name), None, "forgotten");
+        assert!(
+            take_commands(&mut p)
+                .iter()
+                .all(|c| c.op.device().is_none_or(|d| d.name != a.name)),
+            "nothing more is asked of it"
+        );
     }
 
     #[test]

@@ -148,9 +148,10 @@ impl Pool {
                     self.unlabel(&name);
                 }
             }
-            // Gone, or the index is no longer a tap: nothing of the pool's
-            // is left there, and whatever is there now was not touched.
-            Err(KernelError::NoSuchDevice { .. } | KernelError::NotATap { .. }) => {
+            // Gone, or the index is no longer a tap, or the privileged
+            // helper says it is not this pool's: nothing of the pool's is
+            // left there, and whatever is there now was not touched.
+            Err(error) if error.is_out_of_reach() => {
                 self.forget(&name);
                 self.counters.vanished += 1;
                 self.refill(now);

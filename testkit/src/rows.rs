@@ -432,6 +432,17 @@ pub fn busy_real(
 /// Row 3, the pool: `n` cold `Acquire`s (pool size 0: create + up + master),
 /// each timed.
 pub fn cold_pool(ns: &TestNetns, bridge: TapName, n: usize) -> Vec<Duration> {
+    cold_pool_on(ns, ns.factory(), bridge, n)
+}
+
+/// Row 3 on another kernel in `ns` (the helper's: `tap-pool-helper`
+/// serving `ns`): the same pool, the same creates.
+pub fn cold_pool_on(
+    ns: &TestNetns,
+    factory: Arc<dyn tap_pool_actors::kernel_api::KernelFactory>,
+    bridge: TapName,
+    n: usize,
+) -> Vec<Duration> {
     let sys = actix_rt::System::new();
     let out = sys.block_on(async {
         let pool = pool::start(
@@ -441,7 +452,7 @@ pub fn cold_pool(ns: &TestNetns, bridge: TapName, n: usize) -> Vec<Duration> {
                 c.tap = spec(Some(bridge));
                 c
             },
-            ns.factory(),
+            factory,
             2,
         );
         // The first call opens the worker's socket in the namespace.

@@ -18,6 +18,8 @@ use tap_pool_actors::{
 pub const ROLE_ENV: &str = "TAP_POOL_HELPER_TEST_ROLE";
 pub const SOCKET_ENV: &str = "TAP_POOL_HELPER_TEST_SOCKET";
 pub const CONFIG_ENV: &str = "TAP_POOL_HELPER_TEST_CONFIG";
+/// The tap a `vmm` child acts on.
+pub const TAP_ENV: &str = "TAP_POOL_HELPER_TEST_TAP";
 
 /// Runs the child's role, if this process is a child.
 pub fn main() -> Option<ExitCode> {
@@ -26,6 +28,8 @@ pub fn main() -> Option<ExitCode> {
     Some(match role.as_str() {
         "pool" => pool(&socket),
         "calls" => calls(&socket),
+        "vmm" => crate::review_hostile::vmm(),
+        "holder" => crate::review_hostile::holder(),
         other => {
             eprintln!("unknown role {other}");
             ExitCode::FAILURE

@@ -16,6 +16,8 @@
 //!   and at random: typed errors, retries, and in the end no tap that is
 //!   not in the ledger and that the next pool cannot drain. The random
 //!   test prints its seed; `TAP_POOL_HELPER_FAULTS_SEED=N` replays it.
+//! - `review_hostile`: what a compromised VMM or orchestrator, or an
+//!   operator moving devices by hand, can make of the helper.
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip`, `tc`, `bridge` and
 //! `nsenter`. Where this process lacks them, every test is reported as
@@ -28,6 +30,7 @@ mod faults;
 mod lifecycle;
 mod protocol;
 mod refusals;
+mod review_hostile;
 mod scene;
 
 use std::process::ExitCode;
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
             refusals::tests(),
             protocol::tests(),
             faults::tests(),
+            review_hostile::tests(),
         ]
         .into_iter()
         .flatten()
