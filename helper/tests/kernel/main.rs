@@ -6,6 +6,16 @@
 //!
 //! - `lifecycle`: a pool without privilege warms, acquires, releases,
 //!   seeds and drains through the helper.
+//! - `refusals`: what the policy forbids (a peer it does not name, a device
+//!   that is not the peer's, a name, bridge, owner, group or device group
+//!   it does not give, a group holding others' devices, one tap over the
+//!   limit) is refused with the exact `Refusal` and changes nothing.
+//! - `protocol`: raw bytes that break the protocol, and a client that never
+//!   says hello, end only their own connection; a pool goes on.
+//! - `faults`: the helper and the pool killed (`SIGKILL`) at bad moments,
+//!   and at random: typed errors, retries, and in the end no tap that is
+//!   not in the ledger and that the next pool cannot drain. The random
+//!   test prints its seed; `TAP_POOL_HELPER_FAULTS_SEED=N` replays it.
 //! - `review_hostile`: what a compromised VMM or orchestrator, or an
 //!   operator moving devices by hand, can make of the helper.
 //!
@@ -16,7 +26,10 @@
 //! `harness = false`). Each runs alone: it starts processes.
 
 mod child;
+mod faults;
 mod lifecycle;
+mod protocol;
+mod refusals;
 mod review_hostile;
 mod scene;
 
@@ -27,9 +40,15 @@ fn main() -> ExitCode {
         return code;
     }
     tap_pool_testkit::harness::run(
-        [lifecycle::tests(), review_hostile::tests()]
-            .into_iter()
-            .flatten()
-            .map(|test| test.alone()),
+        [
+            lifecycle::tests(),
+            refusals::tests(),
+            protocol::tests(),
+            faults::tests(),
+            review_hostile::tests(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|test| test.alone()),
     )
 }

@@ -24,6 +24,10 @@ use crate::child::{CONFIG_ENV, ROLE_ENV, SOCKET_ENV};
 pub const NOBODY: u32 = 65534;
 /// A uid the policy does not name.
 pub const STRANGER: u32 = 65533;
+/// A second peer of [`POLICY_PEERS`], with a prefix and device group of
+/// its own.
+pub const OTHER: u32 = 65532;
+pub const OTHER_GROUP: u32 = 4244;
 /// The pools' prefix, bridge and device group.
 pub const PREFIX: &str = "tph-";
 pub const BRIDGE: &str = "tph-br0";
@@ -41,6 +45,38 @@ bridges = ["tph-br0"]
 device_groups = [4243]
 netns = "{netns}"
 "#;
+
+/// [`POLICY`] with two more rules: [`OTHER`] (prefix `tpo-`, device group
+/// [`OTHER_GROUP`], the same bridge) and uid 0 (prefix `tpr-`), so that
+/// this test process can speak raw bytes to the helper; `{max_taps}` is
+/// nobody's limit.
+pub const POLICY_PEERS: &str = r#"
+socket_mode = 0o666
+state_dir = "{state}"
+[[peer]]
+uids = [65534]
+prefix = "tph-"
+fallback = "vm-[0-9a-f]{11}[a-f]"
+bridges = ["tph-br0"]
+device_groups = [4243]
+netns = "{netns}"
+max_taps = {max_taps}
+[[peer]]
+uids = [65532]
+prefix = "tpo-"
+bridges = ["tph-br0"]
+device_groups = [4244]
+netns = "{netns}"
+[[peer]]
+uids = [0]
+prefix = "tpr-"
+netns = "{netns}"
+"#;
+
+/// [`POLICY_PEERS`] with nobody's limit at `max_taps`.
+pub fn policy_peers(max_taps: u32) -> String {
+    POLICY_PEERS.replace("{max_taps}", &max_taps.to_string())
+}
 
 /// The pool's configuration.
 pub const POOL: &str = r#"
@@ -139,9 +175,20 @@ impl Scene {
         }
     }
 
-    /// The helper's log so far.
+    /// The helper's log so far, without its colours.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("helper.log")).unwrap_or_default()
+        let log = std::fs::read_to_string(self.dir.path().join("helper.log")).unwrap_or_default();
+        let mut plain = String::with_capacity(log.len());
+        let mut escape = false;
+        for c in log.chars() {
+            match (escape, c) {
+                (false, '\u{1b}') => escape = true,
+                (false, c) => plain.push(c),
+                (true, 'm') => escape = false,
+                (true, _) => {}
+            }
+        }
+        plain
     }
 
     /// This binary, run again as `uid` with no capabilities, in `role`.
@@ -180,6 +227,76 @@ impl Scene {
     /// The tun/tap devices in the namespace, by name, as `ip` shows them.
     pub fn taps(&self) -> Vec<String> {
         self.ns.tun_names()
+    }
+
+    /// A raw-call client (role `calls`) as `uid`, connected.
+    pub fn calls(&self, uid: u32) -> Peer {
+        let mut calls = self.child(uid, "calls", "");
+        let connected = calls.read();
+        assert_eq!(connected["connected"], true, "{connected}\n{}", self.log());
+        calls
+    }
+
+    /// What can change in the namespace and in the helper's state: every
+    /// device as `ip -j -d link show` shows it (but a bridge's timers,
+    /// which run on their own), and the ledger's file.
+    pub fn snapshot(&self) -> (Value, String) {
+        fn still(value: &mut Value) {
+            match value {
+                Value::Object(map) => {
+                    map.retain(|key, _| !key.ends_with("_timer"));
+                    map.values_mut().for_each(still);
+                }
+                Value::Array(values) => values.iter_mut().for_each(still),
+                _ => {}
+            }
+        }
+        let mut links = Value::Array(self.ns.links());
+        still(&mut links);
+        (
+            links,
+            std::fs::read_to_string(self.state().join("ledger")).unwrap_or_default(),
+        )
+    }
+
+    /// The interface index of `name`, as `ip` shows it.
+    pub fn index(&self, name: &str) -> u32 {
+        let link = self.ns.link(name).unwrap_or_else(|| panic!("no {name}"));
+        link["ifindex"].as_u64().expect("an index") as u32
+    }
+
+    /// The helper is running (not exited).
+    pub fn helper_alive(&mut self) -> bool {
+        self.helper
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// The taps the ledger's file holds as made and not gone since, as
+    /// (namespace, index, peer uid): read as the helper reads it.
+    pub fn ledger_taps(&self) -> Vec<(u64, u64, u64)> {
+        let text = std::fs::read_to_string(self.state().join("ledger")).unwrap_or_default();
+        let mut taps: Vec<(u64, u64, u64)> = Vec::new();
+        let key = |v: &Value| {
+            (
+                v["ns"].as_u64().unwrap_or(0),
+                v["index"].as_u64().unwrap_or(0),
+            )
+        };
+        for line in text.lines() {
+            let Ok(record) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if let Some(made) = record.get("made") {
+                let (ns, index) = key(made);
+                taps.retain(|t| (t.0, t.1) != (ns, index));
+                taps.push((ns, index, made["uid"].as_u64().unwrap_or(0)));
+            } else if let Some(gone) = record.get("gone") {
+                let (ns, index) = key(gone);
+                taps.retain(|t| (t.0, t.1) != (ns, index));
+            }
+        }
+        taps
     }
 }
 
@@ -225,6 +342,13 @@ impl Peer {
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "the child failed: {status}");
         rest
+    }
+
+    /// Sends one command line without waiting for its answer.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        let _ = writeln!(stdin, "{line}");
+        let _ = stdin.flush();
     }
 
     pub fn kill(mut self) {

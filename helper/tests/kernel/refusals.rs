@@ -1,0 +1,278 @@
+//! What the policy forbids is refused with a typed [`Refusal`] and changes
+//! nothing: `ip -j -d link show` in the namespace and the helper's ledger
+//! are the same after each refused call as before it.
+//!
+//! [`Refusal`]: tap_pool::Refusal
+
+use serde_json::{Value, json};
+use tap_pool_testkit::{KernelTest, kernel_test};
+
+use crate::scene::{
+    BRIDGE, GROUP, NOBODY, OTHER, OTHER_GROUP, Peer, STRANGER, Scene, policy_peers,
+};
+
+pub fn tests() -> Vec<KernelTest> {
+    vec![
+        kernel_test!(a_peer_the_policy_does_not_name_is_refused_at_connect_and_logged),
+        kernel_test!(what_is_not_the_peers_cannot_be_deleted_reset_or_regrouped),
+        kernel_test!(a_create_outside_the_policy_is_refused_and_makes_nothing),
+        kernel_test!(a_group_holding_what_is_not_the_peers_is_not_deleted),
+        kernel_test!(a_peer_at_its_limit_of_taps_is_refused_another),
+    ]
+}
+
+/// The refusal in a `calls` child's answer, or `Null` if it is not one.
+fn refusal(answer: &Value) -> Value {
+    answer["err"]["Refused"]["refusal"].clone()
+}
+
+/// Puts `call` as `calls` and asserts that it is refused with `expected`
+/// and that nothing changed in the namespace or the ledger.
+fn refused(scene: &Scene, calls: &mut Peer, call: &Value, expected: &Value) {
+    let before = scene.snapshot();
+    let answer = calls.ask(&call.to_string());
+    assert_eq!(&refusal(&answer), expected, "{call} -> {answer}");
+    let after = scene.snapshot();
+    assert!(
+        before == after,
+        "{call} was refused but changed something:\nbefore {:#}\n{}\nafter {:#}\n{}",
+        before.0,
+        before.1,
+        after.0,
+        after.1
+    );
+}
+
+fn a_peer_the_policy_does_not_name_is_refused_at_connect_and_logged() {
+    let scene = Scene::new();
+    let before = scene.snapshot();
+    let mut stranger = scene.child(STRANGER, "calls", "");
+    let connected = stranger.read();
+    assert_eq!(connected["connected"], false, "{connected}");
+    assert_eq!(
+        refusal(&connected),
+        json!({ "PeerNotAllowed": { "uid": STRANGER, "gid": STRANGER } }),
+        "{connected}"
+    );
+    stranger.finish();
+    assert!(
+        before == scene.snapshot(),
+        "a refused connection changed something"
+    );
+    crate::scene::eventually(10, "the helper logs the refusal", || {
+        scene
+            .log()
+            .lines()
+            .any(|l| l.contains("connection refused") && l.contains(&STRANGER.to_string()))
+    });
+}
+
+fn what_is_not_the_peers_cannot_be_deleted_reset_or_regrouped() {
+    let scene = Scene::with_policy(&policy_peers(64));
+    // A tap made by root, owned by nobody, named as nobody's pool names
+    // its taps: neither its name nor its owner makes it nobody's.
+    scene.ns.ip(&[
+        "tuntap", "add", "dev", "tph-7", "mode", "tap", "user", "nobody",
+    ]);
+    // A tap the helper made for the other peer.
+    let mut other = scene.calls(OTHER);
+    let spec = json!({ "bridge": BRIDGE, "device_group": OTHER_GROUP });
+    let made = other.ask(&json!({ "create": ["tpo-0", spec] }).to_string());
+    assert!(made["ok"].is_u64(), "{made}\n{}", scene.log());
+    // And one of nobody's own, which nobody may change (the control).
+    let mut calls = scene.calls(NOBODY);
+    let spec = json!({ "bridge": BRIDGE, "device_group": GROUP });
+    let own = calls.ask(&json!({ "create": ["tph-0", spec] }).to_string());
+    assert!(own["ok"].is_u64(), "{own}\n{}", scene.log());
+
+    let mut targets = Vec::new();
+    for name in ["lo", BRIDGE, "tph-7", "tpo-0"] {
+        let index = scene.index(name);
+        // By name, by name and index, and by the index with a pool name.
+        targets.push(json!({ "name": name, "index": null }));
+        targets.push(json!({ "name": name, "index": index }));
+        targets.push(json!({ "name": "tph-1", "index": index }));
+    }
+    for device in &targets {
+        let not_yours = json!({ "NotYours": { "name": device["name"], "index": device["index"] } });
+        refused(&scene, &mut calls, &json!({ "delete": device }), &not_yours);
+        let reset = json!({ "reset": [device, spec, [2, 0, 0, 0, 0, 1]] });
+        refused(&scene, &mut calls, &reset, &not_yours);
+        let regroup = json!({ "set_group": [device, GROUP] });
+        refused(&scene, &mut calls, &regroup, &not_yours);
+    }
+    // Nobody's own tap is nobody's to change, by name or by index.
+    let index = scene.index("tph-0");
+    let regrouped =
+        calls.ask(&json!({ "set_group": [{ "name": "tph-0", "index": index }, 0] }).to_string());
+    assert_eq!(regrouped["ok"], Value::Null, "{regrouped}");
+    assert_eq!(scene.ns.link("tph-0").expect("tph-0")["group"], "default");
+    let deleted = calls.ask(&json!({ "delete": { "name": "tph-0", "index": null } }).to_string());
+    assert_eq!(deleted["ok"], Value::Null, "{deleted}");
+    assert!(scene.ns.link("tph-0").is_none());
+    // The other peer's tap is its own.
+    let deleted = other.ask(&json!({ "delete": { "name": "tpo-0", "index": null } }).to_string());
+    assert_eq!(deleted["ok"], Value::Null, "{deleted}");
+    assert_eq!(scene.taps(), ["tph-7"]);
+    calls.finish();
+    other.finish();
+}
+
+fn a_create_outside_the_policy_is_refused_and_makes_nothing() {
+    let scene = Scene::new();
+    scene.ns.add_bridge("tph-br1");
+    let mut calls = scene.calls(NOBODY);
+    let create = |name: &str, spec: Value| json!({ "create": [name, spec] });
+    for name in [
+        "tph-01",
+        "tph-x",
+        "eth0",
+        "lo",
+        BRIDGE,
+        "vm-00000000000g",
+        "tpo-0",
+    ] {
+        refused(
+            &scene,
+            &mut calls,
+            &create(name, json!({})),
+            &json!({ "Name": { "name": name } }),
+        );
+    }
+    refused(
+        &scene,
+        &mut calls,
+        &create("tph-0", json!({ "bridge": "tph-br1" })),
+        &json!({ "Bridge": { "bridge": "tph-br1" } }),
+    );
+    refused(
+        &scene,
+        &mut calls,
+        &create("tph-0", json!({ "owner": 0 })),
+        &json!({ "Owner": { "uid": 0 } }),
+    );
+    refused(
+        &scene,
+        &mut calls,
+        &create("tph-0", json!({ "owner": STRANGER })),
+        &json!({ "Owner": { "uid": STRANGER } }),
+    );
+    refused(
+        &scene,
+        &mut calls,
+        &create("tph-0", json!({ "group": NOBODY })),
+        &json!({ "Group": { "gid": NOBODY } }),
+    );
+    refused(
+        &scene,
+        &mut calls,
+        &create("tph-0", json!({ "device_group": OTHER_GROUP })),
+        &json!({ "DeviceGroup": { "group": OTHER_GROUP } }),
+    );
+    // What the policy gives is made: a pool name and a fallback name, with
+    // the bridge and the device group it names.
+    let spec = json!({ "bridge": BRIDGE, "device_group": GROUP });
+    for name in ["tph-0", "vm-00000000000a"] {
+        let made = calls.ask(&create(name, spec.clone()).to_string());
+        assert!(made["ok"].is_u64(), "{made}\n{}", scene.log());
+    }
+    assert_eq!(scene.taps(), ["tph-0", "vm-00000000000a"]);
+    let link = scene.ns.link("tph-0").expect("tph-0");
+    assert_eq!(link["linkinfo"]["info_data"]["user"], "nobody", "{link}");
+    // A device group the rule does not give cannot be set either.
+    let device = json!({ "name": "tph-0", "index": null });
+    refused(
+        &scene,
+        &mut calls,
+        &json!({ "set_group": [device, OTHER_GROUP] }),
+        &json!({ "DeviceGroup": { "group": OTHER_GROUP } }),
+    );
+    let drained = calls.ask(&json!({ "delete_group": GROUP }).to_string());
+    assert_eq!(drained["ok"], Value::Null, "{drained}");
+    assert!(scene.taps().is_empty(), "{:?}", scene.taps());
+    calls.finish();
+}
+
+fn a_group_holding_what_is_not_the_peers_is_not_deleted() {
+    let scene = Scene::new();
+    let mut calls = scene.calls(NOBODY);
+    let spec = json!({ "bridge": BRIDGE, "device_group": GROUP });
+    for name in ["tph-0", "tph-1"] {
+        let made = calls.ask(&json!({ "create": [name, spec] }).to_string());
+        assert!(made["ok"].is_u64(), "{made}\n{}", scene.log());
+    }
+    // Root puts a bridge in the group, then a tap owned by nobody made by
+    // hand: either way the group is not nobody's to delete.
+    let group = GROUP.to_string();
+    let strangers: [&[&str]; 2] = [
+        &["link", "add", "tph-d", "type", "bridge"],
+        &[
+            "tuntap", "add", "dev", "tph-7", "mode", "tap", "user", "nobody",
+        ],
+    ];
+    for (stranger, add) in ["tph-d", "tph-7"].into_iter().zip(strangers) {
+        scene.ns.ip(add);
+        scene.ns.ip(&["link", "set", stranger, "group", &group]);
+        let before = scene.snapshot();
+        let answer = calls.ask(&json!({ "delete_group": GROUP }).to_string());
+        assert_eq!(
+            refusal(&answer),
+            json!({ "GroupNotYours": { "group": GROUP, "member": stranger } }),
+            "{answer}"
+        );
+        assert!(
+            before == scene.snapshot(),
+            "a refused group delete changed something"
+        );
+        for name in ["tph-0", "tph-1", stranger] {
+            assert!(scene.ns.link(name).is_some(), "{name} is gone");
+        }
+        scene.ns.ip(&["link", "del", stranger]);
+    }
+    refused(
+        &scene,
+        &mut calls,
+        &json!({ "delete_group": 0 }),
+        &json!({ "DeviceGroup": { "group": 0 } }),
+    );
+    refused(
+        &scene,
+        &mut calls,
+        &json!({ "delete_group": OTHER_GROUP }),
+        &json!({ "DeviceGroup": { "group": OTHER_GROUP } }),
+    );
+    // With only nobody's taps in it, the group goes.
+    let deleted = calls.ask(&json!({ "delete_group": GROUP }).to_string());
+    assert_eq!(deleted["ok"], Value::Null, "{deleted}");
+    assert!(scene.taps().is_empty(), "{:?}", scene.taps());
+    calls.finish();
+}
+
+fn a_peer_at_its_limit_of_taps_is_refused_another() {
+    let scene = Scene::with_policy(&policy_peers(2));
+    let mut calls = scene.calls(NOBODY);
+    let spec = json!({ "device_group": GROUP });
+    for name in ["tph-0", "tph-1"] {
+        let made = calls.ask(&json!({ "create": [name, spec] }).to_string());
+        assert!(made["ok"].is_u64(), "{made}\n{}", scene.log());
+    }
+    refused(
+        &scene,
+        &mut calls,
+        &json!({ "create": ["tph-2", spec] }),
+        &json!({ "Limit": { "max": 2 } }),
+    );
+    // Another peer's taps do not count against nobody's limit, nor
+    // nobody's against its.
+    let mut other = scene.calls(OTHER);
+    let made = other.ask(&json!({ "create": ["tpo-0", {}] }).to_string());
+    assert!(made["ok"].is_u64(), "{made}");
+    // One deleted, one may be made again.
+    let deleted = calls.ask(&json!({ "delete": { "name": "tph-0", "index": null } }).to_string());
+    assert_eq!(deleted["ok"], Value::Null, "{deleted}");
+    let made = calls.ask(&json!({ "create": ["tph-2", spec] }).to_string());
+    assert!(made["ok"].is_u64(), "{made}");
+    assert_eq!(scene.taps(), ["tph-1", "tph-2", "tpo-0"]);
+    calls.finish();
+    other.finish();
+}
