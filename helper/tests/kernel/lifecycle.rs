@@ -6,9 +6,12 @@ use tap_pool_testkit::{KernelTest, kernel_test};
 use crate::scene::{BRIDGE, GROUP, Scene};
 
 pub fn tests() -> Vec<KernelTest> {
-    vec![kernel_test!(
-        a_pool_without_privilege_warms_acquires_releases_seeds_and_drains_through_the_helper
-    )]
+    vec![
+        kernel_test!(
+            a_pool_without_privilege_warms_acquires_releases_seeds_and_drains_through_the_helper
+        ),
+        kernel_test!(the_helper_serves_the_socket_systemd_hands_over),
+    ]
 }
 
 fn a_pool_without_privilege_warms_acquires_releases_seeds_and_drains_through_the_helper() {
@@ -61,4 +64,32 @@ fn a_pool_without_privilege_warms_acquires_releases_seeds_and_drains_through_the
     assert!(drained["ok"].is_object(), "{drained}");
     assert!(scene.taps().is_empty(), "{:?}", scene.taps());
     pool.finish();
+}
+
+/// Socket activation: the helper serves the listening socket it is handed
+/// (descriptor 3, `LISTEN_FDS`, `LISTEN_PID`), not the path it would make.
+fn the_helper_serves_the_socket_systemd_hands_over() {
+    let mut scene = Scene::new();
+    scene.kill_helper();
+    std::fs::remove_file(scene.socket()).expect("remove the socket");
+    let listener = std::os::unix::net::UnixListener::bind(scene.socket()).expect("bind");
+    std::fs::set_permissions(
+        scene.socket(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .expect("chmod");
+    scene.start_helper_activated(&listener);
+    drop(listener);
+    let mut pool = scene.pool();
+    assert_eq!(pool.ask("warm")["ok"], 3, "{}", scene.log());
+    assert_eq!(scene.taps().len(), 3);
+    pool.finish();
+    assert!(scene.taps().is_empty());
+    assert!(
+        scene
+            .log()
+            .contains("listening on the socket systemd handed over"),
+        "{}",
+        scene.log()
+    );
 }

@@ -5,7 +5,8 @@
 //! the witness.
 //!
 //! - `lifecycle`: a pool without privilege warms, acquires, releases,
-//!   seeds and drains through the helper.
+//!   seeds and drains through the helper; the helper serves the socket
+//!   systemd hands over (socket activation).
 //! - `refusals`: what the policy forbids (a peer it does not name, a device
 //!   that is not the peer's, a name, bridge, owner, group or device group
 //!   it does not give, a group holding others' devices, one tap over the

@@ -136,11 +136,43 @@ impl Scene {
 
     /// Starts the helper (as root) and waits until it answers.
     pub fn start_helper(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_tap-pool-helper"))
+        let socket = self.socket();
+        self.spawn_helper(Command::new(env!("CARGO_BIN_EXE_tap-pool-helper")), &socket);
+    }
+
+    /// Starts the helper as systemd's socket activation does: `listener`
+    /// as its descriptor 3, `LISTEN_FDS=1` and `LISTEN_PID` its own pid
+    /// (a shell sets it, then execs the helper in its place). Its
+    /// `--socket` names a path it must not use.
+    pub fn start_helper_activated(&mut self, listener: &std::os::unix::net::UnixListener) {
+        use std::os::fd::AsRawFd;
+        let fd = listener.as_raw_fd();
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_tap-pool-helper"))
+            .env("LISTEN_FDS", "1");
+        // SAFETY: dup2 is async-signal-safe and touches only the child's
+        // descriptor table, between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let unused = self.dir.path().join("not-activated.sock");
+        self.spawn_helper(command, &unused);
+    }
+
+    fn spawn_helper(&mut self, mut command: Command, socket: &std::path::Path) {
+        let child = command
             .arg("--policy")
             .arg(self.dir.path().join("policy.toml"))
             .arg("--socket")
-            .arg(self.socket())
+            .arg(socket)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::null())
             .stderr(Stdio::from(
