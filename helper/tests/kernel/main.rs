@@ -17,6 +17,7 @@
 
 mod child;
 mod lifecycle;
+mod review_caller;
 mod review_hostile;
 mod scene;
 
@@ -27,9 +28,13 @@ fn main() -> ExitCode {
         return code;
     }
     tap_pool_testkit::harness::run(
-        [lifecycle::tests(), review_hostile::tests()]
-            .into_iter()
-            .flatten()
-            .map(|test| test.alone()),
+        [
+            lifecycle::tests(),
+            review_hostile::tests(),
+            review_caller::tests(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|test| test.alone()),
     )
 }
