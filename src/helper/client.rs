@@ -27,6 +27,10 @@ use crate::refusal::{HelperFailure, Refusal};
 /// of a thousand taps takes about a second; a create, well under one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest pause between connects while the helper is busy and no
+/// connection of the factory's comes back.
+const MAX_BUSY_PAUSE: Duration = Duration::from_secs(1);
+
 /// How many sockets one answer may carry.
 const MAX_FDS: usize = 2;
 
@@ -45,9 +49,9 @@ const MAX_FDS: usize = 2;
 /// connections: a call takes an idle one, or makes one, and gives it back
 /// when answered. So a pool holds as many connections as it has calls in
 /// flight at once, never one per worker for good. When the helper is busy
-/// (its policy's `max_connections`, [`Refusal::Busy`]) and other calls of
-/// this factory hold connections, a call waits for one of theirs, up to the
-/// [`timeout`](Self::timeout). The link watcher and the listings read
+/// (its policy's `max_connections`, [`Refusal::Busy`]), a call waits for a
+/// connection of the factory's to come back, or for the helper to take a
+/// new one, up to the [`timeout`](Self::timeout). The link watcher and the listings read
 /// netlink sockets the helper opened in the namespace its policy gives this
 /// user, and handed over (reading links needs no privilege; see
 /// [`Call::OpenNetlink`]). Clones share the connections.
@@ -108,7 +112,13 @@ impl HelperKernelFactory {
     /// helper's policy does not let this uid in ([`Refusal::PeerNotAllowed`](crate::Refusal::PeerNotAllowed))
     /// or it speaks another version.
     pub fn connect(&self) -> Result<HelperKernel, KernelError> {
-        let conn = self.checkout("connect", true)?;
+        self.kernel(true)
+    }
+
+    /// A kernel, with a connection ready: a new one if `fresh`, else an
+    /// idle one if there is one.
+    fn kernel(&self, fresh: bool) -> Result<HelperKernel, KernelError> {
+        let conn = self.checkout("connect", fresh)?;
         self.checkin(Some(conn));
         Ok(HelperKernel {
             factory: self.clone(),
@@ -139,6 +149,7 @@ impl HelperKernelFactory {
         let mut closed = idle.closed;
         drop(idle);
         let deadline = Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(5);
         loop {
             let busy = match Conn::connect(self, op) {
                 Ok(conn) => return Ok(conn),
@@ -159,8 +170,7 @@ impl HelperKernelFactory {
                     return Ok(conn);
                 }
                 let now = Instant::now();
-                // `out` counts this call too.
-                if idle.out <= 1 || now >= deadline {
+                if now >= deadline {
                     drop(idle);
                     self.checkin(None);
                     return Err(busy);
@@ -170,12 +180,19 @@ impl HelperKernelFactory {
                     closed = idle.closed;
                     break;
                 }
-                idle = self
+                // The helper counts a connection until its thread ends,
+                // which is after the client saw it close (a refused one
+                // too): connect again after a pause, if nothing comes back.
+                let (guard, waited) = self
                     .conns
                     .returned
-                    .wait_timeout(idle, deadline - now)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0;
+                    .wait_timeout(idle, pause.min(deadline - now))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                idle = guard;
+                if waited.timed_out() {
+                    pause = (pause * 2).min(MAX_BUSY_PAUSE);
+                    break;
+                }
             }
         }
     }
@@ -194,8 +211,10 @@ impl HelperKernelFactory {
 }
 
 impl KernelFactory for HelperKernelFactory {
+    /// A kernel whose first call may take a connection another kernel of
+    /// this factory made.
     fn open(&self) -> Result<Box<dyn Kernel>, KernelError> {
-        Ok(Box::new(self.connect()?))
+        Ok(Box::new(self.kernel(false)?))
     }
 
     /// A [`LinuxLinkWatcher`] on the two sockets the helper opens for it.
