@@ -88,12 +88,15 @@ fn listener(args: &Args, policy: &Policy) -> std::io::Result<UnixListener> {
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
-            std::fs::remove_file(path)?;
+            std::fs::remove_file(path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         }
         _ => {}
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(policy.socket_mode))?;
+    let at = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let listener = UnixListener::bind(path).map_err(at)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(policy.socket_mode))
+        .map_err(at)?;
     info!(socket = %path.display(), "listening");
     Ok(listener)
 }

@@ -35,8 +35,9 @@ pub const DEFAULT_STATE_DIR: &str = "/run/tap-pool-helper";
 /// How many connections are served at once, by default.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
 /// How many connections one peer rule's peers may have at once, by
-/// default. A pool holds one per kernel worker (three lanes of two by
-/// default) and one for its link watcher.
+/// default. A pool holds one per kernel call in flight (at most three
+/// lanes of two workers, by default) and one while its link watcher is
+/// handed its sockets; past the limit, its calls wait for one of its own.
 pub const DEFAULT_PEER_CONNECTIONS: u32 = 64;
 /// How many taps one peer may have, by default.
 pub const DEFAULT_MAX_TAPS: u32 = 4096;

@@ -49,9 +49,15 @@ pub enum StartError {
         #[source]
         source: KernelError,
     },
-    /// The ledger cannot be read or written.
-    #[error("cannot use the ledger")]
-    Ledger(#[source] io::Error),
+    /// The ledger, in the policy's `state_dir`, cannot be read or written.
+    #[error("cannot use the ledger in {}", state_dir.display())]
+    Ledger {
+        /// The policy's `state_dir`.
+        state_dir: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A namespace's taps cannot be listed to check the ledger against.
     #[error("cannot list the taps of a namespace to check the ledger")]
     List(#[source] KernelError),
@@ -97,7 +103,11 @@ impl Helper {
                 ns_id(netns.as_ref()).map_err(|source| StartError::Namespace { rule, source })?;
             namespaces.push((netns, id));
         }
-        let mut ledger = Ledger::open(&policy.state_dir).map_err(StartError::Ledger)?;
+        let ledger_failed = |source| StartError::Ledger {
+            state_dir: policy.state_dir.clone(),
+            source,
+        };
+        let mut ledger = Ledger::open(&policy.state_dir).map_err(ledger_failed)?;
         let mut live = Vec::new();
         for (netns, id) in &namespaces {
             if live.contains(id) {
@@ -113,7 +123,7 @@ impl Helper {
             );
         }
         ledger.keep_only(&live);
-        ledger.compact().map_err(StartError::Ledger)?;
+        ledger.compact().map_err(ledger_failed)?;
         info!(taps = ledger.entries().count(), "tap-pool-helper ready");
         let per_rule = policy.peers.iter().map(|_| AtomicU32::new(0)).collect();
         let shared = Arc::new(Shared {

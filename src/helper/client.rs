@@ -6,7 +6,8 @@ use std::io::{self, IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
@@ -26,6 +27,10 @@ use crate::refusal::{HelperFailure, Refusal};
 /// of a thousand taps takes about a second; a create, well under one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest pause between connects while the helper is busy and no
+/// connection of the factory's comes back.
+const MAX_BUSY_PAUSE: Duration = Duration::from_secs(1);
+
 /// How many sockets one answer may carry.
 const MAX_FDS: usize = 2;
 
@@ -40,14 +45,38 @@ const MAX_FDS: usize = 2;
 /// # let _ = kernel;
 /// ```
 ///
-/// Each kernel worker holds a connection of its own; the link watcher and
-/// the listings read netlink sockets the helper opened in the namespace its
-/// policy gives this user, and handed over (reading links needs no
-/// privilege; see [`Call::OpenNetlink`]).
+/// The kernels a factory opens (one per kernel worker) share its
+/// connections: a call takes an idle one, or makes one, and gives it back
+/// when answered. So a pool holds as many connections as it has calls in
+/// flight at once, never one per worker for good. When the helper is busy
+/// (its policy's `max_connections`, [`Refusal::Busy`]), a call waits for a
+/// connection of the factory's to come back, or for the helper to take a
+/// new one, up to the [`timeout`](Self::timeout). The link watcher and the listings read
+/// netlink sockets the helper opened in the namespace its policy gives this
+/// user, and handed over (reading links needs no privilege; see
+/// [`Call::OpenNetlink`]). Clones share the connections.
 #[derive(Clone, Debug)]
 pub struct HelperKernelFactory {
     path: PathBuf,
     timeout: Duration,
+    conns: Arc<Connections>,
+}
+
+/// A factory's connections: those idle, and how many calls hold one.
+#[derive(Debug, Default)]
+struct Connections {
+    state: Mutex<Idle>,
+    returned: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Idle {
+    conns: Vec<Conn>,
+    /// Connections held by calls.
+    out: usize,
+    /// How many held connections were closed rather than given back: a
+    /// change means the helper may take a new one.
+    closed: u64,
 }
 
 impl HelperKernelFactory {
@@ -56,6 +85,7 @@ impl HelperKernelFactory {
         HelperKernelFactory {
             path: path.into(),
             timeout: DEFAULT_TIMEOUT,
+            conns: Arc::default(),
         }
     }
 
@@ -73,7 +103,8 @@ impl HelperKernelFactory {
         &self.path
     }
 
-    /// Connects to the helper now and shakes hands.
+    /// Connects to the helper now and shakes hands. The connection is
+    /// kept among the factory's idle ones, for the kernel's first call.
     ///
     /// # Errors
     /// [`KernelError::Helper`] when the socket does not take the
@@ -81,21 +112,109 @@ impl HelperKernelFactory {
     /// helper's policy does not let this uid in ([`Refusal::PeerNotAllowed`](crate::Refusal::PeerNotAllowed))
     /// or it speaks another version.
     pub fn connect(&self) -> Result<HelperKernel, KernelError> {
-        let mut kernel = HelperKernel {
+        self.kernel(true)
+    }
+
+    /// A kernel, with a connection ready: a new one if `fresh`, else an
+    /// idle one if there is one.
+    fn kernel(&self, fresh: bool) -> Result<HelperKernel, KernelError> {
+        let conn = self.checkout("connect", fresh)?;
+        self.checkin(Some(conn));
+        Ok(HelperKernel {
             factory: self.clone(),
-            conn: None,
             next_id: 1,
             reads: None,
             abandons: Vec::new(),
-        };
-        kernel.connection("connect")?;
-        Ok(kernel)
+        })
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Idle> {
+        // Each change under the lock is one push, pop or count.
+        self.conns
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A connection for one call: an idle one (unless `fresh`), or a new
+    /// one; when the helper is busy and calls of this factory hold
+    /// connections, the first of theirs given back, up to the timeout.
+    fn checkout(&self, op: &'static str, fresh: bool) -> Result<Conn, KernelError> {
+        let mut idle = self.idle();
+        if !fresh && let Some(conn) = idle.conns.pop() {
+            idle.out += 1;
+            return Ok(conn);
+        }
+        idle.out += 1;
+        let mut closed = idle.closed;
+        drop(idle);
+        let deadline = Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let busy = match Conn::connect(self, op) {
+                Ok(conn) => return Ok(conn),
+                Err(
+                    error @ KernelError::Refused {
+                        refusal: Refusal::Busy { .. },
+                        ..
+                    },
+                ) => error,
+                Err(error) => {
+                    self.checkin(None);
+                    return Err(error);
+                }
+            };
+            let mut idle = self.idle();
+            loop {
+                if let Some(conn) = idle.conns.pop() {
+                    return Ok(conn);
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    drop(idle);
+                    self.checkin(None);
+                    return Err(busy);
+                }
+                if idle.closed != closed {
+                    // One of ours closed: the helper may take a new one.
+                    closed = idle.closed;
+                    break;
+                }
+                // The helper counts a connection until its thread ends,
+                // which is after the client saw it close (a refused one
+                // too): connect again after a pause, if nothing comes back.
+                let (guard, waited) = self
+                    .conns
+                    .returned
+                    .wait_timeout(idle, pause.min(deadline - now))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                idle = guard;
+                if waited.timed_out() {
+                    pause = (pause * 2).min(MAX_BUSY_PAUSE);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Gives a connection back after a call, or `None` for one closed.
+    fn checkin(&self, conn: Option<Conn>) {
+        let mut idle = self.idle();
+        idle.out = idle.out.saturating_sub(1);
+        match conn {
+            Some(conn) => idle.conns.push(conn),
+            None => idle.closed += 1,
+        }
+        drop(idle);
+        self.conns.returned.notify_one();
     }
 }
 
 impl KernelFactory for HelperKernelFactory {
+    /// A kernel whose first call may take a connection another kernel of
+    /// this factory made.
     fn open(&self) -> Result<Box<dyn Kernel>, KernelError> {
-        Ok(Box::new(self.connect()?))
+        Ok(Box::new(self.kernel(false)?))
     }
 
     /// A [`LinuxLinkWatcher`] on the two sockets the helper opens for it.
@@ -119,8 +238,9 @@ impl KernelFactory for HelperKernelFactory {
 /// A [`Kernel`] whose every change is a call to `tap-pool-helper`, and
 /// whose listings read a netlink socket the helper handed over.
 ///
-/// The connection is made again at the next call after it breaks; the
-/// call that was in flight fails with [`KernelError::Helper`] (the pool
+/// Each call takes a connection of its factory's (see
+/// [`HelperKernelFactory`]); one that breaks is dropped, and the call that
+/// was in flight on it fails with [`KernelError::Helper`] (the pool
 /// retries as for any failed kernel call). A create whose answer was lost
 /// is taken back: the helper is asked, on the next connection, to delete
 /// the tap if that create made it, so no tap is left that the pool does
@@ -128,7 +248,6 @@ impl KernelFactory for HelperKernelFactory {
 #[derive(Debug)]
 pub struct HelperKernel {
     factory: HelperKernelFactory,
-    conn: Option<Conn>,
     next_id: u64,
     /// A handle on the listing socket the helper handed over.
     reads: Option<LinuxKernel>,
@@ -137,28 +256,25 @@ pub struct HelperKernel {
 }
 
 impl HelperKernel {
-    /// The connection, made (and its handshake done) if there is none, and
-    /// creates whose answers were lost taken back first.
-    fn connection(&mut self, op: &'static str) -> Result<&mut Conn, KernelError> {
-        if self.conn.is_none() {
-            self.conn = Some(Conn::connect(&self.factory, op)?);
-            self.take_back();
-        }
-        match &mut self.conn {
-            Some(conn) => Ok(conn),
-            // `take_back` broke it.
-            None => Err(KernelError::Helper {
+    /// A connection of the factory's (a new one if `fresh`), creates whose
+    /// answers were lost taken back on it first.
+    fn connection(&mut self, op: &'static str, fresh: bool) -> Result<Conn, KernelError> {
+        let mut conn = self.factory.checkout(op, fresh)?;
+        if self.take_back(&mut conn) {
+            Ok(conn)
+        } else {
+            self.factory.checkin(None);
+            Err(KernelError::Helper {
                 op: op.into(),
                 failure: HelperFailure::Closed,
-            }),
+            })
         }
     }
 
     /// Asks the helper to delete what each create whose answer was lost
-    /// made, on the connection just made.
-    fn take_back(&mut self) {
+    /// made; false if the connection broke.
+    fn take_back(&mut self, conn: &mut Conn) -> bool {
         while let Some(&(name, token)) = self.abandons.first() {
-            let Some(conn) = &mut self.conn else { return };
             let id = self.next_id;
             self.next_id += 1;
             match conn.exchange(id, Call::Abandon { name, token }) {
@@ -172,44 +288,56 @@ impl HelperKernel {
                 }
                 Err(failure) => {
                     tracing::debug!(tap = %name, %failure, "could not take back a lost create yet");
-                    self.conn = None;
-                    return;
+                    return false;
                 }
             }
         }
+        true
     }
 
-    /// Puts `call` to the helper and waits for its answer.
-    fn call(&mut self, call: Call) -> Result<(Answer, Vec<OwnedFd>), KernelError> {
+    /// Puts `call` to the helper, on a new connection if `fresh`, and waits
+    /// for its answer.
+    fn call_on(&mut self, call: Call, fresh: bool) -> Result<(Answer, Vec<OwnedFd>), KernelError> {
         let op = call.name();
+        let mut conn = self.connection(op, fresh)?;
         let id = self.next_id;
         self.next_id += 1;
-        let conn = self.connection(op)?;
-        match conn.exchange(id, call) {
-            Ok(Ok(answer)) => {
-                let fds = match answer {
-                    Answer::Sockets(n) => conn.take_fds(usize::from(n)).ok_or_else(|| {
-                        self.conn = None;
-                        protocol(op, "an answer without its sockets")
-                    })?,
-                    _ => Vec::new(),
-                };
-                Ok((answer, fds))
-            }
-            Ok(Err(error)) => Err(error),
-            Err(failure) => {
-                self.conn = None;
+        let (result, healthy) = match conn.exchange(id, call) {
+            Ok(Ok(answer @ Answer::Sockets(n))) => match conn.take_fds(usize::from(n)) {
+                Some(fds) => (Ok((answer, fds)), true),
+                None => (Err(protocol(op, "an answer without its sockets")), false),
+            },
+            Ok(Ok(answer)) => (Ok((answer, Vec::new())), true),
+            Ok(Err(error)) => (Err(error), true),
+            Err(failure) => (
                 Err(KernelError::Helper {
                     op: op.into(),
                     failure,
-                })
-            }
-        }
+                }),
+                false,
+            ),
+        };
+        self.factory.checkin(healthy.then_some(conn));
+        result
+    }
+
+    fn call(&mut self, call: Call) -> Result<(Answer, Vec<OwnedFd>), KernelError> {
+        self.call_on(call, false)
     }
 
     /// Sockets the helper opens in this peer's namespace.
     fn open_netlink(&mut self, watch: bool) -> Result<Vec<OwnedFd>, KernelError> {
-        match self.call(Call::OpenNetlink { watch })? {
+        let answer = match self.call_on(Call::OpenNetlink { watch }, false) {
+            // That connection asked as often as the helper lets one (for
+            // other kernels of the factory, or listings that failed
+            // before): a new one may ask again.
+            Err(KernelError::Refused {
+                refusal: Refusal::Sockets { .. },
+                ..
+            }) => self.call_on(Call::OpenNetlink { watch }, true)?,
+            answer => answer?,
+        };
+        match answer {
             (Answer::Sockets(_), fds) if fds.len() == if watch { 2 } else { 1 } => Ok(fds),
             _ => Err(protocol(
                 "open_netlink",
@@ -221,19 +349,8 @@ impl HelperKernel {
     /// The handle listings go through.
     fn reads(&mut self) -> Result<&mut LinuxKernel, KernelError> {
         if self.reads.is_none() {
-            let sockets = match self.open_netlink(false) {
-                // This connection asked as often as the helper lets one
-                // (listings that failed before): a fresh one may ask again.
-                Err(KernelError::Refused {
-                    refusal: Refusal::Sockets { .. },
-                    ..
-                }) => {
-                    self.conn = None;
-                    self.open_netlink(false)
-                }
-                sockets => sockets,
-            };
-            let socket = sockets?
+            let socket = self
+                .open_netlink(false)?
                 .into_iter()
                 .next()
                 .ok_or_else(|| protocol("open_netlink", "no socket"))?;
@@ -268,8 +385,8 @@ impl Kernel for HelperKernel {
                 // The helper may have made it: take it back now, or on the
                 // next connection.
                 self.abandons.push((name, token));
-                if self.conn.is_none() {
-                    let _ = self.connection("abandon");
+                if let Ok(conn) = self.connection("abandon", false) {
+                    self.factory.checkin(Some(conn));
                 }
                 Err(error)
             }
@@ -321,8 +438,10 @@ impl Kernel for HelperKernel {
 
 impl Drop for HelperKernel {
     fn drop(&mut self) {
-        if !self.abandons.is_empty() {
-            let _ = self.connection("abandon");
+        if !self.abandons.is_empty()
+            && let Ok(conn) = self.connection("abandon", false)
+        {
+            self.factory.checkin(Some(conn));
         }
     }
 }

@@ -18,6 +18,9 @@ use tap_pool_actors::{
 pub const ROLE_ENV: &str = "TAP_POOL_HELPER_TEST_ROLE";
 pub const SOCKET_ENV: &str = "TAP_POOL_HELPER_TEST_SOCKET";
 pub const CONFIG_ENV: &str = "TAP_POOL_HELPER_TEST_CONFIG";
+/// How many kernel workers per lane a `pool` child starts (default: the
+/// builder's).
+pub const WORKERS_ENV: &str = "TAP_POOL_HELPER_TEST_WORKERS";
 /// The tap a `vmm` child acts on.
 pub const TAP_ENV: &str = "TAP_POOL_HELPER_TEST_TAP";
 
@@ -64,10 +67,13 @@ fn pool(socket: &str) -> ExitCode {
         .enable_all()
         .build()
         .expect("a runtime");
-    let started = TapPoolActor::builder(config)
+    let mut builder = TapPoolActor::builder(config)
         .kernel(Arc::new(HelperKernelFactory::new(socket)))
-        .fail_fast(true)
-        .spawn();
+        .fail_fast(true);
+    if let Some(workers) = std::env::var(WORKERS_ENV).ok().and_then(|w| w.parse().ok()) {
+        builder = builder.workers(workers);
+    }
+    let started = builder.spawn();
     let handle: PoolHandle = match started {
         Ok(handle) => {
             reply(json!({ "started": true }));

@@ -19,6 +19,8 @@
 //!   test prints its seed; `TAP_POOL_HELPER_FAULTS_SEED=N` replays it.
 //! - `review_hostile`: what a compromised VMM or orchestrator, or an
 //!   operator moving devices by hand, can make of the helper.
+//! - `review_caller`: a pool with more kernel workers than its rule has
+//!   connections still resets and drains (its kernels share connections).
 //!
 //! They need `/dev/net/tun`, `CAP_NET_ADMIN`, `ip`, `tc`, `bridge` and
 //! `nsenter`. Where this process lacks them, every test is reported as
@@ -31,6 +33,7 @@ mod faults;
 mod lifecycle;
 mod protocol;
 mod refusals;
+mod review_caller;
 mod review_hostile;
 mod scene;
 
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
             protocol::tests(),
             faults::tests(),
             review_hostile::tests(),
+            review_caller::tests(),
         ]
         .into_iter()
         .flatten()

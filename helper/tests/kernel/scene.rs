@@ -225,8 +225,14 @@ impl Scene {
 
     /// This binary, run again as `uid` with no capabilities, in `role`.
     pub fn child(&self, uid: u32, role: &str, pool: &str) -> Peer {
+        self.child_with(uid, role, pool, &[])
+    }
+
+    /// [`child`](Self::child), with more environment.
+    pub fn child_with(&self, uid: u32, role: &str, pool: &str, env: &[(&str, &str)]) -> Peer {
         let mut command = Command::new(self.dir.path().join("child"));
         command
+            .envs(env.iter().copied())
             .env(ROLE_ENV, role)
             .env(SOCKET_ENV, self.socket())
             .env(CONFIG_ENV, pool)
