@@ -141,7 +141,12 @@ impl HelperKernelFactory {
     /// connections, the first of theirs given back, up to the timeout.
     fn checkout(&self, op: &'static str, fresh: bool) -> Result<Conn, KernelError> {
         let mut idle = self.idle();
-        if !fresh && let Some(conn) = idle.conns.pop() {
+        while !fresh && let Some(conn) = idle.conns.pop() {
+            // One the helper closed while it lay idle (it restarted) is
+            // dropped here, not failed on by the next call.
+            if conn.closed_by_helper() {
+                continue;
+            }
             idle.out += 1;
             return Ok(conn);
         }
@@ -464,6 +469,21 @@ struct Conn {
 }
 
 impl Conn {
+    /// Whether the helper closed this idle connection (or sent on it
+    /// unasked, which the protocol does not allow): a peek that does not
+    /// wait.
+    fn closed_by_helper(&self) -> bool {
+        let mut byte = [0u8; 1];
+        !matches!(
+            nix::sys::socket::recv(
+                self.stream.as_raw_fd(),
+                &mut byte,
+                MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+            ),
+            Err(nix::errno::Errno::EAGAIN)
+        )
+    }
+
     fn connect(factory: &HelperKernelFactory, op: &'static str) -> Result<Conn, KernelError> {
         let fail = |failure| KernelError::Helper {
             op: op.into(),

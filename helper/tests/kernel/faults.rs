@@ -16,6 +16,7 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(a_pool_rides_out_a_helper_restart_and_the_new_helper_knows_its_taps),
         kernel_test!(a_pool_killed_mid_warm_up_leaves_nothing_the_next_pool_cannot_drain),
         kernel_test!(random_kills_of_pool_and_helper_leave_only_taps_in_the_ledger),
+        kernel_test!(a_helper_restart_while_the_pool_is_idle_fails_none_of_its_next_calls),
     ]
 }
 
@@ -325,4 +326,30 @@ fn random_kills_of_pool_and_helper_leave_only_taps_in_the_ledger() {
             .filter(|l| l.contains("ledger checked") && !l.contains("found=0"))
             .count(),
     );
+}
+
+/// A helper restarted while the pool made no call: the connections the pool
+/// kept idle are dead, and its next calls take new ones instead of failing
+/// on them (a release's reset, then a create).
+fn a_helper_restart_while_the_pool_is_idle_fails_none_of_its_next_calls() {
+    let mut scene = Scene::new();
+    let mut pool = scene.pool();
+    assert_eq!(pool.ask("warm")["ok"], 3, "{}", scene.log());
+    let leases: Vec<Value> = (0..2)
+        .map(|i| pool.ask(&format!("acquire vm-00000000000{i}"))["ok"].clone())
+        .collect();
+    // Both connections the resets and creates used are idle now.
+    scene.kill_helper();
+    scene.start_helper();
+    for lease in &leases {
+        let token = lease["token"].as_str().expect("a lease");
+        let released = pool.ask(&format!("release {token}"));
+        assert!(released["ok"].is_string(), "{released}");
+    }
+    let settled = pool.ask("settle");
+    assert_eq!(settled["ok"]["failures"], 0, "{settled}\n{}", scene.log());
+    assert_eq!(settled["ok"]["idle"], 3, "{settled}");
+    assert_eq!(settled["ok"]["discarded"], 0, "{settled}");
+    pool.finish();
+    assert!(scene.taps().is_empty(), "{:?}", scene.taps());
 }
