@@ -140,10 +140,10 @@ pub enum HelperFailure {
     },
     /// No answer came within the client's timeout; the connection was
     /// dropped.
-    #[error("no answer within {seconds} s")]
+    #[error("no answer within {millis} ms")]
     Timeout {
-        /// The timeout, in seconds.
-        seconds: u64,
+        /// The timeout, in milliseconds.
+        millis: u64,
     },
     /// The helper cannot write its ledger of the taps it made, so it made
     /// none (or took back the one it made).

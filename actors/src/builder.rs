@@ -10,7 +10,7 @@ use tap_pool::{
     ConfigError, Errno, KernelError, KernelFactory, LinkEvent, Pool, PoolConfig, ProbeError,
 };
 use thiserror::Error;
-use tracing::warn;
+use tracing::{debug, info, warn};
 
 use crate::kernel::{SPIN, Workers};
 use crate::pool::{LinkChanged, TapPoolActor};
@@ -135,8 +135,10 @@ impl TapPoolActor {
 
 impl PoolBuilder {
     /// The kernel to drive: a [`tap_pool::LinuxKernelFactory`] (for
-    /// example with its own network namespace), the simulated kernel, or
-    /// a kernel of your own.
+    /// example with its own network namespace), the simulated kernel, the
+    /// helper kernel (`tap_pool::helper::HelperKernelFactory`, feature
+    /// `helper`), or a kernel of your own. It replaces a kernel given
+    /// before, [`netns`](Self::netns) included: the last of the two wins.
     pub fn kernel(mut self, factory: Arc<dyn KernelFactory>) -> PoolBuilder {
         self.kernel = Some(factory);
         self
@@ -147,6 +149,11 @@ impl PoolBuilder {
     /// [`Netns::Path`](tap_pool::Netns::Path) is opened once, by
     /// [`start`](Self::start): the pool keeps the namespace it named then,
     /// even if the path is later unmounted or removed.
+    ///
+    /// This is [`kernel`](Self::kernel) with a `LinuxKernelFactory`: it
+    /// replaces a kernel given before (the last of the two wins). With the
+    /// helper kernel, the namespace is the helper policy's: give no
+    /// `netns` then.
     #[cfg(target_os = "linux")]
     pub fn netns(self, netns: tap_pool::Netns) -> PoolBuilder {
         self.kernel(Arc::new(tap_pool::LinuxKernelFactory {
@@ -333,18 +340,30 @@ fn watch_links(factory: Arc<dyn KernelFactory>, pool: WeakAddr<TapPoolActor>) {
         }
     };
     let mut watcher = None;
+    // The last reason no watcher opened: said at `warn` when it changes,
+    // not once a second while it lasts (a helper that is down).
+    let mut failing: Option<String> = None;
     while alive() {
         let w = match &mut watcher {
             Some(w) => w,
             None => match factory.watch() {
                 Ok(w) => {
+                    if failing.take().is_some() {
+                        info!("watching the kernel's links again");
+                    }
                     // Whatever happened before the watcher listened is
                     // caught by comparing with a fresh listing.
                     send(LinkEvent::Resync);
                     watcher.insert(w)
                 }
                 Err(error) => {
-                    warn!(%error, "cannot watch the kernel's links; retrying");
+                    let why = error.to_string();
+                    if failing.as_ref() == Some(&why) {
+                        debug!(%error, "cannot watch the kernel's links; retrying");
+                    } else {
+                        warn!(%error, "cannot watch the kernel's links; retrying every second");
+                        failing = Some(why);
+                    }
                     thread::sleep(Duration::from_secs(1));
                     continue;
                 }

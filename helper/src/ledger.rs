@@ -219,7 +219,14 @@ impl Ledger {
     /// Forgets everything of namespaces other than `live`: the helper can
     /// no longer reach them (gone, or no longer in the policy).
     pub fn keep_only(&mut self, live: &[NsId]) {
+        let before = self.taps.len();
         self.taps.retain(|&(ns, _), _| live.contains(&ns));
+        if self.taps.len() < before {
+            tracing::warn!(
+                forgotten = before - self.taps.len(),
+                "taps of namespaces the policy no longer names are forgotten: no peer can delete them through the helper now (tap-pool gc as root can)"
+            );
+        }
         self.intents.retain(|&(ns, ..), _| live.contains(&ns));
     }
 

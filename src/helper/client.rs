@@ -577,7 +577,7 @@ impl Conn {
                 ) =>
             {
                 HelperFailure::Timeout {
-                    seconds: self.timeout.as_secs(),
+                    millis: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
                 }
             }
             FrameError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => HelperFailure::Closed,
