@@ -1,6 +1,7 @@
 //! `tap-pool-helper` served in this process, on a thread, for the rows that
 //! measure a pool through it: a policy for this process's own uid (0, as
-//! root) in the row's namespace, on a socket in a temporary directory.
+//! root) in the row's namespace, on a socket in a temporary directory in
+//! memory (`/dev/shm`), where its ledger is too, as under `/run`.
 //! Shared by `benches/cold.rs` and `examples/perf_report.rs`.
 
 use std::os::unix::net::UnixListener;
@@ -26,7 +27,12 @@ impl InProcessHelper {
     /// back (one group delete as root), so its ledger keeps them: the tap
     /// limit is set far above what a run makes.
     pub fn start(ns: &TestNetns, bridge: TapName) -> InProcessHelper {
-        let dir = tempfile::tempdir().expect("a temporary directory");
+        // The ledger on memory, as under /run on a systemd host (the unit's
+        // RuntimeDirectory): on a disk each of its appends waits on the
+        // file system's journal. /dev/shm where there is one.
+        let dir = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .expect("a temporary directory");
         // SAFETY: geteuid cannot fail and touches no memory of ours.
         let uid = unsafe { libc::geteuid() };
         let policy = format!(

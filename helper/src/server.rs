@@ -262,7 +262,7 @@ fn watch(shared: &Shared, netns: Option<&Netns>, ns: NsId) {
     }
     loop {
         // Subscribed first, then listed: no removal falls in between.
-        let watching = LinuxLinkWatcher::open().and_then(|watcher| {
+        let watching = LinuxLinkWatcher::open_removals().and_then(|watcher| {
             forget_missing(shared, ns)?;
             Ok(watcher)
         });

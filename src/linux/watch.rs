@@ -91,8 +91,23 @@ impl LinuxLinkWatcher {
         Self::open_socket().map_err(|e| super::socket_error(&e))
     }
 
+    /// A watcher in the calling thread's namespace told of removals only
+    /// ([`LinkEvent::Removed`], and [`LinkEvent::Resync`] when some may
+    /// have been lost): its socket's filter lets no other notification
+    /// in, so the link changes of every create and reset do not wake its
+    /// thread. For a process that needs to know only which devices went
+    /// (`tap-pool-helper`, for its ledger).
+    ///
+    /// # Errors
+    /// As [`LinuxLinkWatcher::open`].
+    pub fn open_removals() -> Result<LinuxLinkWatcher, KernelError> {
+        Self::subscribe(&removal_filter())
+            .and_then(|socket| Self::from_parts(socket, Rtnl::open()?))
+            .map_err(|e| super::socket_error(&e))
+    }
+
     fn open_socket() -> Result<LinuxLinkWatcher, NlError> {
-        let socket = Self::subscribe()?;
+        let socket = Self::subscribe(&link_filter())?;
         // Subscribed first, then the dump: a change made while it is read
         // is in the socket's queue.
         Self::from_parts(socket, Rtnl::open()?)
@@ -107,7 +122,7 @@ impl LinuxLinkWatcher {
     /// [`KernelError::Socket`] when either socket cannot be opened, bound
     /// or subscribed.
     pub fn open_sockets() -> Result<[OwnedFd; 2], KernelError> {
-        let opened = Self::subscribe().and_then(|socket| Ok((socket, Rtnl::open()?)));
+        let opened = Self::subscribe(&link_filter()).and_then(|socket| Ok((socket, Rtnl::open()?)));
         let (socket, rtnl) = opened.map_err(|e| super::socket_error(&e))?;
         Ok([owned(socket), owned(rtnl.into_socket())])
     }
@@ -129,14 +144,14 @@ impl LinuxLinkWatcher {
         Self::from_parts(socket, rtnl).map_err(|e| super::socket_error(&e))
     }
 
-    fn subscribe() -> Result<NlSocket, NlError> {
+    fn subscribe(filter: &[libc::sock_filter]) -> Result<NlSocket, NlError> {
         let fail = |step| move |source| NlError::Open { step, source };
         let groups = Groups::new_groups(&[libc::RTNLGRP_LINK]);
         let socket =
             NlSocket::connect(NlFamily::Route, None, groups).map_err(fail(SocketStep::Connect))?;
         socket.block().map_err(fail(SocketStep::Block))?;
         set_recv_timeout(&socket, WAIT).map_err(fail(SocketStep::RecvTimeout))?;
-        attach_filter(&socket, &link_filter()).map_err(fail(SocketStep::Filter))?;
+        attach_filter(&socket, filter).map_err(fail(SocketStep::Filter))?;
         if set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RECV_BUFFER).is_err() {
             set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUF, RECV_BUFFER)
                 .map_err(fail(SocketStep::RecvBuffer))?;
@@ -229,6 +244,25 @@ fn link_filter() -> [libc::sock_filter; 7] {
             3,
             message_type(libc::RTM_NEWLINK),
         ), // neither: drop
+        insn(BPF_LD | BPF_B | BPF_ABS, 0, 0, 16), // A = ifinfomsg.ifi_family
+        insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, libc::AF_UNSPEC as u32), // not AF_UNSPEC: drop
+        insn(BPF_RET | BPF_K, 0, 0, u32::MAX),   // accept the whole message
+        insn(BPF_RET | BPF_K, 0, 0, 0),          // drop
+    ]
+}
+
+/// [`link_filter`] for removals alone: `nlmsg_type` is `RTM_DELLINK` and
+/// `ifi_family == AF_UNSPEC`.
+fn removal_filter() -> [libc::sock_filter; 6] {
+    use libc::{BPF_ABS, BPF_B, BPF_H, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET};
+    [
+        insn(BPF_LD | BPF_H | BPF_ABS, 0, 0, 4), // A = nlmsghdr.nlmsg_type
+        insn(
+            BPF_JMP | BPF_JEQ | BPF_K,
+            0,
+            3,
+            message_type(libc::RTM_DELLINK),
+        ), // not RTM_DELLINK: drop
         insn(BPF_LD | BPF_B | BPF_ABS, 0, 0, 16), // A = ifinfomsg.ifi_family
         insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, libc::AF_UNSPEC as u32), // not AF_UNSPEC: drop
         insn(BPF_RET | BPF_K, 0, 0, u32::MAX),   // accept the whole message
@@ -726,6 +760,22 @@ mod tests {
         let mut newaddr = NEWLINK_MTU.to_vec();
         newaddr[4..6].copy_from_slice(&libc::RTM_NEWADDR.to_ne_bytes());
         assert_eq!(run_filter(&program, &newaddr), 0);
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn the_removal_filter_lets_in_removals_only() {
+        let program = removal_filter();
+        assert_eq!(run_filter(&program, DELLINK), u32::MAX);
+        for other in [
+            NEWLINK_BRIDGE_PORT,
+            DELLINK_BRIDGE_PORT,
+            NEWLINK_RENAME,
+            NEWLINK_MTU,
+            NEWLINK_BRIDGE_MTU,
+        ] {
+            assert_eq!(run_filter(&program, other), 0);
+        }
     }
 
     /// The names a captured dump (`lo`, `br0`, `tapc0`, `tunc0`) seeds, then
