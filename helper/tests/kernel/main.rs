@@ -10,7 +10,8 @@
 //! - `refusals`: what the policy forbids (a peer it does not name, a device
 //!   that is not the peer's, a name, bridge, owner, group or device group
 //!   it does not give, a group holding others' devices, one tap over the
-//!   limit) is refused with the exact `Refusal` and changes nothing.
+//!   limit) is refused with the exact `Refusal` and changes nothing; a
+//!   pool's `Acquire` whose fallback name is refused gets the refusal.
 //! - `protocol`: raw bytes that break the protocol, and a client that never
 //!   says hello, end only their own connection; a pool goes on.
 //! - `faults`: the helper and the pool killed (`SIGKILL`) at bad moments,

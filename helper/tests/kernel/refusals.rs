@@ -18,6 +18,7 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(a_create_outside_the_policy_is_refused_and_makes_nothing),
         kernel_test!(a_group_holding_what_is_not_the_peers_is_not_deleted),
         kernel_test!(a_peer_at_its_limit_of_taps_is_refused_another),
+        kernel_test!(an_acquire_whose_fallback_name_the_policy_refuses_gets_the_refusal),
     ]
 }
 
@@ -275,4 +276,33 @@ fn a_peer_at_its_limit_of_taps_is_refused_another() {
     assert_eq!(scene.taps(), ["tph-1", "tph-2", "tpo-0"]);
     calls.finish();
     other.finish();
+}
+
+/// Through the pool: an `Acquire` that must create its fallback tap, under a
+/// name the policy does not give, fails with the helper's refusal (its
+/// caller sees `Refused` and why), the helper logs it, and nothing is made.
+fn an_acquire_whose_fallback_name_the_policy_refuses_gets_the_refusal() {
+    let scene = Scene::new();
+    let mut pool = scene.pool();
+    assert_eq!(pool.ask("warm")["ok"], 3, "{}", scene.log());
+    // The pool's three taps leased: the next Acquire creates its fallback.
+    for i in 0..3 {
+        assert!(pool.ask(&format!("acquire vm-00000000000{i}"))["ok"].is_object());
+    }
+    let before = scene.taps();
+    let refused = pool.ask("acquire not-a-vm");
+    let debug = refused["err"].as_str().unwrap_or_default();
+    assert!(
+        debug.contains("Refused") && debug.contains("Name"),
+        "{refused}"
+    );
+    let text = refused["text"].as_str().unwrap_or_default();
+    assert!(text.contains("not-a-vm"), "{refused}");
+    assert_eq!(scene.taps(), before, "nothing made");
+    assert!(
+        scene.log().contains("refused") && scene.log().contains("not-a-vm"),
+        "{}",
+        scene.log()
+    );
+    pool.finish();
 }

@@ -9,7 +9,7 @@
 use tap_pool_testkit::{KernelTest, kernel_test};
 
 use crate::child::WORKERS_ENV;
-use crate::scene::{NOBODY, POOL, Scene};
+use crate::scene::{NOBODY, POOL, Scene, policy_with};
 
 pub fn tests() -> Vec<KernelTest> {
     vec![kernel_test!(
@@ -17,26 +17,12 @@ pub fn tests() -> Vec<KernelTest> {
     )]
 }
 
-/// At most four connections for the pool's user.
-const FOUR_CONNECTIONS: &str = r#"
-socket_mode = 0o666
-state_dir = "{state}"
-[[peer]]
-uids = [65534]
-prefix = "tph-"
-fallback = "vm-[0-9a-f]{11}[a-f]"
-bridges = ["tph-br0"]
-device_groups = [4243]
-netns = "{netns}"
-max_connections = 4
-"#;
-
 /// Three lanes of eight workers, four connections: every lane must get
 /// its turn. (With a connection per worker for good, the creates and
 /// resets took all four and every delete was refused `Busy`: the drain
 /// deleted nothing and the taps stayed.)
 fn a_pool_with_more_workers_than_its_rule_has_connections_still_resets_and_drains() {
-    let scene = Scene::with_policy(FOUR_CONNECTIONS);
+    let scene = Scene::with_policy(&policy_with("max_connections = 4"));
     let mut pool = scene.child_with(NOBODY, "pool", POOL, &[(WORKERS_ENV, "8")]);
     let started = pool.read();
     assert_eq!(started["started"], true, "{started}\n{}", scene.log());

@@ -24,7 +24,7 @@ use crate::child::{CONFIG_ENV, ROLE_ENV, SOCKET_ENV};
 pub const NOBODY: u32 = 65534;
 /// A uid the policy does not name.
 pub const STRANGER: u32 = 65533;
-/// A second peer of [`POLICY_PEERS`], with a prefix and device group of
+/// A second peer of [`policy_peers`], with a prefix and device group of
 /// its own.
 pub const OTHER: u32 = 65532;
 pub const OTHER_GROUP: u32 = 4244;
@@ -46,36 +46,30 @@ device_groups = [4243]
 netns = "{netns}"
 "#;
 
-/// [`POLICY`] with two more rules: [`OTHER`] (prefix `tpo-`, device group
-/// [`OTHER_GROUP`], the same bridge) and uid 0 (prefix `tpr-`), so that
-/// this test process can speak raw bytes to the helper; `{max_taps}` is
-/// nobody's limit.
-pub const POLICY_PEERS: &str = r#"
-socket_mode = 0o666
-state_dir = "{state}"
-[[peer]]
-uids = [65534]
-prefix = "tph-"
-fallback = "vm-[0-9a-f]{11}[a-f]"
-bridges = ["tph-br0"]
-device_groups = [4243]
-netns = "{netns}"
-max_taps = {max_taps}
-[[peer]]
-uids = [65532]
-prefix = "tpo-"
-bridges = ["tph-br0"]
-device_groups = [4244]
-netns = "{netns}"
-[[peer]]
-uids = [0]
-prefix = "tpr-"
-netns = "{netns}"
-"#;
+/// [`POLICY`] with `extra` lines after its rule for nobody: keys of that
+/// rule (`max_connections = 4`), then rules of their own.
+pub fn policy_with(extra: &str) -> String {
+    format!("{POLICY}{extra}\n")
+}
 
-/// [`POLICY_PEERS`] with nobody's limit at `max_taps`.
+/// [`POLICY`] with nobody's limit at `max_taps` and two more rules:
+/// [`OTHER`] (prefix `tpo-`, device group [`OTHER_GROUP`], the same
+/// bridge) and uid 0 (prefix `tpr-`), so that this test process can speak
+/// raw bytes to the helper.
 pub fn policy_peers(max_taps: u32) -> String {
-    POLICY_PEERS.replace("{max_taps}", &max_taps.to_string())
+    policy_with(&format!(
+        "max_taps = {max_taps}\n\
+         [[peer]]\n\
+         uids = [{OTHER}]\n\
+         prefix = \"tpo-\"\n\
+         bridges = [\"{BRIDGE}\"]\n\
+         device_groups = [{OTHER_GROUP}]\n\
+         netns = \"{{netns}}\"\n\
+         [[peer]]\n\
+         uids = [0]\n\
+         prefix = \"tpr-\"\n\
+         netns = \"{{netns}}\""
+    ))
 }
 
 /// The pool's configuration.
