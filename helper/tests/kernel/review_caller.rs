@@ -5,16 +5,22 @@
 //!   `max_connections`: a pool with more workers than the rule has
 //!   connections must still make, reset and delete its taps (calls wait
 //!   for a connection), not starve a lane for good.
+//! - An operator changes a rule's namespace and restarts the helper: the
+//!   taps it made in the old one are forgotten, and it says how many.
 
-use tap_pool_testkit::{KernelTest, kernel_test};
+use serde_json::json;
+use tap_pool_testkit::{KernelTest, TestNetns, kernel_test};
 
 use crate::child::WORKERS_ENV;
 use crate::scene::{NOBODY, POOL, Scene, policy_with};
 
 pub fn tests() -> Vec<KernelTest> {
-    vec![kernel_test!(
-        a_pool_with_more_workers_than_its_rule_has_connections_still_resets_and_drains
-    )]
+    vec![
+        kernel_test!(
+            a_pool_with_more_workers_than_its_rule_has_connections_still_resets_and_drains
+        ),
+        kernel_test!(a_policy_that_drops_a_namespace_says_how_many_taps_the_helper_forgets),
+    ]
 }
 
 /// Three lanes of eight workers, four connections: every lane must get
@@ -51,4 +57,35 @@ fn a_pool_with_more_workers_than_its_rule_has_connections_still_resets_and_drain
     );
     assert!(scene.taps().is_empty(), "{:?}", scene.taps());
     pool.finish();
+}
+
+/// The policy's namespace for nobody is changed while the helper is
+/// stopped: at its next start the helper forgets the three taps it made in
+/// the old one and says so at `warn`, and they are not the peer's any more.
+fn a_policy_that_drops_a_namespace_says_how_many_taps_the_helper_forgets() {
+    let mut scene = Scene::new();
+    let mut pool = scene.pool();
+    assert_eq!(pool.ask("warm")["ok"], 3, "{}", scene.log());
+    pool.kill();
+    scene.kill_helper();
+    let other = TestNetns::new();
+    let path = scene.dir.path().join("policy.toml");
+    let policy = std::fs::read_to_string(&path).expect("the policy");
+    std::fs::write(&path, policy.replace(&scene.ns.path(), &other.path())).expect("rewrite");
+    scene.start_helper();
+    let log = scene.log();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("no longer names") && line.contains("forgotten=3")),
+        "{log}"
+    );
+    assert_eq!(scene.taps().len(), 3, "left in the old namespace");
+    drop(other);
+    let mut calls = scene.calls(NOBODY);
+    let refused = calls.ask(&json!({ "delete": { "name": "tph-0", "index": null } }).to_string());
+    assert!(
+        refused["err"]["Refused"]["refusal"]["NotYours"].is_object(),
+        "{refused}"
+    );
+    calls.finish();
 }
