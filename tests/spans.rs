@@ -9,9 +9,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::ThreadId;
 
+use tap_pool_actors::kernel_api::{Kernel, KernelFactory, LinkWatcher};
 use tap_pool_actors::sim::{Fault, SimKernel, SimOp};
 use tap_pool_actors::{
-    Acquire, Drain, PoolConfig, Release, Released, Seed, Settle, TapPoolActor, Warm,
+    Acquire, Drain, Errno, KernelError, PoolConfig, Release, Released, Seed, Settle, TapPoolActor,
+    Warm,
 };
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
@@ -295,4 +297,48 @@ async fn start_seed_warm_up_and_drain_are_logged_at_info() {
             "{name}"
         );
     }
+}
+
+/// A kernel whose link watcher never opens (a helper that is down).
+struct NoWatcher(SimKernel);
+
+impl KernelFactory for NoWatcher {
+    fn open(&self) -> Result<Box<dyn Kernel>, KernelError> {
+        self.0.open()
+    }
+
+    fn watch(&self) -> Result<Box<dyn LinkWatcher>, KernelError> {
+        Err(KernelError::Socket {
+            errno: Errno(libc::ECONNREFUSED),
+        })
+    }
+}
+
+#[actix::test]
+async fn a_watcher_that_cannot_open_warns_once_not_at_every_retry() {
+    records();
+    let mut config = PoolConfig::default();
+    config.prefix = "nowatch-".to_owned();
+    let pool = TapPoolActor::builder(config)
+        .kernel(Arc::new(NoWatcher(SimKernel::new())))
+        .start()
+        .unwrap();
+    let attempts = |level: Option<Level>| {
+        records()
+            .lock()
+            .unwrap()
+            .events
+            .iter()
+            .filter(|e| e.message().starts_with("cannot watch the kernel's links"))
+            .filter(|e| level.is_none_or(|l| e.level == l))
+            .count()
+    };
+    // It retries every second: three attempts, however long they take.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while attempts(None) < 3 {
+        assert!(std::time::Instant::now() < deadline, "never retried");
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(attempts(Some(Level::WARN)), 1, "one warning for one reason");
+    drop(pool);
 }
