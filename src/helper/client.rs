@@ -386,6 +386,13 @@ impl Kernel for HelperKernel {
         match result {
             Ok((Answer::Created(created), _)) => Ok(created),
             Ok(_) => Err(protocol("create", "an answer that does not fit the call")),
+            // Never sent: no connection was made for it.
+            Err(
+                error @ KernelError::Helper {
+                    failure: HelperFailure::Connect { .. },
+                    ..
+                },
+            ) => Err(error),
             Err(error @ KernelError::Helper { .. }) => {
                 // The helper may have made it: take it back now, or on the
                 // next connection.
