@@ -28,7 +28,8 @@ fn refusal(answer: &Value) -> Value {
 }
 
 /// Puts `call` as `calls` and asserts that it is refused with `expected`
-/// and that nothing changed in the namespace or the ledger.
+/// and that nothing changed in the namespace or the ledger. The namespace
+/// must be still ([`Scene::settled`]) after what the test last made.
 fn refused(scene: &Scene, calls: &mut Peer, call: &Value, expected: &Value) {
     let before = scene.snapshot();
     let answer = calls.ask(&call.to_string());
@@ -36,17 +37,49 @@ fn refused(scene: &Scene, calls: &mut Peer, call: &Value, expected: &Value) {
     let after = scene.snapshot();
     assert!(
         before == after,
-        "{call} was refused but changed something:\nbefore {:#}\n{}\nafter {:#}\n{}",
-        before.0,
+        "{call} was refused but changed something:\n{}\nledger before:\n{}\nledger after:\n{}",
+        differences(&before.0, &after.0, "links").join("\n"),
         before.1,
-        after.0,
         after.1
     );
 }
 
+/// Where `before` and `after` differ, one line per value, as
+/// `path: before -> after` (a CI log keeps the head of a long message only).
+fn differences(before: &Value, after: &Value, path: &str) -> Vec<String> {
+    match (before, after) {
+        _ if before == after => Vec::new(),
+        (Value::Object(b), Value::Object(a)) => {
+            let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .flat_map(|key| {
+                    let missing = Value::Null;
+                    differences(
+                        b.get(key).unwrap_or(&missing),
+                        a.get(key).unwrap_or(&missing),
+                        &format!("{path}.{key}"),
+                    )
+                })
+                .collect()
+        }
+        (Value::Array(b), Value::Array(a)) if b.len() == a.len() => b
+            .iter()
+            .zip(a)
+            .enumerate()
+            .flat_map(|(i, (b, a))| {
+                let name = b["ifname"].as_str().map_or(i.to_string(), str::to_string);
+                differences(b, a, &format!("{path}[{name}]"))
+            })
+            .collect(),
+        _ => vec![format!("{path}: {before} -> {after}")],
+    }
+}
+
 fn a_peer_the_policy_does_not_name_is_refused_at_connect_and_logged() {
     let scene = Scene::new();
-    let before = scene.snapshot();
+    let before = scene.settled();
     let mut stranger = scene.child(STRANGER, "calls", "");
     let connected = stranger.read();
     assert_eq!(connected["connected"], false, "{connected}");
@@ -85,6 +118,7 @@ fn what_is_not_the_peers_cannot_be_deleted_reset_or_regrouped() {
     let spec = json!({ "bridge": BRIDGE, "device_group": GROUP });
     let own = calls.ask(&json!({ "create": ["tph-0", spec] }).to_string());
     assert!(own["ok"].is_u64(), "{own}\n{}", scene.log());
+    scene.settled();
 
     let mut targets = Vec::new();
     for name in ["lo", BRIDGE, "tph-7", "tpo-0"] {
@@ -122,6 +156,7 @@ fn what_is_not_the_peers_cannot_be_deleted_reset_or_regrouped() {
 fn a_create_outside_the_policy_is_refused_and_makes_nothing() {
     let scene = Scene::new();
     scene.ns.add_bridge("tph-br1");
+    scene.settled();
     let mut calls = scene.calls(NOBODY);
     let create = |name: &str, spec: Value| json!({ "create": [name, spec] });
     for name in [
@@ -180,6 +215,7 @@ fn a_create_outside_the_policy_is_refused_and_makes_nothing() {
     assert_eq!(scene.taps(), ["tph-0", "vm-00000000000a"]);
     let link = scene.ns.link("tph-0").expect("tph-0");
     assert_eq!(link["linkinfo"]["info_data"]["user"], "nobody", "{link}");
+    scene.settled();
     // A device group the rule does not give cannot be set either.
     let device = json!({ "name": "tph-0", "index": null });
     refused(
@@ -214,16 +250,18 @@ fn a_group_holding_what_is_not_the_peers_is_not_deleted() {
     for (stranger, add) in ["tph-d", "tph-7"].into_iter().zip(strangers) {
         scene.ns.ip(add);
         scene.ns.ip(&["link", "set", stranger, "group", &group]);
-        let before = scene.snapshot();
+        let before = scene.settled();
         let answer = calls.ask(&json!({ "delete_group": GROUP }).to_string());
         assert_eq!(
             refusal(&answer),
             json!({ "GroupNotYours": { "group": GROUP, "member": stranger } }),
             "{answer}"
         );
+        let after = scene.snapshot();
         assert!(
-            before == scene.snapshot(),
-            "a refused group delete changed something"
+            before == after,
+            "a refused group delete changed something:\n{}",
+            differences(&before.0, &after.0, "links").join("\n")
         );
         for name in ["tph-0", "tph-1", stranger] {
             assert!(scene.ns.link(name).is_some(), "{name} is gone");
@@ -257,6 +295,7 @@ fn a_peer_at_its_limit_of_taps_is_refused_another() {
         let made = calls.ask(&json!({ "create": [name, spec] }).to_string());
         assert!(made["ok"].is_u64(), "{made}\n{}", scene.log());
     }
+    scene.settled();
     refused(
         &scene,
         &mut calls,

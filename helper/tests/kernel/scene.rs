@@ -291,6 +291,35 @@ impl Scene {
         )
     }
 
+    /// Waits until the namespace is still, then takes a [`snapshot`].
+    ///
+    /// The kernel settles a link's carrier and operational state (and, from
+    /// them, a bridge port's state and the bridge's carrier) in its
+    /// linkwatch work, up to a second after the change that caused it and
+    /// after the call that made it has answered: a tap the helper has just
+    /// made and closed goes from `UNKNOWN` to `DOWN`, its bridge port from
+    /// forwarding to disabled, and a second later the bridge loses its
+    /// carrier. Still means unchanged for 1.5 s, longer than the kernel
+    /// holds back an event, so every event already queued has shown.
+    ///
+    /// [`snapshot`]: Scene::snapshot
+    pub fn settled(&self) -> (Value, String) {
+        let still = Duration::from_millis(1500);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = self.snapshot();
+        let mut since = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = self.snapshot();
+            if now != seen {
+                assert!(Instant::now() < deadline, "the namespace never settles");
+                (seen, since) = (now, Instant::now());
+            } else if since.elapsed() >= still {
+                return seen;
+            }
+        }
+    }
+
     /// The interface index of `name`, as `ip` shows it.
     pub fn index(&self, name: &str) -> u32 {
         let link = self.ns.link(name).unwrap_or_else(|| panic!("no {name}"));
