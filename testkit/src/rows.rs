@@ -44,6 +44,40 @@ pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 
 // ---------------------------------------------------------------- baselines
 
+/// What any split into two processes adds to a call on this machine: a
+/// round trip over a Unix socket to a thread that is busy for `busy` before
+/// it answers (as a helper is while it makes a tap), `busy` taken off. One
+/// sample per round trip; 8 bytes each way.
+pub fn socket_round_trip(n: usize, busy: Duration) -> Vec<Duration> {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let (mut caller, mut server) = UnixStream::pair().expect("a socket pair");
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 8];
+        while server.read_exact(&mut buf).is_ok() {
+            let t0 = Instant::now();
+            while t0.elapsed() < busy {
+                std::hint::spin_loop();
+            }
+            if server.write_all(&buf).is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = [0u8; 8];
+    let out = (0..n)
+        .map(|i| {
+            let t0 = Instant::now();
+            caller.write_all(&(i as u64).to_le_bytes()).expect("write");
+            caller.read_exact(&mut buf).expect("read");
+            t0.elapsed().saturating_sub(busy)
+        })
+        .collect();
+    drop(caller);
+    let _ = echo.join();
+    out
+}
+
 /// The limit of any actor design: an actor that does nothing.
 pub struct Noop;
 
