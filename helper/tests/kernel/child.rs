@@ -21,6 +21,9 @@ pub const CONFIG_ENV: &str = "TAP_POOL_HELPER_TEST_CONFIG";
 /// How many kernel workers per lane a `pool` child starts (default: the
 /// builder's).
 pub const WORKERS_ENV: &str = "TAP_POOL_HELPER_TEST_WORKERS";
+/// A `pool` child's shutdown deadline, in milliseconds (default: the
+/// builder's).
+pub const SHUTDOWN_ENV: &str = "TAP_POOL_HELPER_TEST_SHUTDOWN_MS";
 /// The tap a `vmm` child acts on.
 pub const TAP_ENV: &str = "TAP_POOL_HELPER_TEST_TAP";
 
@@ -72,6 +75,12 @@ fn pool(socket: &str) -> ExitCode {
         .fail_fast(true);
     if let Some(workers) = std::env::var(WORKERS_ENV).ok().and_then(|w| w.parse().ok()) {
         builder = builder.workers(workers);
+    }
+    if let Some(millis) = std::env::var(SHUTDOWN_ENV)
+        .ok()
+        .and_then(|m| m.parse().ok())
+    {
+        builder = builder.shutdown_deadline(std::time::Duration::from_millis(millis));
     }
     let started = builder.spawn();
     let handle: PoolHandle = match started {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tap_pool_testkit::{KernelTest, kernel_test};
 
+use crate::child::SHUTDOWN_ENV;
 use crate::scene::{GROUP, NOBODY, POOL, Peer, Scene, eventually};
 
 pub fn tests() -> Vec<KernelTest> {
@@ -17,6 +18,10 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(a_pool_killed_mid_warm_up_leaves_nothing_the_next_pool_cannot_drain),
         kernel_test!(random_kills_of_pool_and_helper_leave_only_taps_in_the_ledger),
         kernel_test!(a_helper_restart_while_the_pool_is_idle_fails_none_of_its_next_calls),
+        kernel_test!(
+            a_pool_shutting_down_without_its_helper_stops_at_its_deadline_and_leaks_nothing
+        ),
+        kernel_test!(a_pool_shutting_down_while_its_helper_restarts_deletes_its_taps),
     ]
 }
 
@@ -353,4 +358,95 @@ fn a_helper_restart_while_the_pool_is_idle_fails_none_of_its_next_calls() {
     assert_eq!(settled["ok"]["discarded"], 0, "{settled}");
     pool.finish();
     assert!(scene.taps().is_empty(), "{:?}", scene.taps());
+}
+
+/// A pool of [`POOL`] as nobody, with a shutdown deadline of `millis`,
+/// started and warmed (three taps).
+fn warm_pool_with_deadline(scene: &Scene, millis: u64) -> Peer {
+    let mut pool = scene.child_with(NOBODY, "pool", POOL, &[(SHUTDOWN_ENV, &millis.to_string())]);
+    let started = pool.read();
+    assert_eq!(started["started"], true, "{started}\n{}", scene.log());
+    assert_eq!(pool.ask("warm")["ok"], 3, "{}", scene.log());
+    pool
+}
+
+/// docs/operations.md, "When the helper restarts": a pool that shuts down
+/// while the helper is down retries its deletes until its shutdown
+/// deadline, then exits; the taps it leaves are still the peer's in the
+/// helper's ledger, and the next pool's `Seed` takes them back.
+fn a_pool_shutting_down_without_its_helper_stops_at_its_deadline_and_leaks_nothing() {
+    let mut scene = Scene::new();
+    let deadline = Duration::from_secs(2);
+    let pool = warm_pool_with_deadline(&scene, deadline.as_millis() as u64);
+    let before = taps_by_index(&scene);
+    assert_eq!(before.len(), 3, "{before:?}");
+    scene.kill_helper();
+
+    let shutting_down = Instant::now();
+    let rest = pool.finish();
+    let took = shutting_down.elapsed();
+    assert_eq!(
+        rest.last().map(|r| &r["shutdown"]),
+        Some(&json!(true)),
+        "{rest:?}"
+    );
+    // It tried until its deadline, and no longer (with room for a slow
+    // machine: a hung exit would take for ever).
+    assert!(took >= deadline, "gave up after {took:?}");
+    assert!(
+        took < deadline + Duration::from_secs(20),
+        "the exit waited {took:?} on a dead helper"
+    );
+    assert_eq!(taps_by_index(&scene), before, "nothing could delete them");
+
+    // The next pool, through the restarted helper, finds them as its own.
+    scene.start_helper();
+    let mut pool = scene.pool();
+    let seeded = pool.ask("seed");
+    assert_eq!(found(&seeded), 3, "{seeded}\n{}", scene.log());
+    let drained = pool.ask("drain");
+    assert!(drained["ok"].is_object(), "{drained}");
+    pool.finish();
+    assert!(scene.taps().is_empty(), "{:?}", scene.taps());
+    assert!(scene.ledger_taps().is_empty(), "{:?}", scene.ledger_taps());
+}
+
+/// The same shutdown, with the helper back before the deadline: the pool's
+/// retries reach it and its taps are deleted before it exits.
+fn a_pool_shutting_down_while_its_helper_restarts_deletes_its_taps() {
+    let mut scene = Scene::new();
+    let pool = warm_pool_with_deadline(&scene, 60_000);
+    scene.kill_helper();
+
+    let shutting_down = Instant::now();
+    let exited = std::thread::spawn(move || {
+        let rest = pool.finish();
+        (rest, Instant::now())
+    });
+    // Let the drain's first tries fail on the dead helper, then bring it
+    // back.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        taps_by_index(&scene).len(),
+        3,
+        "deleted without the helper?"
+    );
+    scene.start_helper();
+    let (rest, at) = exited.join().expect("the pool exited");
+    assert_eq!(
+        rest.last().map(|r| &r["shutdown"]),
+        Some(&json!(true)),
+        "{rest:?}"
+    );
+    assert!(
+        at - shutting_down < Duration::from_secs(50),
+        "the pool waited for its deadline, not for the helper"
+    );
+    assert!(
+        scene.taps().is_empty(),
+        "{:?}\n{}",
+        scene.taps(),
+        scene.log()
+    );
+    assert!(scene.ledger_taps().is_empty(), "{:?}", scene.ledger_taps());
 }

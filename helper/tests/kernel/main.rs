@@ -17,7 +17,9 @@
 //! - `faults`: the helper and the pool killed (`SIGKILL`) at bad moments,
 //!   and at random: typed errors, retries, and in the end no tap that is
 //!   not in the ledger and that the next pool cannot drain. The random
-//!   test prints its seed; `TAP_POOL_HELPER_FAULTS_SEED=N` replays it.
+//!   test prints its seed; `TAP_POOL_HELPER_FAULTS_SEED=N` replays it. A
+//!   pool that shuts down while the helper is down exits at its shutdown
+//!   deadline, or deletes its taps once the helper is back.
 //! - `review_hostile`: what a compromised VMM or orchestrator, or an
 //!   operator moving devices by hand, can make of the helper.
 //! - `review_caller`: a pool with more kernel workers than its rule has
