@@ -594,6 +594,17 @@ impl Peer<'_> {
             if ledger.count(self.uid) >= max as usize {
                 return (Err(refused(Refusal::Limit { max })), Vec::new(), None);
             }
+            // A device of that name is not written down as intended: were
+            // the helper to die before the create's `Exists` was written
+            // down, its next start would settle the intent by name, owner
+            // and persistence, and could take that device (a root
+            // operator's tap owned by this peer, say) as the peer's. Only
+            // root can make one between this look and the create.
+            match self.kernel.index_of(name) {
+                Ok(None) => {}
+                Ok(Some(_)) => return (Err(KernelError::Exists { name }), Vec::new(), None),
+                Err(e) => return (Err(e), Vec::new(), None),
+            }
             let intent = Intent {
                 ns: self.ns,
                 uid: self.uid,
@@ -727,11 +738,24 @@ impl Peer<'_> {
             return Err(refused(refusal));
         }
         let result = self.kernel.delete_group(fresh);
-        if result.is_ok() {
-            let mut ledger = self.shared.ledger();
-            for link in &moved {
-                ledger.gone(self.ns, link.index);
+        match &result {
+            // Written down as gone: those no longer there, as a listing
+            // after the delete shows (another call of this peer's may have
+            // moved some out of `fresh` meanwhile; the watcher writes down
+            // the rest, and everything if this listing fails).
+            Ok(()) => {
+                if let Ok(after) = self.kernel.links() {
+                    let mut ledger = self.shared.ledger();
+                    for link in &moved {
+                        if after.iter().all(|now| now.index != link.index) {
+                            ledger.gone(self.ns, link.index);
+                        }
+                    }
+                }
             }
+            // Not deleted: back where the peer put them, not stranded in a
+            // group only this call knew.
+            Err(_) => self.regroup(&moved, group),
         }
         result
     }

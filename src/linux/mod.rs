@@ -512,6 +512,19 @@ impl LinuxKernel {
         self.rtnl.link_summaries().map_err(list_error)
     }
 
+    /// The interface index of the link named `name` in this handle's
+    /// namespace, or `None` if there is none (one `SIOCGIFINDEX`).
+    ///
+    /// # Errors
+    /// [`KernelError::Socket`] when the kernel answers otherwise.
+    pub fn index_of(&self, name: TapName) -> Result<Option<u32>, KernelError> {
+        match self.rtnl.ifindex(name) {
+            Ok(index) => Ok(Some(index)),
+            Err(errno) if errno.0 == libc::ENODEV => Ok(None),
+            Err(errno) => Err(KernelError::Socket { errno }),
+        }
+    }
+
     /// The tun/tap device at interface index `index` as
     /// [`Kernel::list_taps`] reads it (one `RTM_GETLINK`), or `None` if the
     /// device there is not a tun/tap device.

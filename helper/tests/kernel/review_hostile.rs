@@ -27,6 +27,7 @@ pub fn tests() -> Vec<KernelTest> {
             a_tap_its_vmm_removes_is_forgotten_and_a_device_moved_in_at_its_index_is_not_the_peers
         ),
         kernel_test!(the_netlink_sockets_the_helper_hands_over_change_nothing_for_their_holder),
+        kernel_test!(a_create_of_a_name_that_exists_writes_no_intent_a_restart_could_settle),
     ]
 }
 
@@ -311,4 +312,37 @@ fn the_netlink_sockets_the_helper_hands_over_change_nothing_for_their_holder() {
     let tap = scene.ns.link("tph-0").expect("the tap stays");
     assert_eq!(tap["group"], "default", "{tap}");
     peer.finish();
+}
+
+/// A create of a name some device already has is answered `Exists` and
+/// writes no intent to the ledger. An intent is settled at the helper's
+/// next start by name, owner and persistence: had the helper died between
+/// writing it and writing the create's failure, a root operator's tap
+/// owned by the peer would have become the peer's to reset and delete.
+fn a_create_of_a_name_that_exists_writes_no_intent_a_restart_could_settle() {
+    let mut scene = Scene::new();
+    scene.ns.ip(&[
+        "tuntap", "add", "dev", "tph-7", "mode", "tap", "user", "nobody",
+    ]);
+    let mut peer = scene.calls(NOBODY);
+    let answer = peer.ask(&json!({ "create": ["tph-7", {}] }).to_string());
+    assert_eq!(
+        answer["err"],
+        json!({ "Exists": { "name": "tph-7" } }),
+        "{answer}"
+    );
+    peer.finish();
+    let ledger = std::fs::read_to_string(scene.state().join("ledger")).unwrap_or_default();
+    assert!(!ledger.contains("tph-7"), "written down:\n{ledger}");
+    // And after a restart the device is still not nobody's.
+    scene.kill_helper();
+    scene.start_helper();
+    let mut peer = scene.calls(NOBODY);
+    let answer = peer.ask(&json!({ "delete": { "name": "tph-7", "index": null } }).to_string());
+    assert!(
+        answer["err"]["Refused"]["refusal"]["NotYours"].is_object(),
+        "{answer}"
+    );
+    peer.finish();
+    assert!(scene.ns.link("tph-7").is_some());
 }
