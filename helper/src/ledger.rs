@@ -162,12 +162,8 @@ impl Ledger {
     /// was stopped is the operator's from then on.
     pub fn reconcile(&mut self, ns: NsId, taps: &[LinkInfo]) -> (usize, usize) {
         let before = self.taps.len();
-        self.taps.retain(|&(n, index), entry| {
-            n != ns
-                || taps
-                    .iter()
-                    .any(|link| link.index == index && link.name == entry.name)
-        });
+        self.taps
+            .retain(|&(n, _), entry| n != ns || still_there(entry, taps));
         let forgotten = before - self.taps.len();
         let mut found = 0;
         let cut: Vec<Intent> = self
@@ -203,13 +199,14 @@ impl Ledger {
     }
 
     /// Forgets (and writes down as gone) the taps of namespace `ns` that
-    /// are not among `taps`, a fresh listing of its tun/tap devices.
+    /// are not among `taps`, a fresh listing of its tun/tap devices, at
+    /// their index under their name (as [`reconcile`](Self::reconcile)).
     pub fn forget_missing(&mut self, ns: NsId, taps: &[LinkInfo]) {
         let missing: Vec<u32> = self
             .taps
-            .keys()
-            .filter(|&&(n, index)| n == ns && !taps.iter().any(|link| link.index == index))
-            .map(|&(_, index)| index)
+            .iter()
+            .filter(|&(&(n, _), entry)| n == ns && !still_there(entry, taps))
+            .map(|(&(_, index), _)| index)
             .collect();
         for index in missing {
             self.gone(ns, index);
@@ -335,6 +332,12 @@ fn line(text: &mut Vec<u8>, record: &Record) {
     if serde_json::to_writer(&mut *text, record).is_ok() {
         text.push(b'\n');
     }
+}
+
+/// Whether `entry`'s tap is among `taps`, at its index under its name.
+fn still_there(entry: &Entry, taps: &[LinkInfo]) -> bool {
+    taps.iter()
+        .any(|link| link.index == entry.index && link.name == entry.name)
 }
 
 fn append(path: &Path) -> std::io::Result<File> {
