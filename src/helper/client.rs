@@ -313,6 +313,15 @@ impl HelperKernel {
                 None => (Err(protocol(op, "an answer without its sockets")), false),
             },
             Ok(Ok(answer)) => (Ok((answer, Vec::new())), true),
+            // A connection that asked for sockets as often as the helper
+            // lets one is closed, not shared again: the next ask gets a
+            // new one, whose slot this one gives up.
+            Ok(Err(
+                error @ KernelError::Refused {
+                    refusal: Refusal::Sockets { .. },
+                    ..
+                },
+            )) => (Err(error), false),
             Ok(Err(error)) => (Err(error), true),
             Err(failure) => (
                 Err(KernelError::Helper {
