@@ -180,7 +180,12 @@ impl Scene {
             .expect("start tap-pool-helper");
         self.helper = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+        // Serving, not only listening: the helper binds its socket before
+        // it reads its ledger and settles it with the namespaces (and an
+        // activated one's socket is this test's, connectable all along), so
+        // it is up once it answers a hello (a `Closing` for root, whom the
+        // policy may not name, is an answer too).
+        while !answers_hello(&self.socket()) {
             if let Some(Some(status)) = self.helper.as_mut().map(|c| c.try_wait().ok().flatten()) {
                 panic!("the helper exited: {status}\n{}", self.log());
             }
@@ -425,4 +430,22 @@ pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "never: {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Whether a helper on `socket` answers a hello (within a second).
+fn answers_hello(socket: &std::path::Path) -> bool {
+    use tap_pool::helper::proto::{
+        ClientFrame, PROTOCOL_VERSION, ServerFrame, read_frame, write_frame,
+    };
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let hello = ClientFrame::Hello {
+        version: PROTOCOL_VERSION,
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .is_ok()
+        && write_frame(&mut stream, &hello).is_ok()
+        && read_frame::<ServerFrame>(&mut stream, &mut Vec::new()).is_ok()
 }
