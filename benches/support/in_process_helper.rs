@@ -24,8 +24,9 @@ impl InProcessHelper {
     /// Serves `ns` for this process's uid: the default pool prefix, the
     /// rows' fallback names (`p-open`, `p0`, `p1`...), `bridge` and the
     /// rows' device group. The rows clear their taps behind the helper's
-    /// back (one group delete as root), so its ledger keeps them: the tap
-    /// limit is set far above what a run makes.
+    /// back (one group delete as root); its watcher forgets them as they
+    /// go, but may lag a burst of creates: the tap limit is set far above
+    /// what a run makes, so that it never refuses one.
     pub fn start(ns: &TestNetns, bridge: TapName) -> InProcessHelper {
         // The ledger on memory, as under /run on a systemd host (the unit's
         // RuntimeDirectory): on a disk each of its appends waits on the
