@@ -11,7 +11,30 @@ pub fn tests() -> Vec<KernelTest> {
             a_pool_without_privilege_warms_acquires_releases_seeds_and_drains_through_the_helper
         ),
         kernel_test!(the_helper_serves_the_socket_systemd_hands_over),
+        kernel_test!(
+            the_pools_link_watcher_reads_the_socket_the_helper_handed_over_even_across_its_restart
+        ),
     ]
+}
+
+/// The pool's link watcher reads a netlink socket the helper opened in the
+/// namespace and handed over: an idle tap an operator deletes by hand is
+/// seen gone, with no call of the pool's on it, and replaced. The socket
+/// does not go through the helper, so it keeps reporting after the helper
+/// restarts.
+fn the_pools_link_watcher_reads_the_socket_the_helper_handed_over_even_across_its_restart() {
+    let mut scene = Scene::new();
+    let mut pool = scene.pool();
+    assert_eq!(pool.ask("warm")["ok"], 3, "{}", scene.log());
+    scene.kill_helper();
+    scene.start_helper();
+    scene.ns.ip(&["link", "del", "tph-1"]);
+    crate::scene::eventually(30, "the pool sees the tap gone and refills", || {
+        let stats = pool.ask("stats");
+        stats["ok"]["vanished"] == 1 && stats["ok"]["idle"] == 3
+    });
+    assert_eq!(scene.taps().len(), 3, "{:?}", scene.taps());
+    pool.finish();
 }
 
 fn a_pool_without_privilege_warms_acquires_releases_seeds_and_drains_through_the_helper() {
