@@ -24,6 +24,9 @@ pub const WORKERS_ENV: &str = "TAP_POOL_HELPER_TEST_WORKERS";
 /// A `pool` child's shutdown deadline, in milliseconds (default: the
 /// builder's).
 pub const SHUTDOWN_ENV: &str = "TAP_POOL_HELPER_TEST_SHUTDOWN_MS";
+/// A `calls` child's helper timeout, in milliseconds (default: the
+/// factory's).
+pub const TIMEOUT_ENV: &str = "TAP_POOL_HELPER_TEST_TIMEOUT_MS";
 /// The tap a `vmm` child acts on.
 pub const TAP_ENV: &str = "TAP_POOL_HELPER_TEST_TAP";
 
@@ -167,7 +170,11 @@ fn pool(socket: &str) -> ExitCode {
 /// spec, mac]}`, `{"set_group": [device, group]}`, `{"delete_group": g}`,
 /// `{"list": null}`. Connecting answers `{"connected": ...}` first.
 fn calls(socket: &str) -> ExitCode {
-    let mut kernel = match HelperKernelFactory::new(socket).connect() {
+    let mut factory = HelperKernelFactory::new(socket);
+    if let Some(millis) = std::env::var(TIMEOUT_ENV).ok().and_then(|m| m.parse().ok()) {
+        factory = factory.timeout(std::time::Duration::from_millis(millis));
+    }
+    let mut kernel = match factory.connect() {
         Ok(kernel) => {
             reply(json!({ "connected": true }));
             kernel

@@ -5,6 +5,8 @@
 //! [`Refusal`]: tap_pool::Refusal
 
 use serde_json::{Value, json};
+
+use crate::child::TIMEOUT_ENV;
 use tap_pool_testkit::{KernelTest, kernel_test};
 
 use crate::scene::{
@@ -19,6 +21,7 @@ pub fn tests() -> Vec<KernelTest> {
         kernel_test!(a_group_holding_what_is_not_the_peers_is_not_deleted),
         kernel_test!(a_peer_at_its_limit_of_taps_is_refused_another),
         kernel_test!(an_acquire_whose_fallback_name_the_policy_refuses_gets_the_refusal),
+        kernel_test!(a_rule_at_its_connection_limit_is_refused_one_more_until_one_closes),
     ]
 }
 
@@ -344,4 +347,36 @@ fn an_acquire_whose_fallback_name_the_policy_refuses_gets_the_refusal() {
         scene.log()
     );
     pool.finish();
+}
+
+/// A rule's `max_connections`: one more connection of its peers is
+/// refused at connect with `Busy` (the client waits for a slot until its
+/// timeout, then says so), and taken once one of theirs closes.
+fn a_rule_at_its_connection_limit_is_refused_one_more_until_one_closes() {
+    let scene = Scene::with_policy(&crate::scene::policy_with("max_connections = 2"));
+    let held = [scene.calls(NOBODY), scene.calls(NOBODY)];
+    let mut third = scene.child_with(NOBODY, "calls", "", &[(TIMEOUT_ENV, "1000")]);
+    let connected = third.read();
+    assert_eq!(connected["connected"], false, "{connected}");
+    assert_eq!(
+        refusal(&connected),
+        json!({ "Busy": { "max": 2 } }),
+        "{connected}"
+    );
+    third.finish();
+    let [first, mut second] = held;
+    first.finish();
+    // The helper counts a connection until its thread has ended.
+    crate::scene::eventually(10, "a connection is taken again", || {
+        let mut again = scene.child(NOBODY, "calls", "");
+        let taken = again.read()["connected"] == true;
+        again.finish();
+        taken
+    });
+    let listed = second.ask(&json!({ "list": null }).to_string());
+    assert!(
+        listed["ok"].is_array(),
+        "the held one still serves: {listed}"
+    );
+    second.finish();
 }
